@@ -1,0 +1,59 @@
+//! Elementwise binary ops with NumPy broadcasting, comparisons and selection.
+use super::shape_rules::{broadcast_bool, broadcast_inputs};
+use super::*;
+
+const fn binary(name: &'static str, doc: &'static str) -> OpDef {
+    OpDef {
+        name,
+        family: Family::Arithmetic,
+        doc,
+        inputs: inputs(&["a", "b"]),
+        outputs: ONE_OUTPUT,
+        attrs: &[],
+        weights: &[],
+        layout: Layout::Axes,
+        infer: broadcast_inputs,
+    }
+}
+
+const fn compare(name: &'static str, doc: &'static str) -> OpDef {
+    OpDef {
+        infer: broadcast_bool,
+        ..binary(name, doc)
+    }
+}
+
+pub const OPS: &[OpDef] = &[
+    binary("Add", "a + b"),
+    binary("Sub", "a − b"),
+    binary("Mul", "a · b"),
+    binary("Div", "a / b (integer inputs: truncating)"),
+    binary("Pow", "a raised to b"),
+    binary("Maximum", "elementwise max"),
+    binary("Minimum", "elementwise min"),
+    compare("Equal", "a == b"),
+    compare("Greater", "a > b"),
+    compare("GreaterOrEqual", "a ≥ b"),
+    compare("Less", "a < b"),
+    compare("LessOrEqual", "a ≤ b"),
+    compare("And", "logical and of bool tensors"),
+    compare("Or", "logical or of bool tensors"),
+    compare("Xor", "logical xor of bool tensors"),
+    OpDef {
+        name: "Where",
+        family: Family::Arithmetic,
+        doc: "x where cond else y, all three broadcast",
+        inputs: inputs(&["cond", "x", "y"]),
+        outputs: ONE_OUTPUT,
+        attrs: &[],
+        weights: &[],
+        layout: Layout::Axes,
+        infer: infer_where,
+    },
+];
+
+fn infer_where(ctx: &InferCtx) -> Result<Vec<TensorType>> {
+    let (c, x, y) = (ctx.input(0)?, ctx.input(1)?, ctx.input(2)?);
+    let shape = shape_rules::broadcast(&shape_rules::broadcast(&c.shape, &x.shape)?, &y.shape)?;
+    Ok(vec![TensorType::new(x.dtype, shape)])
+}

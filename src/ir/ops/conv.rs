@@ -1,0 +1,217 @@
+//! Convolutions. Depthwise convolution is `Conv` with `group` = input channels; a separable
+//! convolution is a depthwise `Conv` followed by a 1×1 `Conv`.
+use super::shape_rules::{spatial_axes, spatial_list, split_pads, window_out};
+use super::*;
+use crate::ir::types::AttrKind as K;
+
+const WINDOW_ATTRS: [AttrDef; 4] = [
+    attr(
+        "kernel_shape",
+        K::Ints,
+        Default::Required,
+        "kernel size per spatial axis",
+    ),
+    attr(
+        "strides",
+        K::Ints,
+        Default::Ints(&[]),
+        "stride per spatial axis (empty: all 1)",
+    ),
+    attr(
+        "dilations",
+        K::Ints,
+        Default::Ints(&[]),
+        "dilation per spatial axis (empty: all 1)",
+    ),
+    attr(
+        "pads",
+        K::Ints,
+        Default::Ints(&[]),
+        "explicit padding [begin per spatial axis..., end per spatial axis...] (empty: none)",
+    ),
+];
+
+pub const OPS: &[OpDef] = &[
+    OpDef {
+        name: "Conv",
+        family: Family::Conv,
+        doc: "N-d convolution (1-d to 3-d) with groups; cross-correlation as in every framework.",
+        inputs: ONE_INPUT,
+        outputs: ONE_OUTPUT,
+        attrs: &[
+            WINDOW_ATTRS[0],
+            WINDOW_ATTRS[1],
+            WINDOW_ATTRS[2],
+            WINDOW_ATTRS[3],
+            attr(
+                "group",
+                K::Int,
+                Default::Int(1),
+                "number of groups; = in channels for depthwise",
+            ),
+            attr(
+                "out_channels",
+                K::Int,
+                Default::Required,
+                "number of output channels",
+            ),
+            attr(
+                "use_bias",
+                K::Bool,
+                Default::Bool(false),
+                "whether the `bias` weight exists",
+            ),
+            DATA_FORMAT,
+        ],
+        weights: &[
+            weight(
+                "weights",
+                "channels_first: [out, in/group, *kernel]; channels_last: [*kernel, in/group, out]",
+            ),
+            optional_weight("bias", "[out]; present when use_bias"),
+        ],
+        layout: Layout::DataFormat,
+        infer: infer_conv,
+    },
+    OpDef {
+        name: "ConvTranspose",
+        family: Family::Conv,
+        doc: "N-d transposed convolution (gradient of Conv w.r.t. its input).",
+        inputs: ONE_INPUT,
+        outputs: ONE_OUTPUT,
+        attrs: &[
+            WINDOW_ATTRS[0],
+            WINDOW_ATTRS[1],
+            WINDOW_ATTRS[2],
+            attr(
+                "pads",
+                K::Ints,
+                Default::Ints(&[]),
+                "amount cropped from the full output [begins..., ends...] (empty: none)",
+            ),
+            attr(
+                "output_padding",
+                K::Ints,
+                Default::Ints(&[]),
+                "extra size added at the end of each spatial axis (empty: none)",
+            ),
+            attr("group", K::Int, Default::Int(1), "number of groups"),
+            attr(
+                "out_channels",
+                K::Int,
+                Default::Required,
+                "number of output channels",
+            ),
+            attr(
+                "use_bias",
+                K::Bool,
+                Default::Bool(false),
+                "whether the `bias` weight exists",
+            ),
+            DATA_FORMAT,
+        ],
+        weights: &[
+            weight(
+                "weights",
+                "channels_first: [in, out/group, *kernel]; channels_last: [*kernel, out/group, in]",
+            ),
+            optional_weight("bias", "[out]; present when use_bias"),
+        ],
+        layout: Layout::DataFormat,
+        infer: infer_conv_transpose,
+    },
+];
+
+/// Spatial geometry of a windowed op, read from its attributes for an input of `rank`.
+pub struct Window {
+    pub kernel: Vec<i64>,
+    pub strides: Vec<i64>,
+    pub dilations: Vec<i64>,
+    pub pad_begin: Vec<i64>,
+    pub pad_end: Vec<i64>,
+}
+
+impl Window {
+    pub fn read(attrs: &Attrs, n_spatial: usize) -> Result<Window> {
+        let kernel = attrs.ints("kernel_shape")?;
+        if kernel.len() != n_spatial {
+            bail!(
+                "kernel_shape has {} values but the input has {n_spatial} spatial axes",
+                kernel.len()
+            );
+        }
+        let strides = spatial_list(attrs.ints("strides")?, n_spatial, 1, "strides")?;
+        let dilations = match attrs.def.attr("dilations") {
+            Some(_) => spatial_list(attrs.ints("dilations")?, n_spatial, 1, "dilations")?,
+            None => vec![1; n_spatial],
+        };
+        let (pad_begin, pad_end) = split_pads(attrs.ints("pads")?, n_spatial)?;
+        Ok(Window {
+            kernel,
+            strides,
+            dilations,
+            pad_begin,
+            pad_end,
+        })
+    }
+}
+
+fn activation_rank(ctx: &InferCtx) -> Result<usize> {
+    let rank = ctx.input(0)?.rank();
+    if !(3..=5).contains(&rank) {
+        bail!("expects a rank 3 to 5 input, got {}", ctx.input(0)?);
+    }
+    Ok(rank)
+}
+
+fn infer_conv(ctx: &InferCtx) -> Result<Vec<TensorType>> {
+    let rank = activation_rank(ctx)?;
+    let x = ctx.input(0)?;
+    let (c_axis, spatial) = spatial_axes(rank, ctx.attrs.channels_last()?);
+    let w = Window::read(&ctx.attrs, spatial.len())?;
+    let group = ctx.attrs.int("group")?;
+    let in_c = x.shape[c_axis];
+    if in_c > 0 && (group <= 0 || in_c % group != 0) {
+        bail!("{in_c} input channels are not divisible into {group} groups");
+    }
+    let mut shape = x.shape.clone();
+    shape[c_axis] = ctx.attrs.int("out_channels")?;
+    for (i, &a) in spatial.iter().enumerate() {
+        shape[a] = window_out(
+            x.shape[a],
+            w.kernel[i],
+            w.strides[i],
+            w.dilations[i],
+            w.pad_begin[i],
+            w.pad_end[i],
+            false,
+        );
+    }
+    Ok(vec![TensorType::new(x.dtype, shape)])
+}
+
+fn infer_conv_transpose(ctx: &InferCtx) -> Result<Vec<TensorType>> {
+    let rank = activation_rank(ctx)?;
+    let x = ctx.input(0)?;
+    let (c_axis, spatial) = spatial_axes(rank, ctx.attrs.channels_last()?);
+    let w = Window::read(&ctx.attrs, spatial.len())?;
+    let extra = spatial_list(
+        ctx.attrs.ints("output_padding")?,
+        spatial.len(),
+        0,
+        "output_padding",
+    )?;
+    let mut shape = x.shape.clone();
+    shape[c_axis] = ctx.attrs.int("out_channels")?;
+    for (i, &a) in spatial.iter().enumerate() {
+        shape[a] = if x.shape[a] < 0 {
+            -1
+        } else {
+            (x.shape[a] - 1) * w.strides[i] - w.pad_begin[i] - w.pad_end[i]
+                + w.dilations[i] * (w.kernel[i] - 1)
+                + extra[i]
+                + 1
+        };
+    }
+    Ok(vec![TensorType::new(x.dtype, shape)])
+}

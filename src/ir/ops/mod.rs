@@ -1,0 +1,398 @@
+//! The op catalogue: the one place that declares every IR op — its inputs and outputs, typed
+//! attributes with defaults and allowed values, weights with their layout, shape rule, whether it
+//! depends on tensor layout, and a one-line doc. Ops are grouped by family, one file a family;
+//! `docs/ops.md` is generated from this table (`mmdnn ops --markdown`).
+use super::graph::Node;
+use super::types::{AttrKind, AttrValue, DType, TensorType};
+use anyhow::{anyhow, bail, Context, Result};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+mod activation;
+mod arithmetic;
+mod conv;
+mod dense;
+mod io;
+mod normalization;
+mod pool;
+mod recurrent;
+mod reduce;
+mod shape_ops;
+pub mod shape_rules;
+
+/// Families, in the order docs list them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    Io,
+    Conv,
+    Pool,
+    Dense,
+    Normalization,
+    Activation,
+    Arithmetic,
+    Reduce,
+    Shape,
+    Recurrent,
+}
+
+impl Family {
+    pub fn title(self) -> &'static str {
+        match self {
+            Family::Io => "Inputs and constants",
+            Family::Conv => "Convolution",
+            Family::Pool => "Pooling",
+            Family::Dense => "Dense and matrix products",
+            Family::Normalization => "Normalization",
+            Family::Activation => "Activations and unary math",
+            Family::Arithmetic => "Elementwise binary, comparison and selection",
+            Family::Reduce => "Reductions",
+            Family::Shape => "Shape, indexing and data movement",
+            Family::Recurrent => "Recurrent",
+        }
+    }
+}
+
+/// Default of an attribute.
+#[derive(Clone, Copy, Debug)]
+pub enum Default {
+    /// The attribute must be given.
+    Required,
+    /// May be absent; the op documents what absence means.
+    Optional,
+    Int(i64),
+    Float(f32),
+    Bool(bool),
+    Str(&'static str),
+    Ints(&'static [i64]),
+}
+
+impl Default {
+    pub fn value(self) -> Option<AttrValue> {
+        Some(match self {
+            Default::Required | Default::Optional => return None,
+            Default::Int(v) => AttrValue::Int(v),
+            Default::Float(v) => AttrValue::Float(v),
+            Default::Bool(v) => AttrValue::Bool(v),
+            Default::Str(v) => AttrValue::Str(v.to_string()),
+            Default::Ints(v) => AttrValue::Ints(v.to_vec()),
+        })
+    }
+}
+
+/// One declared attribute.
+#[derive(Clone, Copy, Debug)]
+pub struct AttrDef {
+    pub name: &'static str,
+    pub kind: AttrKind,
+    pub default: Default,
+    /// For string attributes: the allowed values (empty = any).
+    pub allowed: &'static [&'static str],
+    pub doc: &'static str,
+}
+
+/// One weight tensor owned by a node, stored in the weight store under (node, name).
+#[derive(Clone, Copy, Debug)]
+pub struct WeightDef {
+    pub name: &'static str,
+    /// Present only when the condition holds (documented); otherwise always present.
+    pub optional: bool,
+    /// The documented layout of the tensor.
+    pub layout: &'static str,
+}
+
+/// How many tensor inputs an op takes.
+#[derive(Clone, Copy, Debug)]
+pub enum Inputs {
+    /// Exactly these (named) inputs; trailing ones after `required` may be omitted.
+    Fixed {
+        names: &'static [&'static str],
+        required: usize,
+    },
+    /// At least `min` inputs of the same role.
+    Variadic { name: &'static str, min: usize },
+}
+
+/// How many outputs an op produces.
+#[derive(Clone, Copy, Debug)]
+pub enum Outputs {
+    Fixed(&'static [&'static str]),
+    /// As many as the named list attribute has entries (e.g. Split's `split`).
+    PerEntryOf(&'static str),
+}
+
+/// How an op relates to tensor layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Works the same whatever the layout (elementwise, activations).
+    Agnostic,
+    /// Has a `data_format` attribute ("channels_first" / "channels_last").
+    DataFormat,
+    /// Has axis attributes that name dimensions (Concat, Softmax, Reshape, ...): a layout
+    /// change must rewrite them.
+    Axes,
+}
+
+/// Shape rule: computes output types from the node and its input types.
+pub type InferFn = fn(&InferCtx) -> Result<Vec<TensorType>>;
+
+/// A catalogue entry.
+#[derive(Clone, Copy, Debug)]
+pub struct OpDef {
+    pub name: &'static str,
+    pub family: Family,
+    pub doc: &'static str,
+    pub inputs: Inputs,
+    pub outputs: Outputs,
+    pub attrs: &'static [AttrDef],
+    pub weights: &'static [WeightDef],
+    pub layout: Layout,
+    pub infer: InferFn,
+}
+
+impl OpDef {
+    pub fn attr(&self, name: &str) -> Option<&AttrDef> {
+        self.attrs.iter().find(|a| a.name == name)
+    }
+    pub fn weight(&self, name: &str) -> Option<&WeightDef> {
+        self.weights.iter().find(|w| w.name == name)
+    }
+}
+
+// Constructors that keep the family files short.
+pub const fn attr(
+    name: &'static str,
+    kind: AttrKind,
+    default: Default,
+    doc: &'static str,
+) -> AttrDef {
+    AttrDef {
+        name,
+        kind,
+        default,
+        allowed: &[],
+        doc,
+    }
+}
+
+pub const fn choice(
+    name: &'static str,
+    default: &'static str,
+    allowed: &'static [&'static str],
+    doc: &'static str,
+) -> AttrDef {
+    AttrDef {
+        name,
+        kind: AttrKind::Str,
+        default: Default::Str(default),
+        allowed,
+        doc,
+    }
+}
+
+pub const fn weight(name: &'static str, layout: &'static str) -> WeightDef {
+    WeightDef {
+        name,
+        optional: false,
+        layout,
+    }
+}
+
+pub const fn optional_weight(name: &'static str, layout: &'static str) -> WeightDef {
+    WeightDef {
+        name,
+        optional: true,
+        layout,
+    }
+}
+
+pub const fn inputs(names: &'static [&'static str]) -> Inputs {
+    Inputs::Fixed {
+        names,
+        required: names.len(),
+    }
+}
+
+pub const ONE_INPUT: Inputs = inputs(&["x"]);
+pub const ONE_OUTPUT: Outputs = Outputs::Fixed(&["y"]);
+
+/// The `data_format` attribute shared by every layout-sensitive op.
+pub const DATA_FORMAT: AttrDef = choice(
+    "data_format",
+    "channels_first",
+    &["channels_first", "channels_last"],
+    "channels_first: [N, C, *spatial]; channels_last: [N, *spatial, C]",
+);
+
+/// Every op, in catalogue order (by family, then as declared).
+pub fn all() -> &'static [OpDef] {
+    static ALL: OnceLock<Vec<OpDef>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        let mut ops: Vec<OpDef> = [
+            io::OPS,
+            conv::OPS,
+            pool::OPS,
+            dense::OPS,
+            normalization::OPS,
+            activation::OPS,
+            arithmetic::OPS,
+            reduce::OPS,
+            shape_ops::OPS,
+            recurrent::OPS,
+        ]
+        .concat();
+        ops.sort_by_key(|o| o.family);
+        ops
+    })
+}
+
+/// Looks up an op by name.
+pub fn get(name: &str) -> Option<&'static OpDef> {
+    static INDEX: OnceLock<HashMap<&'static str, &'static OpDef>> = OnceLock::new();
+    INDEX
+        .get_or_init(|| all().iter().map(|o| (o.name, o)).collect())
+        .get(name)
+        .copied()
+}
+
+/// Looks up an op by name, failing with an error that names the node.
+pub fn lookup(node: &Node) -> Result<&'static OpDef> {
+    get(&node.op).ok_or_else(|| anyhow!("node '{}': unknown op '{}'", node.name, node.op))
+}
+
+/// Typed access to a node's attributes, with the catalogue's defaults filled in.
+pub struct Attrs<'a> {
+    pub node: &'a Node,
+    pub def: &'static OpDef,
+}
+
+impl<'a> Attrs<'a> {
+    pub fn of(node: &'a Node) -> Result<Self> {
+        Ok(Attrs {
+            node,
+            def: lookup(node)?,
+        })
+    }
+
+    /// The attribute's value, or its default; `None` if absent and optional.
+    pub fn get(&self, name: &str) -> Result<Option<AttrValue>> {
+        let def = self.def.attr(name).ok_or_else(|| {
+            anyhow!(
+                "internal: op {} declares no attribute '{name}'",
+                self.def.name
+            )
+        })?;
+        match self.node.attrs.get(name) {
+            Some(v) => Ok(Some(v.clone().coerce(def.kind).with_context(|| {
+                format!(
+                    "node '{}' ({}): attribute '{name}'",
+                    self.node.name, self.node.op
+                )
+            })?)),
+            None => match def.default {
+                Default::Required => bail!(
+                    "node '{}' ({}): required attribute '{name}' is missing",
+                    self.node.name,
+                    self.node.op
+                ),
+                d => Ok(d.value()),
+            },
+        }
+    }
+
+    fn required(&self, name: &str) -> Result<AttrValue> {
+        self.get(name)?.ok_or_else(|| {
+            anyhow!(
+                "node '{}' ({}): attribute '{name}' is not set",
+                self.node.name,
+                self.node.op
+            )
+        })
+    }
+
+    pub fn int(&self, name: &str) -> Result<i64> {
+        match self.required(name)? {
+            AttrValue::Int(v) => Ok(v),
+            v => bail!("attribute '{name}' is {v}, not an int"),
+        }
+    }
+    pub fn float(&self, name: &str) -> Result<f32> {
+        match self.required(name)? {
+            AttrValue::Float(v) => Ok(v),
+            v => bail!("attribute '{name}' is {v}, not a float"),
+        }
+    }
+    pub fn bool(&self, name: &str) -> Result<bool> {
+        match self.required(name)? {
+            AttrValue::Bool(v) => Ok(v),
+            v => bail!("attribute '{name}' is {v}, not a bool"),
+        }
+    }
+    pub fn str(&self, name: &str) -> Result<String> {
+        match self.required(name)? {
+            AttrValue::Str(v) => Ok(v),
+            v => bail!("attribute '{name}' is {v}, not a string"),
+        }
+    }
+    pub fn ints(&self, name: &str) -> Result<Vec<i64>> {
+        match self.required(name)? {
+            AttrValue::Ints(v) | AttrValue::Shape(v) => Ok(v),
+            v => bail!("attribute '{name}' is {v}, not a list of ints"),
+        }
+    }
+    pub fn floats(&self, name: &str) -> Result<Vec<f32>> {
+        match self.required(name)? {
+            AttrValue::Floats(v) => Ok(v),
+            v => bail!("attribute '{name}' is {v}, not a list of floats"),
+        }
+    }
+    pub fn strs(&self, name: &str) -> Result<Vec<String>> {
+        match self.required(name)? {
+            AttrValue::Strs(v) => Ok(v),
+            v => bail!("attribute '{name}' is {v}, not a list of strings"),
+        }
+    }
+    pub fn dtype(&self, name: &str) -> Result<DType> {
+        match self.required(name)? {
+            AttrValue::Type(v) => Ok(v),
+            v => bail!("attribute '{name}' is {v}, not a type"),
+        }
+    }
+    /// An optional list: `None` when absent.
+    pub fn opt_ints(&self, name: &str) -> Result<Option<Vec<i64>>> {
+        Ok(match self.get(name)? {
+            Some(AttrValue::Ints(v)) | Some(AttrValue::Shape(v)) => Some(v),
+            Some(v) => bail!("attribute '{name}' is {v}, not a list of ints"),
+            None => None,
+        })
+    }
+    pub fn opt_float(&self, name: &str) -> Result<Option<f32>> {
+        Ok(match self.get(name)? {
+            Some(AttrValue::Float(v)) => Some(v),
+            Some(v) => bail!("attribute '{name}' is {v}, not a float"),
+            None => None,
+        })
+    }
+    /// True when `data_format` is channels_last.
+    pub fn channels_last(&self) -> Result<bool> {
+        Ok(self.str("data_format")? == "channels_last")
+    }
+}
+
+/// What a shape rule sees: the node, its attributes and the types of its inputs.
+pub struct InferCtx<'a> {
+    pub attrs: Attrs<'a>,
+    pub inputs: Vec<&'a TensorType>,
+}
+
+impl InferCtx<'_> {
+    pub fn input(&self, i: usize) -> Result<&TensorType> {
+        self.inputs
+            .get(i)
+            .copied()
+            .ok_or_else(|| anyhow!("input {i} is missing"))
+    }
+    /// Normalises a possibly negative axis against `rank`.
+    pub fn axis(&self, axis: i64, rank: usize) -> Result<usize> {
+        shape_rules::norm_axis(axis, rank)
+    }
+}

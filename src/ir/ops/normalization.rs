@@ -1,0 +1,117 @@
+//! Normalization layers. Channel-wise ops name their channel axis with `axis`.
+use super::shape_rules::same_as_input;
+use super::*;
+use crate::ir::types::AttrKind as K;
+
+const EPSILON: AttrDef = attr(
+    "epsilon",
+    K::Float,
+    Default::Float(1e-5),
+    "added to the variance",
+);
+const USE_SCALE: AttrDef = attr(
+    "use_scale",
+    K::Bool,
+    Default::Bool(true),
+    "whether `scale` exists",
+);
+const USE_BIAS: AttrDef = attr(
+    "use_bias",
+    K::Bool,
+    Default::Bool(true),
+    "whether `bias` exists",
+);
+const CHANNEL_AXIS: AttrDef = attr("axis", K::Int, Default::Int(1), "the channel axis");
+
+const fn norm(
+    name: &'static str,
+    doc: &'static str,
+    attrs: &'static [AttrDef],
+    weights: &'static [WeightDef],
+) -> OpDef {
+    OpDef {
+        name,
+        family: Family::Normalization,
+        doc,
+        inputs: ONE_INPUT,
+        outputs: ONE_OUTPUT,
+        attrs,
+        weights,
+        layout: Layout::Axes,
+        infer: same_as_input,
+    }
+}
+
+pub const OPS: &[OpDef] = &[
+    norm(
+        "BatchNorm",
+        "Inference batch norm: (x − mean) / sqrt(var + epsilon) · scale + bias along `axis`.",
+        &[CHANNEL_AXIS, EPSILON, USE_SCALE, USE_BIAS],
+        &[
+            weight("mean", "[C]"),
+            weight("var", "[C]"),
+            optional_weight("scale", "[C]; present when use_scale"),
+            optional_weight("bias", "[C]; present when use_bias"),
+        ],
+    ),
+    norm(
+        "LayerNorm",
+        "Normalises over `axes` with the statistics of each sample, then scale and bias.",
+        &[
+            attr("axes", K::Ints, Default::Ints(&[-1]), "the normalised axes"),
+            EPSILON,
+            USE_SCALE,
+            USE_BIAS,
+        ],
+        &[
+            optional_weight("scale", "shape of the normalised axes; present when use_scale"),
+            optional_weight("bias", "shape of the normalised axes; present when use_bias"),
+        ],
+    ),
+    norm(
+        "GroupNorm",
+        "Splits channels into `groups`, normalises each group over channels and spatial axes.",
+        &[
+            attr("groups", K::Int, Default::Required, "number of groups"),
+            CHANNEL_AXIS,
+            EPSILON,
+            USE_SCALE,
+            USE_BIAS,
+        ],
+        &[
+            optional_weight("scale", "[C]; present when use_scale"),
+            optional_weight("bias", "[C]; present when use_bias"),
+        ],
+    ),
+    norm(
+        "InstanceNorm",
+        "Normalises each channel of each sample over the spatial axes.",
+        &[CHANNEL_AXIS, EPSILON, USE_SCALE, USE_BIAS],
+        &[
+            optional_weight("scale", "[C]; present when use_scale"),
+            optional_weight("bias", "[C]; present when use_bias"),
+        ],
+    ),
+    norm(
+        "LRN",
+        "Local response norm across channels: x / (bias + alpha/size · Σ x²)^beta over `size` neighbours.",
+        &[
+            attr("size", K::Int, Default::Required, "number of channels summed (odd)"),
+            attr("alpha", K::Float, Default::Float(1e-4), "scale"),
+            attr("beta", K::Float, Default::Float(0.75), "exponent"),
+            attr("bias", K::Float, Default::Float(1.0), "offset"),
+            CHANNEL_AXIS,
+        ],
+        &[],
+    ),
+    norm(
+        "LpNormalize",
+        "x / max(‖x‖_p, epsilon) along `axis`.",
+        &[
+            attr("axis", K::Int, Default::Int(-1), "the axis normalised over"),
+            attr("p", K::Int, Default::Int(2), "1 or 2"),
+            attr("epsilon", K::Float, Default::Float(1e-12), "lower bound of the norm"),
+        ],
+        &[],
+    ),
+];

@@ -1,0 +1,130 @@
+//! Recurrent layers. Inputs are batch-first [N, T, F]. Weights follow one layout for all three
+//! ops (D = 1, or 2 when bidirectional; G = gates: LSTM 4 in order i, o, f, c; GRU 3 in order
+//! z, r, h; RNN 1): W [D, G·H, F], R [D, G·H, H], B [D, 2·G·H] (input biases then recurrent
+//! biases). Outputs: y [N, T, D·H] (directions concatenated on the last axis, the reverse
+//! direction's outputs in forward time order), h [N, D·H] (final state per direction) and, for
+//! LSTM, c [N, D·H].
+use super::*;
+use crate::ir::types::AttrKind as K;
+
+const HIDDEN: AttrDef = attr(
+    "hidden_size",
+    K::Int,
+    Default::Required,
+    "H, units per direction",
+);
+const DIRECTION: AttrDef = choice(
+    "direction",
+    "forward",
+    &["forward", "reverse", "bidirectional"],
+    "reverse runs from the last step to the first",
+);
+const W: WeightDef = weight("W", "[D, G·H, F]");
+const R: WeightDef = weight("R", "[D, G·H, H]");
+const B: WeightDef = optional_weight(
+    "B",
+    "[D, 2·G·H]: input then recurrent biases; absent: zeros",
+);
+
+pub const OPS: &[OpDef] = &[
+    OpDef {
+        name: "LSTM",
+        family: Family::Recurrent,
+        doc: "Long short-term memory; gates i, o, f, c; cell clip none; no peepholes.",
+        inputs: ONE_INPUT,
+        outputs: Outputs::Fixed(&["y", "h", "c"]),
+        attrs: &[
+            HIDDEN,
+            DIRECTION,
+            choice(
+                "activation",
+                "tanh",
+                &["tanh", "relu", "sigmoid", "linear"],
+                "cell and output activation",
+            ),
+            choice(
+                "recurrent_activation",
+                "sigmoid",
+                &["sigmoid", "hard_sigmoid"],
+                "gate activation",
+            ),
+        ],
+        weights: &[W, R, B],
+        layout: Layout::Axes,
+        infer: infer_recurrent,
+    },
+    OpDef {
+        name: "GRU",
+        family: Family::Recurrent,
+        doc: "Gated recurrent unit; gates z, r, h.",
+        inputs: ONE_INPUT,
+        outputs: Outputs::Fixed(&["y", "h"]),
+        attrs: &[
+            HIDDEN,
+            DIRECTION,
+            choice(
+                "activation",
+                "tanh",
+                &["tanh", "relu", "sigmoid", "linear"],
+                "candidate activation",
+            ),
+            choice(
+                "recurrent_activation",
+                "sigmoid",
+                &["sigmoid", "hard_sigmoid"],
+                "gate activation",
+            ),
+            attr(
+                "linear_before_reset",
+                K::Bool,
+                Default::Bool(false),
+                "apply the reset gate after the recurrent matmul (Keras reset_after, PyTorch)",
+            ),
+        ],
+        weights: &[W, R, B],
+        layout: Layout::Axes,
+        infer: infer_recurrent,
+    },
+    OpDef {
+        name: "RNN",
+        family: Family::Recurrent,
+        doc: "Simple recurrent layer: h = act(x·Wᵀ + h·Rᵀ + b).",
+        inputs: ONE_INPUT,
+        outputs: Outputs::Fixed(&["y", "h"]),
+        attrs: &[
+            HIDDEN,
+            DIRECTION,
+            choice(
+                "activation",
+                "tanh",
+                &["tanh", "relu", "sigmoid", "linear"],
+                "activation",
+            ),
+        ],
+        weights: &[W, R, B],
+        layout: Layout::Axes,
+        infer: infer_recurrent,
+    },
+];
+
+fn infer_recurrent(ctx: &InferCtx) -> Result<Vec<TensorType>> {
+    let x = ctx.input(0)?;
+    if x.rank() != 3 {
+        bail!("expects a [N, T, F] input, got {x}");
+    }
+    let d = if ctx.attrs.str("direction")? == "bidirectional" {
+        2
+    } else {
+        1
+    };
+    let h = ctx.attrs.int("hidden_size")? * d;
+    let (n, t) = (x.shape[0], x.shape[1]);
+    let mut out = vec![
+        TensorType::new(x.dtype, vec![n, t, h]),
+        TensorType::new(x.dtype, vec![n, h]),
+    ];
+    if ctx.attrs.def.name == "LSTM" {
+        out.push(TensorType::new(x.dtype, vec![n, h]));
+    }
+    Ok(out)
+}

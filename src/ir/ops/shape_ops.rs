@@ -1,0 +1,692 @@
+//! Shape manipulation, indexing and data movement.
+use super::shape_rules::{broadcast, norm_axis, numel, spatial_axes};
+use super::*;
+use crate::ir::types::AttrKind as K;
+
+const fn op(
+    name: &'static str,
+    doc: &'static str,
+    inputs: Inputs,
+    attrs: &'static [AttrDef],
+    infer: InferFn,
+) -> OpDef {
+    OpDef {
+        name,
+        family: Family::Shape,
+        doc,
+        inputs,
+        outputs: ONE_OUTPUT,
+        attrs,
+        weights: &[],
+        layout: Layout::Axes,
+        infer,
+    }
+}
+
+pub const OPS: &[OpDef] = &[
+    op(
+        "Reshape",
+        "Reshapes to `shape` (batch included); 0 copies the input dim, one -1 is inferred.",
+        ONE_INPUT,
+        &[attr("shape", K::Ints, Default::Required, "target shape")],
+        infer_reshape,
+    ),
+    op(
+        "Flatten",
+        "Reshapes to 2-d: [prod(dims before axis), prod(dims from axis)].",
+        ONE_INPUT,
+        &[attr(
+            "axis",
+            K::Int,
+            Default::Int(1),
+            "first flattened axis",
+        )],
+        infer_flatten,
+    ),
+    op(
+        "Transpose",
+        "Permutes axes: output axis i is input axis perm[i].",
+        ONE_INPUT,
+        &[attr("perm", K::Ints, Default::Required, "the permutation")],
+        infer_transpose,
+    ),
+    op(
+        "Squeeze",
+        "Removes size-1 axes.",
+        ONE_INPUT,
+        &[attr(
+            "axes",
+            K::Ints,
+            Default::Ints(&[]),
+            "axes removed (empty: every size-1 axis)",
+        )],
+        infer_squeeze,
+    ),
+    op(
+        "Unsqueeze",
+        "Inserts size-1 axes at `axes` (positions in the output).",
+        ONE_INPUT,
+        &[attr("axes", K::Ints, Default::Required, "inserted axes")],
+        infer_unsqueeze,
+    ),
+    op(
+        "Concat",
+        "Joins inputs along `axis`.",
+        Inputs::Variadic { name: "x", min: 1 },
+        &[attr("axis", K::Int, Default::Required, "the joined axis")],
+        infer_concat,
+    ),
+    OpDef {
+        name: "Split",
+        family: Family::Shape,
+        doc: "Splits along `axis` into pieces of the given sizes; one output per piece.",
+        inputs: ONE_INPUT,
+        outputs: Outputs::PerEntryOf("split"),
+        attrs: &[
+            attr("axis", K::Int, Default::Int(0), "the split axis"),
+            attr("split", K::Ints, Default::Required, "size of each piece"),
+        ],
+        weights: &[],
+        layout: Layout::Axes,
+        infer: infer_split,
+    },
+    op(
+        "Slice",
+        "x[starts:ends:steps] on `axes`, indices clamped as in NumPy and ONNX.",
+        ONE_INPUT,
+        &[
+            attr(
+                "starts",
+                K::Ints,
+                Default::Required,
+                "start per sliced axis",
+            ),
+            attr(
+                "ends",
+                K::Ints,
+                Default::Required,
+                "end (exclusive) per sliced axis",
+            ),
+            attr(
+                "axes",
+                K::Ints,
+                Default::Optional,
+                "sliced axes (absent: 0..n)",
+            ),
+            attr(
+                "steps",
+                K::Ints,
+                Default::Optional,
+                "step per sliced axis (absent: 1)",
+            ),
+        ],
+        infer_slice,
+    ),
+    op(
+        "Pad",
+        "Pads every axis: pads = [begin per axis..., end per axis...].",
+        ONE_INPUT,
+        &[
+            attr(
+                "pads",
+                K::Ints,
+                Default::Required,
+                "begin and end padding for all axes",
+            ),
+            choice(
+                "mode",
+                "constant",
+                &["constant", "reflect", "edge", "symmetric"],
+                "constant value, mirror without or with the edge, or repeat the edge",
+            ),
+            attr(
+                "value",
+                K::Float,
+                Default::Float(0.0),
+                "fill value for constant mode",
+            ),
+        ],
+        infer_pad,
+    ),
+    op(
+        "Tile",
+        "Repeats the tensor `repeats[i]` times along axis i.",
+        ONE_INPUT,
+        &[attr(
+            "repeats",
+            K::Ints,
+            Default::Required,
+            "repeat count per axis",
+        )],
+        infer_tile,
+    ),
+    op(
+        "Expand",
+        "Broadcasts to `shape` with NumPy rules.",
+        ONE_INPUT,
+        &[attr("shape", K::Ints, Default::Required, "target shape")],
+        infer_expand,
+    ),
+    op(
+        "Gather",
+        "Takes entries of `data` along `axis` at integer `indices` (negative counts from the end).",
+        inputs(&["data", "indices"]),
+        &[attr("axis", K::Int, Default::Int(0), "the indexed axis")],
+        infer_gather,
+    ),
+    op(
+        "Shape",
+        "The input's shape as a 1-d int64 tensor.",
+        ONE_INPUT,
+        &[],
+        infer_shape,
+    ),
+    op(
+        "Cast",
+        "Converts elements to `to` (float to int truncates toward zero).",
+        ONE_INPUT,
+        &[attr(
+            "to",
+            K::Type,
+            Default::Required,
+            "target element type",
+        )],
+        infer_cast,
+    ),
+    OpDef {
+        name: "DepthToSpace",
+        family: Family::Shape,
+        doc: "Moves blocks of channels into blocksize×blocksize spatial blocks.",
+        inputs: ONE_INPUT,
+        outputs: ONE_OUTPUT,
+        attrs: &[
+            attr("blocksize", K::Int, Default::Required, "block edge"),
+            choice(
+                "mode",
+                "DCR",
+                &["DCR", "CRD"],
+                "channel order: depth-column-row (TF) or column-row-depth (PyTorch pixel shuffle)",
+            ),
+            DATA_FORMAT,
+        ],
+        weights: &[],
+        layout: Layout::DataFormat,
+        infer: infer_depth_to_space,
+    },
+    OpDef {
+        name: "SpaceToDepth",
+        family: Family::Shape,
+        doc: "Moves blocksize×blocksize spatial blocks into channels (TF order).",
+        inputs: ONE_INPUT,
+        outputs: ONE_OUTPUT,
+        attrs: &[
+            attr("blocksize", K::Int, Default::Required, "block edge"),
+            DATA_FORMAT,
+        ],
+        weights: &[],
+        layout: Layout::DataFormat,
+        infer: infer_space_to_depth,
+    },
+    OpDef {
+        name: "Resize",
+        family: Family::Shape,
+        doc: "Resamples the spatial axes to `sizes`, or by `scales`, with ONNX Resize semantics.",
+        inputs: ONE_INPUT,
+        outputs: ONE_OUTPUT,
+        attrs: &[
+            choice(
+                "mode",
+                "nearest",
+                &["nearest", "linear", "cubic"],
+                "interpolation",
+            ),
+            attr(
+                "scales",
+                K::Floats,
+                Default::Optional,
+                "scale per spatial axis",
+            ),
+            attr(
+                "sizes",
+                K::Ints,
+                Default::Optional,
+                "output size per spatial axis (wins over scales)",
+            ),
+            choice(
+                "coordinate_transformation_mode",
+                "half_pixel",
+                &[
+                    "half_pixel",
+                    "pytorch_half_pixel",
+                    "align_corners",
+                    "asymmetric",
+                    "tf_half_pixel_for_nn",
+                ],
+                "how output coordinates map to input coordinates",
+            ),
+            choice(
+                "nearest_mode",
+                "round_prefer_floor",
+                &["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"],
+                "rounding of nearest mode",
+            ),
+            attr(
+                "cubic_coeff_a",
+                K::Float,
+                Default::Float(-0.75),
+                "cubic mode coefficient",
+            ),
+            DATA_FORMAT,
+        ],
+        weights: &[],
+        layout: Layout::DataFormat,
+        infer: infer_resize,
+    },
+];
+
+fn infer_reshape(ctx: &InferCtx) -> Result<Vec<TensorType>> {
+    let x = ctx.input(0)?;
+    let target = ctx.attrs.ints("shape")?;
+    Ok(vec![TensorType::new(
+        x.dtype,
+        reshape_dims(&x.shape, &target)?,
+    )])
+}
+
+/// Resolves a Reshape target against an input shape (0 copies, one -1 inferred).
+pub fn reshape_dims(input: &[i64], target: &[i64]) -> Result<Vec<i64>> {
+    let mut out: Vec<i64> = target
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| {
+            if d == 0 {
+                input.get(i).copied().ok_or_else(|| {
+                    anyhow!(
+                        "shape entry {i} is 0 (copy) but the input has rank {}",
+                        input.len()
+                    )
+                })
+            } else {
+                Ok(d)
+            }
+        })
+        .collect::<Result<_>>()?;
+    let unknown: Vec<usize> = (0..out.len()).filter(|&i| out[i] == -1).collect();
+    if unknown.len() > 1 {
+        let total = numel(input);
+        if total >= 0 {
+            bail!("the target shape has more than one -1");
+        }
+        return Ok(out);
+    }
+    let total = numel(input);
+    if let [i] = unknown[..] {
+        let known: i64 = out.iter().filter(|&&d| d != -1).product();
+        if total >= 0 && known > 0 {
+            if total % known != 0 {
+                bail!("cannot reshape {} elements into {:?}", total, target);
+            }
+            out[i] = total / known;
+        }
+    } else if total >= 0 && numel(&out) != total {
+        bail!(
+            "cannot reshape {} ({} elements) into {:?}",
+            crate::ir::types::shape_string(input),
+            total,
+            target
+        );
+    }
+    Ok(out)
+}
+
+fn infer_flatten(ctx: &InferCtx) -> Result<Vec<TensorType>> {
+    let x = ctx.input(0)?;
+    let axis = ctx.attrs.int("axis")?;
+    let a = if axis < 0 {
+        axis + x.rank() as i64
+    } else {
+        axis
+    };
+    if a < 0 || a > x.rank() as i64 {
+        bail!("axis {axis} is out of range for {x}");
+    }
+    let a = a as usize;
+    Ok(vec![TensorType::new(
+        x.dtype,
+        vec![numel(&x.shape[..a]), numel(&x.shape[a..])],
+    )])
+}
+
+fn infer_transpose(ctx: &InferCtx) -> Result<Vec<TensorType>> {
+    let x = ctx.input(0)?;
+    let perm = ctx.attrs.ints("perm")?;
+    let mut seen = vec![false; x.rank()];
+    if perm.len() != x.rank() {
+        bail!("perm {:?} does not fit rank {}", perm, x.rank());
+    }
+    let mut shape = vec![];
+    for &p in &perm {
+        let a = norm_axis(p, x.rank())?;
+        if std::mem::replace(&mut seen[a], true) {
+            bail!("perm {perm:?} repeats axis {a}");
+        }
+        shape.push(x.shape[a]);
+    }
+    Ok(vec![TensorType::new(x.dtype, shape)])
+}
+
+fn infer_squeeze(ctx: &InferCtx) -> Result<Vec<TensorType>> {
+    let x = ctx.input(0)?;
+    let axes = ctx
+        .attrs
+        .ints("axes")?
+        .iter()
+        .map(|&a| norm_axis(a, x.rank()))
+        .collect::<Result<Vec<_>>>()?;
+    let mut shape = vec![];
+    for (i, &d) in x.shape.iter().enumerate() {
+        let drop = if axes.is_empty() {
+            d == 1
+        } else {
+            axes.contains(&i)
+        };
+        if drop && d != 1 && d != -1 {
+            bail!("cannot squeeze axis {i} of size {d}");
+        }
+        if !drop {
+            shape.push(d);
+        }
+    }
+    Ok(vec![TensorType::new(x.dtype, shape)])
+}
+
+fn infer_unsqueeze(ctx: &InferCtx) -> Result<Vec<TensorType>> {
+    let x = ctx.input(0)?;
+    let rank = x.rank() + ctx.attrs.ints("axes")?.len();
+    let mut axes = ctx
+        .attrs
+        .ints("axes")?
+        .iter()
+        .map(|&a| norm_axis(a, rank))
+        .collect::<Result<Vec<_>>>()?;
+    axes.sort_unstable();
+    let mut dims = x.shape.iter();
+    let shape = (0..rank)
+        .map(|i| {
+            if axes.contains(&i) {
+                1
+            } else {
+                *dims.next().expect("rank matches")
+            }
+        })
+        .collect();
+    Ok(vec![TensorType::new(x.dtype, shape)])
+}
+
+fn infer_concat(ctx: &InferCtx) -> Result<Vec<TensorType>> {
+    let first = ctx.input(0)?;
+    let axis = norm_axis(ctx.attrs.int("axis")?, first.rank())?;
+    let mut shape = first.shape.clone();
+    for t in &ctx.inputs[1..] {
+        if t.rank() != first.rank() {
+            bail!("Concat inputs differ in rank: {first} and {t}");
+        }
+        for i in 0..shape.len() {
+            if i == axis {
+                shape[i] = if shape[i] < 0 || t.shape[i] < 0 {
+                    -1
+                } else {
+                    shape[i] + t.shape[i]
+                };
+            } else if shape[i] >= 0 && t.shape[i] >= 0 && shape[i] != t.shape[i] {
+                bail!("Concat inputs {first} and {t} differ off axis {axis}");
+            } else if shape[i] < 0 {
+                shape[i] = t.shape[i];
+            }
+        }
+    }
+    Ok(vec![TensorType::new(first.dtype, shape)])
+}
+
+fn infer_split(ctx: &InferCtx) -> Result<Vec<TensorType>> {
+    let x = ctx.input(0)?;
+    let axis = norm_axis(ctx.attrs.int("axis")?, x.rank())?;
+    let split = ctx.attrs.ints("split")?;
+    let total: i64 = split.iter().sum();
+    if x.shape[axis] >= 0 && total != x.shape[axis] {
+        bail!("split sizes {split:?} do not add up to axis {axis} of {x}");
+    }
+    Ok(split
+        .iter()
+        .map(|&s| {
+            let mut shape = x.shape.clone();
+            shape[axis] = s;
+            TensorType::new(x.dtype, shape)
+        })
+        .collect())
+}
+
+/// Resolved slice of one axis: (start, step, count).
+pub fn slice_axis(dim: i64, start: i64, end: i64, step: i64) -> Result<(i64, i64, i64)> {
+    if step == 0 {
+        bail!("slice step is 0");
+    }
+    let clamp = |v: i64, lo: i64, hi: i64| v.max(lo).min(hi);
+    let norm = |v: i64| if v < 0 { v + dim } else { v };
+    let (s, e) = if step > 0 {
+        (clamp(norm(start), 0, dim), clamp(norm(end), 0, dim))
+    } else {
+        (
+            clamp(norm(start), -1, dim - 1),
+            clamp(norm(end), -1, dim - 1),
+        )
+    };
+    let count = if step > 0 {
+        ((e - s).max(0) + step - 1) / step
+    } else {
+        ((s - e).max(0) + (-step) - 1) / (-step)
+    };
+    Ok((s, step, count))
+}
+
+/// (axes, starts, ends, steps) of a Slice node, normalised for an input of `rank`.
+pub fn slice_params(attrs: &Attrs, rank: usize) -> Result<Vec<(usize, i64, i64, i64)>> {
+    let starts = attrs.ints("starts")?;
+    let ends = attrs.ints("ends")?;
+    if starts.len() != ends.len() {
+        bail!("starts and ends differ in length");
+    }
+    let axes = match attrs.opt_ints("axes")? {
+        Some(a) => a,
+        None => (0..starts.len() as i64).collect(),
+    };
+    let steps = attrs.opt_ints("steps")?.unwrap_or(vec![1; starts.len()]);
+    if axes.len() != starts.len() || steps.len() != starts.len() {
+        bail!("starts, ends, axes and steps differ in length");
+    }
+    (0..starts.len())
+        .map(|i| Ok((norm_axis(axes[i], rank)?, starts[i], ends[i], steps[i])))
+        .collect()
+}
+
+fn infer_slice(ctx: &InferCtx) -> Result<Vec<TensorType>> {
+    let x = ctx.input(0)?;
+    let mut shape = x.shape.clone();
+    for (axis, start, end, step) in slice_params(&ctx.attrs, x.rank())? {
+        if x.shape[axis] >= 0 {
+            shape[axis] = slice_axis(x.shape[axis], start, end, step)?.2;
+        } else if start >= 0 && end >= 0 && end < i64::MAX / 2 && step > 0 {
+            shape[axis] = ((end - start).max(0) + step - 1) / step;
+        }
+    }
+    Ok(vec![TensorType::new(x.dtype, shape)])
+}
+
+fn infer_pad(ctx: &InferCtx) -> Result<Vec<TensorType>> {
+    let x = ctx.input(0)?;
+    let pads = ctx.attrs.ints("pads")?;
+    let r = x.rank();
+    if pads.len() != 2 * r {
+        bail!("pads has {} values; {x} needs {}", pads.len(), 2 * r);
+    }
+    let shape = (0..r)
+        .map(|i| {
+            if x.shape[i] < 0 {
+                -1
+            } else {
+                x.shape[i] + pads[i] + pads[i + r]
+            }
+        })
+        .collect();
+    Ok(vec![TensorType::new(x.dtype, shape)])
+}
+
+fn infer_tile(ctx: &InferCtx) -> Result<Vec<TensorType>> {
+    let x = ctx.input(0)?;
+    let reps = ctx.attrs.ints("repeats")?;
+    if reps.len() != x.rank() {
+        bail!("repeats {reps:?} does not fit {x}");
+    }
+    let shape = x
+        .shape
+        .iter()
+        .zip(&reps)
+        .map(|(&d, &r)| if d < 0 { -1 } else { d * r })
+        .collect();
+    Ok(vec![TensorType::new(x.dtype, shape)])
+}
+
+fn infer_expand(ctx: &InferCtx) -> Result<Vec<TensorType>> {
+    let x = ctx.input(0)?;
+    Ok(vec![TensorType::new(
+        x.dtype,
+        broadcast(&x.shape, &ctx.attrs.ints("shape")?)?,
+    )])
+}
+
+fn infer_gather(ctx: &InferCtx) -> Result<Vec<TensorType>> {
+    let (data, idx) = (ctx.input(0)?, ctx.input(1)?);
+    if idx.dtype.is_float() {
+        bail!("Gather indices must be integers, got {idx}");
+    }
+    let axis = norm_axis(ctx.attrs.int("axis")?, data.rank())?;
+    let mut shape = data.shape[..axis].to_vec();
+    shape.extend(&idx.shape);
+    shape.extend(&data.shape[axis + 1..]);
+    Ok(vec![TensorType::new(data.dtype, shape)])
+}
+
+fn infer_shape(ctx: &InferCtx) -> Result<Vec<TensorType>> {
+    Ok(vec![TensorType::new(
+        DType::I64,
+        vec![ctx.input(0)?.rank() as i64],
+    )])
+}
+
+fn infer_cast(ctx: &InferCtx) -> Result<Vec<TensorType>> {
+    Ok(vec![TensorType::new(
+        ctx.attrs.dtype("to")?,
+        ctx.input(0)?.shape.clone(),
+    )])
+}
+
+fn block_rearrange(ctx: &InferCtx, to_space: bool) -> Result<Vec<TensorType>> {
+    let x = ctx.input(0)?;
+    if x.rank() != 4 {
+        bail!("expects a 4-d input, got {x}");
+    }
+    let b = ctx.attrs.int("blocksize")?;
+    let (c, spatial) = spatial_axes(4, ctx.attrs.channels_last()?);
+    let mut shape = x.shape.clone();
+    let scale = |d: i64, up: bool| {
+        if d < 0 {
+            -1
+        } else if up {
+            d * b
+        } else {
+            d / b
+        }
+    };
+    if to_space && x.shape[c] > 0 && x.shape[c] % (b * b) != 0 {
+        bail!(
+            "channels {} are not divisible by blocksize² = {}",
+            x.shape[c],
+            b * b
+        );
+    }
+    if !to_space
+        && spatial
+            .iter()
+            .any(|&a| x.shape[a] > 0 && x.shape[a] % b != 0)
+    {
+        bail!("spatial dims of {x} are not divisible by blocksize {b}");
+    }
+    shape[c] = if x.shape[c] < 0 {
+        -1
+    } else if to_space {
+        x.shape[c] / (b * b)
+    } else {
+        x.shape[c] * b * b
+    };
+    for a in spatial {
+        shape[a] = scale(x.shape[a], to_space);
+    }
+    Ok(vec![TensorType::new(x.dtype, shape)])
+}
+
+fn infer_depth_to_space(ctx: &InferCtx) -> Result<Vec<TensorType>> {
+    block_rearrange(ctx, true)
+}
+
+fn infer_space_to_depth(ctx: &InferCtx) -> Result<Vec<TensorType>> {
+    block_rearrange(ctx, false)
+}
+
+/// Output spatial sizes of a Resize node.
+pub fn resize_sizes(attrs: &Attrs, input_spatial: &[i64]) -> Result<Vec<i64>> {
+    if let Some(sizes) = attrs.opt_ints("sizes")? {
+        if sizes.len() != input_spatial.len() {
+            bail!(
+                "sizes {sizes:?} does not match {} spatial axes",
+                input_spatial.len()
+            );
+        }
+        return Ok(sizes);
+    }
+    let scales = match attrs.get("scales")? {
+        Some(crate::ir::types::AttrValue::Floats(s)) => s,
+        _ => bail!("Resize needs `sizes` or `scales`"),
+    };
+    if scales.len() != input_spatial.len() {
+        bail!(
+            "scales {scales:?} does not match {} spatial axes",
+            input_spatial.len()
+        );
+    }
+    Ok(input_spatial
+        .iter()
+        .zip(&scales)
+        .map(|(&d, &s)| {
+            if d < 0 {
+                -1
+            } else {
+                (d as f64 * s as f64).floor() as i64
+            }
+        })
+        .collect())
+}
+
+fn infer_resize(ctx: &InferCtx) -> Result<Vec<TensorType>> {
+    let x = ctx.input(0)?;
+    if x.rank() < 3 {
+        bail!("expects an input of rank 3 or more, got {x}");
+    }
+    let (_, spatial) = spatial_axes(x.rank(), ctx.attrs.channels_last()?);
+    let dims: Vec<i64> = spatial.iter().map(|&a| x.shape[a]).collect();
+    let sizes = resize_sizes(&ctx.attrs, &dims)?;
+    let mut shape = x.shape.clone();
+    for (i, a) in spatial.into_iter().enumerate() {
+        shape[a] = sizes[i];
+    }
+    Ok(vec![TensorType::new(x.dtype, shape)])
+}

@@ -1,0 +1,143 @@
+//! Shape arithmetic shared by the ops' shape rules (and by the interpreter).
+use super::InferCtx;
+use crate::ir::types::{DType, Shape, TensorType};
+use anyhow::{bail, Result};
+
+/// Normalises `axis` (negative counts from the end) against `rank`.
+pub fn norm_axis(axis: i64, rank: usize) -> Result<usize> {
+    let r = rank as i64;
+    let a = if axis < 0 { axis + r } else { axis };
+    if a < 0 || a >= r.max(1) {
+        bail!("axis {axis} is out of range for rank {rank}");
+    }
+    Ok(a as usize)
+}
+
+/// NumPy broadcasting of two shapes; unknown (-1) dims broadcast against anything.
+pub fn broadcast(a: &[i64], b: &[i64]) -> Result<Shape> {
+    let rank = a.len().max(b.len());
+    let mut out = vec![0; rank];
+    for i in 0..rank {
+        let da = if i + a.len() >= rank {
+            a[i + a.len() - rank]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= rank {
+            b[i + b.len() - rank]
+        } else {
+            1
+        };
+        out[i] = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            (-1, y) | (y, -1) => y.max(-1),
+            (x, y) => bail!(
+                "shapes {} and {} do not broadcast (dim {x} vs {y})",
+                crate::ir::types::shape_string(a),
+                crate::ir::types::shape_string(b)
+            ),
+        };
+    }
+    Ok(out)
+}
+
+/// Output size of a sliding window over one spatial axis.
+pub fn window_out(
+    size: i64,
+    kernel: i64,
+    stride: i64,
+    dilation: i64,
+    pad_begin: i64,
+    pad_end: i64,
+    ceil_mode: bool,
+) -> i64 {
+    if size < 0 {
+        return -1;
+    }
+    let effective = dilation * (kernel - 1) + 1;
+    let span = size + pad_begin + pad_end - effective;
+    if span < 0 {
+        return 0;
+    }
+    let mut out = if ceil_mode {
+        (span + stride - 1) / stride + 1
+    } else {
+        span / stride + 1
+    };
+    // A window must start inside the input or the begin padding (PyTorch/ONNX rule).
+    if ceil_mode && (out - 1) * stride >= size + pad_begin {
+        out -= 1;
+    }
+    out
+}
+
+/// Product of dims, -1 if any is unknown.
+pub fn numel(shape: &[i64]) -> i64 {
+    if shape.iter().any(|&d| d < 0) {
+        -1
+    } else {
+        shape.iter().product()
+    }
+}
+
+/// Splits an activation shape into (channel axis, spatial axes) by data format.
+pub fn spatial_axes(rank: usize, channels_last: bool) -> (usize, Vec<usize>) {
+    if channels_last {
+        (rank - 1, (1..rank - 1).collect())
+    } else {
+        (1, (2..rank).collect())
+    }
+}
+
+/// A spatial attribute list, or `fill` repeated when empty.
+pub fn spatial_list(values: Vec<i64>, n: usize, fill: i64, name: &str) -> Result<Vec<i64>> {
+    if values.is_empty() {
+        return Ok(vec![fill; n]);
+    }
+    if values.len() != n {
+        bail!(
+            "'{name}' has {} values but the op has {n} spatial axes",
+            values.len()
+        );
+    }
+    Ok(values)
+}
+
+/// Begin/end pads per spatial axis from a `pads` list ([begins..., ends...] or empty).
+pub fn split_pads(pads: Vec<i64>, n: usize) -> Result<(Vec<i64>, Vec<i64>)> {
+    if pads.is_empty() {
+        return Ok((vec![0; n], vec![0; n]));
+    }
+    if pads.len() != 2 * n {
+        bail!(
+            "'pads' has {} values; expected {} (begin and end for each of {n} spatial axes)",
+            pads.len(),
+            2 * n
+        );
+    }
+    Ok((pads[..n].to_vec(), pads[n..].to_vec()))
+}
+
+/// Rule: one output with the input's type.
+pub fn same_as_input(ctx: &InferCtx) -> Result<Vec<TensorType>> {
+    Ok(vec![ctx.input(0)?.clone()])
+}
+
+/// Rule: one output, the broadcast of all inputs, dtype of the first.
+pub fn broadcast_inputs(ctx: &InferCtx) -> Result<Vec<TensorType>> {
+    let first = ctx.input(0)?;
+    let mut shape = first.shape.clone();
+    for t in &ctx.inputs[1..] {
+        shape = broadcast(&shape, &t.shape)?;
+    }
+    Ok(vec![TensorType::new(first.dtype, shape)])
+}
+
+/// Rule: broadcast of the inputs, bool result (comparisons).
+pub fn broadcast_bool(ctx: &InferCtx) -> Result<Vec<TensorType>> {
+    let mut out = broadcast_inputs(ctx)?;
+    out[0].dtype = DType::Bool;
+    Ok(out)
+}

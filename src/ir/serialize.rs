@@ -1,0 +1,261 @@
+//! Reading and writing IR files: `<prefix>.pb` (binary GraphDef), `<prefix>.json` (the same
+//! graph as protobuf JSON with proto field names, as MMdnn wrote it). Loading an IR written by
+//! MMdnn 0.3.1 (no `ir_version`) maps its conventions to ours (see `mmdnn_compat`).
+use super::graph::{Graph, Node, TensorRef};
+use super::types::{AttrValue, DType, TensorType};
+use super::{mmdnn_compat, IR_VERSION};
+use crate::output::write_atomic;
+use crate::proto;
+use anyhow::{bail, Context, Result};
+use prost::Message;
+use std::path::Path;
+
+/// An IR graph as loaded, with what is needed to read its weights.
+pub struct LoadedGraph {
+    pub graph: Graph,
+    /// Set when the file was written by MMdnn: how its weights map onto ours.
+    pub mmdnn_weights: Option<mmdnn_compat::WeightMap>,
+}
+
+/// Loads a `.pb` IR file (ours or MMdnn's).
+pub fn load(path: &Path) -> Result<LoadedGraph> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read IR file {}", path.display()))?;
+    let gd = proto::GraphDef::decode(&bytes[..]).with_context(|| {
+        format!(
+            "{} is not an IR graph (binary GraphDef protobuf)",
+            path.display()
+        )
+    })?;
+    let loaded = if gd.ir_version == 0 {
+        let (graph, map) = mmdnn_compat::import(&gd)
+            .with_context(|| format!("reading MMdnn IR {}", path.display()))?;
+        LoadedGraph {
+            graph,
+            mmdnn_weights: Some(map),
+        }
+    } else if gd.ir_version > IR_VERSION {
+        bail!(
+            "{} uses IR version {}, newer than this mmdnn understands ({IR_VERSION}); upgrade mmdnn",
+            path.display(),
+            gd.ir_version
+        );
+    } else {
+        LoadedGraph {
+            graph: from_proto(&gd).with_context(|| format!("reading {}", path.display()))?,
+            mmdnn_weights: None,
+        }
+    };
+    Ok(loaded)
+}
+
+/// Writes `<prefix>.pb` and `<prefix>.json`.
+pub fn save(graph: &Graph, prefix: &Path) -> Result<()> {
+    let gd = to_proto(graph);
+    let bytes = gd.encode_to_vec();
+    write_atomic(&with_suffix(prefix, "pb"), &bytes)?;
+    write_atomic(&with_suffix(prefix, "json"), to_json(&bytes)?.as_bytes())?;
+    Ok(())
+}
+
+/// `prefix` + "." + ext (keeps dots already in the prefix).
+pub fn with_suffix(prefix: &Path, ext: &str) -> std::path::PathBuf {
+    let mut s = prefix.as_os_str().to_owned();
+    s.push(".");
+    s.push(ext);
+    s.into()
+}
+
+/// Protobuf JSON of an encoded GraphDef (proto field names, like MMdnn's `.json`).
+pub fn to_json(encoded: &[u8]) -> Result<String> {
+    use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
+    let pool = DescriptorPool::decode(proto::DESCRIPTORS).context("internal: descriptor set")?;
+    let desc = pool
+        .get_message_by_name("mmdnn.ir.GraphDef")
+        .context("internal: GraphDef descriptor")?;
+    let msg = DynamicMessage::decode(desc, encoded)?;
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::pretty(&mut out);
+    msg.serialize_with_options(
+        &mut ser,
+        &SerializeOptions::new().use_proto_field_name(true),
+    )?;
+    out.push(b'\n');
+    Ok(String::from_utf8(out)?)
+}
+
+pub fn dtype_to_proto(d: DType) -> proto::DataType {
+    use proto::DataType as P;
+    match d {
+        DType::F32 => P::DtFloat32,
+        DType::F16 => P::DtFloat16,
+        DType::BF16 => P::DtBfloat16,
+        DType::F64 => P::DtFloat64,
+        DType::I8 => P::DtInt8,
+        DType::I16 => P::DtInt16,
+        DType::I32 => P::DtInt32,
+        DType::I64 => P::DtInt64,
+        DType::U8 => P::DtUint8,
+        DType::U16 => P::DtUint16,
+        DType::U32 => P::DtUint32,
+        DType::U64 => P::DtUint64,
+        DType::Bool => P::DtBool,
+    }
+}
+
+pub fn dtype_from_proto(v: i32) -> Result<DType> {
+    use proto::DataType as P;
+    Ok(match P::try_from(v) {
+        Ok(P::DtFloat32) => DType::F32,
+        Ok(P::DtFloat16) => DType::F16,
+        Ok(P::DtBfloat16) => DType::BF16,
+        Ok(P::DtFloat64) => DType::F64,
+        Ok(P::DtInt8) => DType::I8,
+        Ok(P::DtInt16) => DType::I16,
+        Ok(P::DtInt32) => DType::I32,
+        Ok(P::DtInt64) => DType::I64,
+        Ok(P::DtUint8) => DType::U8,
+        Ok(P::DtUint16) => DType::U16,
+        Ok(P::DtUint32) => DType::U32,
+        Ok(P::DtUint64) => DType::U64,
+        Ok(P::DtBool) => DType::Bool,
+        _ => bail!("unsupported data type {v}"),
+    })
+}
+
+pub fn shape_to_proto(shape: &[i64]) -> proto::TensorShape {
+    proto::TensorShape {
+        dim: shape
+            .iter()
+            .map(|&size| proto::tensor_shape::Dim {
+                size,
+                name: String::new(),
+            })
+            .collect(),
+        unknown_rank: false,
+    }
+}
+
+pub fn shape_from_proto(s: &proto::TensorShape) -> Vec<i64> {
+    s.dim
+        .iter()
+        .map(|d| if d.size < 0 { -1 } else { d.size })
+        .collect()
+}
+
+fn attr_to_proto(v: &AttrValue) -> proto::AttrValue {
+    use proto::attr_value::{ListValue, Value};
+    let list = |l: ListValue| Value::List(l);
+    let value = match v {
+        AttrValue::Int(i) => Value::I(*i),
+        AttrValue::Float(f) => Value::F(*f),
+        AttrValue::Bool(b) => Value::B(*b),
+        AttrValue::Str(s) => Value::S(s.clone().into_bytes().into()),
+        AttrValue::Type(t) => Value::Type(dtype_to_proto(*t) as i32),
+        AttrValue::Shape(s) => Value::Shape(shape_to_proto(s)),
+        AttrValue::Ints(v) => list(ListValue {
+            i: v.clone(),
+            ..Default::default()
+        }),
+        AttrValue::Floats(v) => list(ListValue {
+            f: v.clone(),
+            ..Default::default()
+        }),
+        AttrValue::Strs(v) => list(ListValue {
+            s: v.iter().map(|s| s.clone().into_bytes().into()).collect(),
+            ..Default::default()
+        }),
+    };
+    proto::AttrValue { value: Some(value) }
+}
+
+/// Converts a protobuf attribute; `None` for kinds mmdnn has no use for (tensors, shape lists).
+pub fn attr_from_proto(v: &proto::AttrValue) -> Result<Option<AttrValue>> {
+    use proto::attr_value::Value;
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    Ok(Some(match &v.value {
+        None => return Ok(None),
+        Some(Value::I(i)) => AttrValue::Int(*i),
+        Some(Value::F(f)) => AttrValue::Float(*f),
+        Some(Value::B(b)) => AttrValue::Bool(*b),
+        Some(Value::S(s)) => AttrValue::Str(text(s)),
+        Some(Value::Type(t)) => AttrValue::Type(dtype_from_proto(*t)?),
+        Some(Value::Shape(s)) => AttrValue::Shape(shape_from_proto(s)),
+        Some(Value::Tensor(_)) => return Ok(None),
+        Some(Value::List(l)) => {
+            if !l.f.is_empty() {
+                AttrValue::Floats(l.f.clone())
+            } else if !l.s.is_empty() {
+                AttrValue::Strs(l.s.iter().map(|s| text(s)).collect())
+            } else if !l.b.is_empty()
+                || !l.shape.is_empty()
+                || !l.tensor.is_empty()
+                || !l.r#type.is_empty()
+            {
+                return Ok(None);
+            } else {
+                AttrValue::Ints(l.i.clone())
+            }
+        }
+    }))
+}
+
+pub fn to_proto(graph: &Graph) -> proto::GraphDef {
+    proto::GraphDef {
+        node: graph
+            .nodes
+            .iter()
+            .map(|n| proto::NodeDef {
+                name: n.name.clone(),
+                op: n.op.clone(),
+                input: n.inputs.iter().map(|r| r.to_string()).collect(),
+                attr: n
+                    .attrs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), attr_to_proto(v)))
+                    .collect(),
+                output_info: n
+                    .outputs
+                    .iter()
+                    .map(|t| proto::TensorInfo {
+                        dtype: dtype_to_proto(t.dtype) as i32,
+                        shape: Some(shape_to_proto(&t.shape)),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        version: 0,
+        inputs: graph.inputs.clone(),
+        outputs: graph.outputs.iter().map(|r| r.to_string()).collect(),
+        ir_version: IR_VERSION,
+        producer: graph.producer.clone(),
+    }
+}
+
+pub fn from_proto(gd: &proto::GraphDef) -> Result<Graph> {
+    let mut nodes = Vec::with_capacity(gd.node.len());
+    for n in &gd.node {
+        let mut node = Node::new(n.name.clone(), n.op.clone());
+        node.inputs = n.input.iter().map(|s| TensorRef::parse(s)).collect();
+        for (k, v) in &n.attr {
+            if let Some(a) =
+                attr_from_proto(v).with_context(|| format!("node '{}' attribute '{k}'", n.name))?
+            {
+                node.attrs.insert(k.clone(), a);
+            }
+        }
+        for t in &n.output_info {
+            node.outputs.push(TensorType::new(
+                dtype_from_proto(t.dtype).with_context(|| format!("node '{}' output", n.name))?,
+                t.shape.as_ref().map(shape_from_proto).unwrap_or_default(),
+            ));
+        }
+        nodes.push(node);
+    }
+    Ok(Graph {
+        nodes,
+        inputs: gd.inputs.clone(),
+        outputs: gd.outputs.iter().map(|s| TensorRef::parse(s)).collect(),
+        producer: gd.producer.clone(),
+    })
+}

@@ -1,0 +1,233 @@
+//! Value types of the IR: element types, tensor types (dtype + shape) and attribute values.
+use anyhow::{bail, Result};
+use std::fmt;
+
+/// Element type of a tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DType {
+    F32,
+    F16,
+    BF16,
+    F64,
+    I8,
+    I16,
+    I32,
+    I64,
+    U8,
+    U16,
+    U32,
+    U64,
+    Bool,
+}
+
+impl DType {
+    pub const ALL: [DType; 13] = [
+        DType::F32,
+        DType::F16,
+        DType::BF16,
+        DType::F64,
+        DType::I8,
+        DType::I16,
+        DType::I32,
+        DType::I64,
+        DType::U8,
+        DType::U16,
+        DType::U32,
+        DType::U64,
+        DType::Bool,
+    ];
+
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            DType::I8 | DType::U8 | DType::Bool => 1,
+            DType::F16 | DType::BF16 | DType::I16 | DType::U16 => 2,
+            DType::F32 | DType::I32 | DType::U32 => 4,
+            DType::F64 | DType::I64 | DType::U64 => 8,
+        }
+    }
+
+    /// Lower-case name used in text and docs ("float32", "int64", ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "float32",
+            DType::F16 => "float16",
+            DType::BF16 => "bfloat16",
+            DType::F64 => "float64",
+            DType::I8 => "int8",
+            DType::I16 => "int16",
+            DType::I32 => "int32",
+            DType::I64 => "int64",
+            DType::U8 => "uint8",
+            DType::U16 => "uint16",
+            DType::U32 => "uint32",
+            DType::U64 => "uint64",
+            DType::Bool => "bool",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Result<DType> {
+        DType::ALL
+            .into_iter()
+            .find(|d| d.name() == name)
+            .ok_or_else(|| anyhow::anyhow!("unknown dtype '{name}'"))
+    }
+
+    pub fn is_float(self) -> bool {
+        matches!(self, DType::F32 | DType::F16 | DType::BF16 | DType::F64)
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A tensor shape; `-1` marks a dimension whose size is not known (typically the batch).
+pub type Shape = Vec<i64>;
+
+/// Formats a shape as `[?, 224, 224, 3]`.
+pub fn shape_string(shape: &[i64]) -> String {
+    let dims: Vec<String> = shape
+        .iter()
+        .map(|&d| {
+            if d < 0 {
+                "?".to_string()
+            } else {
+                d.to_string()
+            }
+        })
+        .collect();
+    format!("[{}]", dims.join(", "))
+}
+
+/// Dtype and shape of one tensor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorType {
+    pub dtype: DType,
+    pub shape: Shape,
+}
+
+impl TensorType {
+    pub fn new(dtype: DType, shape: Shape) -> Self {
+        TensorType { dtype, shape }
+    }
+    pub fn f32(shape: Shape) -> Self {
+        TensorType::new(DType::F32, shape)
+    }
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+}
+
+impl fmt::Display for TensorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.dtype, shape_string(&self.shape))
+    }
+}
+
+/// An attribute value of a node.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AttrValue {
+    Int(i64),
+    Float(f32),
+    Bool(bool),
+    Str(String),
+    Ints(Vec<i64>),
+    Floats(Vec<f32>),
+    Strs(Vec<String>),
+    Type(DType),
+    Shape(Shape),
+}
+
+/// The kinds of attribute the catalogue declares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttrKind {
+    Int,
+    Float,
+    Bool,
+    Str,
+    Ints,
+    Floats,
+    Strs,
+    Type,
+    Shape,
+}
+
+impl AttrKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            AttrKind::Int => "int",
+            AttrKind::Float => "float",
+            AttrKind::Bool => "bool",
+            AttrKind::Str => "string",
+            AttrKind::Ints => "list(int)",
+            AttrKind::Floats => "list(float)",
+            AttrKind::Strs => "list(string)",
+            AttrKind::Type => "type",
+            AttrKind::Shape => "shape",
+        }
+    }
+}
+
+impl AttrValue {
+    pub fn kind(&self) -> AttrKind {
+        match self {
+            AttrValue::Int(_) => AttrKind::Int,
+            AttrValue::Float(_) => AttrKind::Float,
+            AttrValue::Bool(_) => AttrKind::Bool,
+            AttrValue::Str(_) => AttrKind::Str,
+            AttrValue::Ints(_) => AttrKind::Ints,
+            AttrValue::Floats(_) => AttrKind::Floats,
+            AttrValue::Strs(_) => AttrKind::Strs,
+            AttrValue::Type(_) => AttrKind::Type,
+            AttrValue::Shape(_) => AttrKind::Shape,
+        }
+    }
+
+    /// Converts a value to the declared kind where the conversion is lossless (an int where a
+    /// float is declared, an empty list of any kind); otherwise reports the mismatch.
+    pub fn coerce(self, kind: AttrKind) -> Result<AttrValue> {
+        Ok(match (self, kind) {
+            (v, k) if v.kind() == k => v,
+            (AttrValue::Int(i), AttrKind::Float) => AttrValue::Float(i as f32),
+            (AttrValue::Int(i), AttrKind::Bool) if i == 0 || i == 1 => AttrValue::Bool(i == 1),
+            (AttrValue::Ints(v), AttrKind::Floats) => {
+                AttrValue::Floats(v.into_iter().map(|i| i as f32).collect())
+            }
+            (AttrValue::Ints(v), AttrKind::Shape) => AttrValue::Shape(v),
+            (AttrValue::Shape(v), AttrKind::Ints) => AttrValue::Ints(v),
+            (AttrValue::Ints(v), k) if v.is_empty() => empty_list(k)?,
+            (AttrValue::Floats(v), k) if v.is_empty() => empty_list(k)?,
+            (AttrValue::Strs(v), k) if v.is_empty() => empty_list(k)?,
+            (v, k) => bail!("expected {}, found {}", k.name(), v.kind().name()),
+        })
+    }
+}
+
+fn empty_list(kind: AttrKind) -> Result<AttrValue> {
+    Ok(match kind {
+        AttrKind::Ints => AttrValue::Ints(vec![]),
+        AttrKind::Floats => AttrValue::Floats(vec![]),
+        AttrKind::Strs => AttrValue::Strs(vec![]),
+        AttrKind::Shape => AttrValue::Shape(vec![]),
+        k => bail!("expected {}, found an empty list", k.name()),
+    })
+}
+
+impl fmt::Display for AttrValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttrValue::Int(v) => write!(f, "{v}"),
+            AttrValue::Float(v) => write!(f, "{v}"),
+            AttrValue::Bool(v) => write!(f, "{v}"),
+            AttrValue::Str(v) => write!(f, "{v:?}"),
+            AttrValue::Ints(v) => write!(f, "{v:?}"),
+            AttrValue::Floats(v) => write!(f, "{v:?}"),
+            AttrValue::Strs(v) => write!(f, "{v:?}"),
+            AttrValue::Type(v) => write!(f, "{v}"),
+            AttrValue::Shape(v) => write!(f, "{}", shape_string(v)),
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! Validation and type inference. `check` reports every problem in one error: unknown ops,
+//! attributes of the wrong type or value, wrong input counts, dangling inputs, cycles, shape
+//! mismatches and missing weights — each naming the node and its op.
+use super::graph::{Graph, Node};
+use super::ops::{self, Attrs, Default, InferCtx, Inputs, Outputs};
+use super::types::{AttrValue, TensorType};
+use crate::weights::WeightReader;
+use anyhow::{bail, Result};
+use std::collections::{HashMap, HashSet};
+
+/// Checks the graph (and its weights, when given) and fills in every node's output types.
+/// On failure the error lists every problem found.
+pub fn check(graph: &mut Graph, weights: Option<&dyn WeightReader>) -> Result<()> {
+    let mut problems = Vec::new();
+    check_names(graph, &mut problems);
+    let names: HashSet<String> = graph.nodes.iter().map(|n| n.name.clone()).collect();
+    let mut broken: HashSet<String> = HashSet::new();
+    for node in &graph.nodes {
+        let before = problems.len();
+        check_node(node, &mut problems);
+        if let Some(w) = weights {
+            check_weights(node, w, &mut problems);
+        }
+        for r in node.inputs.iter().filter(|r| !names.contains(&r.node)) {
+            problems.push(format!(
+                "node '{}' ({}): input '{r}' is dangling: no node is named '{}'",
+                node.name, node.op, r.node
+            ));
+        }
+        if problems.len() > before {
+            broken.insert(node.name.clone());
+        }
+    }
+    if problems.iter().any(|p| p.contains("is dangling")) {
+        return report(problems);
+    }
+    if let Err(e) = graph.sort() {
+        problems.push(format!("{e:#}"));
+        return report(problems);
+    }
+    let mut types: HashMap<String, Vec<TensorType>> = HashMap::new();
+    for node in &mut graph.nodes {
+        if broken.contains(&node.name) {
+            continue;
+        }
+        match infer_node(node, &types) {
+            Ok(Some(inferred)) => {
+                if !node.outputs.is_empty() && !compatible(&node.outputs, &inferred) {
+                    problems.push(format!(
+                        "node '{}' ({}): declared output types {} do not match the inferred {}",
+                        node.name,
+                        node.op,
+                        list(&node.outputs),
+                        list(&inferred)
+                    ));
+                }
+                node.outputs = inferred;
+                types.insert(node.name.clone(), node.outputs.clone());
+            }
+            Ok(None) => {}
+            Err(e) => problems.push(format!("node '{}' ({}): {e:#}", node.name, node.op)),
+        }
+    }
+    check_endpoints(graph, &mut problems);
+    report(problems)
+}
+
+/// Fills in output types without reporting (used after a pass rewrote a checked graph).
+pub fn infer_types(graph: &mut Graph) -> Result<()> {
+    check(graph, None)
+}
+
+fn report(problems: Vec<String>) -> Result<()> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let n = problems.len();
+    bail!(
+        "invalid IR graph ({n} problem{}):\n  - {}",
+        if n == 1 { "" } else { "s" },
+        problems.join("\n  - ")
+    )
+}
+
+fn list(types: &[TensorType]) -> String {
+    types
+        .iter()
+        .map(|t| t.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Declared and inferred types agree where both are known.
+fn compatible(declared: &[TensorType], inferred: &[TensorType]) -> bool {
+    declared.len() == inferred.len()
+        && declared.iter().zip(inferred).all(|(d, i)| {
+            d.dtype == i.dtype
+                && d.shape.len() == i.shape.len()
+                && d.shape
+                    .iter()
+                    .zip(&i.shape)
+                    .all(|(&a, &b)| a < 0 || b < 0 || a == b)
+        })
+}
+
+fn check_names(graph: &Graph, problems: &mut Vec<String>) {
+    let mut seen = HashSet::new();
+    for n in &graph.nodes {
+        if n.name.is_empty() {
+            problems.push(format!("a node of op {} has an empty name", n.op));
+        } else if !seen.insert(n.name.as_str()) {
+            problems.push(format!("two nodes are named '{}'", n.name));
+        }
+    }
+}
+
+fn check_node(node: &Node, problems: &mut Vec<String>) {
+    let at = |msg: String| format!("node '{}' ({}): {msg}", node.name, node.op);
+    let Some(def) = ops::get(&node.op) else {
+        problems.push(format!("node '{}': unknown op '{}'", node.name, node.op));
+        return;
+    };
+    for (name, value) in &node.attrs {
+        if name.starts_with('_') {
+            continue; // tool-private annotation, e.g. MMdnn's _output_shapes
+        }
+        let Some(a) = def.attr(name) else {
+            problems.push(at(format!("unknown attribute '{name}'")));
+            continue;
+        };
+        match value.clone().coerce(a.kind) {
+            Err(e) => problems.push(at(format!("attribute '{name}': {e}"))),
+            Ok(AttrValue::Str(s)) if !a.allowed.is_empty() && !a.allowed.contains(&s.as_str()) => {
+                problems.push(at(format!(
+                    "attribute '{name}' is \"{s}\"; allowed: {}",
+                    a.allowed.join(", ")
+                )))
+            }
+            Ok(_) => {}
+        }
+    }
+    for a in def.attrs {
+        if matches!(a.default, Default::Required) && !node.attrs.contains_key(a.name) {
+            problems.push(at(format!("required attribute '{}' is missing", a.name)));
+        }
+    }
+    let n = node.inputs.len();
+    match def.inputs {
+        Inputs::Fixed { names, required } if n < required || n > names.len() => {
+            problems.push(at(if required == names.len() {
+                format!("takes {required} input(s), got {n}")
+            } else {
+                format!("takes {required} to {} inputs, got {n}", names.len())
+            }))
+        }
+        Inputs::Variadic { min, .. } if n < min => {
+            problems.push(at(format!("takes at least {min} input(s), got {n}")))
+        }
+        _ => {}
+    }
+}
+
+fn check_weights(node: &Node, weights: &dyn WeightReader, problems: &mut Vec<String>) {
+    let Some(def) = ops::get(&node.op) else {
+        return;
+    };
+    for w in def.weights {
+        let wanted = !w.optional || weight_enabled(node, w.name);
+        let present = weights.info(&node.name, w.name).is_some();
+        if wanted && !present {
+            problems.push(format!(
+                "node '{}' ({}): weight '{}' ({}) is missing from the weights file",
+                node.name, node.op, w.name, w.layout
+            ));
+        }
+    }
+}
+
+/// Whether an optional weight is switched on by its node's flag (`use_bias`, `use_scale`).
+pub fn weight_enabled(node: &Node, weight: &str) -> bool {
+    let flag = match weight {
+        "bias" => "use_bias",
+        "scale" => "use_scale",
+        _ => return false,
+    };
+    match Attrs::of(node).and_then(|a| {
+        if a.def.attr(flag).is_some() {
+            a.bool(flag)
+        } else {
+            Ok(false)
+        }
+    }) {
+        Ok(v) => v,
+        Err(_) => false,
+    }
+}
+
+/// Runs the op's shape rule; `None` when some input's type is unknown.
+fn infer_node(
+    node: &Node,
+    types: &HashMap<String, Vec<TensorType>>,
+) -> Result<Option<Vec<TensorType>>> {
+    let mut inputs = Vec::with_capacity(node.inputs.len());
+    for r in &node.inputs {
+        let Some(outs) = types.get(&r.node) else {
+            return Ok(None);
+        };
+        match outs.get(r.index) {
+            Some(t) => inputs.push(t),
+            None => bail!(
+                "input '{r}' names output {} of a node with {}",
+                r.index,
+                outs.len()
+            ),
+        }
+    }
+    let attrs = Attrs::of(node)?;
+    let ctx = InferCtx { attrs, inputs };
+    let out = (ctx.attrs.def.infer)(&ctx)?;
+    let expected = match ctx.attrs.def.outputs {
+        Outputs::Fixed(names) => names.len(),
+        Outputs::PerEntryOf(attr) => ctx.attrs.ints(attr)?.len(),
+    };
+    if out.len() != expected {
+        bail!(
+            "internal: shape rule gave {} outputs, expected {expected}",
+            out.len()
+        );
+    }
+    Ok(Some(out))
+}
+
+fn check_endpoints(graph: &Graph, problems: &mut Vec<String>) {
+    let index = graph.index();
+    for name in &graph.inputs {
+        match index.get(name.as_str()).map(|&i| &graph.nodes[i]) {
+            None => problems.push(format!("graph input '{name}' is not a node")),
+            Some(n) if n.op != "DataInput" => problems.push(format!(
+                "graph input '{name}' is a {} node, not DataInput",
+                n.op
+            )),
+            _ => {}
+        }
+    }
+    for n in graph.nodes.iter().filter(|n| n.op == "DataInput") {
+        if !graph.inputs.contains(&n.name) {
+            problems.push(format!(
+                "DataInput node '{}' is not listed as a graph input",
+                n.name
+            ));
+        }
+    }
+    if graph.outputs.is_empty() {
+        problems.push("the graph declares no outputs".to_string());
+    }
+    for r in &graph.outputs {
+        match index.get(r.node.as_str()).map(|&i| &graph.nodes[i]) {
+            None => problems.push(format!("graph output '{r}' names no node")),
+            Some(n) if !n.outputs.is_empty() && r.index >= n.outputs.len() => {
+                problems.push(format!(
+                    "graph output '{r}': node '{}' has {} outputs",
+                    n.name,
+                    n.outputs.len()
+                ))
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Output files that appear whole or not at all: each is written to a temporary file in the
+//! destination's directory and renamed over the destination on success. Dropping an uncommitted
+//! file removes the temporary, so a failed conversion leaves nothing behind.
+use anyhow::{Context, Result};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use tempfile::NamedTempFile;
+
+/// A file being written; becomes visible at `path` on `commit`.
+pub struct AtomicFile {
+    path: PathBuf,
+    tmp: NamedTempFile,
+}
+
+impl AtomicFile {
+    pub fn create(path: &Path) -> Result<AtomicFile> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dir.is_dir() {
+            anyhow::bail!(
+                "cannot write {}: directory {} does not exist",
+                path.display(),
+                dir.display()
+            );
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix(".mmdnn-")
+            .suffix(".partial")
+            .tempfile_in(&dir)
+            .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+        Ok(AtomicFile {
+            path: path.to_path_buf(),
+            tmp,
+        })
+    }
+
+    pub fn file(&mut self) -> &mut std::fs::File {
+        self.tmp.as_file_mut()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Flushes and renames into place.
+    pub fn commit(self) -> Result<()> {
+        self.tmp
+            .as_file()
+            .sync_data()
+            .with_context(|| format!("cannot flush {}", self.path.display()))?;
+        let path = self.path;
+        self.tmp
+            .persist(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(())
+    }
+}
+
+/// Writes `bytes` to `path` atomically.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = AtomicFile::create(path)?;
+    {
+        let mut w = BufWriter::new(f.file());
+        w.write_all(bytes)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        w.flush()?;
+    }
+    f.commit()
+}

@@ -1,0 +1,117 @@
+"""Shared fixtures for the end-to-end tests of the `mmdnn` binary.
+
+Run through scripts/test, which sets MMDNN_BIN and puts the venv first on PATH.
+A missing binary is an error, never a skip. Framework code (torch, TF, ...)
+runs in a fresh interpreter per call (`run_in_subprocess`), so frameworks with
+clashing native libraries never share a process.
+
+Fixtures:
+  repo_root          Path of the checkout
+  mmdnn_bin          Path of the binary under test (MMDNN_BIN, else
+                     <repo>/target/release/mmdnn)
+  mmdnn_full         True when the long suites should run (MMDNN_FULL=1)
+  run_mmdnn          run_mmdnn(*args, cwd=None, check=False) -> CompletedProcess
+  run_in_subprocess  run_in_subprocess(code, cwd=None, check=True, env=None)
+                     -> CompletedProcess; `import mmdnn_ir_schema` works there
+  tmp_path           pytest's own per-test temporary directory
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+E2E_DIR = Path(__file__).resolve().parent
+REPO_ROOT = E2E_DIR.parent.parent
+
+# Helpers next to this file (mmdnn_ir_schema, ...) are importable from tests.
+if str(E2E_DIR) not in sys.path:
+    sys.path.insert(0, str(E2E_DIR))
+
+# Generous per-call limits so a hung process fails the test instead of CI.
+MMDNN_TIMEOUT = 600
+SUBPROCESS_TIMEOUT = 1200
+
+
+def _describe(proc, what):
+    return (
+        f"{what} exited with {proc.returncode}\n"
+        f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
+    )
+
+
+def _find_mmdnn_bin():
+    path = Path(os.environ.get("MMDNN_BIN") or REPO_ROOT / "target/release/mmdnn")
+    if not path.is_file() or not os.access(path, os.X_OK):
+        pytest.fail(
+            f"mmdnn binary not found or not executable: {path}\n"
+            "Build it with `cargo build --release` or set MMDNN_BIN "
+            "(scripts/test does both).",
+            pytrace=False,
+        )
+    return path.resolve()
+
+
+@pytest.fixture(scope="session")
+def repo_root():
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def mmdnn_bin():
+    return _find_mmdnn_bin()
+
+
+@pytest.fixture(scope="session")
+def mmdnn_full():
+    return os.environ.get("MMDNN_FULL", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def run_mmdnn(mmdnn_bin):
+    def run(*args, cwd=None, check=False, timeout=MMDNN_TIMEOUT):
+        cmd = [str(mmdnn_bin), *map(str, args)]
+        proc = subprocess.run(
+            cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout
+        )
+        if check and proc.returncode != 0:
+            pytest.fail(_describe(proc, " ".join(cmd)), pytrace=False)
+        return proc
+
+    return run
+
+
+def _subprocess_env(extra):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(E2E_DIR), env.get("PYTHONPATH")) if p
+    )
+    env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+    if extra:
+        env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+@pytest.fixture(scope="session")
+def run_in_subprocess():
+    def run(code, cwd=None, check=True, env=None, timeout=SUBPROCESS_TIMEOUT):
+        code = textwrap.dedent(code)
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=cwd,
+            env=_subprocess_env(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and proc.returncode != 0:
+            pytest.fail(
+                _describe(proc, "python subprocess") + f"\n--- code ---\n{code}",
+                pytrace=False,
+            )
+        return proc
+
+    return run
