@@ -60,6 +60,11 @@ impl AtomicFile {
 
 /// Writes `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    stage(path, bytes)?.commit()
+}
+
+/// Writes `bytes` to a temporary file that appears at `path` on commit.
+pub fn stage(path: &Path, bytes: &[u8]) -> Result<AtomicFile> {
     let mut f = AtomicFile::create(path)?;
     {
         let mut w = BufWriter::new(f.file());
@@ -67,5 +72,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             .with_context(|| format!("cannot write {}", path.display()))?;
         w.flush()?;
     }
-    f.commit()
+    Ok(f)
+}
+
+/// Commits files together: all are fully written before the first becomes visible.
+pub fn commit_all(files: Vec<AtomicFile>) -> Result<()> {
+    for f in files {
+        f.commit()?;
+    }
+    Ok(())
 }

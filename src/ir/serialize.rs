@@ -2,13 +2,15 @@
 //! graph as protobuf JSON with proto field names, as MMdnn wrote it). Loading an IR written by
 //! MMdnn 0.3.1 (no `ir_version`) maps its conventions to ours (see `mmdnn_compat`).
 use super::graph::{Graph, Node, TensorRef};
+use super::ops;
 use super::types::{AttrValue, DType, TensorType};
 use super::{mmdnn_compat, IR_VERSION};
-use crate::output::write_atomic;
+use crate::output::{commit_all, stage};
 use crate::proto;
+use crate::weights::{NpzWriter, WeightReader};
 use anyhow::{bail, Context, Result};
 use prost::Message;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// An IR graph as loaded, with what is needed to read its weights.
 pub struct LoadedGraph {
@@ -49,13 +51,36 @@ pub fn load(path: &Path) -> Result<LoadedGraph> {
     Ok(loaded)
 }
 
-/// Writes `<prefix>.pb` and `<prefix>.json`.
-pub fn save(graph: &Graph, prefix: &Path) -> Result<()> {
-    let gd = to_proto(graph);
-    let bytes = gd.encode_to_vec();
-    write_atomic(&with_suffix(prefix, "pb"), &bytes)?;
-    write_atomic(&with_suffix(prefix, "json"), to_json(&bytes)?.as_bytes())?;
-    Ok(())
+/// Writes the IR file set — `<prefix>.pb`, `<prefix>.json` and `<prefix>.npz` — streaming the
+/// weights one tensor at a time. The three files appear together only when all are written.
+/// Returns the paths written.
+pub fn write_ir(graph: &Graph, weights: &dyn WeightReader, prefix: &Path) -> Result<Vec<PathBuf>> {
+    let npz_path = with_suffix(prefix, "npz");
+    let mut npz = NpzWriter::create(&npz_path)?;
+    for node in &graph.nodes {
+        let def = ops::lookup(node)?;
+        for w in def.weights {
+            if weights.info(&node.name, w.name).is_none() {
+                continue;
+            }
+            let t = weights.read(&node.name, w.name).with_context(|| {
+                format!(
+                    "reading weight '{}' of node '{}' ({})",
+                    w.name, node.name, node.op
+                )
+            })?;
+            npz.add(&node.name, w.name, &t)?;
+        }
+    }
+    let bytes = to_proto(graph).encode_to_vec();
+    let (pb_path, json_path) = (with_suffix(prefix, "pb"), with_suffix(prefix, "json"));
+    let files = vec![
+        npz.close()?,
+        stage(&pb_path, &bytes)?,
+        stage(&json_path, to_json(&bytes)?.as_bytes())?,
+    ];
+    commit_all(files)?;
+    Ok(vec![pb_path, json_path, npz_path])
 }
 
 /// `prefix` + "." + ext (keeps dots already in the prefix).

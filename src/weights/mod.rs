@@ -9,7 +9,7 @@
 //! Archives are written one tensor at a time ([`NpzWriter`]) and read lazily ([`NpzReader`]).
 //! MMdnn's own weights file, a pickled dict inside a `.npy`, is read by the restricted decoder
 //! in [`legacy_npy`], which never executes anything.
-// pub mod legacy_npy; (wired in when the decoder lands)
+pub mod legacy_npy;
 pub mod npy;
 pub mod npz;
 
@@ -156,7 +156,12 @@ pub fn open(path: &Path) -> Result<Box<dyn WeightReader>> {
         return Ok(Box::new(NpzReader::open(&path)?));
     }
     if magic == npy::MAGIC {
-        bail!("legacy MMdnn weights are not supported yet");
+        let mut store = MemoryWeights::default();
+        for (node, param, t) in legacy_npy::read_legacy_weights(&path)? {
+            let (dtype, _) = npy::dtype_of(&t.descr)?;
+            store.insert(&node, &param, Tensor::new(dtype, t.shape, t.data)?);
+        }
+        return Ok(Box::new(store));
     }
     bail!(
         "{} is neither an mmdnn .npz weights archive nor an MMdnn .npy weights file",

@@ -68,12 +68,17 @@ impl NpzWriter {
     }
 
     /// Completes the archive and moves it into place.
-    pub fn finish(mut self) -> Result<()> {
+    pub fn finish(self) -> Result<()> {
+        self.close()?.commit()
+    }
+
+    /// Completes the archive without moving it into place (see [`AtomicFile::commit`]), so
+    /// several outputs can appear together.
+    pub fn close(mut self) -> Result<AtomicFile> {
         self.zip
             .finish()
             .context("cannot complete the weights archive")?;
-        let out = self.out.take().expect("finish runs once");
-        out.commit()
+        Ok(self.out.take().expect("close runs once"))
     }
 }
 

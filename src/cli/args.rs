@@ -1,0 +1,282 @@
+//! Argument spellings shared by the subcommands: MMdnn's single-dash long flags, command aliases
+//! by program name, and the parsers for framework names and `--inputShape`.
+use super::ALIASES;
+use crate::frontends::SourceArgs;
+use clap::builder::PossibleValuesParser;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// MMdnn's single-dash long flags and the double-dash names they stand for.
+const DASH_FLAGS: &[(&str, &str)] = &[
+    ("-sf", "--srcFramework"),
+    ("-df", "--dstFramework"),
+    ("-in", "--inputNetwork"),
+    ("-iw", "--inputWeight"),
+    ("-om", "--outputModel"),
+    ("-dw", "--dstWeightPath"),
+    ("-ow", "--dstWeightPath"),
+    ("-inode", "--inNodeName"),
+    ("-node", "--dstNodeName"),
+];
+
+/// Rewrites argv so clap can parse it: inserts the subcommand when invoked as an MMdnn command
+/// name, and spells MMdnn's single-dash long flags (also `-sf=keras`) with two dashes.
+pub fn normalize(argv: Vec<OsString>) -> Vec<OsString> {
+    let mut out = Vec::with_capacity(argv.len() + 1);
+    let mut it = argv.into_iter();
+    let program = it.next().unwrap_or_else(|| "mmdnn".into());
+    let stem = std::path::Path::new(&program)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    out.push(program);
+    if let Some((_, sub)) = ALIASES.iter().find(|(alias, _)| *alias == stem) {
+        out.push(sub.into());
+    }
+    for arg in it {
+        out.push(match arg.to_str() {
+            Some(s) => rewrite_flag(s).map(OsString::from).unwrap_or(arg),
+            None => arg,
+        });
+    }
+    out
+}
+
+fn rewrite_flag(arg: &str) -> Option<String> {
+    let (flag, value) = match arg.split_once('=') {
+        Some((f, v)) => (f, Some(v)),
+        None => (arg, None),
+    };
+    let (_, long) = DASH_FLAGS.iter().find(|(short, _)| *short == flag)?;
+    Some(match value {
+        Some(v) => format!("{long}={v}"),
+        None => long.to_string(),
+    })
+}
+
+pub fn source_parser() -> PossibleValuesParser {
+    PossibleValuesParser::new(crate::frontends::source_names())
+}
+
+pub fn target_parser() -> PossibleValuesParser {
+    PossibleValuesParser::new(crate::backends::target_names())
+}
+
+/// The source-model flags shared by `toir` and `convert` (MMdnn's parser options).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ParserFlags {
+    /// [TensorFlow] input node names
+    #[arg(long = "inNodeName", num_args = 1.., value_name = "NAME")]
+    pub in_node_name: Vec<String>,
+    /// [TensorFlow] output node names
+    #[arg(long = "dstNodeName", num_args = 1.., value_name = "NAME")]
+    pub dst_node_name: Vec<String>,
+    /// Input shape per input, batch excluded, comma-separated (e.g. 3,224,224 or 224,224,3)
+    #[arg(long = "inputShape", num_args = 1.., value_name = "SHAPE", value_parser = parse_shape)]
+    pub input_shape: Vec<Vec<i64>>,
+    /// [Caffe] phase used when the prototxt is a train_val file
+    #[arg(long = "caffePhase", value_parser = PossibleValuesParser::new(["TRAIN", "TEST", "train", "test"]))]
+    pub caffe_phase: Option<String>,
+    /// [Darknet] weight-file header layout: 1 = yolov3 style, 0 = yolov2
+    #[arg(long = "darknetStart", value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub darknet_start: Option<u8>,
+}
+
+impl ParserFlags {
+    pub fn source_args(&self, network: Option<PathBuf>, weights: Option<PathBuf>) -> SourceArgs {
+        SourceArgs {
+            network,
+            weights,
+            input_shapes: self.input_shape.clone(),
+            in_nodes: self.in_node_name.clone(),
+            dst_nodes: self.dst_node_name.clone(),
+            caffe_phase: self.caffe_phase.clone(),
+            darknet_start: self.darknet_start,
+        }
+    }
+}
+
+/// Parses `3,224,224` (also `[3, 224, 224]`); `?` or -1 marks an unknown dim.
+pub fn parse_shape(text: &str) -> Result<Vec<i64>, String> {
+    text.trim_matches(|c| c == '[' || c == ']' || c == '(' || c == ')')
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| match s {
+            "?" | "-1" | "None" => Ok(-1),
+            _ => s
+                .parse::<i64>()
+                .ok()
+                .filter(|&d| d > 0)
+                .ok_or_else(|| format!("'{s}' in shape '{text}' is not a positive integer")),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|v| {
+            if v.is_empty() {
+                Err(format!("empty shape '{text}'"))
+            } else {
+                Ok(v)
+            }
+        })
+}
+
+/// The target-side flags shared by `tocode`, `tomodel` and `convert`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TargetFlags {
+    /// Phase of the generated code (MMdnn's --phase): test (inference) or train
+    #[arg(long, default_value = "test", value_parser = PossibleValuesParser::new(["test", "train"]))]
+    pub phase: String,
+    /// [TensorFlow] SavedModel tag
+    #[arg(long = "dump_tag", value_parser = PossibleValuesParser::new(["SERVING", "TRAINING"]))]
+    pub dump_tag: Option<String>,
+    #[command(flatten)]
+    pub coreml: CoremlFlags,
+}
+
+/// MMdnn's Core ML options (meaningful only with -df coreml).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct CoremlFlags {
+    /// [Core ML] names of the model inputs
+    #[arg(long = "inputNames", num_args = 1..)]
+    pub input_names: Vec<String>,
+    /// [Core ML] names of the model outputs
+    #[arg(long = "outputNames", num_args = 1..)]
+    pub output_names: Vec<String>,
+    /// [Core ML] inputs to treat as images
+    #[arg(long = "imageInputNames")]
+    pub image_input_names: Vec<String>,
+    /// [Core ML] image channel order is BGR
+    #[arg(long = "isBGR")]
+    pub is_bgr: bool,
+    /// [Core ML] red channel bias
+    #[arg(long = "redBias")]
+    pub red_bias: Option<f32>,
+    /// [Core ML] green channel bias
+    #[arg(long = "greenBias")]
+    pub green_bias: Option<f32>,
+    /// [Core ML] blue channel bias
+    #[arg(long = "blueBias")]
+    pub blue_bias: Option<f32>,
+    /// [Core ML] gray channel bias
+    #[arg(long = "grayBias")]
+    pub gray_bias: Option<f32>,
+    /// [Core ML] image scale
+    #[arg(long = "scale")]
+    pub scale: Option<f32>,
+    /// [Core ML] class label file (makes a classifier)
+    #[arg(long = "classInputPath")]
+    pub class_input_path: Option<PathBuf>,
+    /// [Core ML] name of the predicted-class output
+    #[arg(long = "predictedFeatureName")]
+    pub predicted_feature_name: Option<String>,
+}
+
+impl CoremlFlags {
+    /// Names of the Core ML flags that were given.
+    pub fn given(&self) -> Vec<&'static str> {
+        let mut v = vec![];
+        let mut add = |on: bool, name| {
+            if on {
+                v.push(name)
+            }
+        };
+        add(!self.input_names.is_empty(), "--inputNames");
+        add(!self.output_names.is_empty(), "--outputNames");
+        add(!self.image_input_names.is_empty(), "--imageInputNames");
+        add(self.is_bgr, "--isBGR");
+        add(self.red_bias.is_some(), "--redBias");
+        add(self.green_bias.is_some(), "--greenBias");
+        add(self.blue_bias.is_some(), "--blueBias");
+        add(self.gray_bias.is_some(), "--grayBias");
+        add(self.scale.is_some(), "--scale");
+        add(self.class_input_path.is_some(), "--classInputPath");
+        add(
+            self.predicted_feature_name.is_some(),
+            "--predictedFeatureName",
+        );
+        v
+    }
+}
+
+impl TargetFlags {
+    /// Checks that target-specific flags fit the target (a usage error otherwise).
+    pub fn check_for(&self, target: &str) -> Result<(), String> {
+        let coreml = self.coreml.given();
+        if target != "coreml" && !coreml.is_empty() {
+            return Err(format!(
+                "{} only apply to the coreml target, not {target}",
+                coreml.join(", ")
+            ));
+        }
+        if self.dump_tag.is_some() && !matches!(target, "tensorflow" | "tf") {
+            return Err(format!(
+                "--dump_tag only applies to the tensorflow target, not {target}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A usage error found after parsing: printed like clap's, exit code 2.
+pub fn usage_error(message: &str) -> i32 {
+    eprintln!("error: {message}\n\nFor more information, try '--help'.");
+    2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(args: &[&str]) -> Vec<String> {
+        normalize(args.iter().map(OsString::from).collect())
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn mmdnn_names_and_dash_flags() {
+        assert_eq!(
+            norm(&[
+                "/usr/bin/mmconvert",
+                "-sf",
+                "keras",
+                "-iw=m.h5",
+                "-in",
+                "x",
+                "-om",
+                "o"
+            ]),
+            [
+                "/usr/bin/mmconvert",
+                "convert",
+                "--srcFramework",
+                "keras",
+                "--inputWeight=m.h5",
+                "--inputNetwork",
+                "x",
+                "--outputModel",
+                "o"
+            ]
+        );
+        assert_eq!(
+            norm(&["mmdnn", "toir", "-inode", "a"]),
+            ["mmdnn", "toir", "--inNodeName", "a"]
+        );
+        // Values that look like flags are left alone only when they are not MMdnn flags.
+        assert_eq!(
+            norm(&["mmtoir", "-f", "keras"]),
+            ["mmtoir", "toir", "-f", "keras"]
+        );
+    }
+
+    #[test]
+    fn shapes() {
+        assert_eq!(parse_shape("3,224,224"), Ok(vec![3, 224, 224]));
+        assert_eq!(parse_shape("[224, 224, 3]"), Ok(vec![224, 224, 3]));
+        assert_eq!(parse_shape("?,8"), Ok(vec![-1, 8]));
+        assert!(parse_shape("3,x").is_err());
+        assert!(parse_shape("0,3").is_err());
+        assert!(parse_shape("").is_err());
+    }
+}

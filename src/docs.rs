@@ -1,0 +1,166 @@
+//! Documentation generated from the code: `docs/ops.md` (the op catalogue) and the README's
+//! support matrix. Tests fail when the committed copies are stale.
+use crate::backends::TARGETS;
+use crate::frontends::{Framework, Status, SOURCES};
+use crate::ir::ops::{self, Default, Inputs, Layout, Outputs};
+use std::fmt::Write;
+
+/// The whole of `docs/ops.md`.
+pub fn ops_markdown() -> String {
+    let mut s = String::new();
+    let all = ops::all();
+    writeln!(s, "# IR op catalogue\n").unwrap();
+    writeln!(
+        s,
+        "Generated from `src/ir/ops/` by `mmdnn ops --markdown`; do not edit by hand. \
+         {} ops. Weights are stored per node in the weight store under the listed names; \
+         unknown dims are -1. `data_format` is `channels_first` ([N, C, *spatial]) or \
+         `channels_last` ([N, *spatial, C]).\n",
+        all.len()
+    )
+    .unwrap();
+    let mut family = None;
+    for op in all {
+        if family != Some(op.family) {
+            family = Some(op.family);
+            writeln!(s, "## {}\n", op.family.title()).unwrap();
+        }
+        writeln!(s, "### {}\n\n{}\n", op.name, op.doc).unwrap();
+        let inputs = match op.inputs {
+            Inputs::Fixed { names, required } if names.is_empty() => {
+                let _ = required;
+                "none".to_string()
+            }
+            Inputs::Fixed { names, required } => names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    if i < required {
+                        format!("`{n}`")
+                    } else {
+                        format!("`{n}` (optional)")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            Inputs::Variadic { name, min } => format!("`{name}`… (at least {min})"),
+        };
+        let outputs = match op.outputs {
+            Outputs::Fixed(names) => names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            Outputs::PerEntryOf(attr) => format!("one per entry of `{attr}`"),
+        };
+        let layout = match op.layout {
+            Layout::Agnostic => "agnostic",
+            Layout::DataFormat => "`data_format`",
+            Layout::Axes => "axis attributes",
+        };
+        writeln!(
+            s,
+            "- inputs: {inputs}\n- outputs: {outputs}\n- layout: {layout}"
+        )
+        .unwrap();
+        if !op.attrs.is_empty() {
+            writeln!(
+                s,
+                "\n| attribute | type | default | meaning |\n|---|---|---|---|"
+            )
+            .unwrap();
+            for a in op.attrs {
+                let default = match a.default {
+                    Default::Required => "required".to_string(),
+                    Default::Optional => "optional".to_string(),
+                    d => d.value().map(|v| format!("`{v}`")).unwrap_or_default(),
+                };
+                let allowed = if a.allowed.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (one of {})",
+                        a.allowed
+                            .iter()
+                            .map(|v| format!("`{v}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                writeln!(
+                    s,
+                    "| `{}` | {} | {} | {}{} |",
+                    a.name,
+                    a.kind.name(),
+                    default,
+                    a.doc,
+                    allowed
+                )
+                .unwrap();
+            }
+        }
+        if !op.weights.is_empty() {
+            writeln!(s, "\n| weight | layout |\n|---|---|").unwrap();
+            for w in op.weights {
+                writeln!(
+                    s,
+                    "| `{}`{} | {} |",
+                    w.name,
+                    if w.optional { " (optional)" } else { "" },
+                    w.layout
+                )
+                .unwrap();
+            }
+        }
+        writeln!(s).unwrap();
+    }
+    s
+}
+
+fn status(list: &[Framework], name: &str) -> &'static str {
+    match list.iter().find(|f| f.name == name).map(|f| f.status) {
+        Some(Status::Ready) => "yes",
+        Some(Status::Planned) => "planned",
+        None => "—",
+    }
+}
+
+/// The README's support matrix: each framework as source and as target.
+pub fn support_matrix() -> String {
+    let mut names: Vec<&str> = SOURCES.iter().map(|f| f.name).collect();
+    for t in TARGETS {
+        if !names.contains(&t.name) {
+            names.push(t.name);
+        }
+    }
+    let mut s = String::new();
+    writeln!(
+        s,
+        "| framework | read (source) | write (target) | formats |"
+    )
+    .unwrap();
+    writeln!(s, "|---|---|---|---|").unwrap();
+    for n in names {
+        let formats = SOURCES
+            .iter()
+            .chain(TARGETS)
+            .find(|f| f.name == n)
+            .map(|f| f.formats)
+            .unwrap_or_default();
+        writeln!(
+            s,
+            "| {n} | {} | {} | {formats} |",
+            status(SOURCES, n),
+            status(TARGETS, n)
+        )
+        .unwrap();
+    }
+    writeln!(
+        s,
+        "\nThe IR has {} ops (docs/ops.md). Verified tolerance for float32 paths: max |Δ| ≤ \
+         1e-4 · max(1, |reference|).",
+        ops::all().len()
+    )
+    .unwrap();
+    s
+}

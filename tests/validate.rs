@@ -1,0 +1,131 @@
+//! Validation reports every problem of a graph in one error, naming node and op.
+use mmdnn::ir::validate::check;
+use mmdnn::ir::{AttrValue, DType, Graph, Node, TensorRef};
+use mmdnn::weights::{MemoryWeights, Tensor};
+
+fn input(name: &str, shape: Vec<i64>) -> Node {
+    Node::new(name, "DataInput")
+        .with_attr("dtype", AttrValue::Type(DType::F32))
+        .with_attr("shape", AttrValue::Shape(shape))
+}
+
+fn graph(nodes: Vec<Node>, outputs: &[&str]) -> Graph {
+    Graph {
+        inputs: nodes
+            .iter()
+            .filter(|n| n.op == "DataInput")
+            .map(|n| n.name.clone())
+            .collect(),
+        nodes,
+        outputs: outputs.iter().map(|o| TensorRef::parse(o)).collect(),
+        producer: "test".into(),
+    }
+}
+
+#[test]
+fn valid_graph_gets_types() {
+    let mut g = graph(
+        vec![
+            input("x", vec![-1, 3, 8, 8]),
+            Node::new("conv", "Conv")
+                .with_inputs([TensorRef::parse("x")])
+                .with_attr("kernel_shape", AttrValue::Ints(vec![3, 3]))
+                .with_attr("strides", AttrValue::Ints(vec![2, 2]))
+                .with_attr("pads", AttrValue::Ints(vec![1, 1, 0, 0]))
+                .with_attr("out_channels", AttrValue::Int(4)),
+            Node::new("pool", "GlobalPool")
+                .with_inputs([TensorRef::parse("conv")])
+                .with_attr("keepdims", AttrValue::Bool(false)),
+        ],
+        &["pool"],
+    );
+    check(&mut g, None).unwrap();
+    // (8 + 1 + 0 - 3) / 2 + 1 = 4
+    assert_eq!(g.node("conv").unwrap().outputs[0].shape, vec![-1, 4, 4, 4]);
+    assert_eq!(g.node("pool").unwrap().outputs[0].shape, vec![-1, 4]);
+}
+
+#[test]
+fn every_problem_is_listed_at_once() {
+    let mut g = graph(
+        vec![
+            input("x", vec![1, 4]),
+            Node::new("a", "Frobnicate").with_inputs([TensorRef::parse("x")]),
+            Node::new("b", "Relu").with_inputs([TensorRef::parse("nowhere")]),
+            Node::new("c", "Softmax")
+                .with_inputs([TensorRef::parse("x")])
+                .with_attr("axis", AttrValue::Str("last".into())),
+            Node::new("d", "Pad")
+                .with_inputs([TensorRef::parse("x")])
+                .with_attr("pads", AttrValue::Ints(vec![0, 0, 1, 1]))
+                .with_attr("mode", AttrValue::Str("wrap".into())),
+            Node::new("e", "Add").with_inputs([TensorRef::parse("x")]),
+        ],
+        &["a", "b", "c", "d", "e"],
+    );
+    let err = format!("{:#}", check(&mut g, None).unwrap_err());
+    for needle in [
+        "node 'a': unknown op 'Frobnicate'",
+        "node 'b' (Relu): input 'nowhere' is dangling",
+        "node 'c' (Softmax): attribute 'axis': expected int, found string",
+        "node 'd' (Pad): attribute 'mode' is \"wrap\"",
+        "node 'e' (Add): takes 2 input(s), got 1",
+    ] {
+        assert!(err.contains(needle), "missing «{needle}» in:\n{err}");
+    }
+    assert!(err.contains("5 problems"), "{err}");
+}
+
+#[test]
+fn shape_mismatch_and_cycle() {
+    let mut g = graph(
+        vec![
+            input("x", vec![1, 4]),
+            input("y", vec![1, 5]),
+            Node::new("add", "Add").with_inputs([TensorRef::parse("x"), TensorRef::parse("y")]),
+        ],
+        &["add"],
+    );
+    let err = format!("{:#}", check(&mut g, None).unwrap_err());
+    assert!(
+        err.contains("node 'add' (Add)") && err.contains("do not broadcast"),
+        "{err}"
+    );
+
+    let mut g = graph(
+        vec![
+            Node::new("p", "Relu").with_inputs([TensorRef::parse("q")]),
+            Node::new("q", "Relu").with_inputs([TensorRef::parse("p")]),
+        ],
+        &["q"],
+    );
+    let err = format!("{:#}", check(&mut g, None).unwrap_err());
+    assert!(
+        err.contains("cycle") && err.contains("p") && err.contains("q"),
+        "{err}"
+    );
+}
+
+#[test]
+fn declared_types_are_checked_and_weights_required() {
+    let mut fc = Node::new("fc", "FullyConnected")
+        .with_inputs([TensorRef::parse("x")])
+        .with_attr("units", AttrValue::Int(3))
+        .with_attr("use_bias", AttrValue::Bool(true));
+    fc.outputs = vec![mmdnn::ir::TensorType::f32(vec![-1, 7])];
+    let mut g = graph(vec![input("x", vec![-1, 4]), fc], &["fc"]);
+    let mut w = MemoryWeights::default();
+    w.insert(
+        "fc",
+        "weights",
+        Tensor::from_f32(vec![4, 3], &[0.0; 12]).unwrap(),
+    );
+    let err = format!("{:#}", check(&mut g, Some(&w)).unwrap_err());
+    assert!(err.contains("weight 'bias'"), "{err}");
+    w.insert("fc", "bias", Tensor::from_f32(vec![3], &[0.0; 3]).unwrap());
+    let err = format!("{:#}", check(&mut g, Some(&w)).unwrap_err());
+    assert!(
+        err.contains("declared output types float32[?, 7] do not match the inferred float32[?, 3]"),
+        "{err}"
+    );
+}
