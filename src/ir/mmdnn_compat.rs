@@ -12,3 +12,13 @@ pub struct WeightMap {}
 pub fn import(_gd: &proto::GraphDef) -> Result<(Graph, WeightMap)> {
     bail!("reading MMdnn IR is not implemented yet")
 }
+
+impl WeightMap {
+    /// Wraps MMdnn's weights into a reader keyed by the imported graph's names.
+    pub fn wrap(
+        &self,
+        mmdnn: Box<dyn crate::weights::WeightReader>,
+    ) -> Box<dyn crate::weights::WeightReader> {
+        mmdnn
+    }
+}
