@@ -27,10 +27,7 @@ pub fn ops_markdown() -> String {
         }
         writeln!(s, "### {}\n\n{}\n", op.name, op.doc).unwrap();
         let inputs = match op.inputs {
-            Inputs::Fixed { names, required } if names.is_empty() => {
-                let _ = required;
-                "none".to_string()
-            }
+            Inputs::Fixed { names: [], .. } => "none".to_string(),
             Inputs::Fixed { names, required } => names
                 .iter()
                 .enumerate()

@@ -7,6 +7,7 @@ pub mod backends;
 pub mod cli;
 pub mod docs;
 pub mod frontends;
+pub mod interp;
 pub mod ir;
 pub mod output;
 pub mod proto;

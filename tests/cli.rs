@@ -209,3 +209,82 @@ fn install_aliases_makes_working_links() {
         .success()
         .stdout(predicate::str::contains("--dstPath"));
 }
+
+/// Writes the example as an mmdnn IR under `dir`, returning its prefix.
+fn example_ir(dir: &Path) -> PathBuf {
+    let prefix = dir.join("tiny");
+    mmdnn()
+        .args(["toir", "-f", "mmdnn", "-n"])
+        .arg(example("keras_tiny.pb"))
+        .arg("-w")
+        .arg(example("keras_tiny.npy"))
+        .arg("-o")
+        .arg(&prefix)
+        .assert()
+        .success();
+    prefix
+}
+
+#[test]
+fn run_writes_outputs_and_intermediates() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = example_ir(dir.path());
+    let out = dir.path().join("out");
+    mmdnn()
+        .args(["run", "-n"])
+        .arg(prefix.with_extension("pb"))
+        .args(["--random-input", "--seed", "3", "--intermediate", "-o"])
+        .arg(&out)
+        .assert()
+        .success();
+    let t = mmdnn::weights::npy::read_file(&out.join("dense_1_activation.npy")).unwrap();
+    assert_eq!(t.info.shape, vec![1, 5]);
+    let probs = t.to_f32();
+    assert!(
+        (probs.iter().sum::<f32>() - 1.0).abs() < 1e-5,
+        "softmax output sums to 1: {probs:?}"
+    );
+    assert_eq!(
+        out.join("nodes").read_dir().unwrap().count(),
+        7,
+        "one file per node output"
+    );
+}
+
+#[test]
+fn verify_names_the_first_divergent_node_of_a_corrupted_weight() {
+    use mmdnn::weights::{NpzReader, NpzWriter, Tensor, WeightReader};
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = example_ir(dir.path());
+    // Same graph, one weight value changed.
+    let bad = dir.path().join("bad");
+    std::fs::copy(prefix.with_extension("pb"), bad.with_extension("pb")).unwrap();
+    let good = NpzReader::open(&prefix.with_extension("npz")).unwrap();
+    let mut w = NpzWriter::create(&bad.with_extension("npz")).unwrap();
+    for (node, param) in good.keys() {
+        let mut t = good.read(&node, &param).unwrap();
+        if node == "conv2d_1" && param == "weights" {
+            let mut v = t.to_f32();
+            v[7] += 0.5;
+            t = Tensor::from_f32(t.info.shape.clone(), &v).unwrap();
+        }
+        w.add(&node, &param, &t).unwrap();
+    }
+    w.finish().unwrap();
+    let verify = |candidate: &Path| {
+        let mut c = mmdnn();
+        c.args(["verify", "--random-input", "--seed", "1", "--reference"])
+            .arg(prefix.with_extension("pb"))
+            .arg("--candidate")
+            .arg(candidate.with_extension("pb"));
+        c
+    };
+    verify(&prefix)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("first divergent node: none"));
+    verify(&bad).arg("--per-layer").assert().code(1).stdout(
+        predicate::str::contains("first divergent node: conv2d_1:0")
+            .and(predicate::str::contains("OUT OF TOLERANCE")),
+    );
+}

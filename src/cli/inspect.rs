@@ -35,8 +35,8 @@ pub fn run(a: Args) -> Result<i32> {
         Some(p) => Some(weights::open(p)?),
         None => None,
     };
-    if let (Some(map), Some(r)) = (loaded.mmdnn_weights, reader.take()) {
-        reader = Some(map.wrap(r));
+    if let Some(map) = loaded.mmdnn_weights {
+        reader = reader.map(|r| map.wrap(r));
     }
     let unsupported: Vec<(String, String)> = graph
         .nodes

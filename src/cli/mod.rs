@@ -6,12 +6,15 @@
 mod args;
 mod convert;
 mod download;
+mod inputs;
 mod inspect;
 mod install_aliases;
 mod ops;
+mod run;
 mod tocode;
 mod toir;
 mod tomodel;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
@@ -44,6 +47,10 @@ enum Command {
     Download(download::Args),
     /// Summarise an IR or model file: inputs, outputs, ops, parameters, unsupported ops
     Inspect(inspect::Args),
+    /// Run a model in the reference interpreter; write its outputs as .npy
+    Run(run::Args),
+    /// Compare a candidate model with a reference on the same inputs, per output and per layer
+    Verify(verify::Args),
     /// List the IR op catalogue (or print docs/ops.md and the support matrix)
     Ops(ops::Args),
     /// Create mmconvert, mmtoir, mmtocode, mmtomodel and mmdownload symlinks in DIR
@@ -81,6 +88,8 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         Command::Tomodel(a) => tomodel::run(a),
         Command::Download(a) => download::run(a),
         Command::Inspect(a) => inspect::run(a),
+        Command::Run(a) => run::run(a),
+        Command::Verify(a) => verify::run(a),
         Command::Ops(a) => ops::run(a),
         Command::InstallAliases(a) => install_aliases::run(a),
     };

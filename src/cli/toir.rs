@@ -25,8 +25,21 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<i32> {
     let source = a.parser.source_args(a.network, a.weights);
-    let loaded = frontends::load(&a.framework, &source)?;
-    let written = write_ir(&loaded.graph, loaded.weights.as_ref(), &a.dst_path)?;
+    let mut loaded = frontends::load(&a.framework, &source)?;
+    let graph = &mut loaded.graph;
+    graph.producer = match graph.producer.as_str() {
+        "" => format!(
+            "mmdnn {} ({} frontend)",
+            env!("CARGO_PKG_VERSION"),
+            a.framework
+        ),
+        from => format!(
+            "mmdnn {} ({} frontend, from {from})",
+            env!("CARGO_PKG_VERSION"),
+            a.framework
+        ),
+    };
+    let written = write_ir(graph, loaded.weights.as_ref(), &a.dst_path)?;
     for p in written {
         eprintln!("wrote {}", p.display());
     }

@@ -32,6 +32,15 @@ pub fn load_ir(network: &Path, weights_path: Option<&Path>) -> Result<Loaded> {
         None => Box::new(MemoryWeights::default()),
     };
     if let Some(map) = loaded.mmdnn_weights {
+        let unused = map.unmapped(reader.as_ref());
+        if weights_path.is_some() && !unused.is_empty() {
+            let list: Vec<String> = unused.iter().map(|(l, k)| format!("{l}/{k}")).collect();
+            eprintln!(
+                "warning: {} MMdnn weight(s) are read by no node and are not carried over: {}",
+                list.len(),
+                list.join(", ")
+            );
+        }
         reader = map.wrap(reader);
     }
     validate::check(

@@ -183,16 +183,15 @@ pub fn weight_enabled(node: &Node, weight: &str) -> bool {
         "scale" => "use_scale",
         _ => return false,
     };
-    match Attrs::of(node).and_then(|a| {
-        if a.def.attr(flag).is_some() {
-            a.bool(flag)
-        } else {
-            Ok(false)
-        }
-    }) {
-        Ok(v) => v,
-        Err(_) => false,
-    }
+    Attrs::of(node)
+        .and_then(|a| {
+            if a.def.attr(flag).is_some() {
+                a.bool(flag)
+            } else {
+                Ok(false)
+            }
+        })
+        .unwrap_or_default()
 }
 
 /// Runs the op's shape rule; `None` when some input's type is unknown.

@@ -167,6 +167,35 @@ fn dict_value<'a>(text: &'a str, key: &str) -> Result<&'a str> {
     Ok(&rest[..end])
 }
 
+/// Reads a whole `.npy` file (numeric dtypes only; never pickles) as a C-order little-endian
+/// tensor.
+pub fn read_file(path: &std::path::Path) -> Result<super::Tensor> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let h = parse_header(&bytes).with_context(|| format!("reading {}", path.display()))?;
+    let (dtype, big) = dtype_of(&h.descr).with_context(|| format!("reading {}", path.display()))?;
+    let info = super::TensorInfo {
+        dtype,
+        shape: h.shape.clone(),
+    };
+    let data = bytes
+        .get(h.data_offset..h.data_offset + info.nbytes())
+        .with_context(|| format!("{} is truncated", path.display()))?;
+    let data = super::npz::normalize(
+        bytes::Bytes::copy_from_slice(data),
+        &info,
+        h.fortran_order,
+        big,
+    );
+    super::Tensor::new(dtype, info.shape, data)
+}
+
+/// Writes a tensor as a `.npy` file, atomically.
+pub fn write_file(path: &std::path::Path, t: &super::Tensor) -> Result<()> {
+    let mut bytes = header_bytes(descr(t.info.dtype), &t.info.shape);
+    bytes.extend_from_slice(&t.data);
+    crate::output::write_atomic(path, &bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

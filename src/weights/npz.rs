@@ -225,7 +225,7 @@ impl WeightReader for NpzReader {
 }
 
 /// Converts big-endian or Fortran-order data to C-order little-endian (copying only then).
-fn normalize(raw: Bytes, info: &TensorInfo, fortran: bool, big_endian: bool) -> Bytes {
+pub(crate) fn normalize(raw: Bytes, info: &TensorInfo, fortran: bool, big_endian: bool) -> Bytes {
     if !fortran && !big_endian {
         return raw;
     }

@@ -431,17 +431,13 @@ fn infer_concat(ctx: &InferCtx) -> Result<Vec<TensorType>> {
         if t.rank() != first.rank() {
             bail!("Concat inputs differ in rank: {first} and {t}");
         }
-        for i in 0..shape.len() {
+        for (i, (d, &other)) in shape.iter_mut().zip(&t.shape).enumerate() {
             if i == axis {
-                shape[i] = if shape[i] < 0 || t.shape[i] < 0 {
-                    -1
-                } else {
-                    shape[i] + t.shape[i]
-                };
-            } else if shape[i] >= 0 && t.shape[i] >= 0 && shape[i] != t.shape[i] {
+                *d = if *d < 0 || other < 0 { -1 } else { *d + other };
+            } else if *d >= 0 && other >= 0 && *d != other {
                 bail!("Concat inputs {first} and {t} differ off axis {axis}");
-            } else if shape[i] < 0 {
-                shape[i] = t.shape[i];
+            } else if *d < 0 {
+                *d = other;
             }
         }
     }
@@ -515,7 +511,7 @@ fn infer_slice(ctx: &InferCtx) -> Result<Vec<TensorType>> {
     for (axis, start, end, step) in slice_params(&ctx.attrs, x.rank())? {
         if x.shape[axis] >= 0 {
             shape[axis] = slice_axis(x.shape[axis], start, end, step)?.2;
-        } else if start >= 0 && end >= 0 && end < i64::MAX / 2 && step > 0 {
+        } else if start >= 0 && (0..i64::MAX / 2).contains(&end) && step > 0 {
             shape[axis] = ((end - start).max(0) + step - 1) / step;
         }
     }

@@ -1,0 +1,127 @@
+//! `mmdnn run`: runs a model in the reference interpreter and writes every graph output (and
+//! with --intermediate every node's outputs) as `.npy` files.
+use super::inputs::{feed, InputFlags};
+use crate::frontends::{self, SourceArgs};
+use crate::interp::Interpreter;
+use crate::weights::npy;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model: an IR graph (.pb) or any model file a frontend reads
+    #[arg(short = 'n', long = "network", visible_alias = "inputNetwork")]
+    pub network: PathBuf,
+    /// Weights (.npz, MMdnn's .npy, or the framework's weights file)
+    #[arg(short = 'w', long = "weights", visible_alias = "inputWeight")]
+    pub weights: Option<PathBuf>,
+    /// Source framework (default: from the file extension; .pb is an IR)
+    #[arg(short = 'f', long = "framework", value_parser = super::args::source_parser())]
+    pub framework: Option<String>,
+    #[command(flatten)]
+    pub inputs: InputFlags,
+    /// Output directory
+    #[arg(short = 'o', long = "output")]
+    pub output: PathBuf,
+    /// Also write every node's outputs
+    #[arg(long)]
+    pub intermediate: bool,
+}
+
+pub fn run(a: Args) -> Result<i32> {
+    let loaded = load_model(a.framework.as_deref(), &a.network, a.weights.clone())?;
+    let feeds = feed(&loaded.graph, &a.inputs)?;
+    std::fs::create_dir_all(&a.output)
+        .with_context(|| format!("cannot create {}", a.output.display()))?;
+    let interp = Interpreter::new(&loaded.graph, loaded.weights.as_ref());
+    let mut failed = None;
+    let outputs = if a.intermediate {
+        let dir = a.output.join("nodes");
+        std::fs::create_dir_all(&dir)?;
+        interp.run_all(&feeds, &mut |node, values| {
+            for (i, v) in values.iter().enumerate() {
+                let file = dir.join(file_name(&format!("{}:{i}", node.name)));
+                if let Err(e) = v
+                    .to_natural_tensor()
+                    .and_then(|t| npy::write_file(&file, &t))
+                {
+                    failed.get_or_insert(e);
+                }
+            }
+        })?
+    } else {
+        interp.run(&feeds)?
+    };
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    for (r, v) in loaded.graph.outputs.iter().zip(&outputs) {
+        let file = a.output.join(file_name(&r.to_string()));
+        npy::write_file(&file, &v.to_natural_tensor()?)?;
+        println!("{r}  {:?}  -> {}", v.shape(), file.display());
+    }
+    Ok(0)
+}
+
+/// Loads a model with the named (or guessed) frontend.
+pub fn load_model(
+    framework: Option<&str>,
+    network: &Path,
+    weights: Option<PathBuf>,
+) -> Result<frontends::Loaded> {
+    let framework = match framework {
+        Some(f) => f.to_string(),
+        None => guess_framework(network)?,
+    };
+    let args = SourceArgs {
+        network: Some(network.to_path_buf()),
+        weights,
+        ..Default::default()
+    };
+    frontends::load(&framework, &args)
+}
+
+fn guess_framework(path: &Path) -> Result<String> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    Ok(match ext.as_str() {
+        "pb" => "mmdnn",
+        "h5" | "keras" | "hdf5" => "keras",
+        "onnx" => "onnx",
+        "pt" | "pth" | "pt2" => "pytorch",
+        "caffemodel" | "prototxt" => "caffe",
+        "mlmodel" => "coreml",
+        _ => anyhow::bail!(
+            "cannot tell the framework of {} from its extension; pass -f",
+            path.display()
+        ),
+    }
+    .to_string())
+}
+
+/// A file name for a tensor: characters outside [A-Za-z0-9._-] become '_' (plus a hash of the
+/// original when anything was replaced, so distinct names stay distinct).
+pub fn file_name(tensor: &str) -> String {
+    let clean: String = tensor
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let clean = clean.trim_start_matches('.').to_string();
+    if clean == tensor {
+        format!("{clean}.npy")
+    } else {
+        let hash = tensor.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100000001b3)
+        });
+        format!("{clean}-{:08x}.npy", hash as u32)
+    }
+}

@@ -1,0 +1,688 @@
+//! Shape manipulation, indexing and data movement. Most ops work on every value kind.
+use super::util::{axis, broadcast_shape, map_lanes, one, take};
+use super::{OpCtx, OpFn, Value};
+use crate::ir::types::AttrValue;
+use crate::ir::DType;
+use anyhow::{anyhow, bail, Result};
+use ndarray::{ArrayD, Axis, IxDyn};
+
+pub fn lookup(op: &str) -> Option<OpFn> {
+    Some(match op {
+        "Reshape" => reshape,
+        "Flatten" => flatten,
+        "Transpose" => transpose,
+        "Squeeze" => squeeze,
+        "Unsqueeze" => unsqueeze,
+        "Concat" => concat,
+        "Split" => split,
+        "Slice" => slice,
+        "Pad" => pad,
+        "Tile" => tile,
+        "Expand" => expand,
+        "Gather" => gather,
+        "Shape" => shape,
+        "Cast" => cast,
+        "DepthToSpace" => depth_to_space,
+        "SpaceToDepth" => space_to_depth,
+        "Resize" => resize,
+        _ => return None,
+    })
+}
+
+/// Applies a generic expression to the array inside a value, keeping its kind.
+macro_rules! each_kind {
+    ($v:expr, $a:ident => $body:expr) => {
+        match $v {
+            Value::F32($a) => Value::F32($body),
+            Value::I64($a) => Value::I64($body),
+            Value::Bool($a) => Value::Bool($body),
+        }
+    };
+}
+
+fn reshape_to<T: Clone>(a: ArrayD<T>, shape: &[usize]) -> Result<ArrayD<T>> {
+    let a = if a.is_standard_layout() {
+        a
+    } else {
+        a.as_standard_layout().into_owned()
+    };
+    Ok(a.into_shape_with_order(IxDyn(shape))?)
+}
+
+/// Resolves a Reshape target: 0 copies the input dim, one -1 is inferred.
+fn reshape_target(input: &[usize], target: &[i64]) -> Result<Vec<usize>> {
+    let total: usize = input.iter().product();
+    let mut unknown = None;
+    let mut out = Vec::with_capacity(target.len());
+    for (i, &d) in target.iter().enumerate() {
+        out.push(match d {
+            0 => *input.get(i).ok_or_else(|| {
+                anyhow!(
+                    "shape entry {i} is 0 (copy) but the input has rank {}",
+                    input.len()
+                )
+            })?,
+            -1 => {
+                if unknown.replace(i).is_some() {
+                    bail!("the target shape has more than one -1");
+                }
+                1
+            }
+            d if d < 0 => bail!("invalid target dim {d}"),
+            d => d as usize,
+        });
+    }
+    let known: usize = out.iter().product();
+    if let Some(i) = unknown {
+        if known == 0 || total % known != 0 {
+            bail!("cannot reshape {input:?} into {target:?}");
+        }
+        out[i] = total / known;
+    } else if known != total {
+        bail!("cannot reshape {input:?} ({total} elements) into {target:?}");
+    }
+    Ok(out)
+}
+
+fn reshape(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
+    let x = one(i)?;
+    let target = reshape_target(x.shape(), &ctx.attrs.ints("shape")?)?;
+    Ok(vec![each_kind!(x, a => reshape_to(a, &target)?)])
+}
+
+fn flatten(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
+    let x = one(i)?;
+    let rank = x.shape().len() as i64;
+    let ax = ctx.attrs.int("axis")?;
+    let a = if ax < 0 { ax + rank } else { ax };
+    if a < 0 || a > rank {
+        bail!("axis {ax} is out of range for rank {rank}");
+    }
+    let s = x.shape();
+    let target = [
+        s[..a as usize].iter().product::<usize>(),
+        s[a as usize..].iter().product::<usize>(),
+    ];
+    Ok(vec![each_kind!(x, v => reshape_to(v, &target)?)])
+}
+
+fn transpose(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
+    let x = one(i)?;
+    let rank = x.shape().len();
+    let perm = ctx
+        .attrs
+        .ints("perm")?
+        .iter()
+        .map(|&p| axis(p, rank))
+        .collect::<Result<Vec<_>>>()?;
+    let mut seen = vec![false; rank];
+    if perm.len() != rank || perm.iter().any(|&p| std::mem::replace(&mut seen[p], true)) {
+        bail!("perm {perm:?} is not a permutation of {rank} axes");
+    }
+    Ok(vec![
+        each_kind!(x, a => a.permuted_axes(IxDyn(&perm)).as_standard_layout().into_owned()),
+    ])
+}
+
+fn squeeze(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
+    let x = one(i)?;
+    let s = x.shape().to_vec();
+    let axes = ctx
+        .attrs
+        .ints("axes")?
+        .iter()
+        .map(|&a| axis(a, s.len()))
+        .collect::<Result<Vec<_>>>()?;
+    let mut target = Vec::new();
+    for (i, &d) in s.iter().enumerate() {
+        let drop = if axes.is_empty() {
+            d == 1
+        } else {
+            axes.contains(&i)
+        };
+        if drop && d != 1 {
+            bail!("cannot squeeze axis {i} of size {d}");
+        }
+        if !drop {
+            target.push(d);
+        }
+    }
+    Ok(vec![each_kind!(x, a => reshape_to(a, &target)?)])
+}
+
+fn unsqueeze(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
+    let x = one(i)?;
+    let given = ctx.attrs.ints("axes")?;
+    let rank = x.shape().len() + given.len();
+    let mut axes = given
+        .iter()
+        .map(|&a| axis(a, rank))
+        .collect::<Result<Vec<_>>>()?;
+    axes.sort_unstable();
+    if axes.windows(2).any(|w| w[0] == w[1]) {
+        bail!("axes {given:?} repeat an axis");
+    }
+    let mut dims = x.shape().iter();
+    let target: Vec<usize> = (0..rank)
+        .map(|i| {
+            if axes.contains(&i) {
+                1
+            } else {
+                *dims.next().expect("rank")
+            }
+        })
+        .collect();
+    Ok(vec![each_kind!(x, a => reshape_to(a, &target)?)])
+}
+
+fn concat_arrays<T: Clone>(arrays: &[ArrayD<T>], ax: usize) -> Result<ArrayD<T>> {
+    let views: Vec<_> = arrays.iter().map(|a| a.view()).collect();
+    Ok(ndarray::concatenate(Axis(ax), &views)?)
+}
+
+fn concat(ctx: &OpCtx, inputs: Vec<Value>) -> Result<Vec<Value>> {
+    let first = inputs
+        .first()
+        .ok_or_else(|| anyhow!("needs at least one input"))?;
+    let rank = first.shape().len();
+    let ax = axis(ctx.attrs.int("axis")?, rank)?;
+    for v in &inputs {
+        if v.shape().len() != rank
+            || v.shape()
+                .iter()
+                .enumerate()
+                .any(|(i, &d)| i != ax && d != first.shape()[i])
+        {
+            bail!(
+                "inputs {} and {} differ off axis {ax}",
+                first.describe(),
+                v.describe()
+            );
+        }
+    }
+    macro_rules! join {
+        ($kind:ident, $into:ident) => {{
+            let arrays = inputs
+                .into_iter()
+                .map(|v| v.$into())
+                .collect::<Result<Vec<_>>>()?;
+            Value::$kind(concat_arrays(&arrays, ax)?)
+        }};
+    }
+    Ok(vec![match first {
+        Value::F32(_) => join!(F32, into_f32),
+        Value::I64(_) => join!(I64, into_i64),
+        Value::Bool(_) => join!(Bool, into_bool),
+    }])
+}
+
+fn split(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
+    let x = one(i)?;
+    let ax = axis(ctx.attrs.int("axis")?, x.shape().len())?;
+    let sizes = ctx.attrs.ints("split")?;
+    if sizes.iter().any(|&s| s < 0) || sizes.iter().sum::<i64>() != x.shape()[ax] as i64 {
+        bail!(
+            "split sizes {sizes:?} do not add up to axis {ax} of {}",
+            x.describe()
+        );
+    }
+    let mut out = Vec::with_capacity(sizes.len());
+    let mut start = 0;
+    for &s in &sizes {
+        let r = start..start + s as usize;
+        out.push(each_kind!(&x, a => a.slice_axis(Axis(ax), r.clone().into()).to_owned()));
+        start += s as usize;
+    }
+    Ok(out)
+}
+
+/// Indices an ONNX/NumPy slice selects on an axis of size `dim` (clamped; negative counts
+/// from the end).
+fn slice_indices(dim: usize, start: i64, end: i64, step: i64) -> Result<Vec<usize>> {
+    if step == 0 {
+        bail!("slice step is 0");
+    }
+    let d = dim as i64;
+    let norm = |v: i64| if v < 0 { v.saturating_add(d) } else { v };
+    let (s, e) = if step > 0 {
+        (norm(start).clamp(0, d), norm(end).clamp(0, d))
+    } else {
+        (norm(start).clamp(-1, d - 1), norm(end).clamp(-1, d - 1))
+    };
+    let mut out = Vec::new();
+    let mut i = s;
+    while (step > 0 && i < e) || (step < 0 && i > e) {
+        out.push(i as usize);
+        i += step;
+    }
+    Ok(out)
+}
+
+fn select<T: Clone>(a: &ArrayD<T>, ax: usize, idx: &[usize]) -> ArrayD<T> {
+    a.select(Axis(ax), idx)
+}
+
+fn slice(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
+    let mut x = one(i)?;
+    let rank = x.shape().len();
+    let a = &ctx.attrs;
+    let starts = a.ints("starts")?;
+    let ends = a.ints("ends")?;
+    let axes = a
+        .opt_ints("axes")?
+        .unwrap_or_else(|| (0..starts.len() as i64).collect());
+    let steps = a.opt_ints("steps")?.unwrap_or(vec![1; starts.len()]);
+    if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
+        bail!("starts, ends, axes and steps differ in length");
+    }
+    let mut seen = vec![false; rank];
+    for k in 0..starts.len() {
+        let ax = axis(axes[k], rank)?;
+        if std::mem::replace(&mut seen[ax], true) {
+            bail!("axis {ax} is sliced twice");
+        }
+        let idx = slice_indices(x.shape()[ax], starts[k], ends[k], steps[k])?;
+        x = each_kind!(&x, v => select(v, ax, &idx));
+    }
+    Ok(vec![x])
+}
+
+/// Source index on an axis of size `n` for position `p` (may be outside [0, n)), by pad mode;
+/// `None` for constant fill.
+fn pad_source(p: i64, n: i64, mode: &str) -> Option<usize> {
+    if (0..n).contains(&p) {
+        return Some(p as usize);
+    }
+    let i = match mode {
+        "edge" => p.clamp(0, n - 1),
+        "reflect" if n == 1 => 0,
+        "reflect" => {
+            let period = 2 * (n - 1);
+            let m = p.rem_euclid(period);
+            if m < n {
+                m
+            } else {
+                period - m
+            }
+        }
+        "symmetric" => {
+            let m = p.rem_euclid(2 * n);
+            if m < n {
+                m
+            } else {
+                2 * n - 1 - m
+            }
+        }
+        _ => return None,
+    };
+    Some(i as usize)
+}
+
+fn pad_axis<T: Clone>(a: &ArrayD<T>, ax: usize, src: &[Option<usize>], fill: T) -> ArrayD<T> {
+    let mut shape = a.shape().to_vec();
+    shape[ax] = src.len();
+    let mut out = ArrayD::from_elem(IxDyn(&shape), fill);
+    for (o, s) in src.iter().enumerate() {
+        if let Some(s) = s {
+            out.index_axis_mut(Axis(ax), o)
+                .assign(&a.index_axis(Axis(ax), *s));
+        }
+    }
+    out
+}
+
+fn pad(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
+    let mut x = one(i)?;
+    let rank = x.shape().len();
+    let pads = ctx.attrs.ints("pads")?;
+    if pads.len() != 2 * rank {
+        bail!(
+            "pads has {} values; rank {rank} needs {}",
+            pads.len(),
+            2 * rank
+        );
+    }
+    let mode = ctx.attrs.str("mode")?;
+    let value = ctx.attrs.float("value")?;
+    for ax in 0..rank {
+        let (b, e) = (pads[ax], pads[ax + rank]);
+        if b == 0 && e == 0 {
+            continue;
+        }
+        let n = x.shape()[ax] as i64;
+        let size = n + b + e;
+        if size < 0 {
+            bail!("pads {pads:?} give axis {ax} a negative size");
+        }
+        if n == 0 && mode != "constant" && size > 0 {
+            bail!("cannot pad an empty axis in {mode} mode");
+        }
+        let src: Vec<Option<usize>> = (0..size).map(|o| pad_source(o - b, n, &mode)).collect();
+        x = match &x {
+            Value::F32(a) => Value::F32(pad_axis(a, ax, &src, value)),
+            Value::I64(a) => Value::I64(pad_axis(a, ax, &src, value as i64)),
+            Value::Bool(a) => Value::Bool(pad_axis(a, ax, &src, value != 0.0)),
+        };
+    }
+    Ok(vec![x])
+}
+
+fn tile(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
+    let mut x = one(i)?;
+    let reps = ctx.attrs.ints("repeats")?;
+    if reps.len() != x.shape().len() || reps.iter().any(|&r| r < 0) {
+        bail!("repeats {reps:?} does not fit {}", x.describe());
+    }
+    for (ax, &r) in reps.iter().enumerate() {
+        if r == 1 {
+            continue;
+        }
+        let n = x.shape()[ax];
+        let idx: Vec<usize> = (0..n * r as usize).map(|k| k % n.max(1)).collect();
+        x = each_kind!(&x, a => select(a, ax, &idx));
+    }
+    Ok(vec![x])
+}
+
+fn expand(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
+    let x = one(i)?;
+    let target = ctx.attrs.ints("shape")?;
+    if target.iter().any(|&d| d < 0) {
+        bail!("target shape {target:?} has a negative dim");
+    }
+    let target: Vec<usize> = target.iter().map(|&d| d as usize).collect();
+    let out = broadcast_shape(x.shape(), &target)?;
+    Ok(vec![
+        each_kind!(x, a => a.broadcast(IxDyn(&out)).expect("broadcastable").to_owned()),
+    ])
+}
+
+fn gather(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
+    let [data, idx] = take(i)?;
+    let idx = idx.into_i64()?;
+    let rank = data.shape().len();
+    let ax = axis(ctx.attrs.int("axis")?, rank)?;
+    let n = data.shape()[ax] as i64;
+    let flat: Vec<usize> = idx
+        .iter()
+        .map(|&k| {
+            let j = if k < 0 { k + n } else { k };
+            if j < 0 || j >= n {
+                bail!("index {k} is out of range for axis {ax} of size {n}");
+            }
+            Ok(j as usize)
+        })
+        .collect::<Result<_>>()?;
+    let mut shape = data.shape()[..ax].to_vec();
+    shape.extend(idx.shape());
+    shape.extend(&data.shape()[ax + 1..]);
+    Ok(vec![
+        each_kind!(&data, a => reshape_to(select(a, ax, &flat), &shape)?),
+    ])
+}
+
+fn shape(_: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
+    let x = one(i)?;
+    let dims: Vec<i64> = x.shape().iter().map(|&d| d as i64).collect();
+    Ok(vec![Value::I64(ArrayD::from_shape_vec(
+        IxDyn(&[dims.len()]),
+        dims,
+    )?)])
+}
+
+/// Wraps an integer to the range of `dtype`, as a C cast (two's complement) does.
+fn wrap_int(v: i64, dtype: DType) -> i64 {
+    match dtype {
+        DType::I8 => v as i8 as i64,
+        DType::I16 => v as i16 as i64,
+        DType::I32 => v as i32 as i64,
+        DType::U8 => v as u8 as i64,
+        DType::U16 => v as u16 as i64,
+        DType::U32 => v as u32 as i64,
+        _ => v,
+    }
+}
+
+/// Rounds an f32 to the precision of a float dtype.
+fn round_float(v: f32, dtype: DType) -> f32 {
+    match dtype {
+        DType::F16 => half::f16::from_f32(v).to_f32(),
+        DType::BF16 => half::bf16::from_f32(v).to_f32(),
+        _ => v,
+    }
+}
+
+fn cast(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
+    let x = one(i)?;
+    let to = ctx.attrs.dtype("to")?;
+    Ok(vec![if to == DType::Bool {
+        Value::Bool(match x {
+            Value::F32(a) => a.mapv(|v| v != 0.0),
+            Value::I64(a) => a.mapv(|v| v != 0),
+            Value::Bool(a) => a,
+        })
+    } else if to.is_float() {
+        Value::F32(match x {
+            Value::F32(a) => a.mapv(|v| round_float(v, to)),
+            Value::I64(a) => a.mapv(|v| round_float(v as f32, to)),
+            Value::Bool(a) => a.mapv(|v| v as u8 as f32),
+        })
+    } else {
+        Value::I64(match x {
+            // Truncates toward zero; NaN gives 0 and infinities saturate before wrapping.
+            Value::F32(a) => a.mapv(|v| wrap_int(v as i64, to)),
+            Value::I64(a) => a.mapv(|v| wrap_int(v, to)),
+            Value::Bool(a) => a.mapv(|v| v as i64),
+        })
+    }])
+}
+
+/// Reshape, permute and reshape again (the block moves of DepthToSpace / SpaceToDepth).
+fn rearrange(x: Value, split: &[usize], perm: &[usize], out: &[usize]) -> Result<Value> {
+    Ok(each_kind!(x, a => {
+        let a = reshape_to(a, split)?;
+        let a = a.permuted_axes(IxDyn(perm)).as_standard_layout().into_owned();
+        reshape_to(a, out)?
+    }))
+}
+
+fn block_size(ctx: &OpCtx, x: &Value) -> Result<usize> {
+    if x.shape().len() != 4 {
+        bail!("expects a 4-d input, got {}", x.describe());
+    }
+    let b = ctx.attrs.int("blocksize")?;
+    if b <= 0 {
+        bail!("blocksize must be positive");
+    }
+    Ok(b as usize)
+}
+
+fn depth_to_space(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
+    let x = one(i)?;
+    let b = block_size(ctx, &x)?;
+    let cl = ctx.attrs.channels_last()?;
+    let crd = ctx.attrs.str("mode")? == "CRD";
+    let s = x.shape().to_vec();
+    let (n, c, h, w) = if cl {
+        (s[0], s[3], s[1], s[2])
+    } else {
+        (s[0], s[1], s[2], s[3])
+    };
+    if c % (b * b) != 0 {
+        bail!("{c} channels are not divisible by blocksize² = {}", b * b);
+    }
+    let c2 = c / (b * b);
+    let y = match (cl, crd) {
+        (false, false) => rearrange(
+            x,
+            &[n, b, b, c2, h, w],
+            &[0, 3, 4, 1, 5, 2],
+            &[n, c2, h * b, w * b],
+        )?,
+        (false, true) => rearrange(
+            x,
+            &[n, c2, b, b, h, w],
+            &[0, 1, 4, 2, 5, 3],
+            &[n, c2, h * b, w * b],
+        )?,
+        (true, false) => rearrange(
+            x,
+            &[n, h, w, b, b, c2],
+            &[0, 1, 3, 2, 4, 5],
+            &[n, h * b, w * b, c2],
+        )?,
+        (true, true) => rearrange(
+            x,
+            &[n, h, w, c2, b, b],
+            &[0, 1, 4, 2, 5, 3],
+            &[n, h * b, w * b, c2],
+        )?,
+    };
+    Ok(vec![y])
+}
+
+fn space_to_depth(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
+    let x = one(i)?;
+    let b = block_size(ctx, &x)?;
+    let cl = ctx.attrs.channels_last()?;
+    let s = x.shape().to_vec();
+    let (n, c, h, w) = if cl {
+        (s[0], s[3], s[1], s[2])
+    } else {
+        (s[0], s[1], s[2], s[3])
+    };
+    if h % b != 0 || w % b != 0 {
+        bail!("spatial dims {h}×{w} are not divisible by blocksize {b}");
+    }
+    let (h2, w2) = (h / b, w / b);
+    let y = if cl {
+        rearrange(
+            x,
+            &[n, h2, b, w2, b, c],
+            &[0, 1, 3, 2, 4, 5],
+            &[n, h2, w2, b * b * c],
+        )?
+    } else {
+        rearrange(
+            x,
+            &[n, c, h2, b, w2, b],
+            &[0, 3, 5, 1, 2, 4],
+            &[n, b * b * c, h2, w2],
+        )?
+    };
+    Ok(vec![y])
+}
+
+/// Input taps and weights of each output index of one resized axis.
+type Taps = Vec<Vec<(usize, f32)>>;
+
+/// ONNX Resize along one axis from `n` to `m` samples with scale `scale`.
+fn resize_taps(n: usize, m: usize, scale: f64, ctx: &OpCtx) -> Result<Taps> {
+    let a = &ctx.attrs;
+    let mode = a.str("mode")?;
+    let ctm = a.str("coordinate_transformation_mode")?;
+    let nearest = a.str("nearest_mode")?;
+    let cubic_a = a.float("cubic_coeff_a")? as f64;
+    let clamp = |i: i64| i.clamp(0, n as i64 - 1) as usize;
+    (0..m)
+        .map(|o| {
+            let x = o as f64;
+            let xo = match ctm.as_str() {
+                "half_pixel" => (x + 0.5) / scale - 0.5,
+                "pytorch_half_pixel" if m > 1 => (x + 0.5) / scale - 0.5,
+                "pytorch_half_pixel" => 0.0,
+                "align_corners" if m > 1 => x * (n as f64 - 1.0) / (m as f64 - 1.0),
+                "align_corners" => 0.0,
+                "asymmetric" => x / scale,
+                "tf_half_pixel_for_nn" => (x + 0.5) / scale,
+                other => bail!("unknown coordinate_transformation_mode '{other}'"),
+            };
+            let fl = xo.floor();
+            let r = xo - fl;
+            let fi = fl as i64;
+            Ok(match mode.as_str() {
+                "nearest" => {
+                    let up = match nearest.as_str() {
+                        _ if r == 0.0 => false,
+                        "round_prefer_floor" => r > 0.5,
+                        "round_prefer_ceil" => r >= 0.5,
+                        "floor" => false,
+                        "ceil" => true,
+                        other => bail!("unknown nearest_mode '{other}'"),
+                    };
+                    vec![(clamp(fi + up as i64), 1.0)]
+                }
+                "linear" => vec![(clamp(fi), (1.0 - r) as f32), (clamp(fi + 1), r as f32)],
+                "cubic" => {
+                    let c = |t: f64| {
+                        let t = t.abs();
+                        if t <= 1.0 {
+                            ((cubic_a + 2.0) * t - (cubic_a + 3.0)) * t * t + 1.0
+                        } else if t < 2.0 {
+                            ((cubic_a * t - 5.0 * cubic_a) * t + 8.0 * cubic_a) * t - 4.0 * cubic_a
+                        } else {
+                            0.0
+                        }
+                    };
+                    (-1..=2)
+                        .map(|k| (clamp(fi + k), c(r - k as f64) as f32))
+                        .collect()
+                }
+                other => bail!("unknown mode '{other}'"),
+            })
+        })
+        .collect()
+}
+
+fn resize(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
+    let x = one(i)?.into_f32()?;
+    let rank = x.ndim();
+    if rank < 3 {
+        bail!(
+            "expects an input of rank 3 or more, got shape {:?}",
+            x.shape()
+        );
+    }
+    let cl = ctx.attrs.channels_last()?;
+    let (_, spatial) = crate::ir::ops::shape_rules::spatial_axes(rank, cl);
+    let sizes = ctx.attrs.opt_ints("sizes")?;
+    let scales = match ctx.attrs.get("scales")? {
+        Some(AttrValue::Floats(s)) => Some(s),
+        _ => None,
+    };
+    let mut y = x;
+    for (k, &ax) in spatial.iter().enumerate() {
+        let n = y.shape()[ax];
+        let (m, scale) = match (&sizes, &scales) {
+            (Some(s), _) => {
+                if s.len() != spatial.len() || s[k] < 0 {
+                    bail!("sizes {s:?} does not fit {} spatial axes", spatial.len());
+                }
+                (s[k] as usize, s[k] as f64 / n as f64)
+            }
+            (None, Some(s)) => {
+                if s.len() != spatial.len() || s[k] <= 0.0 {
+                    bail!("scales {s:?} does not fit {} spatial axes", spatial.len());
+                }
+                ((n as f64 * s[k] as f64).floor() as usize, s[k] as f64)
+            }
+            (None, None) => bail!("Resize needs `sizes` or `scales`"),
+        };
+        if n == m && (scale - 1.0).abs() < f64::EPSILON {
+            continue;
+        }
+        if n == 0 {
+            bail!("cannot resize an empty axis");
+        }
+        let taps = resize_taps(n, m, scale, ctx)?;
+        y = map_lanes(y.view(), ax, m, |src, dst| {
+            for (d, t) in dst.iter_mut().zip(&taps) {
+                *d = t
+                    .iter()
+                    .map(|&(j, w)| src[j] as f64 * w as f64)
+                    .sum::<f64>() as f32;
+            }
+        });
+    }
+    Ok(vec![Value::F32(y)])
+}
