@@ -11,4 +11,5 @@ pub mod interp;
 pub mod ir;
 pub mod output;
 pub mod proto;
+pub mod runners;
 pub mod weights;

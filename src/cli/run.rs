@@ -26,6 +26,9 @@ pub struct Args {
     /// Also write every node's outputs
     #[arg(long)]
     pub intermediate: bool,
+    /// Time N more forward passes after the first and print the median and minimum (benchmarks)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub repeat: usize,
 }
 
 pub fn run(a: Args) -> Result<i32> {
@@ -54,6 +57,21 @@ pub fn run(a: Args) -> Result<i32> {
     };
     if let Some(e) = failed {
         return Err(e);
+    }
+    if a.repeat > 0 {
+        let mut times = (0..a.repeat)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                interp.run(&feeds).map(|_| start.elapsed().as_secs_f64())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        times.sort_by(f64::total_cmp);
+        eprintln!(
+            "forward pass: median {:.4} s, min {:.4} s over {} runs",
+            times[times.len() / 2],
+            times[0],
+            times.len()
+        );
     }
     for (r, v) in loaded.graph.outputs.iter().zip(&outputs) {
         let file = a.output.join(file_name(&r.to_string()));

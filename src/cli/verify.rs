@@ -5,7 +5,8 @@ use super::inputs::{feed, InputFlags};
 use super::run::load_model;
 use crate::interp::{Interpreter, Value};
 use crate::ir::Graph;
-use anyhow::{bail, Result};
+use crate::runners;
+use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -38,6 +39,60 @@ pub struct Args {
     /// Print the report as JSON
     #[arg(long)]
     pub json: bool,
+    /// Python interpreter for models run by their own framework (default: $MMDNN_PYTHON, the
+    /// active virtual environment, python3)
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+}
+
+/// One side of the comparison: an IR run by the interpreter, or a model file run by its own
+/// framework.
+enum Side {
+    Ir(crate::frontends::Loaded),
+    Native(&'static str, PathBuf),
+}
+
+impl Side {
+    fn open(model: &std::path::Path, weights: Option<PathBuf>) -> Result<Side> {
+        if model.extension().is_some_and(|e| e == "pb") {
+            return Ok(Side::Ir(load_model(None, model, weights)?));
+        }
+        match runners::framework_of(model) {
+            Some(fw) => Ok(Side::Native(fw, model.to_path_buf())),
+            None => bail!(
+                "cannot tell how to run {}: pass an IR graph (.pb) or a .onnx, .h5, .keras, .pt, .pt2 file or a SavedModel directory",
+                model.display()
+            ),
+        }
+    }
+
+    fn graph(&self) -> Option<&Graph> {
+        match self {
+            Side::Ir(l) => Some(&l.graph),
+            Side::Native(..) => None,
+        }
+    }
+
+    fn run(&self, feeds: &[(String, Value)], python: &std::path::Path) -> Result<Recording> {
+        match self {
+            Side::Ir(l) => run_recording(&l.graph, l.weights.as_ref(), feeds),
+            Side::Native(fw, path) => Ok(Recording {
+                outputs: runners::run(fw, path, feeds, python)?
+                    .into_iter()
+                    .map(|(_, v)| v)
+                    .collect(),
+                nodes: HashMap::new(),
+                order: vec![],
+            }),
+        }
+    }
+
+    fn output_names(&self, n: usize) -> Vec<String> {
+        match self {
+            Side::Ir(l) => l.graph.outputs.iter().map(|r| r.to_string()).collect(),
+            Side::Native(..) => (0..n).map(|i| format!("output {i}")).collect(),
+        }
+    }
 }
 
 /// Comparison of one tensor.
@@ -140,18 +195,24 @@ fn run_recording(
 }
 
 pub fn run(a: Args) -> Result<i32> {
-    let reference = load_model(None, &a.reference, a.reference_weights.clone())?;
-    let candidate = load_model(None, &a.candidate, a.candidate_weights.clone())?;
-    if reference.graph.inputs != candidate.graph.inputs {
-        bail!(
-            "the models' inputs differ: reference {:?}, candidate {:?}",
-            reference.graph.inputs,
-            candidate.graph.inputs
-        );
+    let reference = Side::open(&a.reference, a.reference_weights.clone())?;
+    let candidate = Side::open(&a.candidate, a.candidate_weights.clone())?;
+    if let (Some(r), Some(c)) = (reference.graph(), candidate.graph()) {
+        if r.inputs != c.inputs {
+            bail!(
+                "the models' inputs differ: reference {:?}, candidate {:?}",
+                r.inputs,
+                c.inputs
+            );
+        }
     }
-    let feeds = feed(&reference.graph, &a.inputs)?;
-    let reference_run = run_recording(&reference.graph, reference.weights.as_ref(), &feeds)?;
-    let candidate_run = run_recording(&candidate.graph, candidate.weights.as_ref(), &feeds)?;
+    let feeds = match reference.graph().or(candidate.graph()) {
+        Some(g) => feed(g, &a.inputs)?,
+        None => files_in_order(&a.inputs)?,
+    };
+    let python = runners::python(a.python.as_deref());
+    let reference_run = reference.run(&feeds, &python)?;
+    let candidate_run = candidate.run(&feeds, &python)?;
     let (ref_out, ref_nodes, order) = (
         reference_run.outputs,
         reference_run.nodes,
@@ -166,11 +227,10 @@ pub fn run(a: Args) -> Result<i32> {
         );
     }
     let outputs = reference
-        .graph
-        .outputs
+        .output_names(ref_out.len())
         .iter()
         .zip(ref_out.iter().zip(&cand_out))
-        .map(|(r, (x, y))| compare(&r.to_string(), x, y, a.atol, a.rtol))
+        .map(|(name, (x, y))| compare(name, x, y, a.atol, a.rtol))
         .collect::<Result<Vec<_>>>()?;
     let mut layers = vec![];
     for key in &order {
@@ -218,4 +278,22 @@ pub fn run(a: Args) -> Result<i32> {
         }
     }
     Ok(if ok { 0 } else { 1 })
+}
+
+/// Inputs from `--input NAME=FILE` flags in the order given (when no side is an IR).
+fn files_in_order(flags: &InputFlags) -> Result<Vec<(String, Value)>> {
+    if flags.input.is_empty() {
+        bail!("neither model is an IR, so inputs cannot be generated: pass --input NAME=FILE.npy for each input");
+    }
+    flags
+        .input
+        .iter()
+        .map(|spec| {
+            let (name, file) = spec
+                .split_once('=')
+                .with_context(|| format!("--input '{spec}' is not NAME=FILE"))?;
+            let t = crate::weights::npy::read_file(std::path::Path::new(file))?;
+            Ok((name.to_string(), Value::from_tensor(&t)?))
+        })
+        .collect()
 }
