@@ -3,7 +3,7 @@
 use crate::frontends::mmdnn_ir::sibling_weights;
 use crate::ir::{ops, serialize, validate, Graph};
 use crate::weights::{self, WeightReader};
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,11 +22,10 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<i32> {
     if a.model.extension().is_none_or(|e| e != "pb") {
-        bail!(
-            "{}: mmdnn can only inspect IR graphs (.pb) so far; parsers for other model formats \
-             are not implemented yet",
-            a.model.display()
-        );
+        // A model file: its frontend lists every unsupported layer or op in its error.
+        let loaded = super::run::load_model(None, &a.model, a.weights.clone())?;
+        let report = Report::new(&loaded.graph, Some(loaded.weights.as_ref()), vec![], vec![]);
+        return report.emit(&a, &a.weights);
     }
     let loaded = serialize::load(&a.model)?;
     let mut graph = loaded.graph;
@@ -126,6 +125,16 @@ impl Report {
             producer: graph.producer.clone(),
             nodes: graph.nodes.len(),
         }
+    }
+
+    /// Prints the report; exit code 1 when anything is unsupported or wrong.
+    fn emit(&self, a: &Args, weights: &Option<PathBuf>) -> Result<i32> {
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&self.to_json(a, weights))?);
+        } else {
+            self.print(a, weights);
+        }
+        Ok(if self.ok() { 0 } else { 1 })
     }
 
     fn ok(&self) -> bool {
