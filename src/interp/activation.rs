@@ -50,7 +50,7 @@ pub fn lookup(op: &str) -> Option<OpFn> {
 pub fn map_inplace(mut x: ArrayD<f32>, f: impl Fn(f32) -> f32 + Sync) -> ArrayD<f32> {
     if let Some(s) = x.as_slice_memory_order_mut() {
         let n = s.len();
-        par_chunks(s, 1, n * 8, |_, chunk| {
+        par_chunks(s, 1, n * 4, |_, chunk| {
             chunk.iter_mut().for_each(|v| *v = f(*v));
         });
     } else {

@@ -10,6 +10,10 @@ use super::{OpCtx, OpFn, Value};
 use crate::ir::ops::shape_rules::{spatial_list, split_pads, window_out};
 use anyhow::{bail, Result};
 use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Most floats an im2col buffer may hold (64 MB); output positions are tiled to fit.
+static COL_LIMIT: AtomicUsize = AtomicUsize::new(1 << 24);
 
 pub fn lookup(op: &str) -> Option<OpFn> {
     Some(match op {
@@ -108,10 +112,12 @@ fn as_5d(x: ArrayD<f32>, channels_last: bool) -> ArrayD<f32> {
         shape.extend(std::iter::repeat_n(1, 3 - ns));
         shape.extend(&s[2..]);
     }
-    x.as_standard_layout()
-        .into_owned()
-        .into_shape_with_order(IxDyn(&shape))
-        .expect("same size")
+    let x = if x.is_standard_layout() {
+        x
+    } else {
+        x.as_standard_layout().into_owned()
+    };
+    x.into_shape_with_order(IxDyn(&shape)).expect("same size")
 }
 
 /// Shape of the result in the caller's rank from batch, channels and 3-d spatial sizes.
@@ -204,9 +210,27 @@ fn conv(ctx: &OpCtx, inputs: Vec<Value>) -> Result<Vec<Value>> {
         .view()
         .into_shape_with_order(if cl { (kk, cout) } else { (cout, kk) })
         .expect("weights are contiguous");
-    if p_out > 0 && kk > 0 {
-        // Bound the im2col buffer to about 64 MB by tiling output positions.
-        let tile = ((1usize << 24) / kk).clamp(64, p_out.max(64)).min(p_out);
+    if p_out > 0 && group == cin && group > 1 {
+        let ws = w.as_slice().expect("weights are contiguous");
+        let geo = Depthwise {
+            cin,
+            cout,
+            ins,
+            outs,
+            g: &g,
+        };
+        for b in 0..n {
+            let xb = &xs[b * cin * p_in..(b + 1) * cin * p_in];
+            let yb = &mut y[b * cout * p_out..(b + 1) * cout * p_out];
+            if cl {
+                geo.run_cl(xb, ws, yb);
+            } else {
+                geo.run_cf(xb, ws, yb);
+            }
+        }
+    } else if p_out > 0 && kk > 0 {
+        let limit = COL_LIMIT.load(Ordering::Relaxed);
+        let tile = (limit / kk).clamp(1, p_out);
         let mut col = vec![0f32; kk * tile];
         for b in 0..n {
             let xb = &xs[b * cin * p_in..(b + 1) * cin * p_in];
@@ -260,6 +284,105 @@ fn conv(ctx: &OpCtx, inputs: Vec<Value>) -> Result<Vec<Value>> {
     }
     let shape = out_shape(n, cout, outs, g.n_spatial, cl);
     Ok(vec![Value::F32(ArrayD::from_shape_vec(IxDyn(&shape), y)?)])
+}
+
+/// Direct depthwise convolution (group = input channels, `cout / cin` outputs per channel):
+/// cheaper than one tiny GEMM per channel.
+struct Depthwise<'a> {
+    cin: usize,
+    cout: usize,
+    ins: [usize; 3],
+    outs: [usize; 3],
+    g: &'a Geom,
+}
+
+impl Depthwise<'_> {
+    /// channels_first: weights [cout, 1, *k]; parallel over output channel planes.
+    fn run_cf(&self, x: &[f32], w: &[f32], y: &mut [f32]) {
+        let g = self.g;
+        let (ksize, mult) = (g.kernel_size(), self.cout / self.cin);
+        let p_in: usize = self.ins.iter().product();
+        let p_out: usize = self.outs.iter().product();
+        let [_, ih, iw] = self.ins;
+        let [_, oh, ow] = self.outs;
+        let ranges = |off: [i64; 3]| -> [(usize, usize); 3] {
+            std::array::from_fn(|a| {
+                valid_range(
+                    g.pad_begin[a],
+                    off[a] * g.dilations[a],
+                    g.strides[a],
+                    self.ins[a],
+                    self.outs[a],
+                )
+            })
+        };
+        par_chunks(y, p_out, self.cout * p_out * ksize, |first, planes| {
+            for (j, plane) in planes.chunks_mut(p_out).enumerate() {
+                let o = first + j;
+                let xc = &x[(o / mult) * p_in..(o / mult + 1) * p_in];
+                for t in 0..ksize {
+                    let wv = w[o * ksize + t];
+                    let off = g.tap(t);
+                    let [rd, rh, rw] = ranges(off);
+                    let shift = off[2] * g.dilations[2] - g.pad_begin[2];
+                    for od in rd.0..rd.1 {
+                        let id =
+                            od as i64 * g.strides[0] - g.pad_begin[0] + off[0] * g.dilations[0];
+                        for ohi in rh.0..rh.1 {
+                            let hh = ohi as i64 * g.strides[1] - g.pad_begin[1]
+                                + off[1] * g.dilations[1];
+                            let src = &xc[(id as usize * ih + hh as usize) * iw..][..iw];
+                            let dst = &mut plane[(od * oh + ohi) * ow..][..ow];
+                            for owi in rw.0..rw.1 {
+                                dst[owi] += wv * src[(owi as i64 * g.strides[2] + shift) as usize];
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// channels_last: weights [*k, 1, cout]; parallel over output positions.
+    fn run_cl(&self, x: &[f32], w: &[f32], y: &mut [f32]) {
+        let g = self.g;
+        let (ksize, mult, cin, cout) = (g.kernel_size(), self.cout / self.cin, self.cin, self.cout);
+        let [_, ih, iw] = self.ins;
+        let [_, oh, ow] = self.outs;
+        par_chunks(y, cout, y.len() * ksize, |first, rows| {
+            for (r, out) in rows.chunks_mut(cout).enumerate() {
+                let p = first + r;
+                let o = [p / (oh * ow), (p / ow) % oh, p % ow];
+                for t in 0..ksize {
+                    let off = g.tap(t);
+                    let mut pos = [0usize; 3];
+                    let mut inside = true;
+                    for a in 0..3 {
+                        let v =
+                            o[a] as i64 * g.strides[a] - g.pad_begin[a] + off[a] * g.dilations[a];
+                        inside &= v >= 0 && (v as usize) < self.ins[a];
+                        pos[a] = v.max(0) as usize;
+                    }
+                    if !inside {
+                        continue;
+                    }
+                    let src = &x[((pos[0] * ih + pos[1]) * iw + pos[2]) * cin..][..cin];
+                    let wt = &w[t * cout..(t + 1) * cout];
+                    if mult == 1 {
+                        for ((d, &s), &k) in out.iter_mut().zip(src).zip(wt) {
+                            *d += s * k;
+                        }
+                    } else {
+                        for (c, &s) in src.iter().enumerate() {
+                            for m in 0..mult {
+                                out[c * mult + m] += s * wt[c * mult + m];
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
 }
 
 fn ctx_bias(b: &Value, c: usize) -> Result<Vec<f32>> {
@@ -347,15 +470,24 @@ fn im2col_cf(
                     let hh = oh_i as i64 * g.strides[1] - g.pad_begin[1] + off[1] * g.dilations[1];
                     let base = (id as usize * ih + hh as usize) * iw;
                     let src = &xc[base..base + iw];
-                    let sw = g.strides[2];
+                    let sw = g.strides[2] as usize;
                     let shift = off[2] * g.dilations[2] - g.pad_begin[2];
-                    for (j, v) in dst.iter_mut().enumerate() {
-                        let o = w0 + j;
-                        *v = if o >= w_rng.0 && o < w_rng.1 {
-                            src[(o as i64 * sw + shift) as usize]
+                    // Output columns [w0, w0 + len) split into zeros, inside, zeros.
+                    let len = dst.len();
+                    let lo = w_rng.0.clamp(w0, w0 + len) - w0;
+                    let hi = w_rng.1.clamp(w0, w0 + len) - w0;
+                    dst[..lo].fill(0.0);
+                    dst[hi.max(lo)..].fill(0.0);
+                    if hi > lo {
+                        let first = ((w0 + lo) as i64 * sw as i64 + shift) as usize;
+                        let inside = &mut dst[lo..hi];
+                        if sw == 1 {
+                            inside.copy_from_slice(&src[first..first + inside.len()]);
                         } else {
-                            0.0
-                        };
+                            for (v, s) in inside.iter_mut().zip(src[first..].iter().step_by(sw)) {
+                                *v = *s;
+                            }
+                        }
                     }
                 }
                 p = row_end;
@@ -550,4 +682,59 @@ fn conv_transpose(ctx: &OpCtx, inputs: Vec<Value>) -> Result<Vec<Value>> {
     }
     let shape = out_shape(n, cout, outs, g.n_spatial, cl);
     Ok(vec![Value::F32(ArrayD::from_shape_vec(IxDyn(&shape), y)?)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::graph::Node;
+    use crate::ir::types::AttrValue;
+    use crate::weights::{MemoryWeights, Tensor};
+    use ndarray::Dimension;
+
+    /// Tiling output positions (a small im2col limit) gives the same result as one tile.
+    #[test]
+    fn tiled_im2col_matches_untiled() {
+        for cl in [false, true] {
+            let (cin, cout, h, w) = (3usize, 4usize, 7usize, 6usize);
+            let wshape = if cl {
+                vec![3, 2, cin, cout]
+            } else {
+                vec![cout, cin, 3, 2]
+            };
+            let n: usize = wshape.iter().product();
+            let wv: Vec<f32> = (0..n).map(|i| ((i * 37 % 17) as f32 - 8.0) / 8.0).collect();
+            let mut weights = MemoryWeights::default();
+            weights.insert("c", "weights", Tensor::from_f32(wshape, &wv).unwrap());
+            let fmt = if cl {
+                "channels_last"
+            } else {
+                "channels_first"
+            };
+            let node = Node::new("c", "Conv")
+                .with_attr("kernel_shape", AttrValue::Ints(vec![3, 2]))
+                .with_attr("strides", AttrValue::Ints(vec![2, 1]))
+                .with_attr("pads", AttrValue::Ints(vec![1, 0, 1, 1]))
+                .with_attr("out_channels", AttrValue::Int(cout as i64))
+                .with_attr("data_format", AttrValue::Str(fmt.into()));
+            let shape = if cl {
+                vec![2, h, w, cin]
+            } else {
+                vec![2, cin, h, w]
+            };
+            let x = ArrayD::from_shape_fn(IxDyn(&shape), |i| {
+                (i.slice().iter().sum::<usize>() % 5) as f32 - 2.0
+            });
+            let run = || {
+                crate::interp::run_op(&node, &weights, vec![Value::F32(x.clone())])
+                    .unwrap()
+                    .remove(0)
+            };
+            let whole = run();
+            COL_LIMIT.store(13, Ordering::Relaxed);
+            let tiled = run();
+            COL_LIMIT.store(1 << 24, Ordering::Relaxed);
+            assert_eq!(whole, tiled, "channels_last = {cl}");
+        }
+    }
 }

@@ -5,7 +5,7 @@
 //! every integer dtype as i64, and bools as bool. Each op is one function ([`OpFn`]) found by
 //! name in the registry of its family; the files mirror `src/ir/ops/`. Convolutions and matrix
 //! products go through a GEMM (im2col + `ndarray`'s `dot`, i.e. `matrixmultiply`), split over
-//! the machine's cores with scoped threads.
+//! the machine's cores with scoped threads (`MMDNN_THREADS` caps their number).
 //!
 //! The executor runs nodes in topological order, moves a value into its last consumer (so
 //! elementwise ops can work in place) and drops every intermediate value once its last consumer

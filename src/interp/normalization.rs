@@ -36,7 +36,17 @@ fn per_channel_affine(x: &mut ArrayD<f32>, ax: usize, mul: &[f32], add: &[f32]) 
     let shape = x.shape().to_vec();
     let inner: usize = shape[ax + 1..].iter().product();
     let c = shape[ax];
-    if let Some(s) = x.as_slice_mut() {
+    if let (Some(s), 1) = (x.as_slice_mut(), inner) {
+        // Channels last: rows of c.
+        let work = s.len();
+        par_chunks(s, c.max(1), work, |_, chunk| {
+            for row in chunk.chunks_mut(c.max(1)) {
+                for ((v, m), a) in row.iter_mut().zip(mul).zip(add) {
+                    *v = *v * m + a;
+                }
+            }
+        });
+    } else if let Some(s) = x.as_slice_mut() {
         let work = s.len();
         par_chunks(s, inner.max(1), work, |first, chunk| {
             for (j, block) in chunk.chunks_mut(inner.max(1)).enumerate() {

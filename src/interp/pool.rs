@@ -21,7 +21,7 @@ pub fn lookup(op: &str) -> Option<OpFn> {
 fn pool(ctx: &OpCtx, inputs: Vec<Value>) -> Result<Vec<Value>> {
     let x = one(inputs)?.into_f32()?;
     let cl = ctx.attrs.channels_last()?;
-    let (x5, ns) = to_ncdhw(x.view(), cl)?;
+    let (x5, ns) = to_ncdhw(x, cl)?;
     let a = &ctx.attrs;
     let is_max = a.str("pooling_type")? == "MAX";
     let kernel = a.ints("kernel_shape")?;

@@ -19,6 +19,11 @@ pub fn threads() -> usize {
     })
 }
 
+/// Work (a rough count of simple operations) below which [`par_chunks`] stays on one thread:
+/// memory-bound passes over typical activations gain little from a second thread and lose
+/// much when the machine is busy.
+pub const PAR_MIN_WORK: usize = 1 << 21;
+
 /// Calls `f(first_item, chunk)` on consecutive chunks of `data` (each a whole number of
 /// `item` elements), in parallel when `work` (a rough operation count) makes it worth it.
 pub fn par_chunks<T: Send>(
@@ -29,7 +34,7 @@ pub fn par_chunks<T: Send>(
 ) {
     let items = data.len().checked_div(item).unwrap_or(0);
     let t = threads().min(items).max(1);
-    if t == 1 || work < 1 << 16 {
+    if t == 1 || work < PAR_MIN_WORK {
         f(0, data);
         return;
     }
@@ -163,7 +168,7 @@ pub fn map_lanes<T: Copy + Default + Send + Sync>(
 
 /// Reshapes an activation to 5-d [N, C, D, H, W] channels first (a copy for channels_last),
 /// returning also the original spatial rank. 1-d and 2-d inputs get leading size-1 spatial axes.
-pub fn to_ncdhw(x: ArrayViewD<f32>, channels_last: bool) -> Result<(ArrayD<f32>, usize)> {
+pub fn to_ncdhw(x: ArrayD<f32>, channels_last: bool) -> Result<(ArrayD<f32>, usize)> {
     let rank = x.ndim();
     if !(3..=5).contains(&rank) {
         bail!("expects a rank 3 to 5 input, got shape {:?}", x.shape());
@@ -179,7 +184,11 @@ pub fn to_ncdhw(x: ArrayViewD<f32>, channels_last: bool) -> Result<(ArrayD<f32>,
     let mut shape = vec![s[0], s[1]];
     shape.extend(std::iter::repeat_n(1, 5 - rank));
     shape.extend(&s[2..]);
-    let owned = cf.as_standard_layout().into_owned();
+    let owned = if cf.is_standard_layout() {
+        cf
+    } else {
+        cf.as_standard_layout().into_owned()
+    };
     Ok((
         owned
             .into_shape_with_order(IxDyn(&shape))
@@ -230,4 +239,39 @@ pub fn take<const N: usize>(inputs: Vec<Value>) -> Result<[Value; N]> {
     inputs
         .try_into()
         .map_err(|_| anyhow::anyhow!("expects {N} inputs, got {n}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn par_chunks_visits_every_item_once_with_its_index() {
+        for (len, item) in [(0usize, 3usize), (3, 3), (300_000, 1), (99_999, 7)] {
+            let len = len - len % item;
+            let mut data = vec![0usize; len];
+            par_chunks(&mut data, item, PAR_MIN_WORK, |first, chunk| {
+                for (j, it) in chunk.chunks_mut(item).enumerate() {
+                    it.fill(first + j + 1);
+                }
+            });
+            for (i, v) in data.iter().enumerate() {
+                assert_eq!(*v, i / item + 1);
+            }
+        }
+    }
+
+    #[test]
+    fn map_lanes_handles_any_axis() {
+        let x = ArrayD::from_shape_fn(IxDyn(&[2, 3, 4]), |i| {
+            (i[0] * 100 + i[1] * 10 + i[2]) as f32
+        });
+        for axis in 0..3 {
+            let y = map_lanes(x.view(), axis, 1, |src, dst| dst[0] = src.iter().sum());
+            let want = x
+                .sum_axis(ndarray::Axis(axis))
+                .insert_axis(ndarray::Axis(axis));
+            assert_eq!(y, want);
+        }
+    }
 }
