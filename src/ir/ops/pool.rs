@@ -29,7 +29,7 @@ pub const OPS: &[OpDef] = &[
                 "dilations",
                 K::Ints,
                 Default::Ints(&[]),
-                "dilation per spatial axis (MAX only)",
+                "dilation per spatial axis (empty: all 1)",
             ),
             attr(
                 "pads",
