@@ -43,7 +43,7 @@ pub fn run(a: Args) -> Result<i32> {
         std::fs::create_dir_all(&dir)?;
         interp.run_all(&feeds, &mut |node, values| {
             for (i, v) in values.iter().enumerate() {
-                let file = dir.join(file_name(&format!("{}:{i}", node.name)));
+                let file = dir.join(format!("{}.{i}.npy", file_stem(&node.name)));
                 if let Err(e) = v
                     .to_natural_tensor()
                     .and_then(|t| npy::write_file(&file, &t))
@@ -74,7 +74,7 @@ pub fn run(a: Args) -> Result<i32> {
         );
     }
     for (r, v) in loaded.graph.outputs.iter().zip(&outputs) {
-        let file = a.output.join(file_name(&r.to_string()));
+        let file = a.output.join(format!("{}.npy", file_stem(&r.to_string())));
         npy::write_file(&file, &v.to_natural_tensor()?)?;
         println!("{r}  {:?}  -> {}", v.shape(), file.display());
     }
@@ -120,10 +120,10 @@ fn guess_framework(path: &Path) -> Result<String> {
     .to_string())
 }
 
-/// A file name for a tensor: characters outside [A-Za-z0-9._-] become '_' (plus a hash of the
-/// original when anything was replaced, so distinct names stay distinct).
-pub fn file_name(tensor: &str) -> String {
-    let clean: String = tensor
+/// A file name stem for a tensor or node name: characters outside [A-Za-z0-9._-] become '_'
+/// (plus a hash of the original when anything was replaced, so distinct names stay distinct).
+pub fn file_stem(name: &str) -> String {
+    let clean: String = name
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "._-".contains(c) {
@@ -134,12 +134,12 @@ pub fn file_name(tensor: &str) -> String {
         })
         .collect();
     let clean = clean.trim_start_matches('.').to_string();
-    if clean == tensor {
-        format!("{clean}.npy")
+    if clean == name && !clean.is_empty() {
+        clean
     } else {
-        let hash = tensor.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        let hash = name.bytes().fold(0xcbf29ce484222325u64, |h, b| {
             (h ^ b as u64).wrapping_mul(0x100000001b3)
         });
-        format!("{clean}-{:08x}.npy", hash as u32)
+        format!("{clean}-{:08x}", hash as u32)
     }
 }
