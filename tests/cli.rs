@@ -63,8 +63,8 @@ fn unknown_framework_is_a_usage_error() {
 #[test]
 fn mmdnn_single_dash_flags_parse() {
     let dir = tempfile::tempdir().unwrap();
-    // Every MMdnn spelling parses; the conversion then fails plainly (exit 1) because the
-    // target is not implemented yet — not a usage error.
+    // Every MMdnn spelling parses; the conversion then fails plainly (exit 1) because these
+    // targets are not implemented yet — not a usage error.
     alias(dir.path(), "mmconvert")
         .args([
             "-sf",
@@ -74,9 +74,9 @@ fn mmdnn_single_dash_flags_parse() {
             "-in",
             "m.json",
             "-df",
-            "pytorch",
+            "cntk",
             "-om",
-            "out.pth",
+            "out.dnn",
             "--inputShape",
             "224,224,3",
         ])
@@ -85,14 +85,21 @@ fn mmdnn_single_dash_flags_parse() {
         .stderr(predicate::str::contains("not implemented"));
     alias(dir.path(), "mmtocode")
         .args([
-            "-f", "onnx", "-in", "g.pb", "-iw", "g.npz", "-o", "m.py", "-dw", "w.npy", "--phase",
+            "-f", "mxnet", "-in", "g.pb", "-iw", "g.npz", "-o", "m.py", "-dw", "w.npy", "--phase",
             "test",
         ])
         .assert()
         .code(1);
     alias(dir.path(), "mmtomodel")
         .args([
-            "-f", "pytorch", "-in", "m.py", "-iw", "w.npy", "-om", "m.pth",
+            "-f",
+            "caffe",
+            "-in",
+            "m.py",
+            "-iw",
+            "w.npy",
+            "-om",
+            "m.caffemodel",
         ])
         .assert()
         .code(1);
