@@ -1,1 +1,2 @@
 //! Graph-to-graph rewrites.
+pub mod layout;
