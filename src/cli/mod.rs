@@ -9,6 +9,7 @@ mod download;
 mod inputs;
 mod inspect;
 mod install_aliases;
+mod layout;
 mod ops;
 mod run;
 mod tocode;
@@ -51,6 +52,8 @@ enum Command {
     Run(run::Args),
     /// Compare a candidate model with a reference on the same inputs, per output and per layer
     Verify(verify::Args),
+    /// Convert an IR between channels-first and channels-last
+    Layout(layout::Args),
     /// List the IR op catalogue (or print docs/ops.md and the support matrix)
     Ops(ops::Args),
     /// Create mmconvert, mmtoir, mmtocode, mmtomodel and mmdownload symlinks in DIR
@@ -90,6 +93,7 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         Command::Inspect(a) => inspect::run(a),
         Command::Run(a) => run::run(a),
         Command::Verify(a) => verify::run(a),
+        Command::Layout(a) => layout::run(a),
         Command::Ops(a) => ops::run(a),
         Command::InstallAliases(a) => install_aliases::run(a),
     };

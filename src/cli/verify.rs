@@ -240,8 +240,12 @@ pub fn run(a: Args) -> Result<i32> {
             }
         }
     }
-    let first_divergent = layers.iter().find(|d| !d.within).map(|d| d.name.clone());
     let ok = outputs.iter().all(|d| d.within);
+    // Only looked for when an output diverges: a node of the same name may legitimately hold
+    // its tensor in another layout (e.g. after `mmdnn layout`) while the outputs agree.
+    let first_divergent = (!ok)
+        .then(|| layers.iter().find(|d| !d.within).map(|d| d.name.clone()))
+        .flatten();
     if a.json {
         let mut doc = json!({
             "ok": ok,

@@ -35,3 +35,20 @@ def test_mmdnn_ir_matches_keras(tmp_path, run_mmdnn, repo_root):
     assert compared == 11
     final = np.load(out / "fc_activation.npy")
     np.testing.assert_array_equal(final.argmax(-1), io["out/fc_activation"].argmax(-1))
+
+
+def test_layout_pass_keeps_the_keras_ir_exact(tmp_path, run_mmdnn, repo_root):
+    """interp(g) equals interp(layout(g)) on this e2e model, in both directions (within 1e-5)."""
+    fx = repo_root / "tests/fixtures/mmdnn"
+    ir = tmp_path / "zoo"
+    run_mmdnn("toir", "-f", "mmdnn", "-n", fx / "keras_zoo.pb", "-w", fx / "keras_zoo.npy",
+              "-o", ir, check=True)
+    cf, back = tmp_path / "zoo_cf", tmp_path / "zoo_back"
+    run_mmdnn("layout", "-n", f"{ir}.pb", "--to", "channels_first", "--keep-io", "-o", cf,
+              check=True)
+    run_mmdnn("layout", "-n", f"{cf}.pb", "--to", "channels_last", "--keep-io", "-o", back,
+              check=True)
+    for candidate in (cf, back):
+        proc = run_mmdnn("verify", "--reference", f"{ir}.pb", "--candidate", f"{candidate}.pb",
+                         "--random-input", "--seed", "2", "--atol", "1e-5", "--rtol", "1e-5")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
