@@ -7,10 +7,10 @@ from common import main
 def run(model, inputs):
     args = [torch.from_numpy(v) for _, v in inputs]
     if model.endswith(".pt2"):
-        module = torch.export.load(model).module()
+        module = torch.export.load(model).module()  # already in inference form; no .eval()
     else:
         module = torch.jit.load(model, map_location="cpu")
-    module.eval()
+        module.eval()
     with torch.no_grad():
         outs = module(*args)
     if isinstance(outs, torch.Tensor):
