@@ -130,7 +130,10 @@ impl Report {
     /// Prints the report; exit code 1 when anything is unsupported or wrong.
     fn emit(&self, a: &Args, weights: &Option<PathBuf>) -> Result<i32> {
         if a.json {
-            println!("{}", serde_json::to_string_pretty(&self.to_json(a, weights))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&self.to_json(a, weights))?
+            );
         } else {
             self.print(a, weights);
         }
