@@ -1,6 +1,8 @@
 //! Target frameworks: each has an emitter (IR → readable Python source from Tera templates in
 //! `templates/<framework>/`) and a saver (→ the framework's model file). `TARGETS` lists every
 //! name the CLI accepts (MMdnn's spellings) and whether its backend exists yet.
+pub mod pytorch;
+
 use crate::frontends::{Framework, Status};
 use anyhow::{bail, Result};
 
@@ -8,7 +10,7 @@ pub const TARGETS: &[Framework] = &[
     Framework {
         name: "pytorch",
         aliases: &[],
-        status: Status::Planned,
+        status: Status::Ready,
         formats: "nn.Module source + state_dict .pth",
     },
     Framework {

@@ -1,7 +1,9 @@
 //! `mmdnn convert` (MMdnn's `mmconvert`): source model → target model in one step.
 use super::args::{source_parser, target_parser, usage_error, ParserFlags, TargetFlags};
+use crate::backends::pytorch::saver::Format;
 use crate::{backends, frontends};
-use anyhow::Result;
+use anyhow::{bail, Result};
+use clap::builder::PossibleValuesParser;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -21,6 +23,17 @@ pub struct Args {
     /// Output model path
     #[arg(long = "outputModel")]
     pub output_model: PathBuf,
+    /// Keep the source's input and output layout (default: image tensors become channels-first)
+    #[arg(long = "keep-layout")]
+    pub keep_layout: bool,
+    /// [PyTorch] model file format: state_dict (no Python needed), torchscript, export (.pt2)
+    /// or pickle (the whole module, as MMdnn saved it)
+    #[arg(long, default_value = "state_dict", value_parser = PossibleValuesParser::new(Format::NAMES))]
+    pub format: String,
+    /// Python interpreter for the formats that run PyTorch (default: MMDNN_PYTHON, the active
+    /// virtual environment, else python3)
+    #[arg(long)]
+    pub python: Option<PathBuf>,
     #[command(flatten)]
     pub parser: ParserFlags,
     #[command(flatten)]
@@ -32,8 +45,20 @@ pub fn run(a: Args) -> Result<i32> {
         return Ok(usage_error(&msg));
     }
     // Fail before the (possibly slow) parse when the target cannot be written.
-    backends::require(&a.dst_framework)?;
+    let fw = backends::require(&a.dst_framework)?;
+    let format = Format::parse(&a.format)?;
     let source = a.parser.source_args(a.input_network, a.input_weight);
-    let _loaded = frontends::load(&a.src_framework, &source)?;
-    unreachable!("no target backend is available yet")
+    let loaded = frontends::load(&a.src_framework, &source)?;
+    match fw.name {
+        "pytorch" => backends::pytorch::saver::convert(
+            &loaded.graph,
+            loaded.weights.as_ref(),
+            &a.output_model,
+            a.keep_layout,
+            format,
+            a.python.as_deref(),
+        )?,
+        other => bail!("internal: no backend is wired for {other}"),
+    }
+    Ok(0)
 }

@@ -2,7 +2,7 @@
 use super::args::{target_parser, usage_error, TargetFlags};
 use crate::backends;
 use crate::frontends::mmdnn_ir;
-use anyhow::Result;
+use anyhow::{bail, Result};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -22,6 +22,9 @@ pub struct Args {
     /// Converted weights path; MMdnn's -dw / -ow
     #[arg(long = "dstWeightPath")]
     pub dst_weights: Option<PathBuf>,
+    /// Keep the source's input and output layout (default: image tensors become channels-first)
+    #[arg(long = "keep-layout")]
+    pub keep_layout: bool,
     #[command(flatten)]
     pub target: TargetFlags,
 }
@@ -30,7 +33,28 @@ pub fn run(a: Args) -> Result<i32> {
     if let Err(msg) = a.target.check_for(&a.framework) {
         return Ok(usage_error(&msg));
     }
-    backends::require(&a.framework)?;
-    let _loaded = mmdnn_ir::load_ir(&a.ir_model, a.ir_weights.as_deref())?;
-    unreachable!("no target backend is available yet")
+    let fw = backends::require(&a.framework)?;
+    // The code needs the weights' shapes: -w, else <prefix>.npz / .npy beside the graph.
+    let weights = a
+        .ir_weights
+        .clone()
+        .or_else(|| mmdnn_ir::sibling_weights(&a.ir_model));
+    if weights.is_none() {
+        bail!(
+            "no weights for {}: pass -w <prefix>.npz",
+            a.ir_model.display()
+        );
+    }
+    let loaded = mmdnn_ir::load_ir(&a.ir_model, weights.as_deref())?;
+    match fw.name {
+        "pytorch" => backends::pytorch::saver::tocode(
+            &loaded.graph,
+            loaded.weights.as_ref(),
+            a.keep_layout,
+            &a.dst_model,
+            a.dst_weights.as_deref(),
+        )?,
+        other => bail!("internal: no code emitter is wired for {other}"),
+    }
+    Ok(0)
 }

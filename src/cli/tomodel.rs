@@ -1,7 +1,9 @@
 //! `mmdnn tomodel` (MMdnn's `mmtomodel`): generated code + weights → target model file.
 use super::args::{target_parser, usage_error, TargetFlags};
 use crate::backends;
-use anyhow::Result;
+use crate::backends::pytorch::saver::Format;
+use anyhow::{bail, Result};
+use clap::builder::PossibleValuesParser;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -18,6 +20,14 @@ pub struct Args {
     /// Output model path
     #[arg(short = 'o', long = "outputModel")]
     pub output_model: PathBuf,
+    /// [PyTorch] model file format: state_dict (no Python needed), torchscript, export (.pt2)
+    /// or pickle (the whole module, as MMdnn saved it)
+    #[arg(long, default_value = "state_dict", value_parser = PossibleValuesParser::new(Format::NAMES))]
+    pub format: String,
+    /// Python interpreter for the formats that run PyTorch (default: MMDNN_PYTHON, the active
+    /// virtual environment, else python3)
+    #[arg(long)]
+    pub python: Option<PathBuf>,
     #[command(flatten)]
     pub target: TargetFlags,
 }
@@ -26,6 +36,16 @@ pub fn run(a: Args) -> Result<i32> {
     if let Err(msg) = a.target.check_for(&a.framework) {
         return Ok(usage_error(&msg));
     }
-    backends::require(&a.framework)?;
-    unreachable!("no target backend is available yet")
+    let fw = backends::require(&a.framework)?;
+    match fw.name {
+        "pytorch" => backends::pytorch::saver::tomodel(
+            &a.input_network,
+            &a.input_weight,
+            &a.output_model,
+            Format::parse(&a.format)?,
+            a.python.as_deref(),
+        )?,
+        other => bail!("internal: no model saver is wired for {other}"),
+    }
+    Ok(0)
 }

@@ -1,7 +1,9 @@
 //! Source frameworks: each reads its model format natively and produces an IR graph plus a lazy
 //! weight reader. `SOURCES` lists every framework name the CLI accepts (MMdnn's spellings) and
 //! whether its parser exists yet.
+pub mod keras;
 pub mod mmdnn_ir;
+pub mod onnx;
 
 use crate::ir::Graph;
 use crate::weights::WeightReader;
@@ -41,13 +43,13 @@ pub const SOURCES: &[Framework] = &[
     Framework {
         name: "keras",
         aliases: &[],
-        status: Status::Planned,
+        status: Status::Ready,
         formats: ".h5, .keras, or -n model.json -w weights.h5",
     },
     Framework {
         name: "onnx",
         aliases: &[],
-        status: Status::Planned,
+        status: Status::Ready,
         formats: ".onnx (+ external data)",
     },
     Framework {
@@ -147,6 +149,8 @@ pub fn load(framework: &str, args: &SourceArgs) -> Result<Loaded> {
         .ok_or_else(|| anyhow::anyhow!("unknown source framework '{framework}'"))?;
     match fw.name {
         "mmdnn" => mmdnn_ir::load(args),
+        "onnx" => onnx::load(args),
+        "keras" => keras::load(args),
         name => bail!(
             "mmdnn {} cannot read {name} models yet: the {name} parser is not implemented. \
              Frameworks that can be read now: {}",

@@ -1,0 +1,350 @@
+//! The PyTorch target. [`generate`] runs the layout pass to channels-first, then renders a
+//! readable `nn.Module` named `KitModel` from the Tera templates in `templates/pytorch/`: layers
+//! with weights are built in `__init__` under the source's layer names (made safe by [`names`]),
+//! `forward` computes the graph in topological order, and only the nodes the outputs need are
+//! emitted. Alongside the code comes the state-dict plan ([`state::Entry`]): which weight of the
+//! converted graph fills each state-dict key, and how. [`state::write_state_dict`] writes it as a
+//! `.pth` without Python; [`saver`] makes the TorchScript, `torch.export` and pickled-module
+//! files by running the generated code.
+mod lower;
+pub mod names;
+pub mod saver;
+pub mod state;
+
+use crate::ir::passes::layout::{convert_layout, Perm, Target, TransformedWeights};
+use crate::ir::types::shape_string;
+use crate::ir::{validate, DType, Graph, TensorRef};
+use crate::weights::WeightReader;
+use anyhow::{bail, Context, Result};
+use names::Namer;
+use state::Entry;
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// The generated module and what its weights need.
+pub struct Generated<'w> {
+    /// The Python source.
+    pub code: String,
+    /// The state dict the module loads, in registration order.
+    pub state: Vec<Entry>,
+    /// The weights of the layout-converted graph the state dict is read from.
+    pub weights: TransformedWeights<'w>,
+}
+
+/// Converts `graph` to channels-first and generates its PyTorch module. With `keep_layout`
+/// the module takes and returns tensors in the source's layout.
+pub fn generate<'w>(
+    graph: &Graph,
+    weights: &'w dyn WeightReader,
+    keep_layout: bool,
+) -> Result<Generated<'w>> {
+    let converted = convert_layout(graph, weights, Target::ChannelsFirst, keep_layout)
+        .context("converting the graph to channels-first for PyTorch")?;
+    let io = Boundary {
+        inputs: converted.input_perms,
+        outputs: converted.output_perms,
+        source_inputs: graph
+            .inputs
+            .iter()
+            .map(|n| {
+                graph
+                    .node(n)
+                    .and_then(|n| n.outputs.first())
+                    .map(|t| t.shape.clone())
+            })
+            .collect(),
+    };
+    let (code, state) = emit(&converted.graph, &converted.weights, &io)?;
+    Ok(Generated {
+        code,
+        state,
+        weights: converted.weights,
+    })
+}
+
+/// How the module's inputs and outputs relate to the source model's (for the docstring).
+#[derive(Default)]
+pub struct Boundary {
+    /// Per graph input: its permutation from the source layout, if any.
+    pub inputs: Vec<Option<Perm>>,
+    /// Per graph output: its permutation from the source layout, if any.
+    pub outputs: Vec<Option<Perm>>,
+    /// Per graph input: its shape in the source model.
+    pub source_inputs: Vec<Option<Vec<i64>>>,
+}
+
+/// Emits the module for a graph whose layout-sensitive ops are channels-first. Fails, before
+/// anything is written, with one message listing every node that cannot be emitted.
+pub fn emit(
+    graph: &Graph,
+    weights: &dyn WeightReader,
+    io: &Boundary,
+) -> Result<(String, Vec<Entry>)> {
+    let mut graph = graph.clone();
+    if graph.nodes.iter().any(|n| n.outputs.is_empty()) {
+        validate::infer_types(&mut graph)?;
+    }
+    let mut e = Emitter::new(&graph, weights);
+    let needed = needed_nodes(&graph);
+    let (mut problems, mut ops) = (vec![], BTreeSet::new());
+    // Nodes that failed or read from one that did (those are not reported again).
+    let mut failed: HashSet<&str> = HashSet::new();
+    for node in graph
+        .nodes
+        .iter()
+        .filter(|n| needed.contains(n.name.as_str()))
+    {
+        if node.inputs.iter().any(|r| failed.contains(r.node.as_str())) {
+            failed.insert(&node.name);
+            continue;
+        }
+        if let Err(err) = lower::lower(&mut e, node) {
+            problems.push(format!("node '{}' ({}): {err:#}", node.name, node.op));
+            ops.insert(node.op.as_str());
+            failed.insert(&node.name);
+        }
+    }
+    if !problems.is_empty() {
+        bail!(
+            "cannot generate PyTorch code for {} node(s) (ops: {}):\n  - {}",
+            problems.len(),
+            ops.into_iter().collect::<Vec<_>>().join(", "),
+            problems.join("\n  - ")
+        );
+    }
+    let code = e.render(io)?;
+    let mut state = std::mem::take(&mut e.root_params);
+    state.append(&mut e.root_buffers);
+    state.append(&mut e.module_state);
+    Ok((code, state))
+}
+
+/// Names of the nodes the graph outputs depend on, graph inputs included.
+fn needed_nodes(graph: &Graph) -> HashSet<&str> {
+    let index = graph.index();
+    let mut need: HashSet<&str> = HashSet::new();
+    let mut stack: Vec<&str> = graph.outputs.iter().map(|r| r.node.as_str()).collect();
+    while let Some(name) = stack.pop() {
+        if need.insert(name) {
+            if let Some(&i) = index.get(name) {
+                stack.extend(graph.nodes[i].inputs.iter().map(|r| r.node.as_str()));
+            }
+        }
+    }
+    need.extend(graph.inputs.iter().map(|s| s.as_str()));
+    need
+}
+
+/// Helper code a module may need; each is emitted only when used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Helper {
+    Resample,
+    Recurrent,
+}
+
+/// The module being generated.
+pub(crate) struct Emitter<'a> {
+    pub graph: &'a Graph,
+    pub weights: &'a dyn WeightReader,
+    pub namer: Namer,
+    /// Identifier of each emitted node (its layer attribute and its variable).
+    pub idents: HashMap<String, String>,
+    /// Python expression of each computed tensor.
+    pub vars: HashMap<TensorRef, String>,
+    pub init: Vec<String>,
+    pub forward: Vec<String>,
+    pub root_params: Vec<Entry>,
+    pub root_buffers: Vec<Entry>,
+    pub module_state: Vec<Entry>,
+    pub helpers: BTreeSet<Helper>,
+    pub uses_f: bool,
+    pub uses_math: bool,
+}
+
+impl<'a> Emitter<'a> {
+    fn new(graph: &'a Graph, weights: &'a dyn WeightReader) -> Self {
+        let mut namer = Namer::new();
+        // Graph inputs first, so the forward arguments keep the plainest names.
+        let mut idents = HashMap::new();
+        for name in graph
+            .inputs
+            .iter()
+            .chain(graph.nodes.iter().map(|n| &n.name))
+        {
+            if !idents.contains_key(name) {
+                idents.insert(name.clone(), namer.ident(name));
+            }
+        }
+        Emitter {
+            graph,
+            weights,
+            namer,
+            idents,
+            vars: HashMap::new(),
+            init: vec![],
+            forward: vec![],
+            root_params: vec![],
+            root_buffers: vec![],
+            module_state: vec![],
+            helpers: BTreeSet::new(),
+            uses_f: false,
+            uses_math: false,
+        }
+    }
+
+    fn render(&self, io: &Boundary) -> Result<String> {
+        let mut tera = tera::Tera::default();
+        tera.autoescape_on(vec![]);
+        tera.add_raw_templates([
+            (
+                "model.py",
+                include_str!("../../../templates/pytorch/model.py.tera"),
+            ),
+            (
+                "resample.py",
+                include_str!("../../../templates/pytorch/resample.py.tera"),
+            ),
+            (
+                "recurrent.py",
+                include_str!("../../../templates/pytorch/recurrent.py.tera"),
+            ),
+        ])
+        .context("internal: PyTorch templates")?;
+        let mut ctx = tera::Context::new();
+        ctx.insert("version", env!("CARGO_PKG_VERSION"));
+        ctx.insert("uses_math", &self.uses_math);
+        ctx.insert("uses_f", &self.uses_f);
+        ctx.insert("resample", &self.helpers.contains(&Helper::Resample));
+        ctx.insert("recurrent", &self.helpers.contains(&Helper::Recurrent));
+        ctx.insert("init", &self.init);
+        ctx.insert("forward", &self.forward);
+        let args: Vec<&str> = self
+            .graph
+            .inputs
+            .iter()
+            .map(|n| self.idents[n].as_str())
+            .collect();
+        ctx.insert("args", &args.join(", "));
+        ctx.insert("doc_inputs", &self.doc_inputs(io));
+        ctx.insert("doc_outputs", &self.doc_outputs(io));
+        ctx.insert("example_inputs", &self.example_inputs()?);
+        let outs: Vec<String> = self
+            .graph
+            .outputs
+            .iter()
+            .map(|r| self.var(r))
+            .collect::<Result<_>>()?;
+        ctx.insert("returns", &outs.join(", "));
+        tera.render("model.py", &ctx)
+            .context("internal: rendering the PyTorch module")
+    }
+
+    /// One docstring line per forward argument: identifier, type and layout.
+    fn doc_inputs(&self, io: &Boundary) -> Vec<String> {
+        self.graph
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let ident = &self.idents[name];
+                let ty = self.graph.node(name).and_then(|n| n.outputs.first());
+                let mut line = match ty {
+                    Some(t) => format!("{ident}: {}{}", t.dtype, shape_string(&t.shape)),
+                    None => ident.clone(),
+                };
+                if let (Some(Some(_)), Some(Some(src))) =
+                    (io.inputs.get(i), io.source_inputs.get(i))
+                {
+                    line.push_str(&format!(
+                        " (channels-first; the source took {})",
+                        shape_string(src)
+                    ));
+                }
+                line
+            })
+            .collect()
+    }
+
+    fn doc_outputs(&self, io: &Boundary) -> Vec<String> {
+        self.graph
+            .outputs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let mut line = match self.graph.tensor_type(r) {
+                    Some(t) => format!("{}{}", t.dtype, shape_string(&t.shape)),
+                    None => "tensor".to_string(),
+                };
+                if let Some(Some(p)) = io.outputs.get(i) {
+                    line.push_str(&format!(
+                        " (channels-first: the source's output permuted by {p:?})"
+                    ));
+                }
+                line
+            })
+            .collect()
+    }
+
+    /// `(name, shape, dtype)` of each forward argument, unknown dims as 1, as Python source.
+    fn example_inputs(&self) -> Result<String> {
+        let mut items = vec![];
+        for name in &self.graph.inputs {
+            let t = self
+                .graph
+                .node(name)
+                .and_then(|n| n.outputs.first())
+                .with_context(|| format!("graph input '{name}' has no type"))?;
+            let dims: Vec<i64> = t.shape.iter().map(|&d| d.max(1)).collect();
+            items.push(format!(
+                "({}, {}, {})",
+                names::py_str(&self.idents[name]),
+                tuple(&dims),
+                torch_dtype(t.dtype)
+            ));
+        }
+        Ok(match items.len() {
+            1 => format!("({},)", items[0]),
+            _ => format!("({})", items.join(", ")),
+        })
+    }
+
+    /// The expression of a tensor.
+    pub fn var(&self, r: &TensorRef) -> Result<String> {
+        self.vars
+            .get(r)
+            .cloned()
+            .with_context(|| format!("internal: tensor '{r}' has not been computed"))
+    }
+}
+
+/// A Python tuple of ints.
+pub(crate) fn tuple(v: &[i64]) -> String {
+    match v.len() {
+        1 => format!("({},)", v[0]),
+        _ => format!(
+            "({})",
+            v.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// `torch.float32` and so on.
+pub(crate) fn torch_dtype(d: DType) -> &'static str {
+    match d {
+        DType::F32 => "torch.float32",
+        DType::F16 => "torch.float16",
+        DType::BF16 => "torch.bfloat16",
+        DType::F64 => "torch.float64",
+        DType::I8 => "torch.int8",
+        DType::I16 => "torch.int16",
+        DType::I32 => "torch.int32",
+        DType::I64 => "torch.int64",
+        DType::U8 => "torch.uint8",
+        DType::U16 => "torch.uint16",
+        DType::U32 => "torch.uint32",
+        DType::U64 => "torch.uint64",
+        DType::Bool => "torch.bool",
+    }
+}

@@ -1,0 +1,228 @@
+//! The PyTorch commands: code and weights from an IR (`tocode`), a model file from code and
+//! weights (`tomodel`), and both in one step from any source (`convert`). A state dict is
+//! written natively; TorchScript, `torch.export` and pickled-module files are made by running
+//! the generated code with Python (`--python`, `MMDNN_PYTHON`, the active virtual environment,
+//! else `python3`). Outputs appear together, whole, or not at all.
+use super::{generate, state};
+use crate::frontends::mmdnn_ir;
+use crate::ir::Graph;
+use crate::output::{commit_all, stage, AtomicFile};
+use crate::runners;
+use crate::weights::WeightReader;
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+use std::process::Command;
+
+/// The model file formats `tomodel` and `convert` write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// A state dict for the generated class (`torch.load(path, weights_only=True)`).
+    StateDict,
+    /// `torch.jit.script` (or trace) of the module.
+    TorchScript,
+    /// `torch.export` program (`.pt2`).
+    Export,
+    /// The whole module pickled by `torch.save`, as MMdnn wrote it.
+    Pickle,
+}
+
+impl Format {
+    pub const NAMES: [&'static str; 4] = ["state_dict", "torchscript", "export", "pickle"];
+
+    pub fn parse(name: &str) -> Result<Format> {
+        Ok(match name {
+            "state_dict" => Format::StateDict,
+            "torchscript" => Format::TorchScript,
+            "export" => Format::Export,
+            "pickle" => Format::Pickle,
+            other => bail!(
+                "unknown PyTorch format '{other}'; use one of {}",
+                Format::NAMES.join(", ")
+            ),
+        })
+    }
+
+    fn name(self) -> &'static str {
+        Format::NAMES[self as usize]
+    }
+}
+
+/// `tocode`: writes the module to `code` and, when asked, its state dict to `weights_out`.
+pub fn tocode(
+    graph: &Graph,
+    weights: &dyn WeightReader,
+    keep_layout: bool,
+    code: &Path,
+    weights_out: Option<&Path>,
+) -> Result<()> {
+    let g = generate(graph, weights, keep_layout)?;
+    let mut files = vec![];
+    if let Some(path) = weights_out {
+        files.push(state::write_state_dict(path, &g.state, &g.weights)?);
+    }
+    files.push(stage(code, g.code.as_bytes())?);
+    commit_all(files)?;
+    println!("PyTorch code written to {}", code.display());
+    if let Some(path) = weights_out {
+        println!("PyTorch state dict written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// `tomodel`: makes `out` from the generated `code` and `weights` (a state dict written by
+/// `tocode -dw`, or the IR weights, whose graph `<prefix>.pb` must lie beside them).
+pub fn tomodel(
+    code: &Path,
+    weights: &Path,
+    out: &Path,
+    format: Format,
+    python: Option<&Path>,
+) -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let state_dict = if is_state_dict(weights)? {
+        weights.to_path_buf()
+    } else {
+        let graph_path = weights.with_extension("pb");
+        if !graph_path.exists() {
+            bail!(
+                "{} is not a PyTorch state dict; IR weights need their graph {} beside them",
+                weights.display(),
+                graph_path.display()
+            );
+        }
+        let loaded = mmdnn_ir::load_ir(&graph_path, Some(weights))?;
+        let g = generate(&loaded.graph, loaded.weights.as_ref(), false)?;
+        let path = work.path().join("weights.pth");
+        state::write_state_dict(&path, &g.state, &g.weights)?.commit()?;
+        path
+    };
+    let file = match format {
+        Format::StateDict => copy_into(&state_dict, out)?,
+        _ => run_saver(format, code, &state_dict, out, python, work.path())?,
+    };
+    file.commit()?;
+    println!("PyTorch {} written to {}", format.name(), out.display());
+    Ok(())
+}
+
+/// `convert`: the module and its model file from a loaded source; the code is kept next to
+/// `out`, named after it (`out.pth` → `out.py`).
+pub fn convert(
+    graph: &Graph,
+    weights: &dyn WeightReader,
+    out: &Path,
+    keep_layout: bool,
+    format: Format,
+    python: Option<&Path>,
+) -> Result<()> {
+    let code_path = out.with_extension("py");
+    if code_path == out {
+        bail!(
+            "the output model {} must not be a .py file: the generated code goes there",
+            out.display()
+        );
+    }
+    let g = generate(graph, weights, keep_layout)?;
+    let code_file = stage(&code_path, g.code.as_bytes())?;
+    let model_file = match format {
+        Format::StateDict => state::write_state_dict(out, &g.state, &g.weights)?,
+        _ => {
+            let work = tempfile::tempdir()?;
+            let state_dict = work.path().join("weights.pth");
+            state::write_state_dict(&state_dict, &g.state, &g.weights)?.commit()?;
+            let code = work
+                .path()
+                .join(code_path.file_name().context("output has no file name")?);
+            std::fs::write(&code, &g.code)?;
+            run_saver(format, &code, &state_dict, out, python, work.path())?
+        }
+    };
+    commit_all(vec![model_file, code_file])?;
+    println!("PyTorch code written to {}", code_path.display());
+    println!("PyTorch {} written to {}", format.name(), out.display());
+    Ok(())
+}
+
+/// Whether `path` is a zip written by `torch.save` (it holds a `data.pkl`), not an `.npz`.
+fn is_state_dict(path: &Path) -> Result<bool> {
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("cannot open weights file {}", path.display()))?;
+    let Ok(archive) = zip::ZipArchive::new(file) else {
+        return Ok(false);
+    };
+    let found = archive.file_names().any(|n| n.ends_with("/data.pkl"));
+    Ok(found)
+}
+
+/// A copy of `from` staged at `to`.
+fn copy_into(from: &Path, to: &Path) -> Result<AtomicFile> {
+    let mut file = AtomicFile::create(to)?;
+    let mut src =
+        std::fs::File::open(from).with_context(|| format!("cannot open {}", from.display()))?;
+    std::io::copy(&mut src, file.file())
+        .with_context(|| format!("cannot write {}", to.display()))?;
+    Ok(file)
+}
+
+/// Runs `save.py` to make `out` in `format`; returns it staged.
+fn run_saver(
+    format: Format,
+    code: &Path,
+    state_dict: &Path,
+    out: &Path,
+    python: Option<&Path>,
+    work: &Path,
+) -> Result<AtomicFile> {
+    let python = runners::python(python);
+    let script = work.join("mmdnn_save.py");
+    std::fs::write(&script, include_str!("save.py"))?;
+    let module = module_name(code);
+    let target = work.join("model.out");
+    let result = Command::new(&python)
+        .arg(&script)
+        .arg(format.name())
+        .arg(&module)
+        .arg(code)
+        .arg(state_dict)
+        .arg(&target)
+        .output()
+        .with_context(|| format!("cannot start {}", python.display()))?;
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    if !result.status.success() {
+        if stderr.contains("No module named 'torch'") {
+            bail!(
+                "saving a PyTorch {} needs torch, which {} lacks; install it with `{} -m pip install torch` (or pass --python, or use --format state_dict, which needs no Python)",
+                format.name(),
+                python.display(),
+                python.display()
+            );
+        }
+        bail!(
+            "PyTorch could not save the {} model:\n{stderr}",
+            format.name()
+        );
+    }
+    if !stderr.trim().is_empty() {
+        eprint!("{stderr}");
+    }
+    copy_into(&target, out)
+}
+
+/// The module name the code is imported under (its file stem when that is an identifier), so
+/// a pickled module finds its class again when the code is importable under that name.
+fn module_name(code: &Path) -> String {
+    let stem = code
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ok = stem
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && stem.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        stem
+    } else {
+        "kit_model".to_string()
+    }
+}

@@ -1,0 +1,315 @@
+//! Convolutions: Conv1D/2D/3D, their transposes, depthwise and separable convolutions. Keras
+//! kernels are `[*kernel, in/groups, out]` — the IR's channels_last layout — so they are copied
+//! as stored (depthwise kernels only change shape); a channels_first layer gets its kernel
+//! permuted to `[out, in/groups, *kernel]`. "same" padding becomes explicit pads (TensorFlow's
+//! rule: the odd pixel at the end), "causal" pads the beginning only.
+use super::super::convert::Cx;
+use super::super::weights::Transform;
+use super::{activation, LayerCall};
+use crate::ir::{AttrValue, TensorRef};
+use anyhow::{bail, Context, Result};
+
+/// Spatial axes of a rank-`rank` tensor.
+pub fn spatial_axes(rank: usize, channels_last: bool) -> Vec<usize> {
+    if channels_last {
+        (1..rank - 1).collect()
+    } else {
+        (2..rank).collect()
+    }
+}
+
+/// Explicit pads `[begins…, ends…]` for Keras padding mode `padding`.
+pub fn pads(
+    cx: &Cx,
+    x: &TensorRef,
+    channels_last: bool,
+    padding: &str,
+    kernel: &[i64],
+    strides: &[i64],
+    dilations: &[i64],
+) -> Result<Vec<i64>> {
+    let n = kernel.len();
+    let shape = cx.shape(x)?;
+    let axes = spatial_axes(shape.len(), channels_last);
+    let mut begin = vec![0; n];
+    let mut end = vec![0; n];
+    match padding {
+        "valid" => {}
+        "causal" => {
+            for i in 0..n {
+                begin[i] = (kernel[i] - 1) * dilations[i];
+            }
+        }
+        "same" => {
+            for i in 0..n {
+                let k = (kernel[i] - 1) * dilations[i] + 1;
+                let total = if strides[i] == 1 {
+                    k - 1
+                } else {
+                    let d = shape[axes[i]];
+                    if d < 0 {
+                        bail!(
+                            "\"same\" padding with stride {} needs a known input size, but axis {} \
+                             is unknown: pass --inputShape",
+                            strides[i],
+                            axes[i]
+                        );
+                    }
+                    let out = (d + strides[i] - 1) / strides[i];
+                    ((out - 1) * strides[i] + k - d).max(0)
+                };
+                begin[i] = total / 2;
+                end[i] = total - total / 2;
+            }
+        }
+        other => bail!("padding '{other}' is not supported"),
+    }
+    begin.extend(end);
+    Ok(begin)
+}
+
+/// Geometry shared by the convolution layers.
+struct Geometry {
+    n: usize,
+    channels_last: bool,
+    kernel: Vec<i64>,
+    strides: Vec<i64>,
+    dilations: Vec<i64>,
+    padding: String,
+}
+
+impl Geometry {
+    fn read(cx: &Cx, l: &LayerCall, x: &TensorRef) -> Result<Geometry> {
+        let n = cx
+            .rank(x)?
+            .checked_sub(2)
+            .filter(|n| (1..=3).contains(n))
+            .with_context(|| {
+                format!(
+                    "expects a rank 3 to 5 input, got {}",
+                    cx.ty(x).map(|t| t.to_string()).unwrap_or_default()
+                )
+            })?;
+        Ok(Geometry {
+            n,
+            channels_last: l.cfg.channels_last()?,
+            kernel: l.cfg.ints("kernel_size", n)?,
+            strides: l.cfg.ints_or("strides", n, 1)?,
+            dilations: l.cfg.ints_or("dilation_rate", n, 1)?,
+            padding: l.cfg.str_or("padding", "valid")?,
+        })
+    }
+
+    fn attrs(&self, pads: Vec<i64>) -> Vec<(&'static str, AttrValue)> {
+        vec![
+            ("kernel_shape", AttrValue::Ints(self.kernel.clone())),
+            ("strides", AttrValue::Ints(self.strides.clone())),
+            ("dilations", AttrValue::Ints(self.dilations.clone())),
+            ("pads", AttrValue::Ints(pads)),
+            ("data_format", data_format(self.channels_last)),
+        ]
+    }
+
+    /// The kernel transform: none for channels_last, else `[*k, i, o]` → `[o, i, *k]`.
+    fn kernel_transform(&self) -> Transform {
+        if self.channels_last {
+            Transform::None
+        } else {
+            let n = self.n;
+            let mut perm = vec![n + 1, n];
+            perm.extend(0..n);
+            Transform::Permute { perm, to: None }
+        }
+    }
+}
+
+pub fn data_format(channels_last: bool) -> AttrValue {
+    AttrValue::Str(
+        if channels_last {
+            "channels_last"
+        } else {
+            "channels_first"
+        }
+        .into(),
+    )
+}
+
+/// Applies the layer's fused `activation`, naming the result `<layer>/<activation>`.
+pub fn fused_activation(cx: &mut Cx, l: &LayerCall, y: TensorRef) -> Result<TensorRef> {
+    let act = activation::name_of(l.cfg.get("activation"))?;
+    activation::apply(cx, &y, &act, &l.sub(&act))
+}
+
+/// Conv1D, Conv2D, Conv3D.
+pub fn conv(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
+    let x = l.input()?;
+    let g = Geometry::read(cx, l, &x)?;
+    let pads = pads(
+        cx,
+        &x,
+        g.channels_last,
+        &g.padding,
+        &g.kernel,
+        &g.strides,
+        &g.dilations,
+    )?;
+    let use_bias = l.cfg.bool_or("use_bias", true)?;
+    let mut attrs = g.attrs(pads);
+    attrs.push(("group", AttrValue::Int(l.cfg.int_or("groups", 1)?)));
+    attrs.push(("out_channels", AttrValue::Int(l.cfg.int("filters")?)));
+    attrs.push(("use_bias", AttrValue::Bool(use_bias)));
+    let y = cx.op(&l.name, "Conv", &[x], attrs)?;
+    cx.weight(&y, "weights", &[l.var(0)?], g.kernel_transform());
+    if use_bias {
+        cx.weight(&y, "bias", &[l.var(1)?], Transform::None);
+    }
+    Ok(vec![fused_activation(cx, l, y)?])
+}
+
+/// Conv1DTranspose, Conv2DTranspose, Conv3DTranspose: Keras's output size rule, expressed as
+/// cropping pads (or output_padding when the output is larger than the full result).
+pub fn conv_transpose(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
+    let x = l.input()?;
+    let g = Geometry::read(cx, l, &x)?;
+    let shape = cx.shape(&x)?;
+    let axes = spatial_axes(shape.len(), g.channels_last);
+    let out_pad = match l.cfg.get("output_padding") {
+        Some(v) => Some(super::ints_of(v, g.n)?),
+        None => None,
+    };
+    let (mut begin, mut end, mut extra) = (vec![], vec![], vec![]);
+    for i in 0..g.n {
+        let d = shape[axes[i]];
+        if d < 0 {
+            bail!(
+                "needs a known input size on axis {}: pass --inputShape",
+                axes[i]
+            );
+        }
+        let (k, s) = ((g.kernel[i] - 1) * g.dilations[i] + 1, g.strides[i]);
+        let length = match (&out_pad, g.padding.as_str()) {
+            (None, "valid") => d * s + (k - s).max(0),
+            (None, "same") => d * s,
+            (Some(p), "valid") => (d - 1) * s + k + p[i],
+            (Some(p), "same") => (d - 1) * s + k - 2 * (k / 2) + p[i],
+            (_, other) => bail!("padding '{other}' is not supported"),
+        };
+        let full = (d - 1) * s + k;
+        let total = full - length;
+        if total >= 0 {
+            begin.push(total / 2);
+            end.push(total - total / 2);
+            extra.push(0);
+        } else {
+            begin.push(0);
+            end.push(0);
+            extra.push(-total);
+        }
+    }
+    begin.extend(end);
+    let use_bias = l.cfg.bool_or("use_bias", true)?;
+    let mut attrs = g.attrs(begin);
+    attrs.push(("output_padding", AttrValue::Ints(extra)));
+    attrs.push(("out_channels", AttrValue::Int(l.cfg.int("filters")?)));
+    attrs.push(("use_bias", AttrValue::Bool(use_bias)));
+    let y = cx.op(&l.name, "ConvTranspose", &[x], attrs)?;
+    // Keras's [*k, out, in] is the IR's channels_last layout; channels_first wants [in, out, *k].
+    cx.weight(&y, "weights", &[l.var(0)?], g.kernel_transform());
+    if use_bias {
+        cx.weight(&y, "bias", &[l.var(1)?], Transform::None);
+    }
+    Ok(vec![fused_activation(cx, l, y)?])
+}
+
+/// A depthwise convolution node (group = the `c` input channels) on `x`.
+fn depthwise_node(
+    cx: &mut Cx,
+    name: &str,
+    x: TensorRef,
+    g: &Geometry,
+    (c, mult): (usize, usize),
+    use_bias: bool,
+) -> Result<TensorRef> {
+    let pads = pads(
+        cx,
+        &x,
+        g.channels_last,
+        &g.padding,
+        &g.kernel,
+        &g.strides,
+        &g.dilations,
+    )?;
+    let mut attrs = g.attrs(pads);
+    attrs.push(("group", AttrValue::Int(c as i64)));
+    attrs.push(("out_channels", AttrValue::Int((c * mult) as i64)));
+    attrs.push(("use_bias", AttrValue::Bool(use_bias)));
+    cx.op(name, "Conv", &[x], attrs)
+}
+
+/// The depthwise kernel `[*k, C, mult]` as IR weights: `[*k, 1, C·mult]` channels_last,
+/// `[C·mult, 1, *k]` channels_first.
+fn depthwise_kernel(g: &Geometry, c: usize, mult: usize) -> Transform {
+    let k: Vec<usize> = g.kernel.iter().map(|&v| v as usize).collect();
+    if g.channels_last {
+        let mut to = k;
+        to.extend([1, c * mult]);
+        Transform::Reshape(to)
+    } else {
+        let n = g.n;
+        let mut perm = vec![n, n + 1];
+        perm.extend(0..n);
+        let mut to = vec![c * mult, 1];
+        to.extend(k);
+        Transform::Permute { perm, to: Some(to) }
+    }
+}
+
+fn channels(cx: &Cx, x: &TensorRef, channels_last: bool) -> Result<usize> {
+    let shape = cx.shape(x)?;
+    let c = shape[if channels_last { shape.len() - 1 } else { 1 }];
+    usize::try_from(c).context("needs a known number of input channels")
+}
+
+/// DepthwiseConv1D, DepthwiseConv2D.
+pub fn depthwise(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
+    let x = l.input()?;
+    let g = Geometry::read(cx, l, &x)?;
+    let mult = l.cfg.int_or("depth_multiplier", 1)? as usize;
+    let use_bias = l.cfg.bool_or("use_bias", true)?;
+    let c = channels(cx, &x, g.channels_last)?;
+    let y = depthwise_node(cx, &l.name, x, &g, (c, mult), use_bias)?;
+    cx.weight(&y, "weights", &[l.var(0)?], depthwise_kernel(&g, c, mult));
+    if use_bias {
+        cx.weight(&y, "bias", &[l.var(1)?], Transform::None);
+    }
+    Ok(vec![fused_activation(cx, l, y)?])
+}
+
+/// SeparableConv1D, SeparableConv2D: a depthwise Conv (`<layer>/depthwise`) then a 1×1 Conv
+/// carrying the layer's name and bias.
+pub fn separable(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
+    let x = l.input()?;
+    let g = Geometry::read(cx, l, &x)?;
+    let mult = l.cfg.int_or("depth_multiplier", 1)? as usize;
+    let use_bias = l.cfg.bool_or("use_bias", true)?;
+    let c = channels(cx, &x, g.channels_last)?;
+    let dw = depthwise_node(cx, &l.sub("depthwise"), x, &g, (c, mult), false)?;
+    cx.weight(&dw, "weights", &[l.var(0)?], depthwise_kernel(&g, c, mult));
+    let point = Geometry {
+        n: g.n,
+        channels_last: g.channels_last,
+        kernel: vec![1; g.n],
+        strides: vec![1; g.n],
+        dilations: vec![1; g.n],
+        padding: "valid".into(),
+    };
+    let mut attrs = point.attrs(vec![0; 2 * g.n]);
+    attrs.push(("out_channels", AttrValue::Int(l.cfg.int("filters")?)));
+    attrs.push(("use_bias", AttrValue::Bool(use_bias)));
+    let y = cx.op(&l.name, "Conv", &[dw], attrs)?;
+    cx.weight(&y, "weights", &[l.var(1)?], point.kernel_transform());
+    if use_bias {
+        cx.weight(&y, "bias", &[l.var(2)?], Transform::None);
+    }
+    Ok(vec![fused_activation(cx, l, y)?])
+}

@@ -1,0 +1,239 @@
+//! The Keras frontend, native: reads Keras 2 / tf.keras `.h5` (model_config + model_weights),
+//! Keras 3 `.keras` (a zip of config.json and model.weights.h5) and Keras 3 `.h5`, and MMdnn's
+//! pair `-n model.json -w weights.h5` (the weights from `save_weights`, either layout).
+//!
+//! [`config`] parses the architecture, [`convert`] builds the IR graph with one function per
+//! layer class ([`layers`]), [`h5`] indexes and reads the HDF5 weights and [`weights`] is the
+//! lazy reader that transforms each tensor as it is read. Every layer that cannot be converted is
+//! listed in one error before anything is built.
+mod config;
+mod convert;
+mod h5;
+mod layers;
+mod weights;
+
+use super::{Loaded, SourceArgs};
+use crate::ir::validate;
+use anyhow::{bail, Context, Result};
+use serde_json::Value as Json;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// What a file is, from its first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Hdf5,
+    Zip,
+    Json,
+}
+
+fn kind_of(path: &Path) -> Result<Kind> {
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut head = vec![0u8; 8];
+    let n = f.read(&mut head)?;
+    head.truncate(n);
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        return Ok(Kind::Zip);
+    }
+    if head.starts_with(b"\x89HDF\r\n\x1a\n") || hdf5_after_userblock(&mut f)? {
+        return Ok(Kind::Hdf5);
+    }
+    if head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        return Ok(Kind::Json);
+    }
+    bail!(
+        "{} is not a Keras model: expected an HDF5 file (.h5), a .keras zip or a JSON architecture",
+        path.display()
+    )
+}
+
+/// HDF5 allows a user block of 512·2ⁿ bytes before the signature.
+fn hdf5_after_userblock(f: &mut std::fs::File) -> Result<bool> {
+    use std::io::{Seek, SeekFrom};
+    let len = f.metadata()?.len();
+    let mut at = 512u64;
+    while at + 8 <= len {
+        let mut sig = [0u8; 8];
+        f.seek(SeekFrom::Start(at))?;
+        f.read_exact(&mut sig)?;
+        if &sig == b"\x89HDF\r\n\x1a\n" {
+            return Ok(true);
+        }
+        at *= 2;
+    }
+    Ok(false)
+}
+
+/// The architecture, the weights file and the Keras version of a source.
+struct Source {
+    model: Json,
+    weights: Option<h5::H5File>,
+    keras3: bool,
+    version: String,
+    /// Keeps an extracted `model.weights.h5` alive while it is read.
+    temp: Option<tempfile::TempDir>,
+}
+
+/// Reads a `.keras` archive: config.json, metadata.json and model.weights.h5.
+fn open_keras_zip(path: &Path) -> Result<Source> {
+    let file = std::fs::File::open(path)?;
+    let mut zip = zip::ZipArchive::new(file)
+        .with_context(|| format!("{} is not a valid zip", path.display()))?;
+    let mut text = |name: &str| -> Result<Option<String>> {
+        match zip.by_name(name) {
+            Ok(mut entry) => {
+                let mut s = String::new();
+                entry.read_to_string(&mut s)?;
+                Ok(Some(s))
+            }
+            Err(zip::result::ZipError::FileNotFound) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    };
+    let config =
+        text("config.json")?.with_context(|| format!("{} has no config.json", path.display()))?;
+    let version = text("metadata.json")?
+        .and_then(|m| serde_json::from_str::<Json>(&m).ok())
+        .and_then(|m| {
+            m.get("keras_version")
+                .and_then(Json::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "3".into());
+    let (weights, temp) = match zip.by_name("model.weights.h5") {
+        Ok(entry) if entry.compression() == zip::CompressionMethod::Stored => {
+            let start = entry.data_start() as usize;
+            let range = start..start + entry.size() as usize;
+            (Some(h5::H5File::open_in_place(path, range)?), None)
+        }
+        Ok(mut entry) => {
+            let dir = tempfile::tempdir()?;
+            let out = dir.path().join("model.weights.h5");
+            std::io::copy(&mut entry, &mut std::fs::File::create(&out)?)?;
+            (Some(h5::H5File::open(&out)?), Some(dir))
+        }
+        Err(zip::result::ZipError::FileNotFound) => (None, None),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Source {
+        model: serde_json::from_str(&config).context("config.json is not valid JSON")?,
+        weights,
+        keras3: true,
+        version,
+        temp,
+    })
+}
+
+/// Reads a full-model `.h5`; a weights-only file is refused with what to pass instead.
+fn open_h5_model(path: &Path) -> Result<Source> {
+    let file = h5::H5File::open(path)?;
+    let Some(config) = file.attr_string("/", "model_config")? else {
+        bail!(
+            "{} holds only weights (no model_config): pass the architecture too, as \
+             `-n model.json -w {}` with model.json from model.to_json()",
+            path.display(),
+            path.display()
+        );
+    };
+    let version = file.attr_string("/", "keras_version")?.unwrap_or_default();
+    Ok(Source {
+        model: serde_json::from_str(&config).context("model_config is not valid JSON")?,
+        keras3: version.starts_with('3'),
+        version,
+        weights: Some(file),
+        temp: None,
+    })
+}
+
+/// Reads a JSON architecture and the weights file given with it.
+fn open_json(path: &Path, weights: Option<&Path>) -> Result<Source> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let model: Json = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", path.display()))?;
+    let version = model
+        .get("keras_version")
+        .and_then(Json::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let keras3 = version.starts_with('3') || model.get("module").is_some();
+    let weights = match weights {
+        Some(w) => {
+            if kind_of(w)? != Kind::Hdf5 {
+                bail!("{} is not an HDF5 weights file", w.display());
+            }
+            Some(h5::H5File::open(w)?)
+        }
+        None => None,
+    };
+    Ok(Source {
+        model,
+        weights,
+        keras3,
+        version,
+        temp: None,
+    })
+}
+
+/// Picks the files: `-n model.json -w weights.h5`, or one model file given as -n or -w.
+fn open(args: &SourceArgs) -> Result<(PathBuf, Source)> {
+    let main = args
+        .network
+        .clone()
+        .or_else(|| args.weights.clone())
+        .context("reading a Keras model needs a file: pass -n model.h5 (or .keras), or -n model.json -w weights.h5")?;
+    let extra_weights = args.weights.as_deref().filter(|w| *w != main);
+    let source = match kind_of(&main)? {
+        Kind::Json => open_json(&main, extra_weights)?,
+        kind => {
+            let mut source = if kind == Kind::Zip {
+                open_keras_zip(&main)?
+            } else {
+                open_h5_model(&main)?
+            };
+            // A full model given with other weights (-n model.h5 -w other.h5) reads those.
+            if let Some(w) = extra_weights {
+                source.weights = Some(h5::H5File::open(w)?);
+            }
+            source
+        }
+    };
+    Ok((main, source))
+}
+
+/// Loads a Keras model.
+pub fn load(args: &SourceArgs) -> Result<Loaded> {
+    let (path, source) = open(args)?;
+    let at = || format!("converting Keras model {}", path.display());
+    let model = config::parse_model(&source.model).with_context(at)?;
+    let bad = layers::unsupported(&model);
+    if !bad.is_empty() {
+        bail!(
+            "{}: {} layer(s) cannot be converted: {}",
+            path.display(),
+            bad.len(),
+            bad.join(", ")
+        );
+    }
+    let index = source.weights.map(h5::WeightIndex::new);
+    let scope = index
+        .as_ref()
+        .map(|i| i.root_scope())
+        .transpose()
+        .with_context(at)?;
+    let mut cx = convert::Cx::new(index.as_ref(), source.keras3, &args.input_shapes);
+    let outputs =
+        convert::convert_model(&mut cx, &model, scope.as_ref(), None, "").with_context(at)?;
+    let mut graph = std::mem::take(&mut cx.graph);
+    graph.outputs = outputs;
+    graph.producer = format!("keras {}", source.version).trim().to_string();
+    let entries = std::mem::take(&mut cx.weights);
+    drop(cx);
+    let reader = weights::KerasWeights::new(index.map(|i| i.file), entries, source.temp);
+    validate::check(&mut graph, Some(&reader)).with_context(at)?;
+    Ok(Loaded {
+        graph,
+        weights: Box::new(reader),
+    })
+}

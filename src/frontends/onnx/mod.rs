@@ -1,0 +1,553 @@
+//! The ONNX reader (`-sf onnx`): decodes a `.onnx` file natively (proto/onnx/onnx.proto, the
+//! model memory-mapped so raw tensor data is never copied; external data mapped on first read)
+//! and maps the default-domain operators of opsets 7 to 28 onto IR ops, one small function per
+//! ONNX op (`ops/`). Initializers and `Constant` nodes become weights or `Constant` nodes;
+//! computations on constants, shape computations included, are folded (`builder`). Every
+//! unsupported op is listed in one error before anything is converted; every other problem is
+//! reported per node, all at once.
+mod builder;
+mod node;
+mod ops;
+mod tensor;
+
+use super::{Loaded, SourceArgs};
+use crate::ir::{validate, DType, TensorType};
+use crate::proto::onnx::{type_proto, GraphProto, ModelProto, NodeProto, ValueInfoProto};
+use anyhow::{bail, Context, Result};
+use builder::{Builder, Val};
+use bytes::Bytes;
+use node::Ctx;
+use prost::Message;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use tensor::ModelDir;
+
+/// Oldest and newest default-domain opset the reader maps.
+pub const MIN_OPSET: i64 = 7;
+pub const MAX_OPSET: i64 = 28;
+
+/// Loads the `.onnx` model named by `-n` (or `-w`/`-iw`).
+pub fn load(args: &SourceArgs) -> Result<Loaded> {
+    let path = match (&args.network, &args.weights) {
+        (Some(n), Some(w)) if n != w => bail!(
+            "an ONNX model is one .onnx file (its external data is found next to it): pass it \
+             once, with -n or -w, not both ({} and {})",
+            n.display(),
+            w.display()
+        ),
+        (Some(p), _) | (None, Some(p)) => p,
+        (None, None) => bail!("reading an ONNX model needs its file: pass -n model.onnx"),
+    };
+    load_file(path, args).with_context(|| format!("reading ONNX model {}", path.display()))
+}
+
+fn load_file(path: &Path, args: &SourceArgs) -> Result<Loaded> {
+    let file = std::fs::File::open(path).context("cannot open the file")?;
+    // SAFETY: the map is read-only; mmdnn never writes to an input file while reading it.
+    let map = unsafe { memmap2::Mmap::map(&file) }.context("cannot map the file")?;
+    let model = ModelProto::decode(Bytes::from_owner(map))
+        .context("not an ONNX model (the protobuf does not decode as onnx.ModelProto)")?;
+    convert(&model, &ModelDir::new(path), args)
+}
+
+/// Converts a decoded model; `dir` resolves its external data.
+fn convert(model: &ModelProto, dir: &ModelDir, args: &SourceArgs) -> Result<Loaded> {
+    let opset = default_opset(model)?;
+    let graph = model.graph.as_ref().context("the model has no graph")?;
+    let mut b = Builder::default();
+    let from = format!("{} {}", model.producer_name, model.producer_version);
+    b.graph.producer = format!(
+        "mmdnn {} onnx reader (from {}, opset {opset})",
+        env!("CARGO_PKG_VERSION"),
+        match from.trim() {
+            "" => "an unnamed producer",
+            named => named,
+        }
+    );
+    if !args.in_nodes.is_empty() {
+        bail!("--inNodeName is not supported for ONNX models: the graph inputs are the model's");
+    }
+    // --dstNodeName picks the outputs (ONNX value names); only the nodes they need are read.
+    let outputs: Vec<&str> = if args.dst_nodes.is_empty() {
+        graph.output.iter().map(|o| o.name.as_str()).collect()
+    } else {
+        args.dst_nodes.iter().map(String::as_str).collect()
+    };
+    let wanted = wanted_nodes(graph, (!args.dst_nodes.is_empty()).then_some(&outputs))?;
+    check_supported(model, graph, &wanted, opset)?;
+    for n in &graph.node {
+        n.output.iter().for_each(|o| b.reserve(o));
+    }
+    let mut broken = bind_initializers(&mut b, graph, dir);
+    add_inputs(&mut b, graph, &args.input_shapes)?;
+    let mut problems = convert_nodes(&mut b, graph, &wanted, opset, dir, &mut broken);
+    // Graph outputs: a constant one gets a Constant node named after it.
+    for name in outputs {
+        match output_ref(&mut b, name, &broken) {
+            Ok(Some(r)) => b.graph.outputs.push(r),
+            Ok(None) => {}
+            Err(e) => problems.push(format!("graph output '{name}': {e:#}")),
+        }
+    }
+    if !problems.is_empty() {
+        let n = problems.len();
+        bail!(
+            "the model could not be converted ({n} problem{}):\n  - {}",
+            if n == 1 { "" } else { "s" },
+            problems.join("\n  - ")
+        );
+    }
+    let mut graph = b.graph;
+    validate::check(&mut graph, Some(&b.weights)).context("the converted graph is invalid")?;
+    Ok(Loaded {
+        graph,
+        weights: Box::new(b.weights),
+    })
+}
+
+/// Binds every initializer to a constant. Returns the ones that cannot be read (sparse ones,
+/// unsupported element types), with the reason, reported only if a node reads them.
+fn bind_initializers(
+    b: &mut Builder,
+    graph: &GraphProto,
+    dir: &ModelDir,
+) -> HashMap<String, Option<String>> {
+    let mut broken = HashMap::new();
+    for t in &graph.initializer {
+        b.reserve(&t.name);
+        match tensor::decode(t, dir) {
+            Ok(data) => {
+                let v = b.constant(&t.name, data);
+                b.bind(&t.name, v);
+            }
+            Err(e) => {
+                broken.insert(t.name.clone(), Some(format!("{e:#}")));
+            }
+        }
+    }
+    for t in &graph.sparse_initializer {
+        let name = t.values.as_ref().map_or("", |v| v.name.as_str());
+        let why = format!("initializer '{name}' is sparse, which is not supported");
+        broken.insert(name.to_string(), Some(why));
+    }
+    broken
+}
+
+/// The version of the default ONNX operator set the model imports.
+fn default_opset(model: &ModelProto) -> Result<i64> {
+    let v = model
+        .opset_import
+        .iter()
+        .filter(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map(|o| o.version)
+        .max()
+        .with_context(|| {
+            format!(
+                "the model imports no default-domain opset (IR version {}; mmdnn reads IR \
+                 version 3 and later)",
+                model.ir_version
+            )
+        })?;
+    if !(MIN_OPSET..=MAX_OPSET).contains(&v) {
+        bail!("the model uses opset {v}; mmdnn reads opsets {MIN_OPSET} to {MAX_OPSET}");
+    }
+    Ok(v)
+}
+
+/// Which nodes to convert: all, or (for chosen outputs) those the outputs depend on.
+fn wanted_nodes(graph: &GraphProto, outputs: Option<&Vec<&str>>) -> Result<Vec<bool>> {
+    let Some(outputs) = outputs else {
+        return Ok(vec![true; graph.node.len()]);
+    };
+    let producer: HashMap<&str, usize> = graph
+        .node
+        .iter()
+        .enumerate()
+        .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
+        .collect();
+    let mut wanted = vec![false; graph.node.len()];
+    let mut stack: Vec<usize> = vec![];
+    for &o in outputs {
+        match producer.get(o) {
+            Some(&i) => stack.push(i),
+            None if graph.input.iter().any(|i| i.name == o)
+                || graph.initializer.iter().any(|t| t.name == o) => {}
+            None => bail!("--dstNodeName '{o}' is not a value of the model"),
+        }
+    }
+    while let Some(i) = stack.pop() {
+        if std::mem::replace(&mut wanted[i], true) {
+            continue;
+        }
+        stack.extend(
+            graph.node[i]
+                .input
+                .iter()
+                .filter_map(|n| producer.get(n.as_str())),
+        );
+    }
+    Ok(wanted)
+}
+
+/// Fails listing every node whose op the reader does not map.
+fn check_supported(
+    model: &ModelProto,
+    graph: &GraphProto,
+    wanted: &[bool],
+    opset: i64,
+) -> Result<()> {
+    let version = |domain: &str| -> String {
+        model
+            .opset_import
+            .iter()
+            .filter(|o| o.domain == domain)
+            .map(|o| o.version)
+            .max()
+            .map_or("no opset".to_string(), |v| format!("opset {v}"))
+    };
+    let local: HashSet<(&str, &str)> = model
+        .functions
+        .iter()
+        .map(|f| (f.domain.as_str(), f.name.as_str()))
+        .collect();
+    // (op_type, domain) -> node names
+    let mut missing: Vec<((String, String), Vec<String>)> = vec![];
+    for (i, n) in graph.node.iter().enumerate() {
+        let default = n.domain.is_empty() || n.domain == "ai.onnx";
+        if !wanted[i] || (default && ops::lookup(&n.op_type).is_some()) {
+            continue;
+        }
+        let key = (n.op_type.clone(), n.domain.clone());
+        let name = node_label(n, i);
+        match missing.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, names)) => names.push(name),
+            None => missing.push((key, vec![name])),
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let count: usize = missing.iter().map(|(_, n)| n.len()).sum();
+    let lines: Vec<String> = missing
+        .iter()
+        .map(|((op, domain), names)| {
+            let d = if domain.is_empty() { "ai.onnx" } else { domain };
+            let why = if local.contains(&(domain.as_str(), op.as_str())) {
+                " (a model-local function)"
+            } else if ["If", "Loop", "Scan"].contains(&op.as_str()) && d == "ai.onnx" {
+                " (control flow with subgraphs)"
+            } else {
+                ""
+            };
+            let v = if d == "ai.onnx" {
+                format!("opset {opset}")
+            } else {
+                version(domain)
+            };
+            format!("{op} (domain {d}, {v}){why}: {}", names.join(", "))
+        })
+        .collect();
+    bail!(
+        "{count} node{} use{} ops the ONNX reader does not support:\n  - {}",
+        if count == 1 { "" } else { "s" },
+        if count == 1 { "s" } else { "" },
+        lines.join("\n  - ")
+    )
+}
+
+/// How messages name a node: its name, else its position and first output.
+fn node_label(n: &NodeProto, i: usize) -> String {
+    if n.name.is_empty() {
+        format!(
+            "node #{i} (output '{}')",
+            n.output.first().map_or("", |s| s.as_str())
+        )
+    } else {
+        format!("'{}'", n.name)
+    }
+}
+
+/// Probe sizes for unknown dim number `k`: two primes far apart from each other and from the
+/// sizes models use.
+fn probe_sizes(k: usize) -> [i64; 2] {
+    let nth_prime_from = |start: i64, n: usize| {
+        (start..)
+            .filter(|&c| (2..).take_while(|d| d * d <= c).all(|d| c % d != 0))
+            .nth(n)
+            .expect("primes are infinite")
+    };
+    [nth_prime_from(2003, k), nth_prime_from(3001, k)]
+}
+
+/// Adds a `DataInput` for each graph input that is not an initializer.
+fn add_inputs(b: &mut Builder, graph: &GraphProto, shapes: &[Vec<i64>]) -> Result<()> {
+    let inputs: Vec<&ValueInfoProto> = graph
+        .input
+        .iter()
+        .filter(|i| b.get(&i.name).is_none())
+        .collect();
+    if !shapes.is_empty() && shapes.len() != inputs.len() {
+        bail!(
+            "--inputShape gives {} shape(s) but the model has {} input(s): {}",
+            shapes.len(),
+            inputs.len(),
+            inputs
+                .iter()
+                .map(|i| i.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    // Each unknown dim is a symbol (named dims of the same name are one); each symbol gets its
+    // own probe sizes.
+    let mut named: HashMap<String, usize> = HashMap::new();
+    let mut symbols = 0;
+    for (k, input) in inputs.iter().enumerate() {
+        let (dtype, dims) =
+            input_type(input).with_context(|| format!("graph input '{}'", input.name))?;
+        let dims = match (dims, shapes.get(k)) {
+            (dims, Some(given)) => pin(&input.name, dims, given)?,
+            (Some(dims), None) => dims,
+            (None, None) => bail!(
+                "graph input '{}' has no shape in the model; pass --inputShape",
+                input.name
+            ),
+        };
+        let mut probes = [vec![], vec![]];
+        for d in &dims {
+            let symbol = match d {
+                Dim::Known(n) => {
+                    probes[0].push(*n);
+                    probes[1].push(*n);
+                    continue;
+                }
+                Dim::Named(s) => *named.entry(s.clone()).or_insert(symbols),
+                Dim::Unknown => symbols,
+            };
+            symbols = symbols.max(symbol + 1);
+            let sizes = probe_sizes(symbol);
+            probes[0].push(sizes[0]);
+            probes[1].push(sizes[1]);
+        }
+        let shape = dims
+            .iter()
+            .map(|d| if let Dim::Known(n) = d { *n } else { -1 })
+            .collect();
+        // Probe shapes whose element count could overflow shape arithmetic are not followed.
+        let fits = |p: &Vec<i64>| {
+            p.iter()
+                .try_fold(1i64, |a, &d| a.checked_mul(d))
+                .is_some_and(|n| n < 1 << 50)
+        };
+        let probes = (fits(&probes[0]) && fits(&probes[1])).then(|| Arc::new(probes));
+        let v = b.add_input(&input.name, TensorType::new(dtype, shape), probes)?;
+        b.bind(&input.name, v);
+    }
+    Ok(())
+}
+
+/// One dim of a declared input shape.
+#[derive(Clone, Debug, PartialEq)]
+enum Dim {
+    Known(i64),
+    Named(String),
+    Unknown,
+}
+
+/// Element type and dims (None: rank unknown) of a tensor input.
+fn input_type(v: &ValueInfoProto) -> Result<(DType, Option<Vec<Dim>>)> {
+    use crate::proto::onnx::tensor_shape_proto::dimension::Value as D;
+    let t = match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(type_proto::Value::TensorType(t)) => t,
+        Some(_) => bail!("only tensor inputs are supported (not sequences, maps or optionals)"),
+        None => bail!("the model declares no type"),
+    };
+    let dtype = tensor::dtype(t.elem_type)?;
+    let dims = t.shape.as_ref().map(|s| {
+        s.dim
+            .iter()
+            .map(|d| match &d.value {
+                Some(D::DimValue(n)) if *n >= 0 => Dim::Known(*n),
+                Some(D::DimParam(p)) if !p.is_empty() => Dim::Named(p.clone()),
+                _ => Dim::Unknown,
+            })
+            .collect()
+    });
+    Ok((dtype, dims))
+}
+
+/// Applies an `--inputShape` (batch excluded) to a declared shape.
+fn pin(name: &str, declared: Option<Vec<Dim>>, given: &[i64]) -> Result<Vec<Dim>> {
+    let mut dims = declared.unwrap_or_else(|| {
+        std::iter::once(Dim::Unknown)
+            .chain(given.iter().map(|_| Dim::Unknown))
+            .collect()
+    });
+    if dims.len() != given.len() + 1 {
+        bail!(
+            "--inputShape {:?} for input '{name}' does not fit its rank {} (the shape excludes \
+             the batch dim)",
+            given,
+            dims.len()
+        );
+    }
+    for (d, &g) in dims[1..].iter_mut().zip(given) {
+        match d {
+            Dim::Known(n) if g >= 0 && *n != g => bail!(
+                "--inputShape {given:?} for input '{name}' conflicts with its declared dim {n}"
+            ),
+            _ if g >= 0 => *d = Dim::Known(g),
+            _ => {}
+        }
+    }
+    Ok(dims)
+}
+
+/// Converts every node in dependency order; returns the problems found (one per failing node).
+fn convert_nodes(
+    b: &mut Builder,
+    graph: &GraphProto,
+    wanted: &[bool],
+    opset: i64,
+    dir: &ModelDir,
+    broken: &mut HashMap<String, Option<String>>,
+) -> Vec<String> {
+    let used: HashSet<&str> = graph
+        .node
+        .iter()
+        .flat_map(|n| n.input.iter())
+        .chain(graph.output.iter().map(|o| &o.name))
+        .map(String::as_str)
+        .collect();
+    let mut problems = vec![];
+    for i in topo_order(graph).into_iter().filter(|&i| wanted[i]) {
+        let n = &graph.node[i];
+        let label = node_label(n, i);
+        let at = |msg: String| format!("{label} ({} opset {opset}): {msg}", n.op_type);
+        let mut inputs = Vec::with_capacity(n.input.len());
+        let mut skip = false;
+        for name in &n.input {
+            if name.is_empty() {
+                inputs.push(None);
+            } else if let Some(v) = b.get(name) {
+                inputs.push(Some(v.clone()));
+            } else {
+                match broken.get_mut(name) {
+                    Some(reason) => {
+                        if let Some(r) = reason.take() {
+                            problems.push(at(r));
+                        }
+                    }
+                    None => problems.push(at(format!("input '{name}' is produced by no node"))),
+                }
+                skip = true;
+                break;
+            }
+        }
+        let result = if skip {
+            Err(None)
+        } else {
+            convert_node(b, n, opset, inputs, dir, &used).map_err(Some)
+        };
+        match result {
+            Ok(vals) => {
+                for (name, v) in n.output.iter().zip(vals) {
+                    if !name.is_empty() {
+                        b.bind(name, v);
+                    }
+                }
+            }
+            Err(e) => {
+                if let Some(e) = e {
+                    problems.push(at(format!("{e:#}")));
+                }
+                for o in &n.output {
+                    broken.insert(o.clone(), None);
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// Runs the op's mapping; checks every attribute was understood and no unmapped output is used.
+fn convert_node(
+    b: &mut Builder,
+    n: &NodeProto,
+    opset: i64,
+    inputs: Vec<Option<Val>>,
+    dir: &ModelDir,
+    used: &HashSet<&str>,
+) -> Result<Vec<Val>> {
+    let f = ops::lookup(&n.op_type).context("internal: op checked before conversion")?;
+    let mut ctx = Ctx::new(b, n, opset, inputs, dir);
+    let vals = f(&mut ctx)?;
+    let unread = ctx.unread_attrs();
+    if !unread.is_empty() {
+        bail!(
+            "unsupported attribute{} {}",
+            if unread.len() == 1 { "" } else { "s" },
+            unread.join(", ")
+        );
+    }
+    for (k, name) in n.output.iter().enumerate().skip(vals.len()) {
+        if used.contains(name.as_str()) && !name.is_empty() {
+            bail!(
+                "output {k} ('{name}') is used, but the reader maps only the first {}",
+                vals.len()
+            );
+        }
+    }
+    Ok(vals)
+}
+
+/// Node indices in an order where every value is produced before it is read (the file order
+/// when it already is one, as ONNX requires).
+fn topo_order(graph: &GraphProto) -> Vec<usize> {
+    let producer: HashMap<&str, usize> = graph
+        .node
+        .iter()
+        .enumerate()
+        .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
+        .collect();
+    let mut state = vec![0u8; graph.node.len()];
+    let mut order = Vec::with_capacity(graph.node.len());
+    for root in 0..graph.node.len() {
+        if state[root] != 0 {
+            continue;
+        }
+        let mut stack = vec![(root, 0usize)];
+        state[root] = 1;
+        while let Some(&mut (i, ref mut next)) = stack.last_mut() {
+            if let Some(name) = graph.node[i].input.get(*next) {
+                *next += 1;
+                if let Some(&j) = producer.get(name.as_str()) {
+                    if state[j] == 0 {
+                        state[j] = 1;
+                        stack.push((j, 0));
+                    }
+                }
+            } else {
+                state[i] = 2;
+                order.push(i);
+                stack.pop();
+            }
+        }
+    }
+    order
+}
+
+/// The IR tensor of a graph output (a constant output gets a `Constant` node named after it).
+fn output_ref(
+    b: &mut Builder,
+    name: &str,
+    broken: &HashMap<String, Option<String>>,
+) -> Result<Option<crate::ir::TensorRef>> {
+    match (b.get(name).cloned(), broken.get(name)) {
+        (Some(v), _) => Ok(Some(b.tensor_ref(&v, Some(name))?)),
+        (None, Some(Some(reason))) => bail!("{reason}"),
+        (None, Some(None)) => Ok(None), // its node's failure is reported
+        (None, None) => bail!("no node produces it"),
+    }
+}

@@ -1,0 +1,130 @@
+//! Constants: the Constant node (every `value*` attribute form of opsets 7 to 28 but strings
+//! and sparse tensors), and ConstantOfShape and Range, which have no IR op and are computed at
+//! conversion time (they build shape-derived tensors).
+use super::OpFn;
+use crate::frontends::onnx::builder::{to_ints, unknown_dims_message, Val};
+use crate::frontends::onnx::node::Ctx;
+use crate::frontends::onnx::tensor::Lazy;
+use crate::interp::Value;
+use crate::ir::DType;
+use crate::weights::Tensor;
+use anyhow::{bail, Context, Result};
+use ndarray::{ArrayD, IxDyn};
+
+pub fn lookup(op: &str) -> Option<OpFn> {
+    Some(match op {
+        "Constant" => constant,
+        "ConstantOfShape" => constant_of_shape,
+        "Range" => range,
+        _ => return None,
+    })
+}
+
+fn constant(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let data = if let Some(t) = ctx.opt_tensor("value")? {
+        ctx.decode(t)?
+    } else if let Some(v) = ctx.opt_float("value_float")? {
+        Lazy::ready(Tensor::from_f32(vec![], &[v])?)
+    } else if let Some(v) = ctx.opt_floats("value_floats")? {
+        Lazy::ready(Tensor::from_f32(vec![v.len()], &v)?)
+    } else if let Some(v) = ctx.opt_int("value_int")? {
+        Lazy::ready(Tensor::new(DType::I64, vec![], v.to_le_bytes().to_vec())?)
+    } else if let Some(v) = ctx.opt_ints("value_ints")? {
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        Lazy::ready(Tensor::new(DType::I64, vec![v.len()], bytes)?)
+    } else {
+        bail!("no value the IR can hold (string and sparse constants are not supported)");
+    };
+    let name = ctx.out_name(0);
+    Ok(vec![ctx.b.constant(&name, data)])
+}
+
+/// ConstantOfShape: `value` (a one-element tensor, default float 0) repeated to the shape.
+fn constant_of_shape(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let shape = ctx.input(0)?;
+    let fill = match ctx.opt_tensor("value")? {
+        Some(t) => Value::from_tensor(&ctx.decode(t)?.tensor()?)?,
+        None => Value::F32(ArrayD::from_elem(IxDyn(&[1]), 0.0)),
+    };
+    let dtype = match ctx.opt_tensor("value")? {
+        Some(t) => crate::frontends::onnx::tensor::dtype(t.data_type)?,
+        None => DType::F32,
+    };
+    if fill.len() != 1 {
+        bail!("value must hold one element, got {}", fill.describe());
+    }
+    if let Val::Probed(p) = &shape {
+        // A tensor the size of an unknown-dim input (zeros_like) is never a shape computation.
+        for v in p.values.iter() {
+            if to_ints(v)?.iter().product::<i64>() > 1 << 16 {
+                bail!("{}", unknown_dims_message(&p.name));
+            }
+        }
+    }
+    let name = ctx.out_name(0);
+    let v = ctx.b.compute(&name, &[shape], dtype, |v| {
+        let dims = to_ints(&v[0])?
+            .iter()
+            .map(|&d| usize::try_from(d).context("a negative dim"))
+            .collect::<Result<Vec<_>>>()?;
+        let shape = IxDyn(&dims);
+        Ok(match &fill {
+            Value::F32(a) => Value::F32(ArrayD::from_elem(
+                shape,
+                a.iter().copied().next().unwrap_or(0.0),
+            )),
+            Value::I64(a) => Value::I64(ArrayD::from_elem(
+                shape,
+                a.iter().copied().next().unwrap_or(0),
+            )),
+            Value::Bool(a) => Value::Bool(ArrayD::from_elem(
+                shape,
+                a.iter().copied().next().unwrap_or(false),
+            )),
+        })
+    })?;
+    Ok(vec![v])
+}
+
+/// Range(start, limit, delta): max(ceil((limit − start) / delta), 0) values.
+fn range(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let inputs = [ctx.input(0)?, ctx.input(1)?, ctx.input(2)?];
+    let dtype = inputs[0].dtype();
+    let name = ctx.out_name(0);
+    let v = ctx.b.compute(&name, &inputs, dtype, |v| {
+        let scalar = |x: &Value| -> Result<f64> {
+            if x.len() != 1 {
+                bail!("Range takes scalars, got {}", x.describe());
+            }
+            Ok(x.to_f32().iter().copied().next().expect("one value") as f64)
+        };
+        Ok(match (&v[0], &v[1], &v[2]) {
+            (Value::I64(s), Value::I64(l), Value::I64(d)) => {
+                let (s, l, d) = (first(s)?, first(l)?, first(d)?);
+                if d == 0 {
+                    bail!("Range delta is 0");
+                }
+                let n = ((l - s) as f64 / d as f64).ceil().max(0.0) as usize;
+                let vals: Vec<i64> = (0..n as i64).map(|i| s + i * d).collect();
+                Value::I64(ArrayD::from_shape_vec(IxDyn(&[n]), vals)?)
+            }
+            _ => {
+                let (s, l, d) = (scalar(&v[0])?, scalar(&v[1])?, scalar(&v[2])?);
+                if d == 0.0 {
+                    bail!("Range delta is 0");
+                }
+                let n = ((l - s) / d).ceil().max(0.0) as usize;
+                let vals: Vec<f32> = (0..n).map(|i| (s + i as f64 * d) as f32).collect();
+                Value::F32(ArrayD::from_shape_vec(IxDyn(&[n]), vals)?)
+            }
+        })
+    })?;
+    Ok(vec![v])
+}
+
+fn first(a: &ArrayD<i64>) -> Result<i64> {
+    if a.len() != 1 {
+        bail!("Range takes scalars, got shape {:?}", a.shape());
+    }
+    Ok(a.iter().copied().next().expect("one value"))
+}

@@ -1,0 +1,260 @@
+//! Convolutions and pooling, channels_first as in ONNX. Conv weights keep ONNX's layout
+//! ([out, in/group, *kernel], ConvTranspose [in, out/group, *kernel]), which is the IR's
+//! channels_first layout. `auto_pad` is resolved to explicit pads from the input's dims.
+use super::OpFn;
+use crate::frontends::onnx::builder::Val;
+use crate::frontends::onnx::node::Ctx;
+use anyhow::{bail, Result};
+
+pub fn lookup(op: &str) -> Option<OpFn> {
+    Some(match op {
+        "Conv" => conv,
+        "ConvTranspose" => conv_transpose,
+        "MaxPool" => |c| pool(c, "MAX"),
+        "AveragePool" => |c| pool(c, "AVG"),
+        "GlobalAveragePool" => |c| global_pool(c, "AVG"),
+        "GlobalMaxPool" => |c| global_pool(c, "MAX"),
+        _ => return None,
+    })
+}
+
+/// Window geometry read from a node: kernel, strides, dilations (spatial axes).
+struct Window {
+    kernel: Vec<i64>,
+    strides: Vec<i64>,
+    dilations: Vec<i64>,
+}
+
+fn window(ctx: &Ctx, kernel: Vec<i64>, dilations: bool) -> Result<Window> {
+    let n = kernel.len();
+    let list = |name: &str, v: Option<Vec<i64>>| -> Result<Vec<i64>> {
+        match v {
+            None => Ok(vec![1; n]),
+            Some(v) if v.len() == n => Ok(v),
+            Some(v) => bail!("{name} {v:?} does not fit {n} spatial axes"),
+        }
+    };
+    let strides = list("strides", ctx.opt_ints("strides")?)?;
+    let dilations = if dilations {
+        list("dilations", ctx.opt_ints("dilations")?)?
+    } else {
+        vec![1; n]
+    };
+    Ok(Window {
+        kernel,
+        strides,
+        dilations,
+    })
+}
+
+/// Explicit pads [begins..., ends...] from `pads` / `auto_pad` for input `x` (channels_first).
+fn pads(ctx: &Ctx, x: &Val, w: &Window) -> Result<Vec<i64>> {
+    let n = w.kernel.len();
+    let auto = ctx.string("auto_pad", "NOTSET")?;
+    let explicit = ctx.opt_ints("pads")?;
+    match auto.as_str() {
+        "NOTSET" => match explicit {
+            None => Ok(vec![0; 2 * n]),
+            Some(p) if p.len() == 2 * n => Ok(p),
+            Some(p) => bail!("pads {p:?} does not fit {n} spatial axes"),
+        },
+        "VALID" => Ok(vec![0; 2 * n]),
+        "SAME_UPPER" | "SAME_LOWER" => {
+            let shape = x.shape();
+            if shape.len() != n + 2 {
+                bail!("input {} does not have {n} spatial axes", x.ty());
+            }
+            let mut begin = vec![0; n];
+            let mut end = vec![0; n];
+            for i in 0..n {
+                let (k, s, d) = (w.kernel[i], w.strides[i], w.dilations[i]);
+                let size = shape[i + 2];
+                let total = if s == 1 {
+                    (k - 1) * d
+                } else if size < 0 {
+                    bail!(
+                        "auto_pad {auto} with stride {s} needs spatial dim {i} of input {}, \
+                         unknown here; pin it with --inputShape",
+                        x.ty()
+                    );
+                } else {
+                    let out = (size + s - 1) / s;
+                    ((out - 1) * s + (k - 1) * d + 1 - size).max(0)
+                };
+                let small = total / 2;
+                (begin[i], end[i]) = if auto == "SAME_UPPER" {
+                    (small, total - small)
+                } else {
+                    (total - small, small)
+                };
+            }
+            begin.extend(end);
+            Ok(begin)
+        }
+        other => bail!("auto_pad '{other}' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID"),
+    }
+}
+
+/// The kernel: the attribute if given (it must match the weight), else the weight's dims.
+fn kernel(ctx: &Ctx, weight_dims: &[usize]) -> Result<Vec<i64>> {
+    let from_weight: Vec<i64> = weight_dims[2..].iter().map(|&d| d as i64).collect();
+    match ctx.opt_ints("kernel_shape")? {
+        Some(k) if k != from_weight => {
+            bail!("kernel_shape {k:?} does not match the weight's dims {weight_dims:?}")
+        }
+        _ => Ok(from_weight),
+    }
+}
+
+fn conv(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let w = ctx.weight(1, "the weight W")?;
+    let dims = w.info.shape.clone();
+    if dims.len() < 3 || x.rank() != dims.len() {
+        bail!("weight {dims:?} does not fit input {}", x.ty());
+    }
+    let win = window(ctx, kernel(ctx, &dims)?, true)?;
+    let pads = pads(ctx, &x, &win)?;
+    let group = ctx.int("group", 1)?;
+    let mut s = ctx
+        .spec("Conv")
+        .ints("kernel_shape", win.kernel)
+        .ints("strides", win.strides)
+        .ints("dilations", win.dilations)
+        .ints("pads", pads)
+        .int("group", group)
+        .int("out_channels", dims[0] as i64)
+        .str("data_format", "channels_first")
+        .input(&x)
+        .weight("weights", w);
+    if ctx.opt_input(2).is_some() {
+        s = s
+            .flag("use_bias", true)
+            .weight("bias", ctx.weight(2, "the bias B")?);
+    }
+    Ok(vec![ctx.emit1(s)?])
+}
+
+fn conv_transpose(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let w = ctx.weight(1, "the weight W")?;
+    let dims = w.info.shape.clone();
+    if dims.len() < 3 || x.rank() != dims.len() {
+        bail!("weight {dims:?} does not fit input {}", x.ty());
+    }
+    let n = dims.len() - 2;
+    let win = window(ctx, kernel(ctx, &dims)?, true)?;
+    let group = ctx.int("group", 1)?;
+    let mut extra = ctx.opt_ints("output_padding")?.unwrap_or(vec![0; n]);
+    if extra.len() != n {
+        bail!("output_padding {extra:?} does not fit {n} spatial axes");
+    }
+    let auto = ctx.string("auto_pad", "NOTSET")?;
+    let output_shape = ctx.opt_ints("output_shape")?;
+    let pads = if output_shape.is_some() || auto.starts_with("SAME") {
+        let shape = x.shape();
+        let target = match output_shape {
+            Some(o) if o.len() >= n => o[o.len() - n..].to_vec(),
+            Some(o) => bail!("output_shape {o:?} does not fit {n} spatial axes"),
+            None => (0..n).map(|i| shape[i + 2] * win.strides[i]).collect(),
+        };
+        let mut begin = vec![0; n];
+        let mut end = vec![0; n];
+        for i in 0..n {
+            let size = shape[i + 2];
+            if size < 0 {
+                bail!(
+                    "output_shape / auto_pad {auto} needs spatial dim {i} of input {}, unknown \
+                     here; pin it with --inputShape",
+                    x.ty()
+                );
+            }
+            let full =
+                win.strides[i] * (size - 1) + extra[i] + (win.kernel[i] - 1) * win.dilations[i] + 1;
+            let total = full - target[i];
+            if total < 0 {
+                // The output grows past the full size: the extra lands at the end.
+                extra[i] -= total;
+                continue;
+            }
+            let small = total / 2;
+            (begin[i], end[i]) = if auto == "SAME_UPPER" {
+                (small, total - small)
+            } else {
+                (total - small, small)
+            };
+        }
+        begin.extend(end);
+        begin
+    } else if auto == "VALID" {
+        vec![0; 2 * n]
+    } else if auto == "NOTSET" {
+        match ctx.opt_ints("pads")? {
+            None => vec![0; 2 * n],
+            Some(p) if p.len() == 2 * n => p,
+            Some(p) => bail!("pads {p:?} does not fit {n} spatial axes"),
+        }
+    } else {
+        bail!("auto_pad '{auto}' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID");
+    };
+    ctx.ignore(&["pads"]);
+    let mut s = ctx
+        .spec("ConvTranspose")
+        .ints("kernel_shape", win.kernel)
+        .ints("strides", win.strides)
+        .ints("dilations", win.dilations)
+        .ints("pads", pads)
+        .ints("output_padding", extra)
+        .int("group", group)
+        .int("out_channels", dims[1] as i64 * group)
+        .str("data_format", "channels_first")
+        .input(&x)
+        .weight("weights", w);
+    if ctx.opt_input(2).is_some() {
+        s = s
+            .flag("use_bias", true)
+            .weight("bias", ctx.weight(2, "the bias B")?);
+    }
+    Ok(vec![ctx.emit1(s)?])
+}
+
+/// MaxPool and AveragePool (ceil_mode and MaxPool dilations from opset 10, AveragePool
+/// dilations from 19). MaxPool's Indices output is not mapped.
+fn pool(ctx: &mut Ctx, kind: &'static str) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let kernel = ctx
+        .opt_ints("kernel_shape")?
+        .ok_or_else(|| anyhow::anyhow!("kernel_shape is missing"))?;
+    if x.rank() != kernel.len() + 2 {
+        bail!("kernel_shape {kernel:?} does not fit input {}", x.ty());
+    }
+    let win = window(ctx, kernel, true)?;
+    let pads = pads(ctx, &x, &win)?;
+    let ceil = ctx.int("ceil_mode", 0)? == 1;
+    let include_pad = kind == "AVG" && ctx.int("count_include_pad", 0)? == 1;
+    // storage_order only changes the Indices output.
+    ctx.ignore(&["storage_order"]);
+    let s = ctx
+        .spec("Pool")
+        .str("pooling_type", kind)
+        .ints("kernel_shape", win.kernel)
+        .ints("strides", win.strides)
+        .ints("dilations", win.dilations)
+        .ints("pads", pads)
+        .flag("ceil_mode", ceil)
+        .flag("count_include_pad", include_pad)
+        .str("data_format", "channels_first")
+        .input(&x);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+fn global_pool(ctx: &mut Ctx, kind: &'static str) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let s = ctx
+        .spec("GlobalPool")
+        .str("pooling_type", kind)
+        .flag("keepdims", true)
+        .str("data_format", "channels_first")
+        .input(&x);
+    Ok(vec![ctx.emit1(s)?])
+}

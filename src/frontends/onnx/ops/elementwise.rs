@@ -1,0 +1,375 @@
+//! Elementwise ops: activations and unary math, binary arithmetic and comparisons (opset 7's
+//! multidirectional broadcasting is NumPy's, as the IR's), variadic Sum/Mean/Max/Min, Clip,
+//! Softmax/LogSoftmax, PRelu, Where, Cast, and the inference identities (Identity, Dropout).
+use super::{axis, cast_to, scalar, OpFn};
+use crate::frontends::onnx::builder::Val;
+use crate::frontends::onnx::node::Ctx;
+use crate::interp::Value;
+use crate::ir::ops::shape_rules::broadcast;
+use crate::ir::AttrValue;
+use anyhow::{bail, Context, Result};
+use ndarray::{ArrayD, IxDyn};
+
+pub fn lookup(op: &str) -> Option<OpFn> {
+    Some(match op {
+        "Relu" => |c| unary(c, "Relu"),
+        "Sigmoid" => |c| unary(c, "Sigmoid"),
+        "Tanh" => |c| unary(c, "Tanh"),
+        "HardSwish" => |c| unary(c, "HardSwish"),
+        "Mish" => |c| unary(c, "Mish"),
+        "Softplus" => |c| unary(c, "Softplus"),
+        "Softsign" => |c| unary(c, "Softsign"),
+        "Exp" => |c| unary(c, "Exp"),
+        "Log" => |c| unary(c, "Log"),
+        "Sqrt" => |c| unary(c, "Sqrt"),
+        "Reciprocal" => |c| unary(c, "Reciprocal"),
+        "Abs" => |c| unary(c, "Abs"),
+        "Neg" => |c| unary(c, "Neg"),
+        "Sign" => |c| unary(c, "Sign"),
+        "Floor" => |c| unary(c, "Floor"),
+        "Ceil" => |c| unary(c, "Ceil"),
+        "Round" => |c| unary(c, "Round"),
+        "Erf" => |c| unary(c, "Erf"),
+        "Sin" => |c| unary(c, "Sin"),
+        "Cos" => |c| unary(c, "Cos"),
+        "Not" => |c| unary(c, "Not"),
+        "Identity" => |c| unary(c, "Identity"),
+        "LeakyRelu" => |c| with_alpha(c, "LeakyRelu", 0.01),
+        "Elu" => |c| with_alpha(c, "Elu", 1.0),
+        "ThresholdedRelu" => |c| with_alpha(c, "ThresholdedRelu", 1.0),
+        "Selu" => selu,
+        "HardSigmoid" => hard_sigmoid,
+        "Gelu" => gelu,
+        "PRelu" => prelu,
+        "Clip" => clip,
+        "Softmax" => |c| softmax(c, "Softmax"),
+        "LogSoftmax" => |c| softmax(c, "LogSoftmax"),
+        "Add" => |c| binary(c, "Add"),
+        "Sub" => |c| binary(c, "Sub"),
+        "Mul" => |c| binary(c, "Mul"),
+        "Div" => |c| binary(c, "Div"),
+        "Pow" => pow,
+        "Equal" => |c| binary(c, "Equal"),
+        "Greater" => |c| binary(c, "Greater"),
+        "GreaterOrEqual" => |c| binary(c, "GreaterOrEqual"),
+        "Less" => |c| binary(c, "Less"),
+        "LessOrEqual" => |c| binary(c, "LessOrEqual"),
+        "And" => |c| binary(c, "And"),
+        "Or" => |c| binary(c, "Or"),
+        "Xor" => |c| binary(c, "Xor"),
+        "Sum" => |c| variadic(c, "Add"),
+        "Max" => |c| variadic(c, "Maximum"),
+        "Min" => |c| variadic(c, "Minimum"),
+        "Mean" => mean,
+        "Mod" => modulo,
+        "Where" => where_op,
+        "Cast" => cast,
+        "CastLike" => cast_like,
+        "Dropout" => dropout,
+        _ => return None,
+    })
+}
+
+fn unary(ctx: &mut Ctx, op: &'static str) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let s = ctx.spec(op).input(&x);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+fn with_alpha(ctx: &mut Ctx, op: &'static str, default: f32) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let alpha = ctx.float("alpha", default)?;
+    let s = ctx.spec(op).float("alpha", alpha).input(&x);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+fn selu(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let alpha = ctx.float("alpha", 1.673_263_2)?;
+    let gamma = ctx.float("gamma", 1.050_701)?;
+    let s = ctx
+        .spec("Selu")
+        .float("alpha", alpha)
+        .float("gamma", gamma)
+        .input(&x);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+fn hard_sigmoid(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let alpha = ctx.float("alpha", 0.2)?;
+    let beta = ctx.float("beta", 0.5)?;
+    let s = ctx
+        .spec("HardSigmoid")
+        .float("alpha", alpha)
+        .float("beta", beta)
+        .input(&x);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+fn gelu(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let approximate = ctx.string("approximate", "none")?;
+    if !["none", "tanh"].contains(&approximate.as_str()) {
+        bail!("approximate '{approximate}' is not one of none, tanh");
+    }
+    let s = ctx.spec("Gelu").str("approximate", &approximate).input(&x);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+fn prelu(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let slope = ctx.weight(1, "the slope")?;
+    let s = ctx.spec("PRelu").input(&x).weight("slope", slope);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+/// Clip: bounds are attributes before opset 11 and optional inputs from 11. Bounds known now
+/// become the IR Clip's attributes; bounds computed at run time become Maximum/Minimum nodes.
+fn clip(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let (lo, hi) = if ctx.opset < 11 {
+        (
+            ctx.opt_float("min")?.map(Bound::Known),
+            ctx.opt_float("max")?.map(Bound::Known),
+        )
+    } else {
+        (bound(ctx, 1)?, bound(ctx, 2)?)
+    };
+    let mut known = vec![];
+    let mut plan: Vec<(&'static str, Option<Val>)> = vec![];
+    for (name, b, op) in [("min", lo, "Maximum"), ("max", hi, "Minimum")] {
+        match b {
+            Some(Bound::Known(v)) => known.push((name, v)),
+            Some(Bound::Tensor(t)) => plan.push((op, Some(t))),
+            None => {}
+        }
+    }
+    if !known.is_empty() || plan.is_empty() {
+        plan.insert(0, ("Clip", None));
+    }
+    let mut y = x;
+    let n = plan.len();
+    for (k, (op, bound)) in plan.into_iter().enumerate() {
+        let mut s = if k + 1 == n {
+            ctx.spec(op)
+        } else {
+            ctx.tmp(op, &op.to_lowercase())
+        };
+        if op == "Clip" {
+            for (name, v) in &known {
+                s = s.float(name, *v);
+            }
+        }
+        s = s.input(&y);
+        if let Some(b) = &bound {
+            s = s.input(b);
+        }
+        y = ctx.emit1(s)?;
+    }
+    Ok(vec![y])
+}
+
+enum Bound {
+    Known(f32),
+    Tensor(Val),
+}
+
+fn bound(ctx: &Ctx, i: usize) -> Result<Option<Bound>> {
+    Ok(match ctx.opt_input(i) {
+        None => None,
+        Some(Val::Const(c)) => {
+            let v = c.value()?.to_f32();
+            if v.len() != 1 {
+                bail!("the Clip bound '{}' is not a scalar", c.name);
+            }
+            Some(Bound::Known(v.iter().copied().next().expect("one value")))
+        }
+        Some(v) => Some(Bound::Tensor(v)),
+    })
+}
+
+/// Softmax and LogSoftmax. From opset 13 they normalise one axis (default -1); before, the
+/// input is coerced to 2-d at `axis` (default 1) and normalised over everything from there.
+fn softmax(ctx: &mut Ctx, op: &'static str) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let rank = x.rank();
+    let a = axis(ctx.int("axis", if ctx.opset < 13 { 1 } else { -1 })?, rank)?;
+    if ctx.opset >= 13 || a + 1 == rank {
+        let s = ctx.spec(op).int("axis", a as i64).input(&x);
+        return Ok(vec![ctx.emit1(s)?]);
+    }
+    // Opset < 13 over axes a..rank: one axis when all the others are 1, else flatten.
+    let shape = x.shape();
+    let wide: Vec<usize> = (a..rank).filter(|&i| shape[i] != 1).collect();
+    if let [only] = wide[..] {
+        let s = ctx.spec(op).int("axis", only as i64).input(&x);
+        return Ok(vec![ctx.emit1(s)?]);
+    }
+    if shape.iter().filter(|&&d| d < 0).count() > 1 {
+        bail!(
+            "{op} before opset 13 normalises axes {a}.. of {} together, which needs the \
+             input's dims; pin them with --inputShape",
+            x.ty()
+        );
+    }
+    let flat = ctx
+        .tmp("Flatten", "flatten")
+        .int("axis", a as i64)
+        .input(&x);
+    let flat = ctx.emit1(flat)?;
+    let soft = ctx.tmp(op, "2d").int("axis", 1).input(&flat);
+    let soft = ctx.emit1(soft)?;
+    let s = ctx.spec("Reshape").ints("shape", shape).input(&soft);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+fn binary(ctx: &mut Ctx, op: &'static str) -> Result<Vec<Val>> {
+    let (a, b) = (ctx.input(0)?, ctx.input(1)?);
+    if a.dtype() != b.dtype() {
+        bail!("operands differ in type: {} and {}", a.ty(), b.ty());
+    }
+    let s = ctx.spec(op).input(&a).input(&b);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+/// Pow: the exponent may have its own type (opset 12); it is cast to the base's.
+fn pow(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let a = ctx.input(0)?;
+    let b = ctx.input(1)?;
+    let b = cast_to(ctx, &b, a.dtype(), "exponent")?;
+    let s = ctx.spec("Pow").input(&a).input(&b);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+/// Sum, Max, Min: a chain of binary nodes (one input: Identity).
+fn variadic(ctx: &mut Ctx, op: &'static str) -> Result<Vec<Val>> {
+    let inputs = ctx.all_inputs()?;
+    Ok(vec![chain(ctx, op, &inputs, true)?])
+}
+
+fn chain(ctx: &mut Ctx, op: &'static str, inputs: &[Val], last: bool) -> Result<Val> {
+    let Some((first, rest)) = inputs.split_first() else {
+        bail!("needs at least one input");
+    };
+    if rest.is_empty() {
+        let s = if last {
+            ctx.spec("Identity")
+        } else {
+            ctx.tmp("Identity", "identity")
+        };
+        return ctx.emit1(s.input(first));
+    }
+    let mut acc = first.clone();
+    for (k, v) in rest.iter().enumerate() {
+        let s = if last && k + 1 == rest.len() {
+            ctx.spec(op)
+        } else {
+            ctx.tmp(op, &format!("{}{k}", op.to_lowercase()))
+        };
+        acc = ctx.emit1(s.input(&acc).input(v))?;
+    }
+    Ok(acc)
+}
+
+fn mean(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let inputs = ctx.all_inputs()?;
+    let sum = chain(ctx, "Add", &inputs, false)?;
+    let n = scalar(ctx, "count", inputs.len() as f64, sum.dtype())?;
+    let s = ctx.spec("Div").input(&sum).input(&n);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+/// Mod has no IR op: computed on constants only (it appears in shape computations).
+fn modulo(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let (a, b) = (ctx.input(0)?, ctx.input(1)?);
+    let fmod = ctx.int("fmod", 0)? == 1;
+    let dtype = a.dtype();
+    let name = ctx.out_name(0);
+    let v = ctx.b.compute(&name, &[a, b], dtype, |v| {
+        let shape: Vec<usize> = broadcast(&dims(&v[0]), &dims(&v[1]))?
+            .iter()
+            .map(|&d| d as usize)
+            .collect();
+        Ok(match (&v[0], &v[1]) {
+            (Value::I64(x), Value::I64(y)) => {
+                let (x, y) = (bcast(x, &shape)?, bcast(y, &shape)?);
+                let mut out = Vec::with_capacity(x.len());
+                for (&p, &q) in x.iter().zip(y.iter()) {
+                    if q == 0 {
+                        bail!("Mod by zero");
+                    }
+                    let r = p % q;
+                    // fmod = 0: the result takes the divisor's sign (Python's %).
+                    out.push(if !fmod && r != 0 && (r < 0) != (q < 0) {
+                        r + q
+                    } else {
+                        r
+                    });
+                }
+                Value::I64(ArrayD::from_shape_vec(IxDyn(&shape), out)?)
+            }
+            (Value::F32(x), Value::F32(y)) if fmod => {
+                let (x, y) = (bcast(x, &shape)?, bcast(y, &shape)?);
+                let out = x.iter().zip(y.iter()).map(|(&p, &q)| p % q).collect();
+                Value::F32(ArrayD::from_shape_vec(IxDyn(&shape), out)?)
+            }
+            _ => bail!(
+                "Mod on {} and {} (fmod {fmod}) is not supported",
+                v[0].describe(),
+                v[1].describe()
+            ),
+        })
+    })?;
+    Ok(vec![v])
+}
+
+fn dims(v: &Value) -> Vec<i64> {
+    v.shape().iter().map(|&d| d as i64).collect()
+}
+
+fn bcast<T: Clone>(a: &ArrayD<T>, shape: &[usize]) -> Result<ArrayD<T>> {
+    Ok(a.broadcast(IxDyn(shape))
+        .ok_or_else(|| anyhow::anyhow!("shapes do not broadcast"))?
+        .to_owned())
+}
+
+fn where_op(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let (c, x, y) = (ctx.input(0)?, ctx.input(1)?, ctx.input(2)?);
+    let s = ctx.spec("Where").input(&c).input(&x).input(&y);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+fn cast(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let code = ctx.opt_int("to")?.context("to is missing")?;
+    let to = crate::frontends::onnx::tensor::dtype(code as i32)?;
+    // saturate and round_mode only concern 8-bit and smaller floats, which the IR lacks.
+    ctx.ignore(&["saturate", "round_mode"]);
+    let s = ctx.spec("Cast").attr("to", AttrValue::Type(to)).input(&x);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+fn cast_like(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let to = ctx.input(1)?.dtype();
+    ctx.ignore(&["saturate", "round_mode"]);
+    let s = ctx.spec("Cast").attr("to", AttrValue::Type(to)).input(&x);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+/// Dropout is the identity at inference; a training_mode input known to be true is refused.
+/// (Its mask output, when used, is reported by the caller as unmapped.)
+fn dropout(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    ctx.ignore(&["ratio", "seed"]);
+    if ctx.opset >= 12 {
+        if let Some(t) = ctx.const_input(2, "training_mode")? {
+            if t.to_f32().iter().any(|&v| v != 0.0) {
+                bail!("training_mode is true; only inference graphs are supported");
+            }
+        }
+    }
+    let s = ctx.spec("Identity").input(&x);
+    Ok(vec![ctx.emit1(s)?])
+}

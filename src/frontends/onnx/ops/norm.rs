@@ -1,0 +1,199 @@
+//! Normalization: BatchNormalization (inference form only), InstanceNormalization,
+//! LayerNormalization (opset 17), GroupNormalization (per-group scale in opset 18, per-channel
+//! from 21), LRN and LpNormalization. Parameters must be constants; they become weights.
+use super::{axis, OpFn};
+use crate::frontends::onnx::builder::Val;
+use crate::frontends::onnx::node::Ctx;
+use anyhow::{bail, Result};
+
+pub fn lookup(op: &str) -> Option<OpFn> {
+    Some(match op {
+        "BatchNormalization" => batch_norm,
+        "InstanceNormalization" => instance_norm,
+        "LayerNormalization" => layer_norm,
+        "GroupNormalization" => group_norm,
+        "LRN" => lrn,
+        "LpNormalization" => lp_norm,
+        _ => return None,
+    })
+}
+
+fn batch_norm(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let eps = ctx.float("epsilon", 1e-5)?;
+    ctx.ignore(&["momentum"]);
+    if ctx.opset < 9 && ctx.int("spatial", 1)? == 0 && x.rank() > 2 {
+        bail!("spatial = 0 (statistics per activation) has no IR equivalent");
+    }
+    if ctx.int("training_mode", 0)? != 0 {
+        bail!("training_mode = 1; only inference graphs are supported");
+    }
+    let s = ctx
+        .spec("BatchNorm")
+        .int("axis", 1)
+        .float("epsilon", eps)
+        .flag("use_scale", true)
+        .flag("use_bias", true)
+        .input(&x)
+        .weight("scale", ctx.weight(1, "the scale")?)
+        .weight("bias", ctx.weight(2, "the bias B")?)
+        .weight("mean", ctx.weight(3, "the running mean")?)
+        .weight("var", ctx.weight(4, "the running variance")?);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+fn instance_norm(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let eps = ctx.float("epsilon", 1e-5)?;
+    let s = ctx
+        .spec("InstanceNorm")
+        .int("axis", 1)
+        .float("epsilon", eps)
+        .flag("use_scale", true)
+        .flag("use_bias", true)
+        .input(&x)
+        .weight("scale", ctx.weight(1, "the scale")?)
+        .weight("bias", ctx.weight(2, "the bias B")?);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+/// LayerNormalization normalises axes `axis..rank`; its scale and bias are broadcast to the
+/// normalised shape. The Mean and InvStdDev outputs are not mapped.
+fn layer_norm(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let rank = x.rank();
+    let a = axis(ctx.int("axis", -1)?, rank)?;
+    let eps = ctx.float("epsilon", 1e-5)?;
+    // stash_type picks the precision of the statistics; the IR computes them in f32 or wider.
+    ctx.ignore(&["stash_type"]);
+    let normalised: Vec<i64> = x.shape()[a..].to_vec();
+    let mut s = ctx
+        .spec("LayerNorm")
+        .ints("axes", (a as i64..rank as i64).collect())
+        .float("epsilon", eps)
+        .flag("use_scale", true)
+        .input(&x);
+    let scale = param(ctx, 1, &normalised, "scale")?;
+    s = s.weight("scale", scale);
+    s = match ctx.opt_input(2) {
+        Some(_) => s
+            .flag("use_bias", true)
+            .weight("bias", param(ctx, 2, &normalised, "bias")?),
+        None => s.flag("use_bias", false),
+    };
+    Ok(vec![ctx.emit1(s)?])
+}
+
+/// A constant parameter input broadcast (folded) to `shape`.
+fn param(
+    ctx: &mut Ctx,
+    i: usize,
+    shape: &[i64],
+    what: &'static str,
+) -> Result<crate::frontends::onnx::tensor::Lazy> {
+    let w = ctx.weight(i, what)?;
+    let dims: Vec<i64> = w.info.shape.iter().map(|&d| d as i64).collect();
+    let fits = dims.len() == shape.len() && dims.iter().zip(shape).all(|(&d, &s)| s < 0 || d == s);
+    if fits {
+        return Ok(w);
+    }
+    if shape.iter().any(|&d| d < 0) {
+        bail!(
+            "the {what} has shape {dims:?}; broadcasting it needs the normalised dims, unknown \
+             here; pin them with --inputShape"
+        );
+    }
+    let v = ctx.input(i)?;
+    let e = ctx
+        .tmp("Expand", &format!("{what}_expand"))
+        .ints("shape", shape.to_vec())
+        .input(&v);
+    match ctx.emit1(e)? {
+        Val::Const(c) if c.shape() == shape => Ok(c.data),
+        v => bail!("the {what} ({}) does not broadcast to {shape:?}", v.ty()),
+    }
+}
+
+/// GroupNormalization: opset 18 has one scale and bias per group (repeated here per channel),
+/// opset 21 one per channel.
+fn group_norm(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let groups = ctx
+        .opt_int("num_groups")?
+        .ok_or_else(|| anyhow::anyhow!("num_groups is missing"))?;
+    let eps = ctx.float("epsilon", 1e-5)?;
+    ctx.ignore(&["stash_type"]);
+    let channels = x.shape().get(1).copied().unwrap_or(-1);
+    let mut weights = vec![];
+    for (i, name) in [(1, "scale"), (2, "bias")] {
+        let mut w = ctx.input(i)?;
+        if ctx.opset < 21 {
+            if channels < 0 {
+                bail!("per-group parameters need the channel count; pin it with --inputShape");
+            }
+            let per = channels / groups;
+            let r = ctx
+                .tmp("Reshape", &format!("{name}_g"))
+                .ints("shape", vec![groups, 1])
+                .input(&w);
+            let r = ctx.emit1(r)?;
+            let e = ctx
+                .tmp("Expand", &format!("{name}_gc"))
+                .ints("shape", vec![groups, per])
+                .input(&r);
+            let e = ctx.emit1(e)?;
+            let f = ctx
+                .tmp("Reshape", &format!("{name}_c"))
+                .ints("shape", vec![channels])
+                .input(&e);
+            w = ctx.emit1(f)?;
+        }
+        match w {
+            Val::Const(c) => weights.push(c.data),
+            v => return Err(crate::frontends::onnx::builder::not_constant(&v, name)),
+        }
+    }
+    let bias = weights.pop().expect("two weights");
+    let scale = weights.pop().expect("two weights");
+    let s = ctx
+        .spec("GroupNorm")
+        .int("groups", groups)
+        .int("axis", 1)
+        .float("epsilon", eps)
+        .flag("use_scale", true)
+        .flag("use_bias", true)
+        .input(&x)
+        .weight("scale", scale)
+        .weight("bias", bias);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+fn lrn(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let size = ctx
+        .opt_int("size")?
+        .ok_or_else(|| anyhow::anyhow!("size is missing"))?;
+    let s = ctx
+        .spec("LRN")
+        .int("size", size)
+        .float("alpha", ctx.float("alpha", 1e-4)?)
+        .float("beta", ctx.float("beta", 0.75)?)
+        .float("bias", ctx.float("bias", 1.0)?)
+        .int("axis", 1)
+        .input(&x);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+fn lp_norm(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let p = ctx.int("p", 2)?;
+    if p != 1 && p != 2 {
+        bail!("p = {p}; only 1 and 2 are defined");
+    }
+    let s = ctx
+        .spec("LpNormalize")
+        .int("axis", ctx.int("axis", -1)?)
+        .int("p", p)
+        .input(&x);
+    Ok(vec![ctx.emit1(s)?])
+}

@@ -1,0 +1,207 @@
+//! Resize (opsets 10, 11, 13, 18, 19) and the older Upsample (7, 9). Only spatial axes may be
+//! resized: axes 2.. give channels_first, axes 1..rank-1 channels_last. Upsample and Resize-10
+//! use ONNX Runtime's legacy rule: asymmetric coordinates, nearest rounding down when enlarging
+//! and up when shrinking.
+use super::OpFn;
+use crate::frontends::onnx::builder::{unknown_dims_message, Val};
+use crate::frontends::onnx::node::{Ctx, Ints};
+use anyhow::{bail, Context, Result};
+
+pub fn lookup(op: &str) -> Option<OpFn> {
+    Some(match op {
+        "Resize" => resize,
+        "Upsample" => upsample,
+        _ => return None,
+    })
+}
+
+/// Scales or sizes over every axis of the input (a size of None keeps the input's dim).
+enum Target {
+    Scales(Vec<f32>),
+    Sizes(Vec<Option<i64>>),
+}
+
+fn upsample(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let scales = if ctx.opset < 9 {
+        ctx.opt_floats("scales")?.context("scales is missing")?
+    } else {
+        ctx.const_floats(1, "the scales")?
+            .context("scales is missing")?
+    };
+    let mode = legacy_mode(ctx)?;
+    legacy(ctx, &x, scales, &mode)
+}
+
+/// Mode of Upsample and Resize-10: nearest or linear.
+fn legacy_mode(ctx: &Ctx) -> Result<String> {
+    Ok(match ctx.string("mode", "nearest")?.as_str() {
+        "nearest" => "nearest".to_string(),
+        "linear" | "bilinear" => "linear".to_string(),
+        m => bail!("mode '{m}' is not supported"),
+    })
+}
+
+fn legacy(ctx: &mut Ctx, x: &Val, scales: Vec<f32>, mode: &str) -> Result<Vec<Val>> {
+    let up = scales.iter().all(|&s| s >= 1.0);
+    let down = scales.iter().all(|&s| s <= 1.0);
+    if mode == "nearest" && !up && !down {
+        bail!("scales {scales:?} enlarge some axes and shrink others, which ONNX Runtime rounds differently per axis");
+    }
+    let nearest = if up { "floor" } else { "ceil" };
+    emit(
+        ctx,
+        x,
+        Target::Scales(scales),
+        mode,
+        "asymmetric",
+        nearest,
+        -0.75,
+    )
+}
+
+fn resize(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    if ctx.opset < 11 {
+        let scales = ctx
+            .const_floats(1, "the scales")?
+            .context("scales is missing")?;
+        let mode = legacy_mode(ctx)?;
+        return legacy(ctx, &x, scales, &mode);
+    }
+    let rank = x.rank();
+    let mode = ctx.string("mode", "nearest")?;
+    let ctm = ctx.string("coordinate_transformation_mode", "half_pixel")?;
+    let nearest = ctx.string("nearest_mode", "round_prefer_floor")?;
+    let cubic_a = ctx.float("cubic_coeff_a", -0.75)?;
+    if ctx.int("exclude_outside", 0)? != 0 {
+        bail!("exclude_outside = 1 has no IR equivalent");
+    }
+    if ctm == "tf_crop_and_resize" || ctm == "half_pixel_symmetric" {
+        bail!("coordinate_transformation_mode '{ctm}' has no IR equivalent");
+    }
+    // Only tf_crop_and_resize reads the region of interest and the extrapolation value.
+    ctx.ignore(&["extrapolation_value"]);
+    let policy = ctx.string("keep_aspect_ratio_policy", "stretch")?;
+    let axes = ctx.opt_ints("axes")?;
+    let shape = x.shape();
+    let scales = ctx.const_floats(2, "the scales")?.filter(|s| !s.is_empty());
+    let sizes = match ctx.ints_input(3, "the sizes")? {
+        Some(Ints::Known(s)) => {
+            Some(s.into_iter().map(Some).collect::<Vec<_>>()).filter(|s| !s.is_empty())
+        }
+        Some(Ints::Probed(p)) => Some(probed_sizes(&x, p)?),
+        None => None,
+    };
+    let target = match (scales, sizes) {
+        (Some(s), None) => Target::Scales(spread(s, 1.0, &axes, rank)?),
+        (None, Some(s)) => {
+            if policy != "stretch" {
+                bail!("keep_aspect_ratio_policy '{policy}' has no IR equivalent");
+            }
+            Target::Sizes(spread(s, None, &axes, rank)?)
+        }
+        _ => bail!("exactly one of scales and sizes must be given"),
+    };
+    if ctx.int("antialias", 0)? != 0 {
+        let shrinks = match &target {
+            Target::Scales(s) => s.iter().any(|&v| v < 1.0),
+            Target::Sizes(s) => s
+                .iter()
+                .zip(&shape)
+                .any(|(o, &i)| o.is_some_and(|o| i < 0 || o < i)),
+        };
+        if shrinks && mode != "nearest" {
+            bail!("antialias = 1 when shrinking has no IR equivalent");
+        }
+    }
+    emit(ctx, &x, target, &mode, &ctm, &nearest, cubic_a)
+}
+
+/// Scales or sizes given for `axes` (opset 18) spread over every axis, `fill` elsewhere.
+fn spread<T: Copy>(given: Vec<T>, fill: T, axes: &Option<Vec<i64>>, rank: usize) -> Result<Vec<T>> {
+    let Some(axes) = axes else {
+        return Ok(given);
+    };
+    if axes.len() != given.len() {
+        bail!("axes {axes:?} and the scales/sizes differ in length");
+    }
+    let mut full = vec![fill; rank];
+    for (&a, v) in axes.iter().zip(given) {
+        full[super::axis(a, rank)?] = v;
+    }
+    Ok(full)
+}
+
+/// Sizes computed from unknown dims (`Concat(Shape(x)[:2], [h, w])`, as exporters write
+/// them): an entry that differs between the probes must be the input's own dim, kept.
+fn probed_sizes(x: &Val, [p, q]: [Vec<i64>; 2]) -> Result<Vec<Option<i64>>> {
+    let dims = [x.probe_shape(0), x.probe_shape(1)];
+    (0..p.len())
+        .map(|i| match &dims {
+            _ if p[i] == q[i] => Ok(Some(p[i])),
+            [Some(d), Some(e)] if d.get(i) == Some(&p[i]) && e.get(i) == Some(&q[i]) => Ok(None),
+            _ => bail!("{}", unknown_dims_message("the sizes")),
+        })
+        .collect()
+}
+
+/// The IR Resize for a target over every axis.
+fn emit(
+    ctx: &mut Ctx,
+    x: &Val,
+    target: Target,
+    mode: &str,
+    ctm: &str,
+    nearest: &str,
+    cubic_a: f32,
+) -> Result<Vec<Val>> {
+    if !["nearest", "linear", "cubic"].contains(&mode) {
+        bail!("mode '{mode}' is not one of nearest, linear, cubic");
+    }
+    let shape = x.shape();
+    let rank = shape.len();
+    let n = match &target {
+        Target::Scales(s) => s.len(),
+        Target::Sizes(s) => s.len(),
+    };
+    if n != rank || rank < 3 {
+        bail!("the scales/sizes have {n} entries for input {}", x.ty());
+    }
+    let changed: Vec<usize> = (0..rank)
+        .filter(|&i| match &target {
+            Target::Scales(s) => s[i] != 1.0,
+            Target::Sizes(s) => s[i].is_some_and(|v| v != shape[i]),
+        })
+        .collect();
+    let (format, spatial): (&str, Vec<usize>) = if changed.iter().all(|&i| i >= 2) {
+        ("channels_first", (2..rank).collect())
+    } else if changed.iter().all(|&i| i >= 1 && i + 1 < rank) {
+        ("channels_last", (1..rank - 1).collect())
+    } else {
+        bail!(
+            "resizing axes {changed:?} of {} (batch or channels) has no IR equivalent",
+            x.ty()
+        );
+    };
+    let mut s = ctx
+        .spec("Resize")
+        .str("mode", mode)
+        .str("coordinate_transformation_mode", ctm)
+        .str("nearest_mode", nearest)
+        .float("cubic_coeff_a", cubic_a)
+        .str("data_format", format)
+        .input(x);
+    s = match target {
+        Target::Scales(v) => s.floats("scales", spatial.iter().map(|&i| v[i]).collect()),
+        Target::Sizes(v) => {
+            let sizes = spatial.iter().map(|&i| match v[i] {
+                Some(n) => Ok(n),
+                None if shape[i] >= 0 => Ok(shape[i]),
+                None => bail!("{}", unknown_dims_message("the sizes")),
+            });
+            s.ints("sizes", sizes.collect::<Result<_>>()?)
+        }
+    };
+    Ok(vec![ctx.emit1(s)?])
+}

@@ -1,0 +1,422 @@
+//! Shape ops. The IR takes shapes, axes, slices, pads and repeats as attributes, so the ONNX
+//! inputs that carry them (Reshape's shape from opset 5, Slice's from 10, Squeeze/Unsqueeze
+//! axes and Split sizes from 13, Pad's from 11, Tile, Expand) must be known at conversion time:
+//! constants, or shape computations folded from the input dims. A shape computed from dims
+//! unknown here is accepted where each unknown entry provably equals the input's own dim (see
+//! `resolve_reshape`); otherwise the error asks for --inputShape.
+use super::{axis, OpFn};
+use crate::frontends::onnx::builder::{unknown_dims_message, Probed, Val};
+use crate::frontends::onnx::node::{Ctx, Ints};
+use crate::interp::Value;
+use crate::ir::DType;
+use anyhow::{bail, Context, Result};
+use ndarray::{ArrayD, IxDyn};
+use std::sync::Arc;
+
+pub fn lookup(op: &str) -> Option<OpFn> {
+    Some(match op {
+        "Reshape" => reshape,
+        "Flatten" => flatten,
+        "Transpose" => transpose,
+        "Squeeze" => squeeze,
+        "Unsqueeze" => unsqueeze,
+        "Concat" => concat,
+        "Split" => split,
+        "Slice" => slice,
+        "Pad" => pad,
+        "Tile" => tile,
+        "Expand" => expand,
+        "Gather" => gather,
+        "Shape" => shape,
+        "Size" => size,
+        "DepthToSpace" => depth_to_space,
+        "SpaceToDepth" => space_to_depth,
+        _ => return None,
+    })
+}
+
+fn reshape(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let target = ctx
+        .ints_input(1, "the target shape")?
+        .context("the target shape is missing")?;
+    let allow_zero = ctx.opset >= 14 && ctx.int("allowzero", 0)? == 1;
+    let literal_zero = match &target {
+        Ints::Known(t) => t.contains(&0),
+        Ints::Probed([p, q]) => p.iter().zip(q).any(|(&a, &b)| a == 0 && b == 0),
+    };
+    if allow_zero && literal_zero {
+        bail!("allowzero = 1 with a 0 in the target shape (an empty tensor) is not supported");
+    }
+    let target = resolve_reshape(&x, target, &ctx.input(1)?.name())?;
+    let s = ctx.spec("Reshape").ints("shape", target).input(&x);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+/// A Reshape target for the IR. Entries that differ between the probes depend on unknown dims:
+/// one equal to the input's dim at the same position under both probes becomes 0 (copy); then
+/// a single remaining one becomes -1 (inferred) if the target has no -1 yet.
+fn resolve_reshape(x: &Val, target: Ints, name: &str) -> Result<Vec<i64>> {
+    let [a, b] = match target {
+        Ints::Known(t) => return Ok(t),
+        Ints::Probed(p) => p,
+    };
+    if a.len() != b.len() {
+        bail!("{}", unknown_dims_message(name));
+    }
+    let shapes = [x.probe_shape(0), x.probe_shape(1)];
+    let mut out = Vec::with_capacity(a.len());
+    let mut open = vec![];
+    for i in 0..a.len() {
+        if a[i] == b[i] {
+            out.push(a[i]);
+        } else if matches!(&shapes, [Some(p), Some(q)] if p.get(i) == Some(&a[i]) && q.get(i) == Some(&b[i]))
+        {
+            out.push(0);
+        } else {
+            open.push(i);
+            out.push(-1);
+        }
+    }
+    match open[..] {
+        [] => Ok(out),
+        [_] if a.iter().filter(|&&d| d == -1).count() == 0 => Ok(out),
+        _ => bail!("{}", unknown_dims_message(name)),
+    }
+}
+
+fn flatten(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let s = ctx
+        .spec("Flatten")
+        .int("axis", ctx.int("axis", 1)?)
+        .input(&x);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+fn transpose(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let perm = match ctx.opt_ints("perm")? {
+        Some(p) => p,
+        None => (0..x.rank() as i64).rev().collect(),
+    };
+    let s = ctx.spec("Transpose").ints("perm", perm).input(&x);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+/// Axes: an attribute before opset 13, an input from 13.
+fn axes_arg(ctx: &Ctx) -> Result<Option<Vec<i64>>> {
+    if ctx.opset >= 13 {
+        ctx.const_ints(1, "the axes")
+    } else {
+        ctx.opt_ints("axes")
+    }
+}
+
+fn squeeze(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let axes = match axes_arg(ctx)? {
+        Some(a) if !a.is_empty() => a,
+        _ => {
+            let shape = x.shape();
+            if shape.contains(&-1) {
+                bail!(
+                    "Squeeze without axes drops every dim of size 1, and {} has dims unknown \
+                     here; pin them with --inputShape",
+                    x.ty()
+                );
+            }
+            (0..shape.len() as i64)
+                .filter(|&i| shape[i as usize] == 1)
+                .collect()
+        }
+    };
+    let s = ctx.spec("Squeeze").ints("axes", axes).input(&x);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+fn unsqueeze(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let axes = axes_arg(ctx)?.context("the axes are missing")?;
+    let s = ctx.spec("Unsqueeze").ints("axes", axes).input(&x);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+fn concat(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let inputs = ctx.all_inputs()?;
+    let a = ctx.opt_int("axis")?.context("axis is missing")?;
+    let mut s = ctx.spec("Concat").int("axis", a);
+    for v in &inputs {
+        s = s.input(v);
+    }
+    Ok(vec![ctx.emit1(s)?])
+}
+
+/// Split: sizes from the `split` attribute (before 13) or input (from 13); without them, equal
+/// parts, one per output (`num_outputs` from 18, the last part possibly smaller).
+fn split(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let a = axis(ctx.int("axis", 0)?, x.rank())?;
+    let given = if ctx.opset >= 13 {
+        ctx.const_ints(1, "the split sizes")?
+    } else {
+        ctx.opt_ints("split")?
+    };
+    let parts = match ctx.opt_int("num_outputs")? {
+        Some(n) => n,
+        None => ctx.node.output.len() as i64,
+    };
+    let sizes = match given {
+        Some(s) if !s.is_empty() => s,
+        _ => {
+            let dim = x.shape()[a];
+            if dim < 0 {
+                bail!(
+                    "an equal split of axis {a} of {} needs its size, unknown here; pin it with \
+                     --inputShape",
+                    x.ty()
+                );
+            }
+            let chunk = (dim + parts - 1) / parts;
+            if ctx.opset < 18 && dim % parts != 0 {
+                bail!(
+                    "axis {a} of {} does not split into {parts} equal parts",
+                    x.ty()
+                );
+            }
+            (0..parts)
+                .map(|k| chunk.min(dim - k * chunk).max(0))
+                .collect()
+        }
+    };
+    let s = ctx
+        .spec("Split")
+        .int("axis", a as i64)
+        .ints("split", sizes)
+        .input(&x);
+    ctx.emit(s)
+}
+
+/// Slice: attributes before opset 10 (no steps), inputs from 10. An end computed from unknown
+/// dims that equals the sliced axis' own size becomes "to the end".
+fn slice(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let (starts, ends, axes, steps) = if ctx.opset < 10 {
+        (
+            ctx.opt_ints("starts")?.context("starts is missing")?,
+            ctx.opt_ints("ends")?.context("ends is missing")?,
+            ctx.opt_ints("axes")?,
+            None,
+        )
+    } else {
+        let starts = ctx
+            .const_ints(1, "the starts")?
+            .context("starts is missing")?;
+        let axes = ctx.const_ints(3, "the axes")?;
+        let ends = match ctx.ints_input(2, "the ends")?.context("ends is missing")? {
+            Ints::Known(e) => e,
+            Ints::Probed([p, q]) => {
+                let axes = axes
+                    .clone()
+                    .unwrap_or_else(|| (0..p.len() as i64).collect());
+                let dims = [x.probe_shape(0), x.probe_shape(1)];
+                (0..p.len())
+                    .map(|i| {
+                        if p[i] == q[i] {
+                            return Ok(p[i]);
+                        }
+                        let ax = axis(
+                            *axes.get(i).context("axes and ends differ in length")?,
+                            x.rank(),
+                        )?;
+                        match &dims {
+                            [Some(d), Some(e)] if d[ax] == p[i] && e[ax] == q[i] => Ok(i64::MAX),
+                            _ => bail!("{}", unknown_dims_message(&ctx.input(2)?.name())),
+                        }
+                    })
+                    .collect::<Result<Vec<_>>>()?
+            }
+        };
+        (starts, ends, axes, ctx.const_ints(4, "the steps")?)
+    };
+    let mut s = ctx
+        .spec("Slice")
+        .ints("starts", starts)
+        .ints("ends", ends)
+        .input(&x);
+    if let Some(a) = axes {
+        s = s.ints("axes", a);
+    }
+    if let Some(st) = steps {
+        s = s.ints("steps", st);
+    }
+    Ok(vec![ctx.emit1(s)?])
+}
+
+/// Pad: attributes before opset 11; from 11 the pads and constant value are inputs (and from 18
+/// the padded axes). Mode wrap (19) has no IR equivalent.
+fn pad(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let rank = x.rank();
+    let mode = ctx.string("mode", "constant")?;
+    if !["constant", "reflect", "edge"].contains(&mode.as_str()) {
+        bail!("mode '{mode}' has no IR equivalent");
+    }
+    let (pads, value) = if ctx.opset < 11 {
+        (
+            ctx.opt_ints("pads")?.context("pads is missing")?,
+            ctx.float("value", 0.0)?,
+        )
+    } else {
+        let pads = ctx.const_ints(1, "the pads")?.context("pads is missing")?;
+        let value = match ctx.const_input(2, "the constant value")? {
+            Some(v) => v.to_f32().iter().copied().next().unwrap_or(0.0),
+            None => 0.0,
+        };
+        let pads = match ctx.const_ints(3, "the axes")? {
+            None => pads,
+            Some(axes) => {
+                if pads.len() != 2 * axes.len() {
+                    bail!("pads {pads:?} do not fit axes {axes:?}");
+                }
+                let mut full = vec![0; 2 * rank];
+                for (i, &a) in axes.iter().enumerate() {
+                    let a = axis(a, rank)?;
+                    full[a] = pads[i];
+                    full[a + rank] = pads[i + axes.len()];
+                }
+                full
+            }
+        };
+        (pads, value)
+    };
+    let s = ctx
+        .spec("Pad")
+        .ints("pads", pads)
+        .str("mode", &mode)
+        .float("value", value)
+        .input(&x);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+fn tile(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let reps = ctx
+        .const_ints(1, "the repeats")?
+        .context("repeats is missing")?;
+    let s = ctx.spec("Tile").ints("repeats", reps).input(&x);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+/// Expand. An entry computed from unknown dims that equals the input's own (aligned) dim
+/// becomes 1, which broadcasting turns back into that dim.
+fn expand(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let target = match ctx
+        .ints_input(1, "the shape")?
+        .context("the shape is missing")?
+    {
+        Ints::Known(t) => t,
+        Ints::Probed([p, q]) => {
+            let dims = [x.probe_shape(0), x.probe_shape(1)];
+            let n = p.len();
+            (0..n)
+                .map(|i| {
+                    if p[i] == q[i] {
+                        return Ok(p[i]);
+                    }
+                    if let [Some(d), Some(e)] = &dims {
+                        let off = n as i64 - d.len() as i64;
+                        let j = i as i64 - off;
+                        if j >= 0 && d[j as usize] == p[i] && e[j as usize] == q[i] {
+                            return Ok(1);
+                        }
+                    }
+                    bail!("{}", unknown_dims_message(&ctx.input(1)?.name()))
+                })
+                .collect::<Result<Vec<_>>>()?
+        }
+    };
+    let s = ctx.spec("Expand").ints("shape", target).input(&x);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+fn gather(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let (data, idx) = (ctx.input(0)?, ctx.input(1)?);
+    let s = ctx
+        .spec("Gather")
+        .int("axis", ctx.int("axis", 0)?)
+        .input(&data)
+        .input(&idx);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+/// Shape (with opset 15's start/end): a constant when the dims are known, else a probed value.
+fn shape(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let rank = x.rank() as i64;
+    let clamp = |v: i64| (if v < 0 { v + rank } else { v }).clamp(0, rank) as usize;
+    let start = clamp(ctx.int("start", 0)?);
+    let end = clamp(ctx.int("end", rank)?);
+    dims_of(ctx, &x, |s| {
+        let d = s[start.min(end)..end].to_vec();
+        Value::I64(ArrayD::from_shape_vec(IxDyn(&[d.len()]), d).expect("1-d"))
+    })
+}
+
+/// Size: the element count, like Shape.
+fn size(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    dims_of(ctx, &x, |s| {
+        Value::I64(ndarray::arr0(s.iter().product::<i64>()).into_dyn())
+    })
+}
+
+/// A value computed from `x`'s dims: now when they are known, else under each probe.
+fn dims_of(ctx: &mut Ctx, x: &Val, f: impl Fn(&[i64]) -> Value) -> Result<Vec<Val>> {
+    let name = ctx.out_name(0);
+    let shape = x.shape();
+    if !shape.contains(&-1) {
+        return Ok(vec![ctx.b.constant_value(&name, &f(&shape), DType::I64)?]);
+    }
+    let (Some(p), Some(q)) = (x.probe_shape(0), x.probe_shape(1)) else {
+        bail!(
+            "the dims of {} cannot be followed through the graph; pin the input shapes with \
+             --inputShape",
+            x.ty()
+        );
+    };
+    let (a, b) = (f(&p), f(&q));
+    if a == b {
+        return Ok(vec![ctx.b.constant_value(&name, &a, DType::I64)?]);
+    }
+    Ok(vec![Val::Probed(Probed {
+        name,
+        dtype: DType::I64,
+        values: Arc::new([a, b]),
+    })])
+}
+
+fn depth_to_space(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let block = ctx.opt_int("blocksize")?.context("blocksize is missing")?;
+    let mode = ctx.string("mode", "DCR")?;
+    let s = ctx
+        .spec("DepthToSpace")
+        .int("blocksize", block)
+        .str("mode", &mode)
+        .str("data_format", "channels_first")
+        .input(&x);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+fn space_to_depth(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let block = ctx.opt_int("blocksize")?.context("blocksize is missing")?;
+    let s = ctx
+        .spec("SpaceToDepth")
+        .int("blocksize", block)
+        .str("data_format", "channels_first")
+        .input(&x);
+    Ok(vec![ctx.emit1(s)?])
+}

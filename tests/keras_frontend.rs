@@ -1,0 +1,133 @@
+//! The Keras frontend on small files written by Keras (tests/fixtures/keras, made by
+//! make_keras_fixtures.py): Keras 2 `.h5`, the `-n model.json -w weights.h5` pair, Keras 3
+//! `.keras` and `.h5`; each converted graph is run by the interpreter and compared with Keras's
+//! outputs. Also: the layout conventions of the converted graph and the errors for weights-only
+//! files and unconvertible layers.
+use mmdnn::frontends::{self, Loaded, SourceArgs};
+use mmdnn::interp::{Interpreter, Value};
+use mmdnn::ir::ops::Attrs;
+use mmdnn::weights::npy;
+use std::path::{Path, PathBuf};
+
+fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/keras")
+        .join(rel)
+}
+
+fn load(network: &str, weights: Option<&str>) -> anyhow::Result<Loaded> {
+    frontends::load(
+        "keras",
+        &SourceArgs {
+            network: Some(fixture(network)),
+            weights: weights.map(fixture),
+            ..Default::default()
+        },
+    )
+}
+
+/// Runs the model on `dir/in<i>.npy` and checks every output against `dir/ref<j>.npy`.
+fn check_against_keras(loaded: &Loaded, dir: &str) {
+    let feeds: Vec<(String, Value)> = loaded
+        .graph
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let t = npy::read_file(&fixture(&format!("{dir}/in{i}.npy"))).unwrap();
+            (name.clone(), Value::from_tensor(&t).unwrap())
+        })
+        .collect();
+    let outs = Interpreter::new(&loaded.graph, loaded.weights.as_ref())
+        .run(&feeds)
+        .unwrap();
+    assert!(!outs.is_empty());
+    for (j, got) in outs.iter().enumerate() {
+        let want =
+            Value::from_tensor(&npy::read_file(&fixture(&format!("{dir}/ref{j}.npy"))).unwrap())
+                .unwrap();
+        assert_eq!(got.shape(), want.shape(), "{dir}: output {j}");
+        for (g, w) in got.to_f32().iter().zip(want.to_f32().iter()) {
+            assert!(
+                (g - w).abs() <= 1e-4 * w.abs().max(1.0),
+                "{dir}: output {j}: {g} vs {w}"
+            );
+        }
+    }
+}
+
+#[test]
+fn keras2_full_model_h5() {
+    let loaded = load("k2_conv/model.h5", None).unwrap();
+    check_against_keras(&loaded, "k2_conv");
+    assert!(loaded.graph.producer.starts_with("keras 2."));
+}
+
+#[test]
+fn keras2_h5_with_fixed_length_string_attributes() {
+    let loaded = load("k2_conv/model_fixed_strings.h5", None).unwrap();
+    check_against_keras(&loaded, "k2_conv");
+}
+
+#[test]
+fn keras2_json_and_weights_pair() {
+    let loaded = load("k2_rnn/model.json", Some("k2_rnn/weights.h5")).unwrap();
+    check_against_keras(&loaded, "k2_rnn");
+    // Bidirectional LSTM weights in the IR layout: W [2, 4H, F], B [2, 8H].
+    let w = loaded.weights.info("bilstm", "W").unwrap();
+    assert_eq!(w.shape, vec![2, 12, 4]);
+    assert_eq!(
+        loaded.weights.info("bilstm", "B").unwrap().shape,
+        vec![2, 24]
+    );
+}
+
+#[test]
+fn keras3_keras_and_h5() {
+    for file in ["k3_mixed/model.keras", "k3_mixed/model.h5"] {
+        let loaded = load(file, None).unwrap();
+        check_against_keras(&loaded, "k3_mixed");
+    }
+}
+
+#[test]
+fn layout_sensitive_ops_carry_data_format_and_explicit_pads() {
+    let loaded = load("k2_conv/model.h5", None).unwrap();
+    let g = &loaded.graph;
+    let conv = g.node("conv").unwrap();
+    let a = Attrs::of(conv).unwrap();
+    assert_eq!(a.str("data_format").unwrap(), "channels_last");
+    // 7×7 input, kernel 3, stride 2, "same": out 4, total pad 2 → [1, 1, 1, 1].
+    assert_eq!(a.ints("pads").unwrap(), vec![1, 1, 1, 1]);
+    for n in &g.nodes {
+        let def = mmdnn::ir::ops::lookup(n).unwrap();
+        if def.layout == mmdnn::ir::ops::Layout::DataFormat {
+            assert_eq!(
+                Attrs::of(n).unwrap().str("data_format").unwrap(),
+                "channels_last",
+                "{}",
+                n.name
+            );
+        }
+    }
+}
+
+#[test]
+fn weights_only_file_is_refused_with_what_to_pass() {
+    let err = format!("{:#}", load("k2_rnn/weights.h5", None).err().unwrap());
+    assert!(
+        err.contains("only weights") && err.contains("-n model.json"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unconvertible_layers_are_listed_together() {
+    let err = format!("{:#}", load("k3_lambda/model.keras", None).err().unwrap());
+    assert!(err.contains("2 layer(s)"), "{err}");
+    assert!(
+        err.contains("'python_lambda' (Lambda: Python code)"),
+        "{err}"
+    );
+    assert!(err.contains("'my_doubler' (Doubler)"), "{err}");
+}
