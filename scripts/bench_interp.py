@@ -44,11 +44,12 @@ def main(mmdnn, runs):
         rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
         got = np.load(os.path.join(out, os.listdir(out)[0]))
         err = float(np.max(np.abs(got - ref)))
+        weights_mb = os.path.getsize(ir + ".npz") / 2**20
 
     print(f"onnxruntime {ort.__version__}: median {ort_median:.4f} s over {runs} runs")
     print(f"mmdnn interpreter:      median {median:.4f} s over {runs} runs")
     print(f"ratio mmdnn / onnxruntime: {median / ort_median:.2f} (target ≤ 3)")
-    print(f"mmdnn run peak RSS: {rss_kb / 1024:.0f} MB (weights {os.path.getsize(ir + '.npz') / 2**20:.0f} MB)")
+    print(f"mmdnn run peak RSS: {rss_kb / 1024:.0f} MB (weights {weights_mb:.0f} MB)")
     print(f"max |mmdnn − onnxruntime| on the logits: {err:.2e} (scale {np.max(np.abs(ref)):.2e})")
 
 

@@ -25,9 +25,12 @@ impl AtomicFile {
                 dir.display()
             );
         }
-        let tmp = tempfile::Builder::new()
-            .prefix(".mmdnn-")
-            .suffix(".partial")
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".mmdnn-").suffix(".partial");
+        // Like any created file: 0666 less the umask (a temporary file would be 0600).
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        let tmp = builder
             .tempfile_in(&dir)
             .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
         Ok(AtomicFile {
@@ -44,12 +47,11 @@ impl AtomicFile {
         &self.path
     }
 
-    /// Flushes and renames into place.
+    /// Renames into place. The rename is what makes the file appear whole: a failure or a kill
+    /// before it leaves only the temporary, removed on drop. Like `cp`, and like the frameworks'
+    /// own savers, the data is not forced to disk (no fsync): that would cost seconds per
+    /// gigabyte and protects only against a power loss.
     pub fn commit(self) -> Result<()> {
-        self.tmp
-            .as_file()
-            .sync_data()
-            .with_context(|| format!("cannot flush {}", self.path.display()))?;
         let path = self.path;
         self.tmp
             .persist(&path)

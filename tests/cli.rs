@@ -154,6 +154,21 @@ fn toir_of_an_mmdnn_ir_then_inspect() {
     for ext in ["pb", "json", "npz"] {
         assert!(prefix.with_extension(ext).is_file(), "{ext} missing");
     }
+    // Outputs get the permissions of any new file (0666 less the umask), not a temp file's 0600.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let plain = dir.path().join("plain");
+        std::fs::File::create(&plain).unwrap();
+        for ext in ["pb", "json", "npz"] {
+            assert_eq!(
+                mode(&prefix.with_extension(ext)),
+                mode(&plain),
+                "{ext} mode"
+            );
+        }
+    }
     mmdnn()
         .arg("inspect")
         .arg(prefix.with_extension("pb"))

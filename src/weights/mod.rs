@@ -10,6 +10,7 @@
 //! MMdnn's own weights file, a pickled dict inside a `.npy`, is read by the restricted decoder
 //! in [`legacy_npy`], which never executes anything.
 pub mod legacy_npy;
+pub mod mapped;
 pub mod npy;
 pub mod npz;
 
@@ -17,6 +18,7 @@ use crate::ir::DType;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::Path;
 
 pub use npz::{NpzReader, NpzWriter};
@@ -107,6 +109,14 @@ pub trait WeightReader {
     fn read(&self, node: &str, param: &str) -> Result<Tensor>;
     /// Every (node, param) key, in storage order.
     fn keys(&self) -> Vec<(String, String)>;
+    /// Writes the tensor's bytes (C order, little-endian) to `w` and returns their number,
+    /// releasing the pages of mapped files as they are written. A reader that computes a
+    /// tensor from another can stream it instead of building it in memory.
+    fn write_to(&self, node: &str, param: &str, w: &mut dyn Write) -> Result<u64> {
+        let t = self.read(node, param)?;
+        mapped::write_releasing(w, &t.data)?;
+        Ok(t.data.len() as u64)
+    }
 }
 
 /// Weights held in memory (tests, legacy files, small graphs).

@@ -1,4 +1,5 @@
 //! Streaming `.npz` writer and lazy, memory-mapped `.npz` reader.
+use super::mapped::{write_releasing, FileMap};
 use super::npy::{self, Header};
 use super::{key, parse_key, Tensor, TensorInfo, WeightReader};
 use crate::ir::DType;
@@ -31,7 +32,10 @@ impl NpzWriter {
 
     /// Adds a tensor whose bytes are in memory.
     pub fn add(&mut self, node: &str, param: &str, tensor: &Tensor) -> Result<()> {
-        self.add_stream(node, param, &tensor.info, &mut &tensor.data[..])
+        self.start(node, param, &tensor.info)?;
+        // Big writes (a copy loop would issue one syscall per 8 KiB), releasing mapped pages.
+        write_releasing(&mut self.zip, &tensor.data)?;
+        Ok(())
     }
 
     /// Adds a tensor by copying exactly `info.nbytes()` bytes (C order, little-endian) from
@@ -43,6 +47,19 @@ impl NpzWriter {
         info: &TensorInfo,
         data: &mut dyn Read,
     ) -> Result<()> {
+        self.start(node, param, info)?;
+        let copied = std::io::copy(&mut data.take(info.nbytes() as u64), &mut self.zip)?;
+        if copied != info.nbytes() as u64 {
+            bail!(
+                "weight '{param}' of node '{node}': expected {} bytes, the source gave {copied}",
+                info.nbytes()
+            );
+        }
+        Ok(())
+    }
+
+    /// Starts the entry of a tensor and writes its `.npy` header.
+    fn start(&mut self, node: &str, param: &str, info: &TensorInfo) -> Result<()> {
         let name = key(node, param, info.dtype) + ".npy";
         if !self.names.insert(name.clone()) {
             bail!("weight '{param}' of node '{node}' is written twice");
@@ -57,13 +74,6 @@ impl NpzWriter {
             .start_file(name, options)
             .with_context(|| format!("cannot add weight '{param}' of node '{node}'"))?;
         self.zip.write_all(&header)?;
-        let copied = std::io::copy(&mut data.take(info.nbytes() as u64), &mut self.zip)?;
-        if copied != info.nbytes() as u64 {
-            bail!(
-                "weight '{param}' of node '{node}': expected {} bytes, the source gave {copied}",
-                info.nbytes()
-            );
-        }
         Ok(())
     }
 
@@ -104,12 +114,9 @@ pub struct NpzReader {
 
 impl NpzReader {
     pub fn open(path: &Path) -> Result<NpzReader> {
-        let file = std::fs::File::open(path)
-            .with_context(|| format!("cannot open weights file {}", path.display()))?;
-        // SAFETY: the map is read-only; mmdnn never writes to an input file while reading it.
-        let mmap = unsafe { memmap2::Mmap::map(&file) }
-            .with_context(|| format!("cannot map {}", path.display()))?;
-        let map = Bytes::from_owner(mmap);
+        let map = FileMap::open(path)
+            .context("cannot read the weights file")?
+            .bytes();
         let mut archive = ZipArchive::new(std::io::Cursor::new(&map[..]))
             .with_context(|| format!("{} is not a valid .npz (zip) archive", path.display()))?;
         let mut entries = Vec::new();

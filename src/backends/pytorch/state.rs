@@ -11,10 +11,10 @@
 //! written as stored and read back through strides, without a copy.
 use crate::ir::DType;
 use crate::output::AtomicFile;
+use crate::weights::mapped::write_releasing;
 use crate::weights::WeightReader;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
-use std::io::Write;
 use std::path::Path;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
@@ -88,7 +88,7 @@ pub fn write_state_dict(
     };
     let add = |zip: &mut ZipWriter<std::fs::File>, name: &str, bytes: &[u8]| -> Result<()> {
         zip.start_file(format!("{ARCHIVE}/{name}"), options(bytes.len()))?;
-        zip.write_all(bytes)?;
+        write_releasing(zip, bytes)?;
         Ok(())
     };
     add(&mut zip, "data.pkl", &pickle_state_dict(entries)?)?;
@@ -96,8 +96,27 @@ pub fn write_state_dict(
     add(&mut zip, ".storage_alignment", b"64")?;
     add(&mut zip, "byteorder", b"little")?;
     for (i, e) in entries.iter().enumerate() {
-        let bytes =
-            storage_bytes(e, weights).with_context(|| format!("state-dict tensor '{}'", e.key))?;
+        let at = || format!("state-dict tensor '{}'", e.key);
+        if let Source::Weight {
+            node,
+            param,
+            view: View::AsIs | View::Transpose,
+        } = &e.source
+        {
+            // Stored as the weight is: streamed from the reader.
+            check_fits(e, node, param, weights).with_context(at)?;
+            let nbytes = e.numel() * e.dtype.size();
+            zip.start_file(format!("{ARCHIVE}/data/{i}"), options(nbytes))?;
+            let written = weights
+                .write_to(node, param, &mut zip)
+                .with_context(|| format!("reading weight '{param}' of node '{node}'"))
+                .with_context(at)?;
+            if written != nbytes as u64 {
+                bail!("{}: wrote {written} bytes, expected {nbytes}", at());
+            }
+            continue;
+        }
+        let bytes = storage_bytes(e, weights).with_context(at)?;
         add(&mut zip, &format!("data/{i}"), &bytes)?;
     }
     add(&mut zip, "version", b"3\n")?;
@@ -122,7 +141,29 @@ fn serialization_id(entries: &[Entry]) -> String {
     format!("{:020}{:020}", h, h.rotate_left(32))
 }
 
-/// The raw storage of one entry, little-endian.
+/// Checks that weight `param` of `node` has the entry's dtype and number of elements.
+fn check_fits(e: &Entry, node: &str, param: &str, weights: &dyn WeightReader) -> Result<()> {
+    let info = weights
+        .info(node, param)
+        .with_context(|| format!("no weight '{param}' for node '{node}'"))?;
+    if info.dtype != e.dtype {
+        bail!(
+            "weight '{param}' of node '{node}' is {}, expected {}",
+            info.dtype,
+            e.dtype
+        );
+    }
+    if info.numel() != e.numel() {
+        bail!(
+            "weight '{param}' of node '{node}' has shape {:?}, which does not fit {:?}",
+            info.shape,
+            e.shape
+        );
+    }
+    Ok(())
+}
+
+/// The raw storage of an entry that is filled or computed, little-endian.
 fn storage_bytes(e: &Entry, weights: &dyn WeightReader) -> Result<Bytes> {
     match &e.source {
         Source::Fill(v) => Ok(fill(e.dtype, *v, e.numel()).into()),
@@ -138,16 +179,8 @@ fn storage_bytes(e: &Entry, weights: &dyn WeightReader) -> Result<Bytes> {
                 );
             }
             match view {
-                View::AsIs | View::Transpose => {
-                    if t.info.numel() != e.numel() {
-                        bail!(
-                            "weight '{param}' of node '{node}' has shape {:?}, which does not fit {:?}",
-                            t.info.shape,
-                            e.shape
-                        );
-                    }
-                    Ok(t.data)
-                }
+                // Weights stored as they are read are streamed by `write_state_dict`.
+                View::AsIs | View::Transpose => Ok(t.data),
                 View::Gates {
                     dir,
                     offset,

@@ -14,6 +14,7 @@
 //! stored uncompressed inside a zip (`.keras`) is opened in place: HDF5's in-memory driver is
 //! handed the mapped bytes through file-image callbacks that never copy them.
 use crate::ir::DType;
+use crate::weights::mapped::FileMap;
 use crate::weights::{Tensor, TensorInfo};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
@@ -35,12 +36,7 @@ impl H5File {
     pub fn open(path: &Path) -> Result<H5File> {
         let file = hdf5::File::open(path)
             .with_context(|| format!("cannot open {} as HDF5", path.display()))?;
-        let map = std::fs::File::open(path)
-            .ok()
-            // SAFETY: the file is opened read-only; a concurrent writer could change the bytes,
-            // the same caveat as for the npz reader's maps.
-            .and_then(|f| unsafe { memmap2::Mmap::map(&f) }.ok())
-            .map(Bytes::from_owner);
+        let map = FileMap::open(path).ok().map(|m| m.bytes());
         Ok(H5File {
             path: path.to_path_buf(),
             file,
@@ -52,9 +48,7 @@ impl H5File {
     /// without copying it.
     pub fn open_in_place(path: &Path, range: std::ops::Range<usize>) -> Result<H5File> {
         let at = || format!("cannot open the HDF5 data in {} in place", path.display());
-        let f = std::fs::File::open(path).with_context(at)?;
-        // SAFETY: read-only map; see `open`.
-        let map = Bytes::from_owner(unsafe { memmap2::Mmap::map(&f) }.with_context(at)?);
+        let map = FileMap::open(path).with_context(at)?.bytes();
         if range.end > map.len() {
             bail!(
                 "{}: member extends past the end of the file",
@@ -248,7 +242,11 @@ mod in_place {
 }
 
 fn le_bytes<T, const N: usize>(values: Vec<T>, f: fn(T) -> [u8; N]) -> Vec<u8> {
-    values.into_iter().flat_map(f).collect()
+    let mut out = Vec::with_capacity(values.len() * N);
+    for v in values {
+        out.extend_from_slice(&f(v));
+    }
+    out
 }
 
 /// Our dtype of an HDF5 numeric type.

@@ -13,9 +13,9 @@ mod tensor;
 use super::{Loaded, SourceArgs};
 use crate::ir::{validate, DType, TensorType};
 use crate::proto::onnx::{type_proto, GraphProto, ModelProto, NodeProto, ValueInfoProto};
+use crate::weights::mapped::FileMap;
 use anyhow::{bail, Context, Result};
 use builder::{Builder, Val};
-use bytes::Bytes;
 use node::Ctx;
 use prost::Message;
 use std::collections::{HashMap, HashSet};
@@ -43,10 +43,7 @@ pub fn load(args: &SourceArgs) -> Result<Loaded> {
 }
 
 fn load_file(path: &Path, args: &SourceArgs) -> Result<Loaded> {
-    let file = std::fs::File::open(path).context("cannot open the file")?;
-    // SAFETY: the map is read-only; mmdnn never writes to an input file while reading it.
-    let map = unsafe { memmap2::Mmap::map(&file) }.context("cannot map the file")?;
-    let model = ModelProto::decode(Bytes::from_owner(map))
+    let model = ModelProto::decode(FileMap::open(path)?.bytes())
         .context("not an ONNX model (the protobuf does not decode as onnx.ModelProto)")?;
     convert(&model, &ModelDir::new(path), args)
 }

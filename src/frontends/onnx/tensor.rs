@@ -4,6 +4,7 @@
 //! converted to little-endian bytes.
 use crate::ir::DType;
 use crate::proto::onnx::{tensor_proto, TensorProto};
+use crate::weights::mapped::FileMap;
 use crate::weights::{Tensor, TensorInfo, WeightReader};
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
@@ -52,12 +53,9 @@ impl ExternalFile {
         if let Some(b) = &*map {
             return Ok(b.clone());
         }
-        let file = std::fs::File::open(&self.path)
-            .with_context(|| format!("cannot open external data {}", self.path.display()))?;
-        // SAFETY: the map is read-only; mmdnn never writes to an input file while reading it.
-        let mmap = unsafe { memmap2::Mmap::map(&file) }
-            .with_context(|| format!("cannot map external data {}", self.path.display()))?;
-        let b = Bytes::from_owner(mmap);
+        let b = FileMap::open(&self.path)
+            .context("cannot read external data")?
+            .bytes();
         *map = Some(b.clone());
         Ok(b)
     }

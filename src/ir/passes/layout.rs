@@ -12,9 +12,11 @@
 //! transformed lazily, per tensor, on read ([`TransformedWeights`]).
 use crate::ir::ops::{self, shape_rules::norm_axis, Attrs, Layout};
 use crate::ir::{validate, AttrValue, Graph, Node, TensorRef};
+use crate::weights::mapped::{copy_releasing, release, write_releasing};
 use crate::weights::{Tensor, TensorInfo, WeightReader};
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::Write;
 use std::ops::Range;
 
 /// The layout a graph is converted to.
@@ -342,27 +344,114 @@ impl WeightReader for TransformedWeights<'_> {
             )
         })?;
         let elem = t.info.dtype.size();
-        let mut data = Vec::with_capacity(t.data.len());
+        let dtype = t.info.dtype;
         match &s.transform {
             Transform::Permute(p) => {
+                let mut data = Vec::with_capacity(t.data.len());
                 let mut dims = vec![1; p.len() - src.len()];
                 dims.extend(src);
                 visit_permuted(&dims, p, |o| {
                     data.extend_from_slice(&t.data[o * elem..(o + 1) * elem])
                 });
+                Tensor::new(dtype, shape, data)
             }
             Transform::Rows(rows) => {
                 let row = t.data.len() / rows.len().max(1);
-                for &r in rows {
-                    data.extend_from_slice(&t.data[r * row..(r + 1) * row]);
+                // A tensor read into its own buffer (the usual case) is reordered in place, so a
+                // large Dense kernel is never held twice.
+                match t.data.try_into_mut() {
+                    Ok(mut buf) if is_permutation(rows) => {
+                        reorder_rows_in_place(&mut buf, row, rows);
+                        Tensor::new(dtype, shape, buf.freeze())
+                    }
+                    Ok(buf) => Tensor::new(dtype, shape, reorder_rows(&buf, row, rows)),
+                    // A slice of a mapped file: copied out (pages released as it goes) and
+                    // reordered in the copy.
+                    Err(data) if is_permutation(rows) => {
+                        let mut buf = copy_releasing(&data);
+                        drop(data);
+                        reorder_rows_in_place(&mut buf, row, rows);
+                        Tensor::new(dtype, shape, buf)
+                    }
+                    Err(data) => Tensor::new(dtype, shape, reorder_rows(&data, row, rows)),
                 }
             }
         }
-        Tensor::new(t.info.dtype, shape, data)
     }
 
     fn keys(&self) -> Vec<(String, String)> {
         self.keys.clone()
+    }
+
+    /// A row reordering is streamed from the source tensor without building the result.
+    fn write_to(&self, node: &str, param: &str, w: &mut dyn Write) -> Result<u64> {
+        let key = (node.to_string(), param.to_string());
+        let Some(Source {
+            node: src_node,
+            param: src_param,
+            transform: Transform::Rows(rows),
+        }) = self.sources.get(&key)
+        else {
+            let t = self.read(node, param)?;
+            write_releasing(w, &t.data)?;
+            return Ok(t.data.len() as u64);
+        };
+        let t = self.inner.read(src_node, src_param)?;
+        if t.info.shape.first() != Some(&rows.len()) {
+            bail!(
+                "weight '{param}' of node '{node}': a reordering of {} rows does not fit the \
+                 source shape {:?}",
+                rows.len(),
+                t.info.shape
+            );
+        }
+        let row = t.data.len() / rows.len().max(1);
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, w);
+        for &r in rows {
+            out.write_all(&t.data[r * row..(r + 1) * row])?;
+        }
+        out.flush()?;
+        release(&t.data);
+        Ok(t.data.len() as u64)
+    }
+}
+
+/// Rows `rows[0], rows[1], …` of `data` (rows of `row` bytes), in a new buffer.
+fn reorder_rows(data: &[u8], row: usize, rows: &[usize]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    for &r in rows {
+        out.extend_from_slice(&data[r * row..(r + 1) * row]);
+    }
+    out
+}
+
+fn is_permutation(rows: &[usize]) -> bool {
+    let mut seen = vec![false; rows.len()];
+    rows.iter()
+        .all(|&r| r < rows.len() && !std::mem::replace(&mut seen[r], true))
+}
+
+/// Makes row `i` of `data` its former row `rows[i]`, following each cycle of the permutation
+/// with one row of scratch space.
+fn reorder_rows_in_place(data: &mut [u8], row: usize, rows: &[usize]) {
+    let mut done = vec![false; rows.len()];
+    let mut first = vec![0u8; row];
+    for start in 0..rows.len() {
+        if done[start] || rows[start] == start {
+            continue;
+        }
+        first.copy_from_slice(&data[start * row..(start + 1) * row]);
+        let mut to = start;
+        loop {
+            done[to] = true;
+            let from = rows[to];
+            if from == start {
+                data[to * row..(to + 1) * row].copy_from_slice(&first);
+                break;
+            }
+            data.copy_within(from * row..(from + 1) * row, to * row);
+            to = from;
+        }
     }
 }
 
@@ -1483,5 +1572,39 @@ fn prune(graph: &mut Graph, inserted: &HashSet<String>) {
         if graph.nodes.len() == before {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_reordered_in_place_match_a_copy() {
+        // Permutations with fixed points, long cycles and 2-cycles (a simple LCG shuffle).
+        let mut state = 12345u64;
+        for n in [1usize, 2, 3, 7, 64, 1000] {
+            let mut rows: Vec<usize> = (0..n).collect();
+            for i in (1..n).rev() {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                rows.swap(i, (state >> 33) as usize % (i + 1));
+            }
+            let row = 3;
+            let data: Vec<u8> = (0..n * row).map(|i| (i % 251) as u8).collect();
+            let mut in_place = data.clone();
+            reorder_rows_in_place(&mut in_place, row, &rows);
+            assert_eq!(in_place, reorder_rows(&data, row, &rows), "n = {n}");
+            for (i, &r) in rows.iter().enumerate() {
+                assert_eq!(
+                    in_place[i * row..(i + 1) * row],
+                    data[r * row..(r + 1) * row]
+                );
+            }
+        }
+        assert!(!is_permutation(&[0, 0]));
+        assert!(!is_permutation(&[2, 0]));
+        assert!(is_permutation(&[1, 2, 0]));
     }
 }
