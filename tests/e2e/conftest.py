@@ -9,11 +9,13 @@ Fixtures:
   repo_root          Path of the checkout
   mmdnn_bin          Path of the binary under test (MMDNN_BIN, else
                      <repo>/target/release/mmdnn)
-  mmdnn_full         True when the long suites should run (MMDNN_FULL=1)
   run_mmdnn          run_mmdnn(*args, cwd=None, check=False) -> CompletedProcess
   run_in_subprocess  run_in_subprocess(code, cwd=None, check=True, env=None)
                      -> CompletedProcess; `import mmdnn_ir_schema` works there
   tmp_path           pytest's own per-test temporary directory
+
+Marker `full`: a long suite, deselected unless MMDNN_FULL=1 (scripts/test --full).
+Helper `layout_problems(run_mmdnn, ir, work)`: the layout property on one model's IR.
 """
 
 import os
@@ -65,9 +67,44 @@ def mmdnn_bin():
     return _find_mmdnn_bin()
 
 
-@pytest.fixture(scope="session")
-def mmdnn_full():
+def _full():
     return os.environ.get("MMDNN_FULL", "").lower() in ("1", "true", "yes")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "full: a long suite, run only with MMDNN_FULL=1 (scripts/test --full)"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without MMDNN_FULL=1, tests marked `full` are deselected: reported as deselected, never
+    counted as passed or skipped."""
+    if _full():
+        return
+    kept = [item for item in items if item.get_closest_marker("full") is None]
+    dropped = [item for item in items if item.get_closest_marker("full") is not None]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def layout_problems(run_mmdnn, ir, work):
+    """The layout property on one model's IR (`ir` is the .pb): interp(g) equals
+    interp(layout(g)) for both target layouts, inputs and outputs kept in their layout
+    (`--keep-io`), within max|Δ| ≤ 1e-5·max(1, |ref|). Returns a list of problems."""
+    problems = []
+    for target in ("channels_first", "channels_last"):
+        out = Path(work) / f"layout_{target}"
+        proc = run_mmdnn("layout", "-n", ir, "--to", target, "--keep-io", "-o", out)
+        if proc.returncode != 0:
+            problems.append(f"layout --to {target} failed:\n{proc.stderr}")
+            continue
+        proc = run_mmdnn("verify", "--reference", ir, "--candidate", f"{out}.pb",
+                         "--random-input", "--seed", "3", "--atol", "1e-5", "--rtol", "1e-5")
+        if proc.returncode != 0:
+            problems.append(f"layout --to {target} changed the outputs:\n{proc.stdout}{proc.stderr}")
+    return problems
 
 
 @pytest.fixture(scope="session")

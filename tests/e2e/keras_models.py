@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from conftest import layout_problems
+
 SEED = 1234
 
 # name -> (library, constructor, input size): the smallest input each model accepts.
@@ -562,4 +564,12 @@ def compare(run_mmdnn, out, pair=None):
         found, worst = check_outputs(proc, out, n_refs)
         problems += [f"{label}: {p}" for p in found]
         stats[label] = (worst, secs)
+    # The layout property on this model (its first file).
+    label, model_args = runs[0]
+    ir = out / "layout_ir"
+    proc = run_mmdnn("toir", "-f", "keras", *model_args[model_args.index("-n"):], "-o", ir)
+    if proc.returncode != 0:
+        problems.append(f"{label}: mmdnn toir failed ({proc.returncode}):\n{proc.stderr}")
+    else:
+        problems += [f"{label}: {p}" for p in layout_problems(run_mmdnn, f"{ir}.pb", out)]
     return problems, stats

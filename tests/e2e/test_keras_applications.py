@@ -26,10 +26,9 @@ def test_application(name, tmp_path, run_in_subprocess, run_mmdnn):
     assert set(stats) == {"model.keras", "model.h5"}, stats
 
 
-def test_application_zoo(mmdnn_full, tmp_path, run_in_subprocess, run_mmdnn):
+@pytest.mark.full
+def test_application_zoo(tmp_path, run_in_subprocess, run_mmdnn):
     """Every other application; only with MMDNN_FULL=1 (scripts/test --full)."""
-    if not mmdnn_full:
-        return
     failures = []
     for name in keras_models.APPS:
         if name in keras_models.CI_APPS:

@@ -110,10 +110,9 @@ def test_keras_zoo(tmp_path, run_mmdnn, run_in_subprocess, kind, name):
     print(kind, name, "max |Δ|:", worst)
 
 
-def test_keras_application_zoo(mmdnn_full, tmp_path, run_mmdnn, run_in_subprocess):
+@pytest.mark.full
+def test_keras_application_zoo(tmp_path, run_mmdnn, run_in_subprocess):
     """Every keras.applications model (MMDNN_FULL=1 only)."""
-    if not mmdnn_full:
-        pytest.skip("the whole application zoo runs with MMDNN_FULL=1 (scripts/test --full)")
     failures = []
     for name in keras_models.APPS:
         if name in keras_models.CI_APPS:
