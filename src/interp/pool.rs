@@ -18,8 +18,23 @@ pub fn lookup(op: &str) -> Option<OpFn> {
     })
 }
 
+/// Integer max pooling runs in f32, exact for values of at most 24 bits (uint8, int8, ...).
 fn pool(ctx: &OpCtx, inputs: Vec<Value>) -> Result<Vec<Value>> {
-    let x = one(inputs)?.into_f32()?;
+    let x = one(inputs)?;
+    let Value::I64(xi) = &x else {
+        return pool_f32(ctx, x.into_f32()?);
+    };
+    if ctx.attrs.str("pooling_type")? != "MAX" || xi.iter().any(|v| v.abs() > 1 << 24) {
+        bail!(
+            "cannot pool {} (only MAX of integers up to 2^24)",
+            x.describe()
+        );
+    }
+    let y = pool_f32(ctx, x.to_f32())?;
+    Ok(vec![Value::I64(one(y)?.as_f32()?.mapv(|v| v as i64))])
+}
+
+fn pool_f32(ctx: &OpCtx, x: ArrayD<f32>) -> Result<Vec<Value>> {
     let cl = ctx.attrs.channels_last()?;
     let (x5, ns) = to_ncdhw(x, cl)?;
     let a = &ctx.attrs;

@@ -116,7 +116,31 @@ fn nan_min(a: f32, b: f32) -> f32 {
     }
 }
 
+/// ReduceMax (`any`) or ReduceMin (all) of a bool tensor; None for other kinds.
+fn reduce_bool(ctx: &OpCtx, i: &[Value], any: bool) -> Result<Option<Vec<Value>>> {
+    let [Value::Bool(a)] = i else {
+        return Ok(None);
+    };
+    let (axes, out) = plan(ctx, a.shape())?;
+    let f = |v: &[bool]| {
+        if any {
+            v.iter().any(|&b| b)
+        } else {
+            v.iter().all(|&b| b)
+        }
+    };
+    Ok(Some(vec![Value::Bool(reduce_with(
+        a.view(),
+        &axes,
+        &out,
+        f,
+    )?)]))
+}
+
 fn reduce_max(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
+    if let Some(v) = reduce_bool(ctx, &i, true)? {
+        return Ok(v);
+    }
     reduce_op(
         ctx,
         i,
@@ -126,6 +150,9 @@ fn reduce_max(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
 }
 
 fn reduce_min(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
+    if let Some(v) = reduce_bool(ctx, &i, false)? {
+        return Ok(v);
+    }
     reduce_op(
         ctx,
         i,

@@ -50,8 +50,15 @@ fn load_file(path: &Path, args: &SourceArgs) -> Result<Loaded> {
 
 /// Converts a decoded model; `dir` resolves its external data.
 fn convert(model: &ModelProto, dir: &ModelDir, args: &SourceArgs) -> Result<Loaded> {
-    let opset = default_opset(model)?;
     let graph = model.graph.as_ref().context("the model has no graph")?;
+    // A model of other domains only (ai.onnx.ml, training) is reported by its ops.
+    let opset = match default_opset(model) {
+        Ok(v) => v,
+        Err(e) => {
+            check_supported(model, graph, &vec![true; graph.node.len()], 0)?;
+            return Err(e);
+        }
+    };
     let mut b = Builder::default();
     let from = format!("{} {}", model.producer_name, model.producer_version);
     b.graph.producer = format!(

@@ -6,7 +6,7 @@ use crate::frontends::onnx::builder::Val;
 use crate::frontends::onnx::node::Ctx;
 use crate::interp::Value;
 use crate::ir::ops::shape_rules::broadcast;
-use crate::ir::AttrValue;
+use crate::ir::{AttrValue, DType};
 use anyhow::{bail, Context, Result};
 use ndarray::{ArrayD, IxDyn};
 
@@ -371,5 +371,17 @@ fn dropout(ctx: &mut Ctx) -> Result<Vec<Val>> {
         }
     }
     let s = ctx.spec("Identity").input(&x);
-    Ok(vec![ctx.emit1(s)?])
+    let y = ctx.emit1(s)?;
+    if ctx.out_name(1).is_empty() {
+        return Ok(vec![y]);
+    }
+    // The mask of an inference Dropout keeps every element.
+    let shape = x.shape();
+    if shape.iter().any(|&d| d < 0) {
+        bail!("output 1 (the mask) is used and the input's shape {shape:?} is not fully known");
+    }
+    let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+    let mask = Value::Bool(ArrayD::from_elem(IxDyn(&dims), true));
+    let mask = ctx.b.constant_value(&ctx.out_name(1), &mask, DType::Bool)?;
+    Ok(vec![y, mask])
 }

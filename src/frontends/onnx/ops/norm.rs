@@ -81,7 +81,40 @@ fn layer_norm(ctx: &mut Ctx) -> Result<Vec<Val>> {
             .weight("bias", param(ctx, 2, &normalised, "bias")?),
         None => s.flag("use_bias", false),
     };
-    Ok(vec![ctx.emit1(s)?])
+    let mut outs = vec![ctx.emit1(s)?];
+    if ctx.node.output.iter().skip(1).any(|o| !o.is_empty()) {
+        outs.extend(layer_norm_stats(
+            ctx,
+            &x,
+            (a as i64..rank as i64).collect(),
+            eps,
+        )?);
+    }
+    Ok(outs)
+}
+
+/// LayerNormalization's optional outputs: the mean and 1/sqrt(variance + epsilon) over `axes`
+/// (kept as size-1 dims).
+fn layer_norm_stats(ctx: &mut Ctx, x: &Val, axes: Vec<i64>, eps: f32) -> Result<Vec<Val>> {
+    let s = ctx
+        .spec_for(1, "ReduceMean")
+        .ints("axes", axes.clone())
+        .input(x);
+    let mean = ctx.emit1(s)?;
+    let s = ctx.tmp("Sub", "centred").input(x).input(&mean);
+    let centred = ctx.emit1(s)?;
+    let s = ctx.tmp("Square", "squared").input(&centred);
+    let squared = ctx.emit1(s)?;
+    let s = ctx
+        .tmp("ReduceMean", "variance")
+        .ints("axes", axes)
+        .input(&squared);
+    let var = ctx.emit1(s)?;
+    let eps = super::scalar(ctx, "epsilon", eps as f64, x.dtype())?;
+    let s = ctx.tmp("Add", "variance_eps").input(&var).input(&eps);
+    let var = ctx.emit1(s)?;
+    let s = ctx.spec_for(2, "Rsqrt").input(&var);
+    Ok(vec![mean, ctx.emit1(s)?])
 }
 
 /// A constant parameter input broadcast (folded) to `shape`.

@@ -39,7 +39,8 @@ fn reduce(
         ctx.opt_ints("axes")?.unwrap_or_default()
     };
     let keepdims = ctx.int("keepdims", 1)? == 1;
-    if axes_input && axes.is_empty() && ctx.int("noop_with_empty_axes", 0)? == 1 {
+    let noop = axes_input && ctx.int("noop_with_empty_axes", 0)? == 1;
+    if noop && axes.is_empty() {
         let s = ctx.spec("Identity").input(&x);
         return Ok(vec![ctx.emit1(s)?]);
     }
