@@ -29,6 +29,9 @@ pub struct Args {
     /// virtual environment, else python3)
     #[arg(long)]
     pub python: Option<PathBuf>,
+    /// [ONNX, from an IR] keep the source's input and output layout
+    #[arg(long = "keep-layout")]
+    pub keep_layout: bool,
     #[command(flatten)]
     pub target: TargetFlags,
     #[command(flatten)]
@@ -40,6 +43,10 @@ pub fn run(a: Args) -> Result<i32> {
         .target
         .check_for(&a.framework)
         .and_then(|_| a.onnx.check_for(&a.framework))
+        .and_then(|_| match a.keep_layout && a.framework != "onnx" {
+            true => Err("--keep-layout applies to tomodel -f onnx only".to_string()),
+            false => Ok(()),
+        })
     {
         return Ok(usage_error(&msg));
     }
@@ -56,7 +63,7 @@ pub fn run(a: Args) -> Result<i32> {
             &a.input_network,
             &a.input_weight,
             &a.output_model,
-            a.onnx.options(false),
+            a.onnx.options(a.keep_layout),
             a.python.as_deref(),
         )?,
         other => bail!("internal: no model saver is wired for {other}"),

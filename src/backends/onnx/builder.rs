@@ -172,6 +172,7 @@ pub fn typed_bytes(values: &[f64], dtype: DType) -> Result<Vec<u8>> {
 }
 
 /// An ONNX attribute.
+#[derive(Clone)]
 pub enum A {
     I(&'static str, i64),
     F(&'static str, f32),

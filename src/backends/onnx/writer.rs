@@ -189,6 +189,10 @@ pub fn write(model: &Model, path: &Path, force_external: bool) -> Result<Vec<Ato
         .to_string_lossy()
         .into_owned();
     let planned = plan(model, external, &location);
+    // No data file when every tensor is small enough to stay inline.
+    let external = planned
+        .iter()
+        .any(|p| matches!(p.place, Place::External(_)));
     let graph_len = graph_base.len() as u64
         + planned
             .iter()

@@ -178,19 +178,71 @@ fn instance_norm(c: &mut Ctx) -> Result<()> {
 }
 
 fn lrn(c: &mut Ctx) -> Result<()> {
-    let rank = c.in_ty(0)?.rank();
+    let ty = c.in_ty(0)?;
+    let rank = ty.rank();
     let axis = norm_axis(c.a.int("axis")?, rank)?;
-    if axis != 1 {
-        bail!("LRN over channel axis {axis} (ONNX needs axis 1)");
-    }
+    let size = c.a.int("size")?;
+    let (alpha, beta, bias) = (c.a.float("alpha")?, c.a.float("beta")?, c.a.float("bias")?);
     let x = c.x(0)?;
+    if size % 2 == 0 {
+        return lrn_even(c, &x, axis, size, [alpha, beta, bias]);
+    }
     let attrs = vec![
-        A::I("size", c.a.int("size")?),
-        A::F("alpha", c.a.float("alpha")?),
-        A::F("beta", c.a.float("beta")?),
-        A::F("bias", c.a.float("bias")?),
+        A::I("size", size),
+        A::F("alpha", alpha),
+        A::F("beta", beta),
+        A::F("bias", bias),
     ];
-    c.last("LRN", &[&x], attrs)
+    if axis == 1 {
+        return c.last("LRN", &[&x], attrs);
+    }
+    // ONNX's LRN runs over axis 1: swap the channel axis there and back.
+    let mut perm: Vec<i64> = (0..rank as i64).collect();
+    perm.swap(1, axis);
+    let t = c.op("Transpose", &[&x], vec![A::Is("perm", perm.clone())]);
+    let l = c.op("LRN", &[&t], attrs);
+    c.last("Transpose", &[&l], vec![A::Is("perm", perm)])
+}
+
+/// LRN with an even size (which runtimes refuse): the window sum of squares is an average pool
+/// over the channel axis of x² viewed as [prod(before), 1, C, prod(after)], padded with
+/// floor((size−1)/2) channels before and the rest after, as ONNX defines the window.
+fn lrn_even(
+    c: &mut Ctx,
+    x: &str,
+    axis: usize,
+    size: i64,
+    [alpha, beta, bias]: [f32; 3],
+) -> Result<()> {
+    let ty = c.in_ty(0)?;
+    let dt = ty.dtype;
+    if ty.shape[axis] < 0 || ty.shape[axis + 1..].iter().any(|&d| d < 0) {
+        bail!("LRN of even size needs a known channel axis and known dims after it in {ty}");
+    }
+    let rest: i64 = ty.shape[axis + 1..].iter().product();
+    let shape = c.op("Shape", &[x], vec![]);
+    let view = c.ints("view", &[-1, 1, ty.shape[axis], rest]);
+    let sq = c.op("Mul", &[x, x], vec![]);
+    let v = c.op("Reshape", &[&sq, &view], vec![]);
+    let before = (size - 1) / 2;
+    let after = size - 1 - before;
+    let avg = c.op(
+        "AveragePool",
+        &[&v],
+        vec![
+            A::Is("kernel_shape", vec![size, 1]),
+            A::Is("pads", vec![before, 0, after, 0]),
+            A::I("count_include_pad", 1),
+        ],
+    );
+    let back = c.op("Reshape", &[&avg, &shape], vec![]);
+    let a = c.scalar("alpha", dt, alpha as f64)?;
+    let k = c.scalar("bias", dt, bias as f64)?;
+    let b = c.scalar("beta", dt, beta as f64)?;
+    let scaled = c.op("Mul", &[&back, &a], vec![]);
+    let base = c.op("Add", &[&scaled, &k], vec![]);
+    let den = c.op("Pow", &[&base, &b], vec![]);
+    c.last("Div", &[x, &den], vec![])
 }
 
 fn lp_normalize(c: &mut Ctx) -> Result<()> {

@@ -116,10 +116,10 @@ fn slice(c: &mut Ctx) -> Result<()> {
 fn pad(c: &mut Ctx) -> Result<()> {
     let x = c.x(0)?;
     let mode = c.a.str("mode")?;
-    if mode == "symmetric" {
-        bail!("symmetric padding has no ONNX Pad mode");
-    }
     let pads = c.a.ints("pads")?;
+    if mode == "symmetric" {
+        return symmetric_pad(c, &x, &pads);
+    }
     let p = c.ints("pads", &pads);
     let mut inputs = vec![x, p];
     let value = c.a.float("value")?;
@@ -129,6 +129,50 @@ fn pad(c: &mut Ctx) -> Result<()> {
     }
     let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
     c.last("Pad", &refs, vec![A::S("mode", mode)])
+}
+
+/// Symmetric padding (mirror with the edge), which ONNX's Pad lacks: per padded axis, the
+/// reversed first `begin` and last `end` slices are concatenated around the tensor.
+fn symmetric_pad(c: &mut Ctx, x: &str, pads: &[i64]) -> Result<()> {
+    let ty = c.in_ty(0)?;
+    let rank = ty.rank();
+    if pads.len() != 2 * rank || pads.iter().any(|&p| p < 0) {
+        bail!(
+            "symmetric padding needs {} non-negative pads, got {pads:?}",
+            2 * rank
+        );
+    }
+    let axes: Vec<usize> = (0..rank)
+        .filter(|&a| pads[a] > 0 || pads[a + rank] > 0)
+        .collect();
+    let mut cur = x.to_string();
+    for (k, &a) in axes.iter().enumerate() {
+        let (begin, end) = (pads[a], pads[a + rank]);
+        if ty.shape[a] >= 0 && (begin > ty.shape[a] || end > ty.shape[a]) {
+            bail!("symmetric padding of {begin}/{end} on axis {a} of {ty} exceeds the axis");
+        }
+        let ax = c.ints(&format!("axis{a}"), &[a as i64]);
+        let step = c.ints("reverse", &[-1]);
+        let mut parts = vec![];
+        if begin > 0 {
+            let s = c.ints(&format!("begin{a}_start"), &[begin - 1]);
+            let e = c.ints(&format!("begin{a}_end"), &[i64::MIN]);
+            parts.push(c.op("Slice", &[&cur, &s, &e, &ax, &step], vec![]));
+        }
+        parts.push(cur.clone());
+        if end > 0 {
+            let s = c.ints(&format!("end{a}_start"), &[-1]);
+            let e = c.ints(&format!("end{a}_end"), &[-1 - end]);
+            parts.push(c.op("Slice", &[&cur, &s, &e, &ax, &step], vec![]));
+        }
+        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let attrs = vec![A::I("axis", a as i64)];
+        if k + 1 == axes.len() {
+            return c.last("Concat", &refs, attrs);
+        }
+        cur = c.op("Concat", &refs, attrs);
+    }
+    c.last("Identity", &[&cur], vec![])
 }
 
 fn gather(c: &mut Ctx) -> Result<()> {
@@ -177,14 +221,27 @@ fn resize(c: &mut Ctx) -> Result<()> {
     channels_first(c)?;
     let rank = c.in_ty(0)?.rank();
     let spatial = rank - 2;
-    let coord = c.a.str("coordinate_transformation_mode")?;
+    let mut coord = c.a.str("coordinate_transformation_mode")?;
+    let mut nearest = c.a.str("nearest_mode")?;
+    let mode = c.a.str("mode")?;
     if coord == "tf_half_pixel_for_nn" && c.opset() >= 18 {
-        bail!("coordinate mode tf_half_pixel_for_nn was removed in opset 18; use --opset 17");
+        // Removed in opset 18. It maps x to (x + 0.5) / scale, half_pixel to 0.5 less: floor
+        // of the former is round_prefer_ceil of the latter, round_prefer_floor is ceil.
+        let same = match (mode.as_str(), nearest.as_str()) {
+            ("nearest", "floor") => "round_prefer_ceil",
+            ("nearest", "round_prefer_floor") => "ceil",
+            _ => bail!(
+                "coordinate mode tf_half_pixel_for_nn with {mode} mode and nearest_mode \
+                 {nearest} has no equivalent in opset 18 or later; use --opset 17"
+            ),
+        };
+        coord = "half_pixel".into();
+        nearest = same.into();
     }
     let mut attrs = vec![
-        A::S("mode", c.a.str("mode")?),
+        A::S("mode", mode),
         A::S("coordinate_transformation_mode", coord),
-        A::S("nearest_mode", c.a.str("nearest_mode")?),
+        A::S("nearest_mode", nearest),
         A::F("cubic_coeff_a", c.a.float("cubic_coeff_a")?),
     ];
     let x = c.x(0)?;
