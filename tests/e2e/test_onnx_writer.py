@@ -275,12 +275,11 @@ ROUND_TRIP = [
 LIGHT_CI = ["squeezenet", "shufflenet"]
 
 
-def _round_trip(tmp_path, run_mmdnn, run_in_subprocess, path, inputs, n_outputs, what):
+def _round_trip(tmp_path, run_mmdnn, run_in_subprocess, path, feeds, n_outputs, what):
     out = path.with_name(path.stem + ".mmdnn.onnx")
     run_mmdnn("convert", "-sf", "onnx", "-iw", path, "-df", "onnx", "-om", out, check=True)
     d = tmp_path / f"{path.stem}_ort"
     d.mkdir()
-    feeds = [(n, f"{path}.in.{n}.npy") for n in inputs]
     run_ort(run_in_subprocess, [{"model": str(out), "out": str(d), "feeds": feeds}])
     refs = [np.load(f"{path}.ref{i}.npy") for i in range(n_outputs)]
     got = ort_results(d, refs)
@@ -291,7 +290,8 @@ def _round_trip(tmp_path, run_mmdnn, run_in_subprocess, path, inputs, n_outputs,
 def test_onnx_round_trip(tmp_path, run_mmdnn, run_in_subprocess, builder, kwargs):
     path = tmp_path / f"{builder}.onnx"
     inputs, outputs = onnx_reference(run_in_subprocess, path, builder, **kwargs)
-    errors = _round_trip(tmp_path, run_mmdnn, run_in_subprocess, path, inputs, len(outputs), builder)
+    feeds = [(n, f"{path}.in.{n}.npy") for n in inputs]
+    errors = _round_trip(tmp_path, run_mmdnn, run_in_subprocess, path, feeds, len(outputs), builder)
     print(builder, "max |Δ|", errors)
 
 
@@ -299,13 +299,8 @@ def _light(tmp_path, run_mmdnn, run_in_subprocess, name):
     path = tmp_path / f"{name}.onnx"
     proc = run_in_subprocess(LIGHT_PREPARE.format(name=name, path=str(path)))
     info = json.loads(proc.stdout.strip().splitlines()[-1])
-    # PREPARE names its feed after the input with '/' replaced; link the name _round_trip uses.
-    src = f"{path}.in.{info['input'].replace('/', '_')}.npy"
-    dst = f"{path}.in.{info['input']}.npy"
-    if src != dst:
-        import shutil
-        shutil.copy(src, dst)
-    return _round_trip(tmp_path, run_mmdnn, run_in_subprocess, path, [info["input"]],
+    feed = f"{path}.in.{info['input'].replace('/', '_')}.npy"
+    return _round_trip(tmp_path, run_mmdnn, run_in_subprocess, path, [(info["input"], feed)],
                        info["outputs"], name)
 
 
