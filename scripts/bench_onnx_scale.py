@@ -57,14 +57,33 @@ def build(path):
 
 
 def timed(cmd):
-    """Runs cmd under /usr/bin/time -v; returns (seconds, peak RSS in MB, stdout)."""
+    """Runs cmd under /usr/bin/time -v; returns (seconds, peak RSS in MB as time reports it,
+    peak VmRSS in MB sampled every 10 ms, stdout). The kernel updates the high-water mark that
+    time reports lazily, so pages released soon after use can escape it; the sampled peak is
+    the cross-check."""
     t0 = time.time()
-    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
+    proc = subprocess.Popen(["/usr/bin/time", "-v", *cmd], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    sampled = 0
+    child = None
+    while proc.poll() is None:
+        try:
+            if child is None:
+                with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+                    child = f.read().split()[0]
+            with open(f"/proc/{child}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        sampled = max(sampled, int(line.split()[1]))
+        except (OSError, IndexError, TypeError):
+            child = None
+        time.sleep(0.01)
+    stdout, stderr = proc.communicate()
     secs = time.time() - t0
     if proc.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
-    return secs, rss_kb / 1024, proc.stdout
+        sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{stdout}\n{stderr}")
+    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr).group(1))
+    return secs, rss_kb / 1024, sampled / 1024, stdout
 
 
 def run(path, x):
@@ -85,9 +104,9 @@ def main():
         build(src)
         size = os.path.getsize(src + ".data")
         print(f"built {src} (+ {size / 2**30:.2f} GiB external data) in {time.time() - t0:.0f} s")
-        cp_secs, cp_rss, _ = timed(["cp", src + ".data", os.path.join(work, "copy.data")])
+        cp_secs, cp_rss, _, _ = timed(["cp", src + ".data", os.path.join(work, "copy.data")])
         os.remove(os.path.join(work, "copy.data"))
-        secs, rss, stdout = timed([mmdnn, "convert", "-sf", "onnx", "-iw", src, "-df", "onnx",
+        secs, rss, sampled, stdout = timed([mmdnn, "convert", "-sf", "onnx", "-iw", src, "-df", "onnx",
                                    "-om", out])
         print(stdout.strip())
         m = onnx.load(out, load_external_data=False)
@@ -104,11 +123,13 @@ def main():
               f"({'ok' if ok else 'OUT OF TOLERANCE'}: ≤ 1e-4·max(1,|ref|))")
         print(f"external tensors: {len(external)}; data file "
               f"{os.path.getsize(out + '.data') / 2**30:.2f} GiB")
-        print(f"mmdnn convert: {secs:.1f} s, peak RSS {rss:.0f} MB "
-              f"(target ≤ {RSS_TARGET_MB} MB: {'ok' if rss <= RSS_TARGET_MB else 'OVER'})")
+        peak = max(rss, sampled)
+        print(f"mmdnn convert: {secs:.1f} s, peak RSS {rss:.0f} MB (time -v), "
+              f"{sampled:.0f} MB (sampled VmRSS) "
+              f"(target ≤ {RSS_TARGET_MB} MB: {'ok' if peak <= RSS_TARGET_MB else 'OVER'})")
         print(f"cp of the weights: {cp_secs:.1f} s, peak RSS {cp_rss:.0f} MB; "
               f"convert / cp time: {secs / cp_secs:.2f}")
-        if not ok or rss > RSS_TARGET_MB:
+        if not ok or peak > RSS_TARGET_MB:
             sys.exit(1)
     finally:
         if own:
