@@ -1,10 +1,13 @@
 //! Target frameworks: each has an emitter (IR → readable Python source from Tera templates in
 //! `templates/<framework>/`) and a saver (→ the framework's model file). `TARGETS` lists every
 //! name the CLI accepts (MMdnn's spellings) and whether its backend exists yet.
+pub mod onnx;
 pub mod pytorch;
 
 use crate::frontends::{Framework, Status};
+use crate::ir::Graph;
 use anyhow::{bail, Result};
+use std::collections::HashSet;
 
 pub const TARGETS: &[Framework] = &[
     Framework {
@@ -16,7 +19,7 @@ pub const TARGETS: &[Framework] = &[
     Framework {
         name: "onnx",
         aliases: &[],
-        status: Status::Planned,
+        status: Status::Ready,
         formats: ".onnx (opset 17 default)",
     },
     Framework {
@@ -88,4 +91,20 @@ pub fn require(framework: &str) -> Result<&'static Framework> {
         );
     }
     Ok(fw)
+}
+
+/// Names of the nodes the graph outputs depend on, graph inputs included.
+pub(crate) fn needed_nodes(graph: &Graph) -> HashSet<&str> {
+    let index = graph.index();
+    let mut need: HashSet<&str> = HashSet::new();
+    let mut stack: Vec<&str> = graph.outputs.iter().map(|r| r.node.as_str()).collect();
+    while let Some(name) = stack.pop() {
+        if need.insert(name) {
+            if let Some(&i) = index.get(name) {
+                stack.extend(graph.nodes[i].inputs.iter().map(|r| r.node.as_str()));
+            }
+        }
+    }
+    need.extend(graph.inputs.iter().map(|s| s.as_str()));
+    need
 }

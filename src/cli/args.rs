@@ -217,6 +217,38 @@ impl TargetFlags {
     }
 }
 
+/// The ONNX target's flags (`convert`, `tocode`, `tomodel`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct OnnxFlags {
+    /// [ONNX] opset of the written model (13 to 21; default 17)
+    #[arg(long, value_parser = clap::value_parser!(i64).range(
+        crate::backends::onnx::MIN_OPSET..=crate::backends::onnx::MAX_OPSET))]
+    pub opset: Option<i64>,
+    /// [ONNX] write the weights to <model>.data even when the model fits in 2 GB
+    #[arg(long = "external-data")]
+    pub external_data: bool,
+}
+
+impl OnnxFlags {
+    /// A usage error when ONNX flags are given for another target.
+    pub fn check_for(&self, target: &str) -> Result<(), String> {
+        if target != "onnx" && (self.opset.is_some() || self.external_data) {
+            return Err(format!(
+                "--opset and --external-data only apply to the onnx target, not {target}"
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn options(&self, keep_layout: bool) -> crate::backends::onnx::Options {
+        crate::backends::onnx::Options {
+            opset: self.opset.unwrap_or(crate::backends::onnx::DEFAULT_OPSET),
+            keep_layout,
+            external_data: self.external_data,
+        }
+    }
+}
+
 /// A usage error found after parsing: printed like clap's, exit code 2.
 pub fn usage_error(message: &str) -> i32 {
     eprintln!("error: {message}\n\nFor more information, try '--help'.");

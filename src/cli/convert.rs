@@ -1,5 +1,5 @@
 //! `mmdnn convert` (MMdnn's `mmconvert`): source model → target model in one step.
-use super::args::{source_parser, target_parser, usage_error, ParserFlags, TargetFlags};
+use super::args::{source_parser, target_parser, usage_error, OnnxFlags, ParserFlags, TargetFlags};
 use crate::backends::pytorch::saver::Format;
 use crate::{backends, frontends};
 use anyhow::{bail, Result};
@@ -38,10 +38,16 @@ pub struct Args {
     pub parser: ParserFlags,
     #[command(flatten)]
     pub target: TargetFlags,
+    #[command(flatten)]
+    pub onnx: OnnxFlags,
 }
 
 pub fn run(a: Args) -> Result<i32> {
-    if let Err(msg) = a.target.check_for(&a.dst_framework) {
+    if let Err(msg) = a
+        .target
+        .check_for(&a.dst_framework)
+        .and_then(|_| a.onnx.check_for(&a.dst_framework))
+    {
         return Ok(usage_error(&msg));
     }
     // Fail before the (possibly slow) parse when the target cannot be written.
@@ -57,6 +63,12 @@ pub fn run(a: Args) -> Result<i32> {
             a.keep_layout,
             format,
             a.python.as_deref(),
+        )?,
+        "onnx" => backends::onnx::save(
+            &loaded.graph,
+            loaded.weights.as_ref(),
+            &a.output_model,
+            a.onnx.options(a.keep_layout),
         )?,
         other => bail!("internal: no backend is wired for {other}"),
     }

@@ -1,5 +1,5 @@
 //! `mmdnn tocode` (MMdnn's `mmtocode`): IR → readable target-framework Python code.
-use super::args::{target_parser, usage_error, TargetFlags};
+use super::args::{target_parser, usage_error, OnnxFlags, TargetFlags};
 use crate::backends;
 use crate::frontends::mmdnn_ir;
 use anyhow::{bail, Result};
@@ -27,10 +27,16 @@ pub struct Args {
     pub keep_layout: bool,
     #[command(flatten)]
     pub target: TargetFlags,
+    #[command(flatten)]
+    pub onnx: OnnxFlags,
 }
 
 pub fn run(a: Args) -> Result<i32> {
-    if let Err(msg) = a.target.check_for(&a.framework) {
+    if let Err(msg) = a
+        .target
+        .check_for(&a.framework)
+        .and_then(|_| a.onnx.check_for(&a.framework))
+    {
         return Ok(usage_error(&msg));
     }
     let fw = backends::require(&a.framework)?;
@@ -53,6 +59,13 @@ pub fn run(a: Args) -> Result<i32> {
             a.keep_layout,
             &a.dst_model,
             a.dst_weights.as_deref(),
+        )?,
+        "onnx" => backends::onnx::code::tocode(
+            &loaded.graph,
+            loaded.weights.as_ref(),
+            weights.as_deref().expect("checked above"),
+            &a.dst_model,
+            a.onnx.options(a.keep_layout),
         )?,
         other => bail!("internal: no code emitter is wired for {other}"),
     }

@@ -84,7 +84,7 @@ pub fn emit(
         validate::infer_types(&mut graph)?;
     }
     let mut e = Emitter::new(&graph, weights);
-    let needed = needed_nodes(&graph);
+    let needed = super::needed_nodes(&graph);
     let (mut problems, mut ops) = (vec![], BTreeSet::new());
     // Nodes that failed or read from one that did (those are not reported again).
     let mut failed: HashSet<&str> = HashSet::new();
@@ -116,22 +116,6 @@ pub fn emit(
     state.append(&mut e.root_buffers);
     state.append(&mut e.module_state);
     Ok((code, state))
-}
-
-/// Names of the nodes the graph outputs depend on, graph inputs included.
-fn needed_nodes(graph: &Graph) -> HashSet<&str> {
-    let index = graph.index();
-    let mut need: HashSet<&str> = HashSet::new();
-    let mut stack: Vec<&str> = graph.outputs.iter().map(|r| r.node.as_str()).collect();
-    while let Some(name) = stack.pop() {
-        if need.insert(name) {
-            if let Some(&i) = index.get(name) {
-                stack.extend(graph.nodes[i].inputs.iter().map(|r| r.node.as_str()));
-            }
-        }
-    }
-    need.extend(graph.inputs.iter().map(|s| s.as_str()));
-    need
 }
 
 /// Helper code a module may need; each is emitted only when used.

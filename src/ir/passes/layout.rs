@@ -311,6 +311,33 @@ pub struct TransformedWeights<'w> {
     sources: HashMap<(String, String), Source>,
 }
 
+/// How a weight of the converted graph is made from the source weights (for generated code
+/// that recomputes it from the source weights file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Derivation<'a> {
+    /// The source weight of the same key, unchanged.
+    Same,
+    /// Source weight (node, param), left-padded with size-1 axes to `perm`'s length and
+    /// transposed by `perm`.
+    Permute(&'a str, &'a str, &'a [usize]),
+    /// Source weight (node, param) with its rows (axis 0) reordered: new row i is `rows[i]`.
+    Rows(&'a str, &'a str, &'a [usize]),
+}
+
+impl TransformedWeights<'_> {
+    /// How weight (node, param) is made, or `None` when the converted graph has no such weight.
+    pub fn derivation(&self, node: &str, param: &str) -> Option<Derivation<'_>> {
+        let key = (node.to_string(), param.to_string());
+        match self.sources.get(&key) {
+            Some(s) => Some(match &s.transform {
+                Transform::Permute(p) => Derivation::Permute(&s.node, &s.param, p),
+                Transform::Rows(r) => Derivation::Rows(&s.node, &s.param, r),
+            }),
+            None => self.present.contains(&key).then_some(Derivation::Same),
+        }
+    }
+}
+
 impl WeightReader for TransformedWeights<'_> {
     fn info(&self, node: &str, param: &str) -> Option<TensorInfo> {
         let key = (node.to_string(), param.to_string());

@@ -1,0 +1,229 @@
+//! The ONNX target, written natively (no Python). [`build`] runs the layout pass to
+//! channels-first (ONNX's layout; `keep_layout` keeps the source's at the graph boundary), then
+//! lowers each IR node the outputs need to ONNX nodes at the chosen opset (`ops/`, one function
+//! per op). Weights become initializers that are only referenced while building; [`writer`]
+//! streams them into the file one tensor at a time, inline or as external data. Every node that
+//! cannot be lowered is listed in one error before anything is written. [`code`] renders the
+//! same model as a Python script that builds it with `onnx.helper` (`tocode`).
+pub mod builder;
+pub mod code;
+mod ops;
+pub mod writer;
+
+use crate::frontends::mmdnn_ir;
+use crate::ir::passes::layout::{convert_layout, Target, TransformedWeights};
+use crate::ir::{validate, Graph, TensorType};
+use crate::output::commit_all;
+use crate::proto::onnx::{
+    tensor_shape_proto::{dimension, Dimension},
+    type_proto, NodeProto, TensorShapeProto, TypeProto, ValueInfoProto,
+};
+use crate::weights::WeightReader;
+use anyhow::{bail, Context, Result};
+use builder::{Builder, Ctx, Init};
+use std::collections::{BTreeSet, HashSet};
+use std::path::Path;
+
+/// The opset written unless `--opset` says otherwise.
+pub const DEFAULT_OPSET: i64 = 17;
+/// The opsets the writer supports.
+pub const MIN_OPSET: i64 = 13;
+pub const MAX_OPSET: i64 = 21;
+
+/// The ONNX IR version that goes with an opset (the lowest that allows it, for the widest
+/// runtime support).
+pub fn ir_version(opset: i64) -> i64 {
+    match opset {
+        ..=14 => 7,
+        15..=18 => 8,
+        19..=20 => 9,
+        _ => 10,
+    }
+}
+
+/// What the model is made of.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    pub opset: i64,
+    /// Keep the source's input and output layout.
+    pub keep_layout: bool,
+    /// Write the weights to an external data file even when the model would fit in 2 GB.
+    pub external_data: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            opset: DEFAULT_OPSET,
+            keep_layout: false,
+            external_data: false,
+        }
+    }
+}
+
+/// A lowered model: the graph protos and its initializers, whose weight payloads are read from
+/// `weights` only when written.
+pub struct Model<'w> {
+    pub opset: i64,
+    pub nodes: Vec<NodeProto>,
+    pub inputs: Vec<ValueInfoProto>,
+    pub outputs: Vec<ValueInfoProto>,
+    pub inits: Vec<Init>,
+    pub weights: TransformedWeights<'w>,
+    /// The IR graph's producer, kept as the model's doc string.
+    pub doc: String,
+}
+
+/// Converts `graph` to channels-first and lowers it to ONNX at `opts.opset`. Fails, before
+/// anything is written, with one message listing every node that cannot be lowered.
+pub fn build<'w>(graph: &Graph, weights: &'w dyn WeightReader, opts: Options) -> Result<Model<'w>> {
+    if !(MIN_OPSET..=MAX_OPSET).contains(&opts.opset) {
+        bail!(
+            "opset {} is not supported by the ONNX writer (supported: {MIN_OPSET} to {MAX_OPSET})",
+            opts.opset
+        );
+    }
+    let converted = convert_layout(graph, weights, Target::ChannelsFirst, opts.keep_layout)
+        .context("converting the graph to channels-first for ONNX")?;
+    let mut g = converted.graph;
+    if g.nodes.iter().any(|n| n.outputs.is_empty()) {
+        validate::infer_types(&mut g)?;
+    }
+    let (nodes, inputs, outputs, inits) = lower(&g, &converted.weights, opts.opset)?;
+    Ok(Model {
+        opset: opts.opset,
+        nodes,
+        inputs,
+        outputs,
+        inits,
+        weights: converted.weights,
+        doc: g.producer.clone(),
+    })
+}
+
+type Lowered = (
+    Vec<NodeProto>,
+    Vec<ValueInfoProto>,
+    Vec<ValueInfoProto>,
+    Vec<Init>,
+);
+
+fn lower(g: &Graph, weights: &dyn WeightReader, opset: i64) -> Result<Lowered> {
+    let mut b = Builder::new(g, weights, opset);
+    let needed = super::needed_nodes(g);
+    let (mut problems, mut ops) = (vec![], BTreeSet::new());
+    // Nodes that failed or read from one that did (those are not reported again).
+    let mut failed: HashSet<&str> = HashSet::new();
+    for node in g.nodes.iter().filter(|n| needed.contains(n.name.as_str())) {
+        if node.inputs.iter().any(|r| failed.contains(r.node.as_str())) {
+            failed.insert(&node.name);
+            continue;
+        }
+        let result = Ctx::new(&mut b, node).and_then(|mut c| ops::lower(&mut c));
+        if let Err(err) = result {
+            problems.push(format!("node '{}' ({}): {err:#}", node.name, node.op));
+            ops.insert(node.op.as_str());
+            failed.insert(&node.name);
+        }
+    }
+    if !problems.is_empty() {
+        bail!(
+            "cannot write {} node(s) as ONNX opset {opset} (ops: {}):\n  - {}",
+            problems.len(),
+            ops.into_iter().collect::<Vec<_>>().join(", "),
+            problems.join("\n  - ")
+        );
+    }
+    let mut inputs = vec![];
+    for name in &g.inputs {
+        let node = g.node(name).context("a graph input has no node")?;
+        let ty = node
+            .outputs
+            .first()
+            .with_context(|| format!("graph input '{name}' has no type"))?;
+        inputs.push(value_info(&b.value(&node.output(0))?, ty));
+    }
+    // A graph output must be a value of its own: an input, or a value listed twice, goes
+    // through an Identity.
+    let input_names: HashSet<String> = inputs.iter().map(|v| v.name.clone()).collect();
+    let mut seen = HashSet::new();
+    let mut outputs = vec![];
+    for r in &g.outputs {
+        let ty = g
+            .tensor_type(r)
+            .with_context(|| format!("graph output '{r}' has no type"))?;
+        let mut name = b.value(r)?;
+        if input_names.contains(&name) || seen.contains(&name) {
+            let out = b.fresh(&format!("{name}/output"));
+            b.nodes.push(NodeProto {
+                input: vec![name],
+                output: vec![out.clone()],
+                name: out.clone(),
+                op_type: "Identity".into(),
+                ..Default::default()
+            });
+            name = out;
+        }
+        seen.insert(name.clone());
+        outputs.push(value_info(&name, ty));
+    }
+    Ok((b.nodes, inputs, outputs, b.inits))
+}
+
+/// A value's name and tensor type (unknown dims left without a value).
+fn value_info(name: &str, ty: &TensorType) -> ValueInfoProto {
+    let dims = ty
+        .shape
+        .iter()
+        .map(|&d| Dimension {
+            value: (d >= 0).then_some(dimension::Value::DimValue(d)),
+            ..Default::default()
+        })
+        .collect();
+    ValueInfoProto {
+        name: name.to_string(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: ops::onnx_dtype(ty.dtype),
+                shape: Some(TensorShapeProto { dim: dims }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// `convert` and `tomodel` from an IR: writes `out` (and its external data) from a loaded graph.
+pub fn save(graph: &Graph, weights: &dyn WeightReader, out: &Path, opts: Options) -> Result<()> {
+    let model = build(graph, weights, opts)?;
+    let files = writer::write(&model, out, opts.external_data)?;
+    let external = files.len() > 1;
+    commit_all(files)?;
+    println!(
+        "ONNX model (opset {}) written to {}{}",
+        opts.opset,
+        out.display(),
+        if external {
+            format!(" with external data {}", writer::data_path(out).display())
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+/// `tomodel -f onnx`: the model from an IR graph and its weights, or by running a script
+/// written by `tocode -f onnx` (a `.py` network file) on them.
+pub fn tomodel(
+    network: &Path,
+    weights: &Path,
+    out: &Path,
+    opts: Options,
+    python: Option<&Path>,
+) -> Result<()> {
+    if network.extension().is_some_and(|e| e == "py") {
+        return code::run_script(network, weights, out, opts.external_data, python);
+    }
+    let loaded = mmdnn_ir::load_ir(network, Some(weights))?;
+    save(&loaded.graph, loaded.weights.as_ref(), out, opts)
+}

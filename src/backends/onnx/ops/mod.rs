@@ -1,0 +1,114 @@
+//! One small function per IR op, found by the op's name, grouped by family as the catalogue is.
+//! Each emits the ONNX nodes computing the IR node's outputs at the builder's opset, and fails
+//! (with the reason) when the op, an attribute value or the opset has no ONNX form.
+mod activation;
+mod conv;
+mod dense;
+mod elementwise;
+mod norm;
+mod recurrent;
+mod reduce;
+mod shape;
+
+use super::builder::{Ctx, A};
+use crate::ir::DType;
+use anyhow::{bail, Result};
+
+/// Lowers one IR node.
+pub fn lower(c: &mut Ctx) -> Result<()> {
+    let op = c.node.op.clone();
+    if let Some(f) = activation::find(&op)
+        .or_else(|| elementwise::find(&op))
+        .or_else(|| conv::find(&op))
+        .or_else(|| dense::find(&op))
+        .or_else(|| norm::find(&op))
+        .or_else(|| reduce::find(&op))
+        .or_else(|| shape::find(&op))
+        .or_else(|| recurrent::find(&op))
+    {
+        return f(c);
+    }
+    match op.as_str() {
+        // Graph inputs are declared by the writer; constants are initializers.
+        "DataInput" => Ok(()),
+        "Constant" => {
+            let w = c.weight("value")?;
+            c.last("Identity", &[&w], vec![])
+        }
+        other => bail!("the ONNX writer has no lowering for op {other}"),
+    }
+}
+
+/// A lowering function.
+pub type Lower = fn(&mut Ctx) -> Result<()>;
+
+/// The ONNX element type code of a dtype.
+pub fn onnx_dtype(d: DType) -> i32 {
+    match d {
+        DType::F32 => 1,
+        DType::U8 => 2,
+        DType::I8 => 3,
+        DType::U16 => 4,
+        DType::I16 => 5,
+        DType::I32 => 6,
+        DType::I64 => 7,
+        DType::Bool => 9,
+        DType::F16 => 10,
+        DType::F64 => 11,
+        DType::U32 => 12,
+        DType::U64 => 13,
+        DType::BF16 => 16,
+    }
+}
+
+/// First opset in which `op` takes its axes as an input rather than an attribute.
+fn axes_input_since(op: &str) -> i64 {
+    match op {
+        "ReduceSum" | "Squeeze" | "Unsqueeze" => 13,
+        _ => 18,
+    }
+}
+
+/// Emits `op` (a reduction, Squeeze or Unsqueeze) over `axes` (`None`: the op's default, all
+/// axes), with the axes as attribute or input as the opset wants; writes `out` if given.
+pub fn axes_op(
+    c: &mut Ctx,
+    op: &str,
+    x: &str,
+    axes: Option<&[i64]>,
+    mut attrs: Vec<A>,
+    out: Option<&str>,
+) -> String {
+    let mut inputs = vec![x.to_string()];
+    if let Some(axes) = axes {
+        if c.opset() >= axes_input_since(op) {
+            inputs.push(c.ints("axes", axes));
+        } else {
+            attrs.push(A::Is("axes", axes.to_vec()));
+        }
+    }
+    let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    match out {
+        Some(o) => {
+            c.emit(op, &refs, &[o], attrs);
+            o.to_string()
+        }
+        None => c.op(op, &refs, attrs),
+    }
+}
+
+/// Shape `[C, 1, …]` that broadcasts a per-channel vector along `axis` of a rank-`rank` tensor.
+pub fn channel_shape(c: i64, axis: usize, rank: usize) -> Vec<i64> {
+    std::iter::once(c)
+        .chain(std::iter::repeat_n(1, rank - axis - 1))
+        .collect()
+}
+
+/// `v` reshaped to `shape` (skipped when `shape` is 1-d).
+pub fn reshape_to(c: &mut Ctx, v: &str, shape: &[i64], suffix: &str) -> String {
+    if shape.len() == 1 {
+        return v.to_string();
+    }
+    let s = c.ints(&format!("{suffix}_shape"), shape);
+    c.op("Reshape", &[v, &s], vec![])
+}

@@ -1,0 +1,282 @@
+//! Shape, indexing and data movement. Since opset 13 the shape-like operands (Reshape's shape,
+//! Squeeze/Unsqueeze axes, Split sizes, Slice bounds, Pad amounts, Tile repeats, Expand's shape)
+//! are int64 inputs, made here as initializers from the IR's attributes. Resize takes full-rank
+//! scales (batch and channels 1); sizes are spatial only with the `axes` attribute (opset 18),
+//! else completed at run time from the input's batch and channel dims.
+use super::{axes_op, dense::indices, onnx_dtype, Lower, A};
+use crate::backends::onnx::builder::Ctx;
+use anyhow::{bail, Result};
+
+pub fn find(op: &str) -> Option<Lower> {
+    Some(match op {
+        "Reshape" => reshape,
+        "Flatten" => flatten,
+        "Transpose" => transpose,
+        "Squeeze" => squeeze,
+        "Unsqueeze" => unsqueeze,
+        "Concat" => concat,
+        "Split" => split,
+        "Slice" => slice,
+        "Pad" => pad,
+        "Tile" => |c| with_ints(c, "Tile", "repeats"),
+        "Expand" => |c| with_ints(c, "Expand", "shape"),
+        "Gather" => gather,
+        "Shape" => shape,
+        "Cast" => cast,
+        "DepthToSpace" => depth_to_space,
+        "SpaceToDepth" => space_to_depth,
+        "Resize" => resize,
+        _ => return None,
+    })
+}
+
+/// `op(x, attribute as an int64 input)`.
+fn with_ints(c: &mut Ctx, op: &str, attr: &str) -> Result<()> {
+    let x = c.x(0)?;
+    let v = c.a.ints(attr)?;
+    let s = c.ints(attr, &v);
+    c.last(op, &[&x, &s], vec![])
+}
+
+fn reshape(c: &mut Ctx) -> Result<()> {
+    with_ints(c, "Reshape", "shape")
+}
+
+fn flatten(c: &mut Ctx) -> Result<()> {
+    let x = c.x(0)?;
+    let axis = c.a.int("axis")?;
+    c.last("Flatten", &[&x], vec![A::I("axis", axis)])
+}
+
+fn transpose(c: &mut Ctx) -> Result<()> {
+    let x = c.x(0)?;
+    let perm = c.a.ints("perm")?;
+    c.last("Transpose", &[&x], vec![A::Is("perm", perm)])
+}
+
+fn squeeze(c: &mut Ctx) -> Result<()> {
+    let x = c.x(0)?;
+    let axes = c.a.ints("axes")?;
+    let y = c.y(0)?;
+    let axes = (!axes.is_empty()).then_some(axes.as_slice());
+    axes_op(c, "Squeeze", &x, axes, vec![], Some(&y));
+    Ok(())
+}
+
+fn unsqueeze(c: &mut Ctx) -> Result<()> {
+    let x = c.x(0)?;
+    let axes = c.a.ints("axes")?;
+    let y = c.y(0)?;
+    axes_op(c, "Unsqueeze", &x, Some(&axes), vec![], Some(&y));
+    Ok(())
+}
+
+fn concat(c: &mut Ctx) -> Result<()> {
+    let inputs = (0..c.node.inputs.len())
+        .map(|i| c.x(i))
+        .collect::<Result<Vec<_>>>()?;
+    let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    let axis = c.a.int("axis")?;
+    c.last("Concat", &refs, vec![A::I("axis", axis)])
+}
+
+fn split(c: &mut Ctx) -> Result<()> {
+    let x = c.x(0)?;
+    let sizes = c.a.ints("split")?;
+    let s = c.ints("split", &sizes);
+    let outs = (0..sizes.len())
+        .map(|i| c.y(i))
+        .collect::<Result<Vec<_>>>()?;
+    let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
+    let axis = c.a.int("axis")?;
+    c.emit("Split", &[&x, &s], &refs, vec![A::I("axis", axis)]);
+    Ok(())
+}
+
+fn slice(c: &mut Ctx) -> Result<()> {
+    let x = c.x(0)?;
+    let starts = c.a.ints("starts")?;
+    let starts = c.ints("starts", &starts);
+    let ends = c.a.ints("ends")?;
+    let ends = c.ints("ends", &ends);
+    let mut inputs = vec![x, starts, ends];
+    let steps = c.a.opt_ints("steps")?;
+    match c.a.opt_ints("axes")? {
+        Some(axes) => inputs.push(c.ints("axes", &axes)),
+        None if steps.is_some() => inputs.push(String::new()),
+        None => {}
+    }
+    if let Some(steps) = steps {
+        inputs.push(c.ints("steps", &steps));
+    }
+    let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    c.last("Slice", &refs, vec![])
+}
+
+fn pad(c: &mut Ctx) -> Result<()> {
+    let x = c.x(0)?;
+    let mode = c.a.str("mode")?;
+    let pads = c.a.ints("pads")?;
+    if mode == "symmetric" {
+        return symmetric_pad(c, &x, &pads);
+    }
+    let p = c.ints("pads", &pads);
+    let mut inputs = vec![x, p];
+    let value = c.a.float("value")?;
+    let dt = c.in_ty(0)?.dtype;
+    if mode == "constant" && value != 0.0 {
+        inputs.push(c.scalar("value", dt, value as f64)?);
+    }
+    let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    c.last("Pad", &refs, vec![A::S("mode", mode)])
+}
+
+/// Symmetric padding (mirror with the edge), which ONNX's Pad lacks: per padded axis, the
+/// reversed first `begin` and last `end` slices are concatenated around the tensor.
+fn symmetric_pad(c: &mut Ctx, x: &str, pads: &[i64]) -> Result<()> {
+    let ty = c.in_ty(0)?;
+    let rank = ty.rank();
+    if pads.len() != 2 * rank || pads.iter().any(|&p| p < 0) {
+        bail!(
+            "symmetric padding needs {} non-negative pads, got {pads:?}",
+            2 * rank
+        );
+    }
+    let axes: Vec<usize> = (0..rank)
+        .filter(|&a| pads[a] > 0 || pads[a + rank] > 0)
+        .collect();
+    let mut cur = x.to_string();
+    for (k, &a) in axes.iter().enumerate() {
+        let (begin, end) = (pads[a], pads[a + rank]);
+        if ty.shape[a] >= 0 && (begin > ty.shape[a] || end > ty.shape[a]) {
+            bail!("symmetric padding of {begin}/{end} on axis {a} of {ty} exceeds the axis");
+        }
+        let ax = c.ints(&format!("axis{a}"), &[a as i64]);
+        let step = c.ints("reverse", &[-1]);
+        let mut parts = vec![];
+        if begin > 0 {
+            let s = c.ints(&format!("begin{a}_start"), &[begin - 1]);
+            let e = c.ints(&format!("begin{a}_end"), &[i64::MIN]);
+            parts.push(c.op("Slice", &[&cur, &s, &e, &ax, &step], vec![]));
+        }
+        parts.push(cur.clone());
+        if end > 0 {
+            let s = c.ints(&format!("end{a}_start"), &[-1]);
+            let e = c.ints(&format!("end{a}_end"), &[-1 - end]);
+            parts.push(c.op("Slice", &[&cur, &s, &e, &ax, &step], vec![]));
+        }
+        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let attrs = vec![A::I("axis", a as i64)];
+        if k + 1 == axes.len() {
+            return c.last("Concat", &refs, attrs);
+        }
+        cur = c.op("Concat", &refs, attrs);
+    }
+    c.last("Identity", &[&cur], vec![])
+}
+
+fn gather(c: &mut Ctx) -> Result<()> {
+    let data = c.x(0)?;
+    let idx = indices(c, 1)?;
+    let axis = c.a.int("axis")?;
+    c.last("Gather", &[&data, &idx], vec![A::I("axis", axis)])
+}
+
+fn shape(c: &mut Ctx) -> Result<()> {
+    let x = c.x(0)?;
+    c.last("Shape", &[&x], vec![])
+}
+
+fn cast(c: &mut Ctx) -> Result<()> {
+    let x = c.x(0)?;
+    let to = onnx_dtype(c.a.dtype("to")?);
+    c.last("Cast", &[&x], vec![A::I("to", to as i64)])
+}
+
+fn channels_first(c: &Ctx) -> Result<()> {
+    if c.a.channels_last()? {
+        bail!("ONNX needs channels_first here (the layout pass left channels_last)");
+    }
+    Ok(())
+}
+
+fn depth_to_space(c: &mut Ctx) -> Result<()> {
+    channels_first(c)?;
+    let x = c.x(0)?;
+    let attrs = vec![
+        A::I("blocksize", c.a.int("blocksize")?),
+        A::S("mode", c.a.str("mode")?),
+    ];
+    c.last("DepthToSpace", &[&x], attrs)
+}
+
+fn space_to_depth(c: &mut Ctx) -> Result<()> {
+    channels_first(c)?;
+    let x = c.x(0)?;
+    let b = c.a.int("blocksize")?;
+    c.last("SpaceToDepth", &[&x], vec![A::I("blocksize", b)])
+}
+
+fn resize(c: &mut Ctx) -> Result<()> {
+    channels_first(c)?;
+    let rank = c.in_ty(0)?.rank();
+    let spatial = rank - 2;
+    let mut coord = c.a.str("coordinate_transformation_mode")?;
+    let mut nearest = c.a.str("nearest_mode")?;
+    let mode = c.a.str("mode")?;
+    if coord == "tf_half_pixel_for_nn" && c.opset() >= 18 {
+        // Removed in opset 18. It maps x to (x + 0.5) / scale, half_pixel to 0.5 less: floor
+        // of the former is round_prefer_ceil of the latter, round_prefer_floor is ceil.
+        let same = match (mode.as_str(), nearest.as_str()) {
+            ("nearest", "floor") => "round_prefer_ceil",
+            ("nearest", "round_prefer_floor") => "ceil",
+            _ => bail!(
+                "coordinate mode tf_half_pixel_for_nn with {mode} mode and nearest_mode \
+                 {nearest} has no equivalent in opset 18 or later; use --opset 17"
+            ),
+        };
+        coord = "half_pixel".into();
+        nearest = same.into();
+    }
+    let mut attrs = vec![
+        A::S("mode", mode),
+        A::S("coordinate_transformation_mode", coord),
+        A::S("nearest_mode", nearest),
+        A::F("cubic_coeff_a", c.a.float("cubic_coeff_a")?),
+    ];
+    let x = c.x(0)?;
+    let sizes = c.a.opt_ints("sizes")?;
+    let scales = match c.a.get("scales")? {
+        Some(crate::ir::AttrValue::Floats(v)) => Some(v),
+        _ => None,
+    };
+    if let Some(sizes) = sizes {
+        if sizes.len() != spatial {
+            bail!("{} sizes for {spatial} spatial axes", sizes.len());
+        }
+        let sizes = if c.opset() >= 18 {
+            attrs.push(A::Is("axes", (2..rank as i64).collect()));
+            c.ints("sizes", &sizes)
+        } else {
+            // [N, C] of the input at run time, then the spatial sizes.
+            let shape = c.op("Shape", &[&x], vec![]);
+            let (s0, s2) = (c.ints("nc_start", &[0]), c.ints("nc_end", &[2]));
+            let nc = c.op("Slice", &[&shape, &s0, &s2], vec![]);
+            let sp = c.ints("sizes", &sizes);
+            c.op("Concat", &[&nc, &sp], vec![A::I("axis", 0)])
+        };
+        return c.last("Resize", &[&x, "", "", &sizes], attrs);
+    }
+    let Some(scales) = scales else {
+        bail!("Resize has neither sizes nor scales");
+    };
+    if scales.len() != spatial {
+        bail!("{} scales for {spatial} spatial axes", scales.len());
+    }
+    let full: Vec<f64> = [1.0, 1.0]
+        .into_iter()
+        .chain(scales.iter().map(|&s| s as f64))
+        .collect();
+    let s = c.consts("scales", crate::ir::DType::F32, vec![rank as i64], &full)?;
+    c.last("Resize", &[&x, "", &s], attrs)
+}

@@ -1,0 +1,234 @@
+//! The ONNX writer without Python: a small graph written and read back by our own ONNX reader
+//! (same ops, same weights, same interpreter outputs), the hand-encoded protobuf framing with
+//! inline and external data (decoded by prost), the one-message list of unsupported nodes, and
+//! that a failed conversion writes nothing.
+use mmdnn::backends::onnx::{save, writer, Options};
+use mmdnn::frontends::{self, SourceArgs};
+use mmdnn::interp::{Interpreter, Value};
+use mmdnn::ir::{AttrValue, DType, Graph, Node, TensorRef};
+use mmdnn::proto::onnx::{tensor_proto::DataLocation, ModelProto};
+use mmdnn::weights::{MemoryWeights, Tensor, WeightReader};
+use ndarray::{ArrayD, IxDyn};
+use prost::Message;
+use std::collections::HashMap;
+use std::path::Path;
+
+fn values(n: usize, seed: u32) -> Vec<f32> {
+    (0..n)
+        .map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 1000.0 - 0.5)
+        .collect()
+}
+
+/// x [N, 3, 6, 6] → Conv 3×3 (4 out) → Relu → GlobalPool → FullyConnected (300 wide, so its
+/// weights pass the external-data threshold) → Softmax.
+fn graph() -> (Graph, MemoryWeights) {
+    let mut g = Graph::default();
+    let mut w = MemoryWeights::default();
+    let input = Node::new("x", "DataInput")
+        .with_attr("dtype", AttrValue::Type(DType::F32))
+        .with_attr("shape", AttrValue::Shape(vec![-1, 3, 6, 6]));
+    let x = g.add(input).unwrap();
+    g.inputs.push("x".into());
+    let conv = Node::new("conv", "Conv")
+        .with_inputs([x])
+        .with_attr("kernel_shape", AttrValue::Ints(vec![3, 3]))
+        .with_attr("pads", AttrValue::Ints(vec![1, 1, 1, 1]))
+        .with_attr("out_channels", AttrValue::Int(4))
+        .with_attr("use_bias", AttrValue::Bool(true));
+    let c = g.add(conv).unwrap();
+    w.insert(
+        "conv",
+        "weights",
+        Tensor::from_f32(vec![4, 3, 3, 3], &values(108, 1)).unwrap(),
+    );
+    w.insert(
+        "conv",
+        "bias",
+        Tensor::from_f32(vec![4], &values(4, 2)).unwrap(),
+    );
+    let r = g.add(Node::new("relu", "Relu").with_inputs([c])).unwrap();
+    let p = Node::new("pool", "GlobalPool")
+        .with_inputs([r])
+        .with_attr("keepdims", AttrValue::Bool(false));
+    let p = g.add(p).unwrap();
+    let fc = Node::new("fc", "FullyConnected")
+        .with_inputs([p])
+        .with_attr("units", AttrValue::Int(300))
+        .with_attr("use_bias", AttrValue::Bool(true));
+    let f = g.add(fc).unwrap();
+    w.insert(
+        "fc",
+        "weights",
+        Tensor::from_f32(vec![4, 300], &values(1200, 3)).unwrap(),
+    );
+    w.insert(
+        "fc",
+        "bias",
+        Tensor::from_f32(vec![300], &values(300, 4)).unwrap(),
+    );
+    let s = g
+        .add(Node::new("softmax", "Softmax").with_inputs([f]))
+        .unwrap();
+    g.outputs.push(s);
+    mmdnn::ir::validate::check(&mut g, Some(&w)).unwrap();
+    (g, w)
+}
+
+fn run(g: &Graph, w: &dyn WeightReader) -> Vec<f32> {
+    let x = ArrayD::from_shape_vec(IxDyn(&[2, 3, 6, 6]), values(216, 9)).unwrap();
+    let feeds = [(g.inputs[0].clone(), Value::F32(x))];
+    let out = Interpreter::new(g, w).run(&feeds).unwrap();
+    match &out[0] {
+        Value::F32(a) => a.iter().copied().collect(),
+        other => panic!("unexpected output {other:?}"),
+    }
+}
+
+fn read_back(path: &Path) -> frontends::Loaded {
+    let args = SourceArgs {
+        network: Some(path.to_path_buf()),
+        ..Default::default()
+    };
+    frontends::load("onnx", &args).unwrap()
+}
+
+fn decode(path: &Path) -> ModelProto {
+    ModelProto::decode(std::fs::read(path).unwrap().as_slice()).unwrap()
+}
+
+#[test]
+fn round_trips_through_the_onnx_reader() {
+    let (g, w) = graph();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.onnx");
+    save(&g, &w, &path, Options::default()).unwrap();
+    assert!(
+        !writer::data_path(&path).exists(),
+        "a small model stays inline"
+    );
+    let m = decode(&path);
+    assert_eq!(m.opset_import[0].version, 17);
+    assert_eq!(m.ir_version, 8);
+    let graph = m.graph.unwrap();
+    let ops: Vec<&str> = graph.node.iter().map(|n| n.op_type.as_str()).collect();
+    assert_eq!(
+        ops,
+        [
+            "Conv",
+            "Relu",
+            "GlobalAveragePool",
+            "Flatten",
+            "Gemm",
+            "Softmax"
+        ]
+    );
+    assert_eq!(graph.initializer.len(), 4);
+    let fc = graph
+        .initializer
+        .iter()
+        .find(|t| t.name == "fc/weights")
+        .unwrap();
+    assert_eq!(fc.dims, [4, 300]);
+    assert_eq!(fc.raw_data.len(), 4800);
+    let back = read_back(&path);
+    let (a, b) = (run(&g, &w), run(&back.graph, back.weights.as_ref()));
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() <= 1e-6, "{x} vs {y}");
+    }
+}
+
+#[test]
+fn external_data_framing() {
+    let (g, w) = graph();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.onnx");
+    let opts = Options {
+        opset: 13,
+        external_data: true,
+        ..Default::default()
+    };
+    save(&g, &w, &path, opts).unwrap();
+    let data = std::fs::read(writer::data_path(&path)).unwrap();
+    let m = decode(&path);
+    assert_eq!((m.opset_import[0].version, m.ir_version), (13, 7));
+    let graph = m.graph.unwrap();
+    let mut external = 0;
+    for t in &graph.initializer {
+        let n = t.dims.iter().product::<i64>() as usize * 4;
+        if n < writer::EXTERNAL_MIN as usize {
+            assert_eq!(t.data_location, DataLocation::Default as i32, "{}", t.name);
+            assert_eq!(t.raw_data.len(), n);
+            continue;
+        }
+        external += 1;
+        assert_eq!(t.data_location, DataLocation::External as i32);
+        assert!(t.raw_data.is_empty());
+        let kv: HashMap<&str, &str> = t
+            .external_data
+            .iter()
+            .map(|e| (e.key.as_str(), e.value.as_str()))
+            .collect();
+        assert_eq!(kv["location"], "m.onnx.data");
+        let offset: usize = kv["offset"].parse().unwrap();
+        let length: usize = kv["length"].parse().unwrap();
+        assert_eq!(offset % writer::ALIGN as usize, 0);
+        assert_eq!(length, n);
+        let (node, param) = t.name.split_once('/').unwrap();
+        assert_eq!(
+            &data[offset..offset + length],
+            &w.read(node, param).unwrap().data[..]
+        );
+    }
+    assert_eq!(external, 2, "fc/weights and fc/bias are 1 KiB or more");
+    let back = read_back(&path);
+    assert_eq!(run(&g, &w), run(&back.graph, back.weights.as_ref()));
+}
+
+#[test]
+fn unsupported_nodes_are_listed_at_once_and_nothing_is_written() {
+    let (mut g, w) = graph();
+    // Average pooling with dilations needs opset 19; two of them, and a node reading one.
+    for (name, input) in [("bad1", "relu"), ("bad2", "relu")] {
+        let n = Node::new(name, "Pool")
+            .with_inputs([TensorRef::new(input, 0)])
+            .with_attr("pooling_type", AttrValue::Str("AVG".into()))
+            .with_attr("kernel_shape", AttrValue::Ints(vec![2, 2]))
+            .with_attr("dilations", AttrValue::Ints(vec![2, 2]));
+        let r = g.add(n).unwrap();
+        g.outputs.push(r);
+    }
+    let after = g
+        .add(Node::new("after", "Relu").with_inputs([TensorRef::new("bad1", 0)]))
+        .unwrap();
+    g.outputs.push(after);
+    mmdnn::ir::validate::check(&mut g, Some(&w)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.onnx");
+    let opts = Options {
+        external_data: true,
+        ..Default::default()
+    };
+    let err = format!("{:#}", save(&g, &w, &path, opts).unwrap_err());
+    assert!(
+        err.contains("cannot write 2 node(s) as ONNX opset 17 (ops: Pool)"),
+        "{err}"
+    );
+    assert!(err.contains("node 'bad1' (Pool)") && err.contains("node 'bad2' (Pool)"));
+    assert!(!err.contains("after"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    let err = format!(
+        "{:#}",
+        save(
+            &g,
+            &w,
+            &path,
+            Options {
+                opset: 12,
+                ..Default::default()
+            }
+        )
+        .unwrap_err()
+    );
+    assert!(err.contains("opset 12 is not supported"), "{err}");
+}
