@@ -591,8 +591,11 @@ fn resize_taps(n: usize, m: usize, scale: f64, ctx: &OpCtx) -> Result<Taps> {
                 "half_pixel" => (x + 0.5) / scale - 0.5,
                 "pytorch_half_pixel" if m > 1 => (x + 0.5) / scale - 0.5,
                 "pytorch_half_pixel" => 0.0,
-                // The resized length is n·scale, unrounded (as ONNX defines it for scales).
-                "align_corners" if m > 1 => x * (n as f64 - 1.0) / (n as f64 * scale - 1.0),
+                // Over the integer output length, as onnxruntime and PyTorch compute it. (ONNX's
+                // reference implementation divides by the unrounded n·scale − 1 when the output
+                // size comes from scales; the two differ only for scales giving a fractional
+                // length.)
+                "align_corners" if m > 1 => x * (n as f64 - 1.0) / (m as f64 - 1.0),
                 "align_corners" => 0.0,
                 "asymmetric" => x / scale,
                 "tf_half_pixel_for_nn" => (x + 0.5) / scale,

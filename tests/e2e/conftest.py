@@ -9,6 +9,7 @@ Fixtures:
   repo_root          Path of the checkout
   mmdnn_bin          Path of the binary under test (MMDNN_BIN, else
                      <repo>/target/release/mmdnn)
+  mmdnn_full         True when the long suites run (MMDNN_FULL=1)
   run_mmdnn          run_mmdnn(*args, cwd=None, check=False) -> CompletedProcess
   run_in_subprocess  run_in_subprocess(code, cwd=None, check=True, env=None)
                      -> CompletedProcess; `import mmdnn_ir_schema` works there
@@ -71,6 +72,12 @@ def _full():
     return os.environ.get("MMDNN_FULL", "").lower() in ("1", "true", "yes")
 
 
+@pytest.fixture(scope="session")
+def mmdnn_full():
+    """True when the long suites run (MMDNN_FULL=1)."""
+    return _full()
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "full: a long suite, run only with MMDNN_FULL=1 (scripts/test --full)"
@@ -92,18 +99,51 @@ def pytest_collection_modifyitems(config, items):
 def layout_problems(run_mmdnn, ir, work):
     """The layout property on one model's IR (`ir` is the .pb): interp(g) equals
     interp(layout(g)) for both target layouts, inputs and outputs kept in their layout
-    (`--keep-io`), within max|Δ| ≤ 1e-5·max(1, |ref|). Returns a list of problems."""
+    (`--keep-io`), on the same random inputs, within max|Δ| ≤ 1e-5 · max(1, max|ref|) per output
+    (a tenth of the project's float32 bound: the rewritten graph sums in another order, so
+    it is not bit-exact). Returns a list of problems."""
+    import numpy as np
+
+    work = Path(work)
+
+    def outputs(pb, name):
+        dest = work / name
+        proc = run_mmdnn("run", "-n", pb, "--random-input", "--seed", "3", "-o", dest)
+        if proc.returncode != 0:
+            return None, f"mmdnn run {pb} failed:\n{proc.stderr}"
+        files = [line.split("-> ")[-1] for line in proc.stdout.splitlines() if "-> " in line]
+        return [np.load(f) for f in files], None
+
+    ref, err = outputs(ir, "layout_ref")
+    if err:
+        return [err]
     problems = []
     for target in ("channels_first", "channels_last"):
-        out = Path(work) / f"layout_{target}"
+        out = work / f"layout_{target}"
         proc = run_mmdnn("layout", "-n", ir, "--to", target, "--keep-io", "-o", out)
         if proc.returncode != 0:
             problems.append(f"layout --to {target} failed:\n{proc.stderr}")
             continue
-        proc = run_mmdnn("verify", "--reference", ir, "--candidate", f"{out}.pb",
-                         "--random-input", "--seed", "3", "--atol", "1e-5", "--rtol", "1e-5")
-        if proc.returncode != 0:
-            problems.append(f"layout --to {target} changed the outputs:\n{proc.stdout}{proc.stderr}")
+        got, err = outputs(f"{out}.pb", f"layout_{target}_out")
+        if err:
+            problems.append(err)
+            continue
+        if len(got) != len(ref):
+            problems.append(f"layout --to {target}: {len(got)} outputs, expected {len(ref)}")
+            continue
+        for i, (g, r) in enumerate(zip(got, ref)):
+            if g.shape != r.shape:
+                problems.append(f"layout --to {target}: output {i} has shape {g.shape}, expected {r.shape}")
+                continue
+            if r.dtype.kind in "iub":
+                if not np.array_equal(g, r):
+                    problems.append(f"layout --to {target}: output {i} differs")
+                continue
+            r64 = r.astype(np.float64)
+            scale = max(1.0, float(np.abs(r64).max())) if r.size else 1.0
+            worst = float(np.abs(g.astype(np.float64) - r64).max()) if r.size else 0.0
+            if not worst <= 1e-5 * scale:
+                problems.append(f"layout --to {target}: output {i} max|Δ| {worst:.3g} > 1e-5 × {scale:.3g}")
     return problems
 
 

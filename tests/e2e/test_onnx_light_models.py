@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from test_onnx_reader import compare, run_mmdnn_model
+from test_onnx_reader import assert_layout_exact, compare, run_mmdnn_model
 
 MODELS = ["bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50",
           "shufflenet", "squeezenet", "vgg19", "zfnet512"]
@@ -71,3 +71,4 @@ def test_light_model(tmp_path, run_in_subprocess, run_mmdnn, name):
         err = compare(g, ref, f"{name} output {i}")
         assert g.argmax() == ref.argmax(), f"{name}: top class {g.argmax()} != {ref.argmax()}"
         print(name, "max |Δ|", err, "max |ref|", float(np.abs(ref).max()))
+    assert_layout_exact(run_mmdnn, path, tmp_path)

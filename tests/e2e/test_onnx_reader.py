@@ -7,8 +7,12 @@ extension) must give every output within max|Δ| ≤ 1e-4 · max(1, |ref|) eleme
 
 import json
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+from conftest import layout_problems
 
 TOL = 1e-4
 
@@ -48,6 +52,14 @@ def run_mmdnn_model(run_mmdnn, path, feeds, out_dir):
     proc = run_mmdnn(*args, check=True)
     files = [line.split("-> ")[-1] for line in proc.stdout.splitlines() if "-> " in line]
     return [np.load(f) for f in files]
+
+
+def assert_layout_exact(run_mmdnn, path, work):
+    """The layout property on the model: interp(g) equals interp(layout(g)) (conftest)."""
+    ir = Path(work) / "layout_ir"
+    run_mmdnn("toir", "-f", "onnx", "-n", path, "-o", ir, check=True)
+    problems = layout_problems(run_mmdnn, f"{ir}.pb", work)
+    assert not problems, "\n".join(problems)
 
 
 def compare(got, ref, what):

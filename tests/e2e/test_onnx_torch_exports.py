@@ -11,7 +11,7 @@ within max|Δ| ≤ 1e-4 · max(1, |ref|). torch comes from requirements/torch.tx
 import numpy as np
 import pytest
 
-from test_onnx_reader import compare, run_mmdnn_model
+from test_onnx_reader import assert_layout_exact, compare, run_mmdnn_model
 
 EXPORT = """
 import warnings
@@ -156,6 +156,7 @@ def test_torch_export_static_batch(tmp_path, run_in_subprocess, run_mmdnn, name,
     got = run_mmdnn_model(run_mmdnn, path, {"x": path + ".x.npy"}, tmp_path / "out")
     err = compare(got[0], np.load(path + ".ref.npy"), f"{name} opset {opset}")
     print(name, opset, "max |Δ|", err)
+    assert_layout_exact(run_mmdnn, path, tmp_path)
 
 
 @pytest.mark.parametrize("name", NAMES)

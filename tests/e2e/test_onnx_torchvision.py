@@ -26,7 +26,7 @@ import json
 import numpy as np
 import pytest
 
-from test_onnx_reader import compare, run_mmdnn_model
+from test_onnx_reader import assert_layout_exact, compare, run_mmdnn_model
 
 EXPORT = """
 import json, sys, traceback, warnings
@@ -108,10 +108,10 @@ def exports(tmp_path_factory, run_in_subprocess, mmdnn_full):
     return out
 
 
-@pytest.mark.parametrize("name", ALL_MODELS)
-def test_torchvision_model(name, exports, tmp_path, run_mmdnn, mmdnn_full):
-    if name not in CI_MODELS and not mmdnn_full:
-        return  # MMDNN_FULL=1 only
+@pytest.mark.parametrize(
+    "name", [n if n in CI_MODELS else pytest.param(n, marks=pytest.mark.full) for n in ALL_MODELS]
+)
+def test_torchvision_model(name, exports, tmp_path, run_mmdnn):
     path = exports / f"{name}.onnx"
     error = path.with_name(path.name + ".error")
     assert not error.exists(), f"{name}: export failed:\n{error.read_text()}"
@@ -121,3 +121,4 @@ def test_torchvision_model(name, exports, tmp_path, run_mmdnn, mmdnn_full):
     if name in CLASSIFIERS:
         assert got[0].argmax() == ref.argmax(), f"{name}: argmax differs"
     print(f"{name}: max |Δ| {err:.3g}, max |ref| {np.abs(ref).max():.3g}")
+    assert_layout_exact(run_mmdnn, path, tmp_path)

@@ -142,10 +142,9 @@ def test_ops_at_opset(tmp_path, run_mmdnn, run_in_subprocess, family, opset):
     write_and_compare(tmp_path, run_mmdnn, run_in_subprocess, cases, ["--opset", str(opset)])
 
 
-def test_every_opset_full(mmdnn_full, tmp_path, run_mmdnn, run_in_subprocess):
+@pytest.mark.full
+def test_every_opset_full(tmp_path, run_mmdnn, run_in_subprocess):
     """Every family at every supported opset; only with MMDNN_FULL=1."""
-    if not mmdnn_full:
-        pytest.skip("MMDNN_FULL=1 runs every family at every opset")
     for opset in OPSETS:
         for family, make in ALL.items():
             if opset < MIN_OPSET.get(family, 0):
@@ -244,10 +243,9 @@ def test_keras_application(name, tmp_path, run_in_subprocess, run_mmdnn):
     print(name, "max |Δ|", _keras_app(name, tmp_path, run_in_subprocess, run_mmdnn))
 
 
-def test_keras_zoo_full(mmdnn_full, tmp_path, run_in_subprocess, run_mmdnn):
+@pytest.mark.full
+def test_keras_zoo_full(tmp_path, run_in_subprocess, run_mmdnn):
     """Every other Keras application; only with MMDNN_FULL=1."""
-    if not mmdnn_full:
-        pytest.skip("MMDNN_FULL=1 runs the whole Keras zoo")
     failures = []
     for name in keras_models.APPS:
         if name in KERAS_CI:
@@ -309,9 +307,9 @@ def test_light_model_round_trip(tmp_path, run_mmdnn, run_in_subprocess, name):
     print(name, "max |Δ|", _light(tmp_path, run_mmdnn, run_in_subprocess, name))
 
 
-def test_light_models_full(mmdnn_full, tmp_path, run_mmdnn, run_in_subprocess):
-    if not mmdnn_full:
-        pytest.skip("MMDNN_FULL=1 runs every light ONNX model")
+@pytest.mark.full
+def test_light_models_full(tmp_path, run_mmdnn, run_in_subprocess):
+    """Every light ONNX model round-trips; only with MMDNN_FULL=1."""
     for name in LIGHT_MODELS:
         if name not in LIGHT_CI:
             d = tmp_path / name

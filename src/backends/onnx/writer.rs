@@ -244,16 +244,14 @@ pub fn write(model: &Model, path: &Path, force_external: bool) -> Result<Vec<Ato
                 Place::Inline => {
                     w.write_all(&[TENSOR_RAW_DATA]).with_context(ctx)?;
                     put_varint(&mut w, n).with_context(ctx)?;
-                    with_bytes(p.init, &model.weights, |b| w.write_all(b).with_context(ctx))?;
+                    write_bytes(p.init, &model.weights, &mut w).with_context(ctx)?;
                 }
                 Place::External(at) => {
                     let d = d.as_mut().expect("external data file is open");
                     let dctx = || format!("cannot write {}", data.display());
                     d.write_all(&vec![0u8; (at - d_at) as usize])
                         .with_context(dctx)?;
-                    with_bytes(p.init, &model.weights, |b| {
-                        d.write_all(b).with_context(dctx)
-                    })?;
+                    write_bytes(p.init, &model.weights, d).with_context(dctx)?;
                     d_at = at + n;
                 }
             }
@@ -267,55 +265,38 @@ pub fn write(model: &Model, path: &Path, force_external: bool) -> Result<Vec<Ato
     Ok(data_file.into_iter().chain([model_file]).collect())
 }
 
-/// Calls `f` with an initializer's bytes: a synthesized tensor's, or the weight read from the
-/// store (checked against its planned size, and its pages released afterwards).
-fn with_bytes(
-    init: &Init,
-    weights: &dyn WeightReader,
-    f: impl FnOnce(&[u8]) -> Result<()>,
-) -> Result<()> {
+/// Writes an initializer's bytes to `w`: a synthesized tensor's, or the weight streamed from
+/// the store (checked against its planned size first; mapped pages are released as written).
+fn write_bytes(init: &Init, weights: &dyn WeightReader, w: &mut dyn Write) -> Result<()> {
     match &init.payload {
-        Payload::Data(bytes) => f(bytes),
+        Payload::Data(bytes) => Ok(w.write_all(bytes)?),
         Payload::Weight { node, param } => {
-            let t = weights
-                .read(node, param)
-                .with_context(|| format!("reading weight '{param}' of node '{node}'"))?;
-            if t.data.len() as u64 != init.nbytes() || t.info.dtype != init.dtype {
+            let info = weights
+                .info(node, param)
+                .with_context(|| format!("no weight '{param}' for node '{node}'"))?;
+            if info.nbytes() as u64 != init.nbytes() || info.dtype != init.dtype {
                 bail!(
                     "weight '{param}' of node '{node}' is {} {:?} ({} bytes), but {} {:?} was planned",
-                    t.info.dtype,
-                    t.info.shape,
-                    t.data.len(),
+                    info.dtype,
+                    info.shape,
+                    info.nbytes(),
                     init.dtype,
                     init.dims
                 );
             }
-            f(&t.data)?;
-            release(&t.data);
+            let written = weights
+                .write_to(node, param, w)
+                .with_context(|| format!("reading weight '{param}' of node '{node}'"))?;
+            if written != init.nbytes() {
+                bail!(
+                    "weight '{param}' of node '{node}': wrote {written} bytes, expected {}",
+                    init.nbytes()
+                );
+            }
             Ok(())
         }
     }
 }
-
-/// Asks the kernel to drop the pages of `data` from this process (a hint, never destructive):
-/// weights are memory-mapped, and without this every tensor written would stay resident, so
-/// peak memory would grow to the model's size instead of its largest tensor.
-#[cfg(target_os = "linux")]
-fn release(data: &[u8]) {
-    const PAGE: usize = 4096;
-    let start = (data.as_ptr() as usize).div_ceil(PAGE) * PAGE;
-    let end = (data.as_ptr() as usize + data.len()) / PAGE * PAGE;
-    if end > start {
-        // SAFETY: MADV_PAGEOUT only reclaims pages (file pages are re-read, anonymous ones
-        // swapped); it never changes the contents of the range, which lies inside `data`.
-        unsafe {
-            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_PAGEOUT);
-        }
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn release(_data: &[u8]) {}
 
 #[cfg(test)]
 mod tests {
