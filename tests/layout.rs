@@ -1616,6 +1616,24 @@ fn graphs_already_in_the_target_layout_are_unchanged() {
 }
 
 #[test]
+fn source_transposes_of_graphs_already_in_the_target_layout_stay() {
+    // A channels_first graph whose output is a Transpose that looks like a layout switch: it is
+    // no image output of a switched graph, so its data keeps the source's order.
+    let w = MemoryWeights::default();
+    let g = graph(
+        vec![
+            input("x", &[2, 3, 4]),
+            op("t", "Transpose", &["x"]).with_attr("perm", ints(&[0, 2, 1])),
+        ],
+        &["t"],
+    );
+    let res = convert_layout(&g, &w, Target::ChannelsFirst, false).unwrap();
+    assert_eq!(res.output_perms, vec![None]);
+    assert_eq!(transposes(&res.graph), 1, "{}", describe(&res.graph));
+    assert_same(&g, &w, &res);
+}
+
+#[test]
 fn errors_name_the_node() {
     let mut w = MemoryWeights::default();
     let mut g = graph(

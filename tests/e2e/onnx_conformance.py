@@ -1,4 +1,5 @@
-"""ONNX backend node-test conformance of the ONNX reader and the reference interpreter.
+"""ONNX backend node-test conformance of the ONNX reader, the reference interpreter and the
+ONNX writer.
 
 The node tests of the installed onnx package (`onnx.backend.test.case.node`: one small model
 per case, with inputs and expected outputs) are generated once into a cache outside the
@@ -6,34 +7,44 @@ checkout, `$MMDNN_ONNX_NODE_TESTS` or `~/.cache/mmdnn/onnx-node-tests/<onnx vers
 backend-test layout (`<case>/model.onnx`, `<case>/test_data_set_0/{input,output}_<k>.pb`) plus
 the same tensors as `.npy` and a `manifest.json` (op types, input names, output dtypes).
 
-Each case runs as `mmdnn run -n model.onnx --input NAME=input_k.npy` (the reader → IR →
-interpreter, one process per case) and passes when every output matches:
+A case runs through a *runner* (RUNNERS, `--runner`), each with its list of the cases CI
+requires:
+  - interp (tests/onnx_conformance/passing.txt): `mmdnn run -n model.onnx --input
+    NAME=input_k.npy`, the reader → IR → interpreter, one process per case;
+  - roundtrip (tests/onnx_conformance/passing_roundtrip.txt): `mmdnn convert -sf onnx -df onnx`
+    (reader → IR → ONNX writer at its default opset), then, in this process,
+    `onnx.checker.check_model(full_check=True)` and onnxruntime (CPU, graph optimizations off)
+    on the written model, fed the case's input tensors by name. The written model must keep the
+    source's input names and input/output element types (bfloat16 values cross onnxruntime's
+    Python API as bit patterns).
+A case passes when every output matches:
   - float outputs elementwise |Δ| ≤ tol·max(1, |ref|) with tol = 1e-4 (the project's float32
     rule) for float32/float64 references, 1e-3 for float16 and 1e-2 for bfloat16 ones (those
     references are rounded to that precision; the interpreter computes every float as f32);
     NaN matches NaN and an infinity matches the same infinity;
   - integer and bool outputs exactly (values; the interpreter holds every integer as int64);
   - same shape always.
-A case whose model uses an op the reader does not support is "not attempted".
+A case whose model uses an op the reader does not support is "not attempted"; for the round
+trip, an IR node the writer cannot lower is a failure.
 
 The IR takes weights, axes, shapes, pads, scales, ... as constants, while node tests feed them
 as graph inputs. Such inputs are bound to their test values as initializers (the model is
 rewritten in the work dir) when the reader names them, or a value computed from them (not
 through Shape or Size), as "... is computed at run time; the IR needs it as a constant":
-`run --all` finds them, and passing.txt records them after the case
+`run --all` finds them, and the lists record them after the case
 name (`test_reduce_sum_keepdims_example const:axes`, like tract's node.txt), so CI binds exactly
 those. Nothing else is ever bound: a computation the IR cannot express stays a failure.
 
 Command line (run with the venv's python; `scripts/venv` prints it):
   onnx_conformance.py generate                write the cache (if missing)
-  onnx_conformance.py run [--all] [-k SUBSTR] [--write-passing] [--bin MMDNN]
-      runs the cases of tests/onnx_conformance/passing.txt (or every case with --all), prints
-      passed / attempted / total and the failures per op; --write-passing rewrites the list
-      with the cases that passed.
+  onnx_conformance.py run [--runner interp|roundtrip] [--all] [-k SUBSTR] [--write-passing]
+                          [--bin MMDNN]
+      runs the cases of the runner's list (or every case with --all), prints passed /
+      attempted / total and the failures per op; --write-passing rewrites the list (keeping
+      its leading comments) with the cases that passed.
 
-Extension point: a case is run by a *runner*, `runner(case, work_dir) -> [np.ndarray]` (see
-RUNNERS); a round-trip runner (model → IR → our ONNX writer → onnxruntime) registers there and
-gets its own command-line switch.
+A runner is `runner(mmdnn_bin, case_dir, meta, work_dir, consts) -> [np.ndarray]` (the outputs
+in graph-output order), raising Unsupported, NeedsConst or AssertionError.
 """
 
 import argparse
@@ -54,7 +65,15 @@ from pathlib import Path
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PASSING = REPO_ROOT / "tests/onnx_conformance/passing.txt"
+# The cases CI requires per runner.
+PASSING = {"interp": REPO_ROOT / "tests/onnx_conformance/passing.txt",
+           "roundtrip": REPO_ROOT / "tests/onnx_conformance/passing_roundtrip.txt"}
+HEADER = {
+    "interp": "ONNX backend node tests that the reader + interpreter pass",
+    "roundtrip": "ONNX backend node tests that pass the round trip reader → IR → ONNX writer → "
+                 "onnxruntime",
+}
+WRITER_MISSING = "as ONNX opset"
 UNSUPPORTED_OP = "ops the ONNX reader does not support"
 NEEDS_CONST = re.compile(r"\('([^']*)'\) is computed at run time; the IR needs it as a constant")
 CASE_TIMEOUT = 120
@@ -221,6 +240,14 @@ def run_interp(mmdnn_bin, case_dir, meta, work, consts=()):
         if not entry["tensor"]:
             raise AssertionError(f"input '{entry['name']}' is not a tensor")
         args += ["--input", f"{entry['name']}={case_dir}/test_data_set_0/input_{j}.npy"]
+    proc = run_mmdnn_case(args, case_dir)
+    files = [line.split("-> ")[-1] for line in proc.stdout.splitlines() if "-> " in line]
+    return [np.load(f) for f in files]
+
+
+def run_mmdnn_case(args, case_dir):
+    """Runs `mmdnn` on a case's model; raises Unsupported, NeedsConst or AssertionError (its
+    last line of stderr) when it fails."""
     env = dict(os.environ, MMDNN_THREADS="1")
     proc = subprocess.run(args, capture_output=True, text=True, timeout=CASE_TIMEOUT, env=env,
                           check=False)
@@ -230,13 +257,81 @@ def run_interp(mmdnn_bin, case_dir, meta, work, consts=()):
         wanted = source_inputs(case_dir / "model.onnx", NEEDS_CONST.findall(proc.stderr))
         if wanted:
             raise NeedsConst(wanted, proc.stderr.strip())
-        raise AssertionError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip()
-                             else f"exit {proc.returncode}")
-    files = [line.split("-> ")[-1] for line in proc.stdout.splitlines() if "-> " in line]
-    return [np.load(f) for f in files]
+        raise AssertionError(proc.stderr.strip() or f"exit {proc.returncode}")
+    return proc
 
 
-RUNNERS = {"interp": run_interp}
+def _elem_types(values):
+    return [v.type.tensor_type.elem_type for v in values]
+
+
+def run_roundtrip(mmdnn_bin, case_dir, meta, work, consts=()):
+    """Runner: `mmdnn convert -sf onnx -df onnx` on the case's model (reader → IR → writer),
+    then `onnx.checker.check_model(full_check=True)` and onnxruntime (graph optimizations off)
+    on the written model. The written model must keep the interface: the same input names and
+    the same input and output element types; inputs are fed by name."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    model = bind_constants(case_dir, meta, consts, work) if consts else case_dir / "model.onnx"
+    out = work / "roundtrip.onnx"
+    run_mmdnn_case([str(mmdnn_bin), "convert", "-sf", "onnx", "-iw", str(model), "-df", "onnx",
+                    "-om", str(out)], case_dir)
+    try:
+        onnx.checker.check_model(str(out), full_check=True)
+    except Exception as e:  # noqa: BLE001 - the checker raises several kinds
+        raise AssertionError(f"check_model: {str(e).strip().splitlines()[0]}") from None
+    source, written = onnx.load(model).graph, onnx.load(out).graph
+    for kind, a, b in (("input", source.input, written.input),
+                       ("output", source.output, written.output)):
+        if _elem_types(a) != _elem_types(b):
+            raise AssertionError(f"{kind} element types {_elem_types(a)} written as "
+                                 f"{_elem_types(b)}")
+    feeds = {}
+    for j, entry in enumerate(meta["inputs"]):
+        if entry["name"] not in consts:
+            t = onnx.TensorProto()
+            t.ParseFromString((case_dir / f"test_data_set_0/input_{j}.pb").read_bytes())
+            feeds[entry["name"]] = _ort_value(numpy_helper.to_array(t), t.data_type)
+    if sorted(feeds) != sorted(i.name for i in written.input):
+        raise AssertionError(f"inputs {sorted(feeds)} written as "
+                             f"{sorted(i.name for i in written.input)}")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    try:
+        session = ort.InferenceSession(str(out), options, providers=["CPUExecutionProvider"])
+        got = session.run_with_ort_values([o.name for o in session.get_outputs()], feeds)
+    except Exception as e:  # noqa: BLE001 - onnxruntime's own exception types
+        raise AssertionError(f"onnxruntime: {str(e).strip().splitlines()[0]}") from None
+    return [_from_ort_value(v) for v in got]
+
+
+def _ort_value(array, elem_type):
+    """An onnxruntime value of the ONNX element type `elem_type`; bfloat16 (which onnxruntime's
+    NumPy bridge lacks) is passed as its uint16 bit patterns."""
+    import onnx
+    import onnxruntime as ort
+
+    if elem_type == onnx.TensorProto.BFLOAT16:
+        bits = np.array(array, order="C").view(np.uint16)
+        return ort.OrtValue.ortvalue_from_numpy_with_onnx_type(bits, onnx_element_type=elem_type)
+    return ort.OrtValue.ortvalue_from_numpy(np.array(array, order="C"))
+
+
+def _from_ort_value(value):
+    """A NumPy array of an onnxruntime output; bfloat16 widened (exactly) to float32."""
+    if value.data_type() != "tensor(bfloat16)":
+        return value.numpy()
+    import ctypes
+
+    raw = ctypes.string_at(value.data_ptr(), value.tensor_size_in_bytes())
+    bits = np.frombuffer(raw, dtype=np.uint16).astype(np.uint32) << 16
+    return bits.view(np.float32).reshape(value.shape())
+
+
+RUNNERS = {"interp": run_interp, "roundtrip": run_roundtrip}
 
 
 def compare(got, ref, dtype, what):
@@ -304,9 +399,9 @@ def run_cases(root, cases, mmdnn_bin, runner="interp", jobs=None):
         return {n: f.result() for n, f in futures.items()}
 
 
-def read_passing(path=PASSING):
-    """{case name: the inputs bound to constants} from passing.txt."""
-    cases = {}
+def read_passing(runner="interp"):
+    """{case name: the inputs bound to constants} from the runner's list."""
+    path, cases = PASSING[runner], {}
     for line in path.read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             name, *rest = line.split()
@@ -317,12 +412,17 @@ def read_passing(path=PASSING):
     return cases
 
 
-def write_passing(results, path=PASSING):
+def write_passing(results, runner="interp"):
+    """Rewrites the runner's list with the cases that passed, keeping its leading comments."""
+    path = PASSING[runner]
+    old = path.read_text().splitlines() if path.exists() else []
+    comments = [line for line in old[:next((i for i, line in enumerate(old)
+                                            if not line.startswith("#")), len(old))]]
     lines = [n + (" const:" + ",".join(c) if c else "")
              for n, (s, _, c) in sorted(results.items()) if s == "pass"]
-    path.write_text("# ONNX backend node tests that the reader + interpreter pass, each with the "
-                    "graph inputs bound to\n# constants (see tests/e2e/onnx_conformance.py); "
-                    "CI runs every one.\n" + "".join(line + "\n" for line in lines))
+    head = comments or [f"# {HEADER[runner]}, each with the graph inputs bound to constants",
+                        "# (see tests/e2e/onnx_conformance.py); CI runs every one."]
+    path.write_text("".join(line + "\n" for line in head + lines))
 
 
 def summary(results, manifest):
@@ -336,10 +436,13 @@ def summary(results, manifest):
     fails = [m for s, m, _ in results.values() if s == "fail"]
     dtype = sum(1 for m in fails if "has no IR equivalent" in m and "element type" in m)
     seq = sum(1 for m in fails if "is not a tensor" in m)
+    writer = sum(1 for m in fails if WRITER_MISSING in m)
     if attempted:
         rest = attempted - dtype - seq
         lines.append(f"failures: {dtype} on element types the IR lacks (float8, 4-bit, ...), "
-                     f"{seq} on sequence/optional values; without those, passed "
+                     f"{seq} on sequence/optional values"
+                     + (f", {writer} on IR nodes the ONNX writer cannot lower" if writer else "")
+                     + "; without the first two, passed "
                      f"{status['pass']} / {rest} ({100 * status['pass'] / max(rest, 1):.1f} %)")
     by_op = defaultdict(list)
     for name, (s, msg, _) in sorted(results.items()):
@@ -356,7 +459,10 @@ def main():
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("generate")
     r = sub.add_parser("run")
-    r.add_argument("--all", action="store_true", help="every case, not just passing.txt")
+    r.add_argument("--runner", choices=sorted(RUNNERS), default="interp",
+                   help="interp: reader → IR → interpreter (passing.txt); roundtrip: reader → IR "
+                   "→ ONNX writer → onnxruntime (passing_roundtrip.txt)")
+    r.add_argument("--all", action="store_true", help="every case, not just the runner's list")
     r.add_argument("-k", default="", help="only cases whose name contains this")
     r.add_argument("--write-passing", action="store_true")
     r.add_argument("--bin", default=os.environ.get("MMDNN_BIN")
@@ -368,14 +474,16 @@ def main():
         generate(cache_dir())
         print(cache_dir())
         return 0
+    if not os.access(a.bin, os.X_OK):
+        p.error(f"no mmdnn binary at {a.bin} (--bin, MMDNN_BIN or CARGO_TARGET_DIR)")
     root = ensure_generated()
     manifest = load_manifest(root)
-    cases = dict.fromkeys(manifest) if a.all else read_passing()
+    cases = dict.fromkeys(manifest) if a.all else read_passing(a.runner)
     cases = {n: c for n, c in cases.items() if a.k in n}
-    results = run_cases(root, cases, a.bin, jobs=a.jobs)
+    results = run_cases(root, cases, a.bin, runner=a.runner, jobs=a.jobs)
     print("\n".join(summary(results, manifest)))
     if a.write_passing:
-        write_passing(results)
+        write_passing(results, a.runner)
     return 0 if all(s == "pass" for s, _, _ in results.values()) or a.all else 1
 
 

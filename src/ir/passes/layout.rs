@@ -554,6 +554,10 @@ struct Converter<'a, 'w> {
     sources: HashMap<(String, String), Source>,
     inserted: HashSet<String>,
     input_perms: HashMap<String, Perm>,
+    /// Whether a graph input or a data_format op switched layout. Without a switch the graph
+    /// is already in the target layout, and an output whose permutation merely looks like a
+    /// layout switch (a source Transpose) is transposed back, not left permuted.
+    switched: bool,
     transposes: usize,
     log: Vec<String>,
 }
@@ -583,6 +587,7 @@ impl<'a, 'w> Converter<'a, 'w> {
             sources: HashMap::new(),
             inserted: HashSet::new(),
             input_perms: HashMap::new(),
+            switched: false,
             transposes: 0,
             log: vec![],
         }
@@ -933,6 +938,7 @@ impl<'a, 'w> Converter<'a, 'w> {
             .insert("shape".into(), AttrValue::Shape(new_shape.clone()));
         self.emit(new, vec![p.clone()]);
         self.input_perms.insert(node.name.clone(), p);
+        self.switched = true;
         self.log.push(format!(
             "{}: graph input shape {shape:?} → {new_shape:?} ({})",
             node.name,
@@ -958,6 +964,7 @@ impl<'a, 'w> Converter<'a, 'w> {
         let x = self.get(&node.inputs[0], &q)?;
         let mut new = self.derived(node, x)?;
         let target = self.target.data_format();
+        self.switched |= !is_identity(&q);
         let mut what = if is_identity(&q) {
             format!("already {target}")
         } else {
@@ -1511,8 +1518,9 @@ impl<'a, 'w> Converter<'a, 'w> {
         for r in &src.outputs {
             let p = self.perm_of(r)?;
             let rank = p.len();
-            let standard =
-                (3..=5).contains(&rank) && p == switch_perm(rank, !self.target.is_last());
+            let standard = self.switched
+                && (3..=5).contains(&rank)
+                && p == switch_perm(rank, !self.target.is_last());
             let before = self.transposes;
             if !self.keep_io && standard {
                 outputs.push(self.get(r, &p)?);
