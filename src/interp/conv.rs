@@ -210,6 +210,19 @@ fn conv(ctx: &OpCtx, inputs: Vec<Value>) -> Result<Vec<Value>> {
         .view()
         .into_shape_with_order(if cl { (kk, cout) } else { (cout, kk) })
         .expect("weights are contiguous");
+    // channels_last im2col orders K as channels_first does (channel, then tap), so both
+    // layouts sum every output in the same order and give identical results: the weights
+    // [tap, channel, out] are reordered to [channel, tap, out] to match.
+    let wm_cl = (cl && !g.is_pointwise()).then(|| {
+        let w3 = wm
+            .into_shape_with_order((ksize, cin_g, cout))
+            .expect("weights are contiguous");
+        w3.permuted_axes([1, 0, 2])
+            .as_standard_layout()
+            .into_owned()
+            .into_shape_with_order((kk, cout))
+            .expect("contiguous")
+    });
     if p_out > 0 && group == cin && group > 1 {
         let ws = w.as_slice().expect("weights are contiguous");
         let geo = Depthwise {
@@ -246,6 +259,10 @@ fn conv(ctx: &OpCtx, inputs: Vec<Value>) -> Result<Vec<Value>> {
                         gemm(xg, wg, 0.0, yg);
                         continue;
                     }
+                    let wg = wm_cl
+                        .as_ref()
+                        .expect("reordered weights")
+                        .slice(ndarray::s![.., gi * cout_g..(gi + 1) * cout_g]);
                     let mut p0 = 0;
                     while p0 < p_out {
                         let p1 = (p0 + tile).min(p_out);
@@ -496,7 +513,7 @@ fn im2col_cf(
     });
 }
 
-/// im2col for channels_last: fills `col` [P, K] (K = kernel taps, then channels) for output
+/// im2col for channels_last: fills `col` [P, K] (K = channels, then kernel taps) for output
 /// positions starting at `p0`, reading channels [c0, c0 + cg) of an input with `cin` channels.
 #[allow(clippy::too_many_arguments)]
 fn im2col_cl(
@@ -526,14 +543,17 @@ fn im2col_cl(
                     pos[a] = o[a] as i64 * g.strides[a] - g.pad_begin[a] + off[a] * g.dilations[a];
                     inside &= pos[a] >= 0 && (pos[a] as usize) < ins[a];
                 }
-                let dst = &mut row[t * cg..(t + 1) * cg];
                 if inside {
                     let idx = ((pos[0] as usize * ih_n + pos[1] as usize) * iw_n + pos[2] as usize)
                         * cin
                         + c0;
-                    dst.copy_from_slice(&x[idx..idx + cg]);
+                    for (c, &v) in x[idx..idx + cg].iter().enumerate() {
+                        row[c * ksize + t] = v;
+                    }
                 } else {
-                    dst.fill(0.0);
+                    for c in 0..cg {
+                        row[c * ksize + t] = 0.0;
+                    }
                 }
             }
         }
