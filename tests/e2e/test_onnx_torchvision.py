@@ -161,3 +161,27 @@ def test_torchvision_model_written(name, exports, tmp_path, run_mmdnn, run_in_su
     if name in CLASSIFIERS:
         assert got.argmax() == ref.argmax(), f"{name} (written ONNX): argmax differs"
     print(f"{name} written by mmdnn: max |Δ| {err:.3g}")
+
+
+@pytest.mark.parametrize("name", MODEL_PARAMS)
+def test_torchvision_model_to_pytorch(name, exports, tmp_path, run_mmdnn, run_in_subprocess):
+    """PyTorch target: ONNX → `convert -df pytorch` (native state dict, generated module that
+    passes ruff and py_compile) → torch, against the original's onnxruntime outputs."""
+    from test_pytorch_ops import lint, run_torch
+
+    path = exports / f"{name}.onnx"
+    error = path.with_name(path.name + ".error")
+    assert not error.exists(), f"{name}: export failed:\n{error.read_text()}"
+    ref = np.load(f"{path}.ref.npy")
+    pt = tmp_path / "pytorch"
+    pt.mkdir()
+    run_mmdnn("convert", "-sf", "onnx", "-iw", path, "-df", "pytorch", "-om", pt / "model.pth", check=True)
+    lint([pt / "model.py"])
+    run_torch(run_in_subprocess, [{"name": name, "dir": str(pt), "code": str(pt / "model.py"),
+                                   "weights": str(pt / "model.pth"), "inputs": [f"{path}.in.npy"]}])
+    got = np.load(pt / "torch0.npy")
+    assert not (pt / "torch1.npy").exists(), f"{name}: the module returned more than one output"
+    err = compare(got, ref, f"{name} (PyTorch)")
+    if name in CLASSIFIERS:
+        assert got.argmax() == ref.argmax(), f"{name} (PyTorch): argmax differs"
+    print(f"{name} in PyTorch: max |Δ| {err:.3g}")
