@@ -113,10 +113,14 @@ pub trait WeightReader {
     /// releasing the pages of mapped files as they are written. A reader that computes a
     /// tensor from another can stream it instead of building it in memory.
     fn write_to(&self, node: &str, param: &str, w: &mut dyn Write) -> Result<u64> {
-        let t = self.read(node, param)?;
-        mapped::write_releasing(w, &t.data)?;
-        Ok(t.data.len() as u64)
+        write_tensor(&self.read(node, param)?, w)
     }
+}
+
+/// Writes a tensor's bytes to `w`, releasing mapped pages as written; returns their number.
+pub fn write_tensor(t: &Tensor, w: &mut dyn Write) -> Result<u64> {
+    mapped::write_releasing(w, &t.data)?;
+    Ok(t.data.len() as u64)
 }
 
 /// Weights held in memory (tests, legacy files, small graphs).

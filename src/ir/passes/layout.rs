@@ -12,8 +12,8 @@
 //! transformed lazily, per tensor, on read ([`TransformedWeights`]).
 use crate::ir::ops::{self, shape_rules::norm_axis, Attrs, Layout};
 use crate::ir::{validate, AttrValue, Graph, Node, TensorRef};
-use crate::weights::mapped::{copy_releasing, release, write_releasing};
-use crate::weights::{Tensor, TensorInfo, WeightReader};
+use crate::weights::mapped::{copy_releasing, release};
+use crate::weights::{write_tensor, Tensor, TensorInfo, WeightReader};
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Write;
@@ -419,9 +419,7 @@ impl WeightReader for TransformedWeights<'_> {
             transform: Transform::Rows(rows),
         }) = self.sources.get(&key)
         else {
-            let t = self.read(node, param)?;
-            write_releasing(w, &t.data)?;
-            return Ok(t.data.len() as u64);
+            return write_tensor(&self.read(node, param)?, w);
         };
         let t = self.inner.read(src_node, src_param)?;
         if t.info.shape.first() != Some(&rows.len()) {
