@@ -13,6 +13,7 @@ pub mod legacy_npy;
 pub mod mapped;
 pub mod npy;
 pub mod npz;
+pub mod permute;
 
 use crate::ir::DType;
 use anyhow::{bail, Context, Result};

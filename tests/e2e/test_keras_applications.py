@@ -27,14 +27,7 @@ def test_application(name, tmp_path, run_in_subprocess, run_mmdnn):
 
 
 @pytest.mark.full
-def test_application_zoo(tmp_path, run_in_subprocess, run_mmdnn):
+@pytest.mark.parametrize("name", [n for n in keras_models.APPS if n not in keras_models.CI_APPS])
+def test_application_zoo(name, tmp_path, run_in_subprocess, run_mmdnn):
     """Every other application; only with MMDNN_FULL=1 (scripts/test --full)."""
-    failures = []
-    for name in keras_models.APPS:
-        if name in keras_models.CI_APPS:
-            continue
-        problems, stats = _check(name, tmp_path, run_in_subprocess, run_mmdnn)
-        print(f"{name}: max |Δ| and seconds per file: {stats}")
-        if problems or set(stats) != {"model.keras", "model.h5"}:
-            failures.append(f"{name}:\n  " + "\n  ".join(problems or [str(stats)]))
-    assert not failures, "\n".join(failures)
+    test_application(name, tmp_path, run_in_subprocess, run_mmdnn)

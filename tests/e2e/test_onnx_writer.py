@@ -244,17 +244,10 @@ def test_keras_application(name, tmp_path, run_in_subprocess, run_mmdnn):
 
 
 @pytest.mark.full
-def test_keras_zoo_full(tmp_path, run_in_subprocess, run_mmdnn):
+@pytest.mark.parametrize("name", [n for n in keras_models.APPS if n not in KERAS_CI])
+def test_keras_zoo_full(name, tmp_path, run_in_subprocess, run_mmdnn):
     """Every other Keras application; only with MMDNN_FULL=1."""
-    failures = []
-    for name in keras_models.APPS:
-        if name in KERAS_CI:
-            continue
-        try:
-            print(name, "max |Δ|", _keras_app(name, tmp_path, run_in_subprocess, run_mmdnn))
-        except (AssertionError, pytest.fail.Exception) as e:
-            failures.append(f"{name}: {e}")
-    assert not failures, "\n".join(failures)
+    test_keras_application(name, tmp_path, run_in_subprocess, run_mmdnn)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 //! transpose, Keras recurrent kernels to the IR's gate layout), applied only when read.
 use super::h5::H5File;
 use crate::ir::DType;
+use crate::weights::mapped::release;
+use crate::weights::permute::permute_bytes;
 use crate::weights::{Tensor, TensorInfo, WeightReader};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -151,27 +153,9 @@ fn apply(sources: Vec<Tensor>, t: &Transform) -> Result<Tensor> {
 }
 
 fn permute(src: &Tensor, perm: &[usize]) -> Result<Tensor> {
-    let size = src.info.dtype.size();
-    let shape = &src.info.shape;
-    let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
-    let mut in_strides = vec![1usize; shape.len()];
-    for i in (0..shape.len().saturating_sub(1)).rev() {
-        in_strides[i] = in_strides[i + 1] * shape[i + 1];
-    }
-    let n = src.info.numel();
-    let mut out = vec![0u8; n * size];
-    let mut idx = vec![0usize; shape.len()];
-    for o in 0..n {
-        let off: usize = idx.iter().zip(perm).map(|(&i, &p)| i * in_strides[p]).sum();
-        out[o * size..(o + 1) * size].copy_from_slice(&src.data[off * size..(off + 1) * size]);
-        for a in (0..idx.len()).rev() {
-            idx[a] += 1;
-            if idx[a] < out_shape[a] {
-                break;
-            }
-            idx[a] = 0;
-        }
-    }
+    let out_shape: Vec<usize> = perm.iter().map(|&p| src.info.shape[p]).collect();
+    let out = permute_bytes(&src.data, &src.info.shape, perm, src.info.dtype.size());
+    release(&src.data);
     Tensor::new(src.info.dtype, out_shape, out)
 }
 
