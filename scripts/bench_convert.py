@@ -39,6 +39,10 @@ def timed(cmd, out_dir):
     """Wall time (s) and peak RSS (bytes) of one run of `cmd` in an empty `out_dir`."""
     shutil.rmtree(out_dir, ignore_errors=True)
     os.makedirs(out_dir)
+    # Every contender starts with no dirty pages: the previous runs' writeback (and the removal
+    # of their outputs) is finished before the clock starts, instead of landing on whoever runs
+    # when the kernel's dirty limit is reached.
+    os.sync()
     proc = subprocess.run(["/usr/bin/time", "-v", *cmd], cwd=out_dir, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr}")

@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use memmap2::Mmap;
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -19,8 +20,8 @@ use std::sync::{Arc, Mutex};
 /// Bytes handled per step before their pages are released.
 const CHUNK: usize = 8 << 20;
 
-/// Address ranges (start → length) of the live maps.
-static LIVE: Mutex<BTreeMap<usize, usize>> = Mutex::new(BTreeMap::new());
+/// The live maps by start address: their length and the file they map.
+static LIVE: Mutex<BTreeMap<usize, (usize, Arc<File>)>> = Mutex::new(BTreeMap::new());
 
 /// A read-only map of a whole file.
 #[derive(Clone)]
@@ -50,15 +51,14 @@ impl AsRef<[u8]> for Shared {
 
 impl FileMap {
     pub fn open(path: &Path) -> Result<FileMap> {
-        let file =
-            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         // SAFETY: the map is read-only; mmdnn never writes to an input file while reading it.
         let map = unsafe { Mmap::map(&file) }
             .with_context(|| format!("cannot map {}", path.display()))?;
         if !map.is_empty() {
             LIVE.lock()
                 .expect("map registry")
-                .insert(map.as_ptr() as usize, map.len());
+                .insert(map.as_ptr() as usize, (map.len(), Arc::new(file)));
         }
         Ok(FileMap {
             map: Arc::new(Registered(map)),
@@ -111,14 +111,70 @@ pub fn release(part: &[u8]) {
 
 /// Whether `part` lies within one live map.
 fn in_live_map(part: &[u8]) -> bool {
+    file_range(part).is_some()
+}
+
+/// The file and offset that `part` maps, if it lies within one live map.
+fn file_range(part: &[u8]) -> Option<(Arc<File>, u64)> {
     if part.is_empty() {
-        return false;
+        return None;
     }
     let start = part.as_ptr() as usize;
     let live = LIVE.lock().expect("map registry");
-    live.range(..=start)
-        .next_back()
-        .is_some_and(|(&base, &len)| start + part.len() <= base + len)
+    let (&base, (len, file)) = live.range(..=start).next_back()?;
+    (start + part.len() <= base + len).then(|| (file.clone(), (start - base) as u64))
+}
+
+/// Writes the rows `rows[0], rows[1], …` of `data` (rows of `row` bytes) to `w`, returning the
+/// bytes written. Rows of a live map are read from its file with positioned reads into one
+/// buffer, so none of the map's pages is ever touched (a reordering visits the source in no
+/// useful order, and touched pages would stay resident); other data is copied from memory.
+pub fn write_rows(
+    w: &mut dyn Write,
+    data: &[u8],
+    row: usize,
+    rows: &[usize],
+) -> std::io::Result<u64> {
+    let mut buf = Vec::with_capacity(CHUNK.max(row));
+    let source = file_range(data);
+    for &r in rows {
+        if buf.len() + row > buf.capacity() {
+            w.write_all(&buf)?;
+            buf.clear();
+        }
+        let at = r * row;
+        match &source {
+            Some((file, offset)) => {
+                let start = buf.len();
+                buf.resize(start + row, 0);
+                read_exact_at(file, &mut buf[start..], offset + at as u64)?;
+            }
+            None => buf.extend_from_slice(&data[at..at + row]),
+        }
+    }
+    w.write_all(&buf)?;
+    Ok((rows.len() * row) as u64)
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(not(unix))]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        match std::os::windows::fs::FileExt::seek_read(
+            file,
+            &mut buf[done..],
+            offset + done as u64,
+        )? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => done += n,
+        }
+    }
+    Ok(())
 }
 
 enum Advice {
@@ -174,6 +230,35 @@ mod tests {
         assert_eq!(written, &data[5..CHUNK * 3 + 7]);
         // Everything released reads back from the file.
         assert_eq!(&all[..], &data[..]);
+    }
+
+    #[test]
+    fn rows_are_written_in_the_given_order_from_maps_and_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rows");
+        let row = 4099; // not a page multiple
+        let data: Vec<u8> = (0..row * 700).map(|i| (i * 13 % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let map = FileMap::open(&path).unwrap();
+        let all = map.bytes();
+        let rows: Vec<usize> = (0..600).map(|i| (i * 7 + 3) % 700).collect();
+        let expected: Vec<u8> = rows
+            .iter()
+            .flat_map(|&r| data[r * row..(r + 1) * row].iter().copied())
+            .collect();
+        // From the map (positioned reads), from a slice of it, and from plain memory.
+        let mut from_map = Vec::new();
+        let n = write_rows(&mut from_map, &all, row, &rows).unwrap();
+        assert_eq!(n as usize, expected.len());
+        assert_eq!(from_map, expected);
+        let tail = &all[row..];
+        let shifted: Vec<usize> = rows.iter().filter(|&&r| r > 0).map(|&r| r - 1).collect();
+        let mut from_slice = Vec::new();
+        write_rows(&mut from_slice, tail, row, &shifted).unwrap();
+        let mut from_memory = Vec::new();
+        write_rows(&mut from_memory, &data[row..], row, &shifted).unwrap();
+        assert_eq!(from_slice, from_memory);
+        assert_eq!(from_memory.len(), shifted.len() * row);
     }
 
     #[test]

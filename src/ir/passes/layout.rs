@@ -12,7 +12,7 @@
 //! transformed lazily, per tensor, on read ([`TransformedWeights`]).
 use crate::ir::ops::{self, shape_rules::norm_axis, Attrs, Layout};
 use crate::ir::{validate, AttrValue, Graph, Node, TensorRef};
-use crate::weights::mapped::{copy_releasing, release};
+use crate::weights::mapped::{copy_releasing, release, write_rows};
 use crate::weights::permute::permute_bytes;
 use crate::weights::{write_tensor, Tensor, TensorInfo, WeightReader};
 use anyhow::{anyhow, bail, Context, Result};
@@ -430,24 +430,10 @@ impl WeightReader for TransformedWeights<'_> {
             );
         }
         let row = t.data.len() / rows.len().max(1);
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, w);
-        for &r in rows {
-            let bytes = &t.data[r * row..(r + 1) * row];
-            out.write_all(bytes)?;
-            // Rows of a page or more are released once copied, so the mapped source never
-            // stays resident as a whole; smaller rows share pages and are released at the end.
-            if row >= ROW_RELEASE_MIN {
-                release(bytes);
-            }
-        }
-        out.flush()?;
-        release(&t.data);
+        write_rows(w, &t.data, row, rows)?;
         Ok(t.data.len() as u64)
     }
 }
-
-/// The row size from which a streamed row reordering releases each source row once copied.
-const ROW_RELEASE_MIN: usize = 4096;
 
 /// Rows `rows[0], rows[1], …` of `data` (rows of `row` bytes), in a new buffer.
 fn reorder_rows(data: &[u8], row: usize, rows: &[usize]) -> Vec<u8> {
