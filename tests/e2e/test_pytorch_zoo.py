@@ -111,18 +111,7 @@ def test_keras_zoo(tmp_path, run_mmdnn, run_in_subprocess, kind, name):
 
 
 @pytest.mark.full
-def test_keras_application_zoo(tmp_path, run_mmdnn, run_in_subprocess):
-    """Every keras.applications model (MMDNN_FULL=1 only)."""
-    failures = []
-    for name in keras_models.APPS:
-        if name in keras_models.CI_APPS:
-            continue
-        out = tmp_path / name
-        try:
-            run_in_subprocess(KERAS_SAVE.format(kind="app", name=name, out=str(out)))
-            manifest = json.loads((out / "manifest.json").read_text())
-            check_case(tmp_path, run_mmdnn, run_in_subprocess, "keras", out / "model.keras",
-                       manifest["inputs"], out, len(list(out.glob("ref*.npy"))))
-        except BaseException as e:  # noqa: BLE001 - collect every failing model
-            failures.append(f"{name}: {e}")
-    assert not failures, "\n".join(failures)
+@pytest.mark.parametrize("name", [n for n in keras_models.APPS if n not in keras_models.CI_APPS])
+def test_keras_application_zoo(tmp_path, run_mmdnn, run_in_subprocess, name):
+    """Every other keras.applications model (MMDNN_FULL=1 only)."""
+    test_keras_zoo(tmp_path, run_mmdnn, run_in_subprocess, "app", name)
