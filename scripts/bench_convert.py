@@ -36,7 +36,8 @@ def largest_tensor_bytes():
 
 
 def timed(cmd, out_dir):
-    """Wall time (s) and peak RSS (bytes) of one run of `cmd` in an empty `out_dir`."""
+    """Wall time (s), peak RSS (bytes) and CPU time (user + system, s) of one run of `cmd` in an
+    empty `out_dir`."""
     shutil.rmtree(out_dir, ignore_errors=True)
     os.makedirs(out_dir)
     # Every contender starts with no dirty pages: the previous runs' writeback (and the removal
@@ -50,7 +51,9 @@ def timed(cmd, out_dir):
     h, m, s = wall.groups()
     seconds = int(h or 0) * 3600 + int(m) * 60 + float(s)
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1)) * 1024
-    return seconds, rss
+    cpu = sum(float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", proc.stderr).group(1))
+              for kind in ("User", "System"))
+    return seconds, rss, cpu
 
 
 def ready_targets(mmdnn):
@@ -83,19 +86,23 @@ def main(mmdnn, runs):
         for _ in range(runs):  # interleaved, so a burst of load hits every contender
             for name, cmd, _ in jobs:
                 results[name].append(timed(cmd, out))
-    cp = statistics.median(t for t, _ in results["cp"])
-    print(f"VGG16 .h5: {size / MB:.0f} MB, largest tensor {largest / MB:.0f} MB; median of {runs} runs")
-    print(f"{'step':<20} {'time s':>8} {'× cp':>7} {'target':>7} {'peak RSS MB':>12} {'RSS target':>11}")
+    cp = statistics.median(t for t, _, _ in results["cp"])
+    cp_cpu = statistics.median(c for _, _, c in results["cp"])
+    print(f"VGG16 .h5: {size / MB:.0f} MB, largest tensor {largest / MB:.0f} MB; median of {runs} runs "
+          "(CPU = user + system time, for reference)")
+    print(f"{'step':<20} {'time s':>8} {'× cp':>7} {'target':>7} {'peak RSS MB':>12} {'RSS target':>11}"
+          f" {'CPU s':>7} {'CPU × cp':>9}")
     failed = False
     for name, _, target in jobs:
-        t = statistics.median(t for t, _ in results[name])
-        rss = max(r for _, r in results[name])
+        t = statistics.median(t for t, _, _ in results[name])
+        cpu = statistics.median(c for _, _, c in results[name])
+        rss = max(r for _, r, _ in results[name])
         rss_target = largest + 100 * MB
         ok = target is None or (t / cp <= target and rss <= rss_target)
         failed |= not ok
         print(f"{name:<20} {t:8.3f} {t / cp:7.2f} {'' if target is None else f'≤ {target}':>7} "
               f"{rss / MB:12.0f} {'' if target is None else f'≤ {rss_target / MB:.0f}':>11}"
-              f"{'' if ok else '  MISSED'}")
+              f" {cpu:7.2f} {cpu / cp_cpu if cp_cpu else float('nan'):9.2f}{'' if ok else '  MISSED'}")
     sys.exit(1 if failed else 0)
 
 

@@ -17,8 +17,11 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-/// Bytes handled per step before their pages are released.
-const CHUNK: usize = 8 << 20;
+/// Bytes handled per step: mapped, read (for a checksum), written and released. Small enough
+/// to stay in a core's L2 cache between the steps: with 8 MB steps a copy re-read its chunk
+/// from memory, and on a busy machine a 528 MB conversion then took two to five times as long
+/// as with 256 KB ones (measured with a read/write copy loop against `cp`).
+pub(crate) const CHUNK: usize = 256 << 10;
 
 /// The live maps by start address: their length and the file they map.
 static LIVE: Mutex<BTreeMap<usize, (usize, Arc<File>)>> = Mutex::new(BTreeMap::new());
@@ -73,7 +76,7 @@ impl FileMap {
 
 /// Writes `data` to `w`. Where `data` lies in a live [`FileMap`], the pages of each chunk are
 /// released from this process once written.
-pub fn write_releasing(w: &mut dyn Write, data: &[u8]) -> std::io::Result<()> {
+pub fn write_releasing<W: Write + ?Sized>(w: &mut W, data: &[u8]) -> std::io::Result<()> {
     for chunk in data.chunks(CHUNK) {
         let mapped = in_live_map(chunk);
         if mapped {
@@ -109,13 +112,21 @@ pub fn release(part: &[u8]) {
     }
 }
 
+/// Maps the pages spanned by `part` in one call if it lies in a live map (before a read of
+/// all of it); does nothing otherwise.
+pub(crate) fn populate(part: &[u8]) {
+    if in_live_map(part) {
+        advise(part, Advice::Populate);
+    }
+}
+
 /// Whether `part` lies within one live map.
 fn in_live_map(part: &[u8]) -> bool {
     file_range(part).is_some()
 }
 
 /// The file and offset that `part` maps, if it lies within one live map.
-fn file_range(part: &[u8]) -> Option<(Arc<File>, u64)> {
+pub(crate) fn file_range(part: &[u8]) -> Option<(Arc<File>, u64)> {
     if part.is_empty() {
         return None;
     }
@@ -129,8 +140,8 @@ fn file_range(part: &[u8]) -> Option<(Arc<File>, u64)> {
 /// bytes written. Rows of a live map are read from its file with positioned reads into one
 /// buffer, so none of the map's pages is ever touched (a reordering visits the source in no
 /// useful order, and touched pages would stay resident); other data is copied from memory.
-pub fn write_rows(
-    w: &mut dyn Write,
+pub fn write_rows<W: Write + ?Sized>(
+    w: &mut W,
     data: &[u8],
     row: usize,
     rows: &[usize],

@@ -14,15 +14,17 @@ pub mod mapped;
 pub mod npy;
 pub mod npz;
 pub mod permute;
+pub mod sink;
+pub mod zip_writer;
 
 use crate::ir::DType;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 pub use npz::{NpzReader, NpzWriter};
+pub use sink::Sink;
 
 /// Dtype and shape of a stored tensor.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,14 +115,14 @@ pub trait WeightReader {
     /// Writes the tensor's bytes (C order, little-endian) to `w` and returns their number,
     /// releasing the pages of mapped files as they are written. A reader that computes a
     /// tensor from another can stream it instead of building it in memory.
-    fn write_to(&self, node: &str, param: &str, w: &mut dyn Write) -> Result<u64> {
+    fn write_to(&self, node: &str, param: &str, w: &mut dyn Sink) -> Result<u64> {
         write_tensor(&self.read(node, param)?, w)
     }
 }
 
 /// Writes a tensor's bytes to `w`, releasing mapped pages as written; returns their number.
-pub fn write_tensor(t: &Tensor, w: &mut dyn Write) -> Result<u64> {
-    mapped::write_releasing(w, &t.data)?;
+pub fn write_tensor(t: &Tensor, w: &mut dyn Sink) -> Result<u64> {
+    w.write_mapped(&t.data)?;
     Ok(t.data.len() as u64)
 }
 

@@ -1,6 +1,8 @@
 //! Streaming `.npz` writer and lazy, memory-mapped `.npz` reader.
-use super::mapped::{write_releasing, FileMap};
+use super::mapped::FileMap;
 use super::npy::{self, Header};
+use super::sink::Sink;
+use super::zip_writer::ZipOut;
 use super::{key, parse_key, Tensor, TensorInfo, WeightReader};
 use crate::ir::DType;
 use crate::output::AtomicFile;
@@ -9,12 +11,11 @@ use bytes::Bytes;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use zip::write::SimpleFileOptions;
-use zip::{CompressionMethod, ZipArchive, ZipWriter};
+use zip::{CompressionMethod, ZipArchive};
 
 /// Writes an `.npz` one tensor at a time; the file appears at its path on `finish`.
 pub struct NpzWriter {
-    zip: ZipWriter<std::fs::File>,
+    zip: ZipOut,
     out: Option<AtomicFile>,
     names: std::collections::HashSet<String>,
 }
@@ -24,17 +25,16 @@ impl NpzWriter {
         let mut out = AtomicFile::create(path)?;
         let file = out.file().try_clone()?;
         Ok(NpzWriter {
-            zip: ZipWriter::new(file),
+            zip: ZipOut::new(file),
             out: Some(out),
             names: Default::default(),
         })
     }
 
-    /// Adds a tensor whose bytes are in memory.
+    /// Adds a tensor whose bytes are in memory or in a mapped input file.
     pub fn add(&mut self, node: &str, param: &str, tensor: &Tensor) -> Result<()> {
         self.start(node, param, &tensor.info)?;
-        // Big writes (a copy loop would issue one syscall per 8 KiB), releasing mapped pages.
-        write_releasing(&mut self.zip, &tensor.data)?;
+        self.zip.write_mapped(&tensor.data)?;
         Ok(())
     }
 
@@ -66,12 +66,8 @@ impl NpzWriter {
         }
         let header = npy::header_bytes(npy::descr(info.dtype), &info.shape);
         let total = header.len() as u64 + info.nbytes() as u64;
-        let options = SimpleFileOptions::default()
-            .compression_method(CompressionMethod::Stored)
-            .with_alignment(64)
-            .large_file(total >= u32::MAX as u64);
         self.zip
-            .start_file(name, options)
+            .start(&name, total)
             .with_context(|| format!("cannot add weight '{param}' of node '{node}'"))?;
         self.zip.write_all(&header)?;
         Ok(())

@@ -14,7 +14,7 @@ use crate::proto::onnx::{
     attribute_proto::AttributeType, tensor_proto::DataLocation, AttributeProto, GraphProto,
     ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
 };
-use crate::weights::WeightReader;
+use crate::weights::{Sink, WeightReader};
 use anyhow::{bail, Context, Result};
 use prost::Message;
 use std::io::{BufWriter, Write};
@@ -225,10 +225,10 @@ pub fn write(model: &Model, path: &Path, force_external: bool) -> Result<Vec<Ato
     };
     {
         let ctx = || format!("cannot write {}", path.display());
-        let mut w = BufWriter::with_capacity(1 << 20, model_file.file());
+        let mut w = BufWriter::with_capacity(1 << 20, &*model_file.file());
         let mut d = data_file
             .as_mut()
-            .map(|f| BufWriter::with_capacity(1 << 20, f.file()));
+            .map(|f| BufWriter::with_capacity(1 << 20, &*f.file()));
         let mut d_at = 0u64;
         w.write_all(&header).with_context(ctx)?;
         w.write_all(&[MODEL_GRAPH]).with_context(ctx)?;
@@ -267,7 +267,7 @@ pub fn write(model: &Model, path: &Path, force_external: bool) -> Result<Vec<Ato
 
 /// Writes an initializer's bytes to `w`: a synthesized tensor's, or the weight streamed from
 /// the store (checked against its planned size first; mapped pages are released as written).
-fn write_bytes(init: &Init, weights: &dyn WeightReader, w: &mut dyn Write) -> Result<()> {
+fn write_bytes(init: &Init, weights: &dyn WeightReader, w: &mut dyn Sink) -> Result<()> {
     match &init.payload {
         Payload::Data(bytes) => Ok(w.write_all(bytes)?),
         Payload::Weight { node, param } => {

@@ -11,13 +11,11 @@
 //! written as stored and read back through strides, without a copy.
 use crate::ir::DType;
 use crate::output::AtomicFile;
-use crate::weights::mapped::write_releasing;
+use crate::weights::zip_writer::ZipOut;
 use crate::weights::WeightReader;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use std::path::Path;
-use zip::write::SimpleFileOptions;
-use zip::{CompressionMethod, ZipWriter};
 
 /// How a state-dict tensor is made from a weight of the converted graph.
 #[derive(Clone, Debug, PartialEq)]
@@ -79,17 +77,9 @@ pub fn write_state_dict(
 ) -> Result<AtomicFile> {
     let mut out = AtomicFile::create(path)?;
     let file = out.file().try_clone()?;
-    let mut zip = ZipWriter::new(file);
-    let options = |size: usize| {
-        SimpleFileOptions::default()
-            .compression_method(CompressionMethod::Stored)
-            .with_alignment(64)
-            .large_file(size as u64 >= u32::MAX as u64)
-    };
-    let add = |zip: &mut ZipWriter<std::fs::File>, name: &str, bytes: &[u8]| -> Result<()> {
-        zip.start_file(format!("{ARCHIVE}/{name}"), options(bytes.len()))?;
-        write_releasing(zip, bytes)?;
-        Ok(())
+    let mut zip = ZipOut::new(file);
+    let add = |zip: &mut ZipOut, name: &str, bytes: &[u8]| -> Result<()> {
+        Ok(zip.add(&format!("{ARCHIVE}/{name}"), bytes)?)
     };
     add(&mut zip, "data.pkl", &pickle_state_dict(entries)?)?;
     add(&mut zip, ".format_version", b"1")?;
@@ -106,7 +96,7 @@ pub fn write_state_dict(
             // Stored as the weight is: streamed from the reader.
             check_fits(e, node, param, weights).with_context(at)?;
             let nbytes = e.numel() * e.dtype.size();
-            zip.start_file(format!("{ARCHIVE}/data/{i}"), options(nbytes))?;
+            zip.start(&format!("{ARCHIVE}/data/{i}"), nbytes as u64)?;
             let written = weights
                 .write_to(node, param, &mut zip)
                 .with_context(|| format!("reading weight '{param}' of node '{node}'"))

@@ -14,10 +14,9 @@ use crate::ir::ops::{self, shape_rules::norm_axis, Attrs, Layout};
 use crate::ir::{validate, AttrValue, Graph, Node, TensorRef};
 use crate::weights::mapped::{copy_releasing, release, write_rows};
 use crate::weights::permute::permute_bytes;
-use crate::weights::{write_tensor, Tensor, TensorInfo, WeightReader};
+use crate::weights::{write_tensor, Sink, Tensor, TensorInfo, WeightReader};
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::io::Write;
 use std::ops::Range;
 
 /// The layout a graph is converted to.
@@ -410,7 +409,7 @@ impl WeightReader for TransformedWeights<'_> {
     }
 
     /// A row reordering is streamed from the source tensor without building the result.
-    fn write_to(&self, node: &str, param: &str, w: &mut dyn Write) -> Result<u64> {
+    fn write_to(&self, node: &str, param: &str, w: &mut dyn Sink) -> Result<u64> {
         let key = (node.to_string(), param.to_string());
         let Some(Source {
             node: src_node,
