@@ -44,8 +44,15 @@ pub fn copy_to_file(dest: &File, data: &[u8], seen: Option<Watcher<'_>>) -> io::
     };
     let mut dest = dest;
     let Some((src, offset)) = file_range(data) else {
-        show(seen);
-        return dest.write_all(data);
+        // Each chunk written while it is still in the cache from `seen`.
+        let mut seen = seen;
+        for chunk in data.chunks(CHUNK) {
+            if let Some(seen) = seen.as_mut() {
+                seen(chunk);
+            }
+            dest.write_all(chunk)?;
+        }
+        return Ok(());
     };
     std::thread::scope(|scope| {
         if data.len() >= PARALLEL_FROM {
