@@ -60,7 +60,8 @@ def timed(cmd):
     """Runs cmd under /usr/bin/time -v; returns (seconds, peak RSS in MB as time reports it,
     peak VmRSS in MB sampled every 10 ms, stdout). The kernel updates the high-water mark that
     time reports lazily, so pages released soon after use can escape it; the sampled peak is
-    the cross-check."""
+    the cross-check. Starts after a sync, so no run pays for an earlier one's writeback."""
+    os.sync()
     t0 = time.time()
     proc = subprocess.Popen(["/usr/bin/time", "-v", *cmd], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
