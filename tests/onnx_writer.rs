@@ -144,7 +144,7 @@ fn external_data_framing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.onnx");
     let opts = Options {
-        opset: 13,
+        opset: Some(13),
         external_data: true,
         ..Default::default()
     };
@@ -224,7 +224,7 @@ fn unsupported_nodes_are_listed_at_once_and_nothing_is_written() {
             &w,
             &path,
             Options {
-                opset: 12,
+                opset: Some(12),
                 ..Default::default()
             }
         )

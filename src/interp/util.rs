@@ -73,6 +73,10 @@ pub fn int_range(dtype: DType) -> (i128, i128) {
         DType::U16 => (0, u16::MAX as i128),
         DType::U32 => (0, u32::MAX as i128),
         DType::U64 => (0, u64::MAX as i128),
+        DType::I4 => (-8, 7),
+        DType::U4 => (0, 15),
+        DType::I2 => (-2, 1),
+        DType::U2 => (0, 3),
         DType::Bool => (0, 1),
         _ => (i128::MIN, i128::MAX),
     }

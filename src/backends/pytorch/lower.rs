@@ -9,7 +9,7 @@ use super::state::{Entry, Source, View};
 use super::{torch_dtype, tuple, Emitter, Helper};
 use crate::ir::ops::shape_rules::{norm_axis, spatial_list, split_pads, window_out};
 use crate::ir::ops::Attrs;
-use crate::ir::{AttrValue, DType, Node, TensorType};
+use crate::ir::{narrow, AttrValue, DType, Node, TensorType};
 use crate::weights::TensorInfo;
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -277,8 +277,16 @@ impl L<'_, '_> {
             }
             "Cast" => {
                 let x = self.x(0)?;
-                let to = torch_dtype(self.a.dtype("to")?);
-                self.set(format!("{x}.to({to})"))
+                let dt = self.a.dtype("to")?;
+                let to = torch_dtype(dt)?;
+                // torch's float8 conversions do not saturate (out of range gives NaN, or
+                // infinity for e5m2): clamp first (NaN stays NaN).
+                if dt.is_minifloat() && self.a.bool("saturate")? {
+                    let max = narrow::max(dt);
+                    self.set(format!("{x}.float().clamp({}, {max:?}).to({to})", -max))
+                } else {
+                    self.set(format!("{x}.to({to})"))
+                }
             }
             "DepthToSpace" => self.depth_to_space(),
             "SpaceToDepth" => self.space_to_depth(),
@@ -455,7 +463,7 @@ impl L<'_, '_> {
             "self.register_buffer({}, torch.zeros({}, dtype={}))",
             super::names::py_str(&self.id),
             tuple(&dims),
-            torch_dtype(info.dtype)
+            torch_dtype(info.dtype)?
         ));
         self.e.root_buffers.push(Entry {
             key: self.id.clone(),

@@ -5,6 +5,7 @@
 //! else completed at run time from the input's batch and channel dims.
 use super::{axes_op, dense::indices, onnx_dtype, Lower, A};
 use crate::backends::onnx::builder::Ctx;
+use crate::ir::DType;
 use anyhow::{bail, Result};
 
 pub fn find(op: &str) -> Option<Lower> {
@@ -187,10 +188,19 @@ fn shape(c: &mut Ctx) -> Result<()> {
     c.last("Shape", &[&x], vec![])
 }
 
+/// `saturate` exists from opset 19 (the 8-bit floats), `round_mode` from 24 (FLOAT8E8M0); they
+/// are written only for the types they concern.
 fn cast(c: &mut Ctx) -> Result<()> {
     let x = c.x(0)?;
-    let to = onnx_dtype(c.a.dtype("to")?);
-    c.last("Cast", &[&x], vec![A::I("to", to as i64)])
+    let to = c.a.dtype("to")?;
+    let mut attrs = vec![A::I("to", onnx_dtype(to) as i64)];
+    if to.is_minifloat() && to != DType::F4E2M1 {
+        attrs.push(A::I("saturate", c.a.bool("saturate")? as i64));
+    }
+    if to == DType::F8E8M0 {
+        attrs.push(A::S("round_mode", c.a.str("round_mode")?));
+    }
+    c.last("Cast", &[&x], attrs)
 }
 
 fn channels_first(c: &Ctx) -> Result<()> {
