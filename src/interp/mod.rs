@@ -188,7 +188,7 @@ impl Value {
                 .collect(),
             (Value::Bool(a), DType::Bool) => a.iter().map(|&v| v as u8).collect(),
             (Value::I64(a), dt) if self.holds(dt) => {
-                let (lo, hi) = util::int_range(dt);
+                let (lo, hi) = dt.int_range();
                 let mut out = Vec::with_capacity(a.len() * dt.size());
                 for &v in a.iter() {
                     if (v as i128) < lo || (v as i128) > hi {

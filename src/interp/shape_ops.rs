@@ -1,5 +1,5 @@
 //! Shape manipulation, indexing and data movement. Most ops work on every value kind.
-use super::util::{self, axis, broadcast_shape, map_lanes, one, take};
+use super::util::{axis, broadcast_shape, map_lanes, one, take};
 use super::{OpCtx, OpFn, Value};
 use crate::ir::narrow::{self, RoundMode};
 use crate::ir::types::AttrValue;
@@ -460,7 +460,7 @@ fn wrap_int(v: i64, dtype: DType) -> i64 {
 fn float_to_int(v: f32, dtype: DType) -> i64 {
     let t = v as i64;
     if dtype.bits() < 8 {
-        let (lo, hi) = util::int_range(dtype);
+        let (lo, hi) = dtype.int_range();
         return if (lo..=hi).contains(&(t as i128)) {
             t
         } else {

@@ -127,7 +127,27 @@ impl DType {
         matches!(self, DType::F32 | DType::F16 | DType::BF16 | DType::F64) || self.is_minifloat()
     }
 
-    /// The 8- and 4-bit floats (see `crate::ir::minifloat`).
+    /// Smallest and largest value of an integer type (bool: 0 and 1); unbounded otherwise.
+    pub fn int_range(self) -> (i128, i128) {
+        match self {
+            DType::I8 => (i8::MIN as i128, i8::MAX as i128),
+            DType::I16 => (i16::MIN as i128, i16::MAX as i128),
+            DType::I32 => (i32::MIN as i128, i32::MAX as i128),
+            DType::I64 => (i64::MIN as i128, i64::MAX as i128),
+            DType::U8 => (0, u8::MAX as i128),
+            DType::U16 => (0, u16::MAX as i128),
+            DType::U32 => (0, u32::MAX as i128),
+            DType::U64 => (0, u64::MAX as i128),
+            DType::I4 => (-8, 7),
+            DType::U4 => (0, 15),
+            DType::I2 => (-2, 1),
+            DType::U2 => (0, 3),
+            DType::Bool => (0, 1),
+            _ => (i128::MIN, i128::MAX),
+        }
+    }
+
+    /// The 8- and 4-bit floats (see `crate::ir::narrow`).
     pub fn is_minifloat(self) -> bool {
         matches!(
             self,

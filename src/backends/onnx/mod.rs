@@ -28,7 +28,7 @@ use std::path::Path;
 pub const DEFAULT_OPSET: i64 = 17;
 /// The opsets the writer supports.
 pub const MIN_OPSET: i64 = 13;
-pub const MAX_OPSET: i64 = 21;
+pub const MAX_OPSET: i64 = 25;
 
 /// The ONNX IR version that goes with an opset (the lowest that allows it, for the widest
 /// runtime support).
@@ -37,7 +37,10 @@ pub fn ir_version(opset: i64) -> i64 {
         ..=14 => 7,
         15..=18 => 8,
         19..=20 => 9,
-        _ => 10,
+        21..=22 => 10,
+        23 => 11,
+        24 => 12,
+        _ => 13,
     }
 }
 
