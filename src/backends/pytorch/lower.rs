@@ -283,7 +283,7 @@ impl L<'_, '_> {
                 // infinity for e5m2): clamp first (NaN stays NaN).
                 if dt.is_minifloat() && self.a.bool("saturate")? {
                     let max = narrow::max(dt);
-                    self.set(format!("{x}.float().clamp({}, {max:?}).to({to})", -max))
+                    self.set(format!("{x}.float().clamp({:?}, {max:?}).to({to})", -max))
                 } else {
                     self.set(format!("{x}.to({to})"))
                 }
