@@ -233,7 +233,7 @@ fn casts(x: Value, dtype: DType, to: &[(DType, Vec<(&str, AttrValue)>)]) -> Vec<
     let mut g = Graph::default();
     g.add(input("x", dtype, &[x.len() as i64])).unwrap();
     for (i, (d, attrs)) in to.iter().enumerate() {
-        let mut n = Node::new(&format!("c{i}"), "Cast")
+        let mut n = Node::new(format!("c{i}"), "Cast")
             .with_inputs([r("x")])
             .with_attr("to", AttrValue::Type(*d));
         for (k, v) in attrs {
