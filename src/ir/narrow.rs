@@ -233,6 +233,17 @@ pub fn max(dtype: DType) -> f32 {
     }
 }
 
+/// Where rounding to a sign + exponent + mantissa `dtype` overflows: the midpoint between its
+/// largest finite value and the next (missing) one, and whether that tie itself stays in range
+/// (it rounds to the even one of the two: the largest value when its mantissa is even).
+pub fn overflow_tie(dtype: DType) -> (f32, bool) {
+    let f = format(dtype).unwrap_or_else(|| unreachable!("{dtype} has no mantissa"));
+    let top = f.max_code();
+    let max = f.decode(top);
+    let ulp = max - f.decode(top - 1);
+    (max + ulp / 2.0, top & 1 == 0)
+}
+
 /// `v` rounded to a narrow float `dtype` (encode, then decode).
 pub fn round(dtype: DType, v: f32, saturate: bool, mode: RoundMode) -> f32 {
     decode(dtype, encode(dtype, v, saturate, mode))
@@ -321,6 +332,10 @@ mod tests {
         assert_eq!(decode(DType::F8E8M0, 254), 2f32.powi(127));
         assert!(decode(DType::F8E8M0, 255).is_nan());
         assert_eq!(max(DType::F8E4M3FN), 448.0);
+        // 448 = 1.110 · 2^8 (even): the tie 464 stays; 240 = 1.111 · 2^7 (odd): 248 overflows.
+        assert_eq!(overflow_tie(DType::F8E4M3FN), (464.0, true));
+        assert_eq!(overflow_tie(DType::F8E4M3FNUZ), (248.0, false));
+        assert_eq!(overflow_tie(DType::F8E5M2), (61440.0, false));
         assert_eq!(max(DType::F8E5M2FNUZ), 57344.0);
     }
 

@@ -279,14 +279,27 @@ impl L<'_, '_> {
                 let x = self.x(0)?;
                 let dt = self.a.dtype("to")?;
                 let to = torch_dtype(dt)?;
-                // torch's float8 conversions do not saturate (out of range gives NaN, or
-                // infinity for e5m2): clamp first (NaN stays NaN).
-                if dt.is_minifloat() && self.a.bool("saturate")? {
-                    let max = narrow::max(dt);
-                    self.set(format!("{x}.float().clamp({:?}, {max:?}).to({to})", -max))
-                } else {
-                    self.set(format!("{x}.to({to})"))
+                // Out-of-range float8 values are made explicit rather than left to torch's
+                // conversion: saturating clamps (NaN stays NaN); otherwise what rounds past
+                // the largest finite value becomes NaN, or infinity for e5m2.
+                if !dt.is_minifloat() {
+                    return self.set(format!("{x}.to({to})"));
                 }
+                let y = format!("{x}.float()");
+                let e = if self.a.bool("saturate")? {
+                    let max = narrow::max(dt);
+                    format!("{y}.clamp({:?}, {max:?})", -max)
+                } else {
+                    let (tie, stays) = narrow::overflow_tie(dt);
+                    let cmp = if stays { "<=" } else { "<" };
+                    let over = if dt == DType::F8E5M2 {
+                        format!("{y}.sign() * float(\"inf\")")
+                    } else {
+                        format!("{y} * float(\"nan\")")
+                    };
+                    format!("torch.where({y}.abs() {cmp} {tie:?}, {y}, {over})")
+                };
+                self.set(format!("{e}.to({to})"))
             }
             "DepthToSpace" => self.depth_to_space(),
             "SpaceToDepth" => self.space_to_depth(),
