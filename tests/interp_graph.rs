@@ -227,3 +227,92 @@ fn values_convert_to_and_from_tensors() {
     assert!(f.to_tensor(DType::I32).is_err());
     assert!(b.to_tensor(DType::F32).is_err());
 }
+
+/// x → Cast(to, attrs) for each (to, attrs); the outputs in order.
+fn casts(x: Value, dtype: DType, to: &[(DType, Vec<(&str, AttrValue)>)]) -> Vec<Value> {
+    let mut g = Graph::default();
+    g.add(input("x", dtype, &[x.len() as i64])).unwrap();
+    for (i, (d, attrs)) in to.iter().enumerate() {
+        let mut n = Node::new(format!("c{i}"), "Cast")
+            .with_inputs([r("x")])
+            .with_attr("to", AttrValue::Type(*d));
+        for (k, v) in attrs {
+            n = n.with_attr(k, v.clone());
+        }
+        g.add(n).unwrap();
+        g.outputs.push(r(&format!("c{i}")));
+    }
+    g.inputs = vec!["x".into()];
+    let w = MemoryWeights::default();
+    Interpreter::new(&g, &w).run(&[("x".into(), x)]).unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_f32().unwrap().iter().copied().collect()
+}
+
+#[test]
+fn casts_to_narrow_floats_follow_the_onnx_tables() {
+    let inf = f32::INFINITY;
+    let x = f32s(&[5], &[0.3, 1000.0, -inf, 3.0, 2.9]);
+    let sat = |b| vec![("saturate", AttrValue::Bool(b))];
+    let mode = |m: &str| vec![("round_mode", AttrValue::Str(m.into()))];
+    let out = casts(
+        x,
+        DType::F32,
+        &[
+            (DType::F8E4M3FN, sat(true)),
+            (DType::F8E4M3FN, sat(false)),
+            (DType::F8E5M2, sat(false)),
+            (DType::F8E8M0, mode("down")),
+            (DType::F8E8M0, mode("up")),
+            (DType::F8E8M0, mode("nearest")),
+        ],
+    );
+    // E4M3FN: 0.3 = 9.6 steps of 2^-5 → 10 steps = 0.3125; largest finite 448.
+    let f = floats(&out[0]);
+    assert_eq!(&f[..4], &[0.3125, 448.0, -448.0, 3.0]);
+    let f = floats(&out[1]);
+    assert_eq!(f[0], 0.3125);
+    assert!(f[1].is_nan() && f[2].is_nan());
+    // E5M2 (2 mantissa bits, largest finite 57344): 0.3 → 0.3125 (1.25 · 2^-2), 1000 → 1024
+    // (7.8 steps of 2^7 → 8); infinities stay infinite.
+    assert_eq!(&floats(&out[2])[..3], &[0.3125, 1024.0, -inf]);
+    // E8M0: powers of two; 3 lies between 2 and 4 (a tie: nearest goes up), 2.9 nearer 2.
+    assert_eq!(&floats(&out[3])[3..], &[2.0, 2.0]);
+    assert_eq!(&floats(&out[4])[3..], &[4.0, 4.0]);
+    assert_eq!(&floats(&out[5])[3..], &[4.0, 2.0]);
+}
+
+#[test]
+fn casts_to_sub_byte_integers() {
+    let x = f32s(&[6], &[-9.5, -8.7, 7.9, 8.0, f32::NAN, 3.7]);
+    let out = casts(x, DType::F32, &[(DType::I4, vec![]), (DType::U2, vec![])]);
+    // Truncated toward zero; out of range (and NaN) gives 0.
+    assert_eq!(
+        out[0].as_i64().unwrap().as_slice().unwrap(),
+        &[0, -8, 7, 0, 0, 3]
+    );
+    assert_eq!(
+        out[1].as_i64().unwrap().as_slice().unwrap(),
+        &[0, 0, 0, 0, 0, 3]
+    );
+    // Integers wrap: 9 = 0b1001 → −7 as int4; 200 = 0b1100_1000 → 8 → −8.
+    let x = Value::I64(ArrayD::from_shape_vec(IxDyn(&[3]), vec![9, 200, -1]).unwrap());
+    let out = casts(x, DType::I64, &[(DType::I4, vec![]), (DType::U4, vec![])]);
+    assert_eq!(out[0].as_i64().unwrap().as_slice().unwrap(), &[-7, -8, -1]);
+    assert_eq!(out[1].as_i64().unwrap().as_slice().unwrap(), &[9, 8, 15]);
+}
+
+#[test]
+fn narrow_values_convert_to_tensors_and_back() {
+    // E5M2 1.0 = 0 01111 00; −0 keeps its sign bit.
+    let t = f32s(&[2], &[1.0, -0.0]).to_tensor(DType::F8E5M2).unwrap();
+    assert_eq!(&t.data[..], &[0x3c, 0x80]);
+    let i4 = Value::I64(ArrayD::from_shape_vec(IxDyn(&[2]), vec![-8, 7]).unwrap());
+    let t = i4.to_tensor(DType::I4).unwrap();
+    assert_eq!(&t.data[..], &[0xf8, 0x07]);
+    assert_eq!(Value::from_tensor(&t).unwrap(), i4);
+    let big = Value::I64(ArrayD::from_shape_vec(IxDyn(&[1]), vec![8]).unwrap());
+    assert!(big.to_tensor(DType::I4).is_err());
+}

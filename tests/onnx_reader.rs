@@ -747,3 +747,37 @@ fn zeros_like_an_input_of_unknown_shape_is_refused_without_allocating_it() {
         "{e}"
     );
 }
+
+#[test]
+fn int4_initializers_are_unpacked() {
+    // INT4 [1, −1, 7] packed low nibble first: 0xF1, 0x07; as raw_data or in int32_data.
+    let raw = TensorProto {
+        name: "w".into(),
+        dims: vec![3],
+        data_type: tensor_proto::DataType::Int4 as i32,
+        raw_data: vec![0xf1, 0x07].into(),
+        ..Default::default()
+    };
+    let typed = TensorProto {
+        raw_data: Default::default(),
+        int32_data: vec![0xf1, 0x07],
+        ..raw.clone()
+    };
+    for w in [raw, typed] {
+        let m = model(
+            21,
+            vec![
+                node("Cast", &["w"], &["wf"], vec![attr_i("to", 1)]),
+                node("Add", &["x", "wf"], &["y"], vec![]),
+            ],
+            vec![w],
+            value_info("x", &[D::N(3)]),
+        );
+        let l = load_model(&m).unwrap();
+        let y = run(&l, arange(&[3]));
+        let y: Vec<f32> = y[0].as_f32().unwrap().iter().copied().collect();
+        for (got, want) in y.iter().zip([-1.0 + 1.0, -0.9 - 1.0, -0.8 + 7.0]) {
+            assert!((got - want).abs() < 1e-6, "{y:?}");
+        }
+    }
+}

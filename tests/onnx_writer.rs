@@ -144,7 +144,7 @@ fn external_data_framing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.onnx");
     let opts = Options {
-        opset: 13,
+        opset: Some(13),
         external_data: true,
         ..Default::default()
     };
@@ -224,11 +224,94 @@ fn unsupported_nodes_are_listed_at_once_and_nothing_is_written() {
             &w,
             &path,
             Options {
-                opset: 12,
+                opset: Some(12),
                 ..Default::default()
             }
         )
         .unwrap_err()
     );
     assert!(err.contains("opset 12 is not supported"), "{err}");
+}
+
+/// x [3] + Cast(Constant `w` of `dtype`, float32): the narrow types' initializers.
+fn narrow_constant_graph(dtype: DType, bytes: Vec<u8>) -> (Graph, MemoryWeights) {
+    let mut g = Graph::default();
+    let mut w = MemoryWeights::default();
+    let x = g
+        .add(
+            Node::new("x", "DataInput")
+                .with_attr("dtype", AttrValue::Type(DType::F32))
+                .with_attr("shape", AttrValue::Shape(vec![3])),
+        )
+        .unwrap();
+    g.inputs.push("x".into());
+    let c = g
+        .add(
+            Node::new("w", "Constant")
+                .with_attr("dtype", AttrValue::Type(dtype))
+                .with_attr("shape", AttrValue::Shape(vec![3])),
+        )
+        .unwrap();
+    w.insert("w", "value", Tensor::new(dtype, vec![3], bytes).unwrap());
+    let f = g
+        .add(
+            Node::new("wf", "Cast")
+                .with_inputs([c])
+                .with_attr("to", AttrValue::Type(DType::F32)),
+        )
+        .unwrap();
+    let y = g.add(Node::new("y", "Add").with_inputs([x, f])).unwrap();
+    g.outputs.push(y);
+    mmdnn::ir::validate::check(&mut g, Some(&w)).unwrap();
+    (g, w)
+}
+
+#[test]
+fn narrow_initializers_are_packed_at_their_first_opset() {
+    // INT4 [1, −1, 7] (one sign-extended byte each in the IR) packs low nibble first.
+    let (g, w) = narrow_constant_graph(DType::I4, vec![1, 0xff, 7]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.onnx");
+    save(&g, &w, &path, Options::default()).unwrap();
+    let m = decode(&path);
+    assert_eq!((m.opset_import[0].version, m.ir_version), (21, 10));
+    let init = &m.graph.as_ref().unwrap().initializer;
+    let t = init
+        .iter()
+        .find(|t| t.data_type == 22)
+        .expect("an INT4 initializer");
+    assert_eq!(
+        (&t.raw_data[..], &t.dims[..]),
+        (&[0xf1u8, 0x07][..], &[3i64][..])
+    );
+    // Read back by our reader: the same values.
+    let l = frontends::load(
+        "onnx",
+        &SourceArgs {
+            network: Some(path.clone()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let x = Value::F32(ArrayD::zeros(IxDyn(&[3])));
+    let y = Interpreter::new(&l.graph, l.weights.as_ref())
+        .run(&[(l.graph.inputs[0].clone(), x)])
+        .unwrap();
+    assert_eq!(
+        y[0].as_f32().unwrap().as_slice().unwrap(),
+        &[1.0, -1.0, 7.0]
+    );
+    // A float8 constant needs opset 19; an explicit lower opset is refused, naming the type.
+    let (g, w) = narrow_constant_graph(DType::F8E4M3FN, vec![0x38, 0xb8, 0x7e]);
+    let opts = Options {
+        opset: Some(17),
+        ..Default::default()
+    };
+    let err = format!("{:#}", save(&g, &w, &path, opts).unwrap_err());
+    assert!(
+        err.contains("float8_e4m3fn") && err.contains("opset 19"),
+        "{err}"
+    );
+    save(&g, &w, &path, Options::default()).unwrap();
+    assert_eq!(decode(&path).opset_import[0].version, 19);
 }

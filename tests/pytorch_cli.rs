@@ -229,3 +229,75 @@ fn state_dict_has_the_torch_save_layout() {
         );
     }
 }
+
+/// x [3] + Cast(Cast(Constant `w` of `dtype`, float32), to), saved as an IR in `dir`.
+fn narrow_ir(dtype: DType, to: DType, dir: &Path) -> std::path::PathBuf {
+    let mut g = Graph::default();
+    let x = input(&mut g, "x", &[3]);
+    let c = g
+        .add(
+            Node::new("w", "Constant")
+                .with_attr("dtype", AttrValue::Type(dtype))
+                .with_attr("shape", AttrValue::Shape(vec![3])),
+        )
+        .unwrap();
+    let mut w = MemoryWeights::default();
+    w.insert(
+        "w",
+        "value",
+        Tensor::new(dtype, vec![3], vec![1, 2, 3]).unwrap(),
+    );
+    let f = g
+        .add(
+            Node::new("wf", "Cast")
+                .with_inputs([c])
+                .with_attr("to", AttrValue::Type(DType::F32)),
+        )
+        .unwrap();
+    let s = g.add(Node::new("s", "Add").with_inputs([x, f])).unwrap();
+    let y = g
+        .add(
+            Node::new("y", "Cast")
+                .with_inputs([s])
+                .with_attr("to", AttrValue::Type(to)),
+        )
+        .unwrap();
+    g.outputs = vec![y];
+    save(&mut g, &w, dir)
+}
+
+#[test]
+fn element_types_torch_lacks_are_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = narrow_ir(DType::I4, DType::F8E5M2, dir.path());
+    let code = dir.path().join("m.py");
+    mmdnn()
+        .args(["tocode", "-f", "pytorch", "-n"])
+        .arg(prefix.with_extension("pb"))
+        .arg("-w")
+        .arg(prefix.with_extension("npz"))
+        .arg("-d")
+        .arg(&code)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "cannot represent element type(s) int4 (torch lacks them): int4 in node(s) 'w'",
+        ));
+    assert!(!code.exists());
+    // float8 maps to torch's types; a saturating Cast clamps to the largest finite value first.
+    let prefix = narrow_ir(DType::F8E4M3FN, DType::F8E5M2, dir.path());
+    mmdnn()
+        .args(["tocode", "-f", "pytorch", "-n"])
+        .arg(prefix.with_extension("pb"))
+        .arg("-w")
+        .arg(prefix.with_extension("npz"))
+        .arg("-d")
+        .arg(&code)
+        .assert()
+        .success();
+    let py = std::fs::read_to_string(&code).unwrap();
+    assert!(
+        py.contains(".float().clamp(-57344.0, 57344.0).to(torch.float8_e5m2)"),
+        "{py}"
+    );
+}

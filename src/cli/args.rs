@@ -220,7 +220,8 @@ impl TargetFlags {
 /// The ONNX target's flags (`convert`, `tocode`, `tomodel`).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct OnnxFlags {
-    /// [ONNX] opset of the written model (13 to 21; default 17)
+    /// [ONNX] opset of the written model (13 to 25; default 17, or the first opset with the
+    /// model's element types, e.g. 19 for float8)
     #[arg(long, value_parser = clap::value_parser!(i64).range(
         crate::backends::onnx::MIN_OPSET..=crate::backends::onnx::MAX_OPSET))]
     pub opset: Option<i64>,
@@ -242,7 +243,7 @@ impl OnnxFlags {
 
     pub fn options(&self, keep_layout: bool) -> crate::backends::onnx::Options {
         crate::backends::onnx::Options {
-            opset: self.opset.unwrap_or(crate::backends::onnx::DEFAULT_OPSET),
+            opset: self.opset,
             keep_layout,
             external_data: self.external_data,
         }

@@ -73,10 +73,14 @@ fn random_value(dtype: DType, shape: &[usize], rng: &mut SplitMix) -> Result<Val
             IxDyn(shape),
             (0..n).map(|_| rng.next() & 1 == 1).collect(),
         )?),
-        _ => Value::I64(ArrayD::from_shape_vec(
-            IxDyn(shape),
-            (0..n).map(|_| (rng.next() % 10) as i64).collect(),
-        )?),
+        // 0 to 9, within the type's range (int2 holds at most 1).
+        d => {
+            let top = d.int_range().1.min(9) as u64 + 1;
+            Value::I64(ArrayD::from_shape_vec(
+                IxDyn(shape),
+                (0..n).map(|_| (rng.next() % top) as i64).collect(),
+            )?)
+        }
     })
 }
 

@@ -24,15 +24,15 @@ mod shape_ops;
 mod util;
 
 use crate::ir::ops::Attrs;
-use crate::ir::{DType, Graph, Node, TensorRef};
+use crate::ir::{narrow, DType, Graph, Node, TensorRef};
 use crate::weights::{Tensor, WeightReader};
 use anyhow::{anyhow, bail, Context, Result};
 use ndarray::{ArrayD, IxDyn};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-/// A tensor value. Float dtypes (f16, bf16, f32, f64) are held as f32, integer dtypes (signed
-/// and unsigned, 8 to 64 bits) as i64, bool as bool.
+/// A tensor value. Float dtypes (8 to 64 bits, and FLOAT4E2M1) are held as f32, integer dtypes
+/// (signed and unsigned, 2 to 64 bits) as i64, bool as bool.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     F32(ArrayD<f32>),
@@ -145,11 +145,11 @@ impl Value {
                 shape,
                 d.iter().map(|&b| b != 0).collect(),
             )?),
-            DType::I8 => Value::I64(ArrayD::from_shape_vec(
+            DType::I8 | DType::I4 | DType::I2 => Value::I64(ArrayD::from_shape_vec(
                 shape,
                 d.iter().map(|&b| b as i8 as i64).collect(),
             )?),
-            DType::U8 => Value::I64(ArrayD::from_shape_vec(
+            DType::U8 | DType::U4 | DType::U2 => Value::I64(ArrayD::from_shape_vec(
                 shape,
                 d.iter().map(|&b| b as i64).collect(),
             )?),
@@ -165,7 +165,8 @@ impl Value {
     }
 
     /// Converts to a stored tensor of `dtype`, which must be of this value's kind. Floats round
-    /// to the target precision; integers must fit the target type.
+    /// to the target precision (the narrow floats as Cast's defaults do: saturating, E8M0
+    /// rounding up); integers must fit the target type.
     pub fn to_tensor(&self, dtype: DType) -> Result<Tensor> {
         let shape = self.shape().to_vec();
         let bytes: Vec<u8> = match (self, dtype) {
@@ -181,9 +182,13 @@ impl Value {
                 .iter()
                 .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
                 .collect(),
+            (Value::F32(a), dt) if dt.is_minifloat() => a
+                .iter()
+                .map(|&v| narrow::encode(dt, v, true, narrow::RoundMode::Up))
+                .collect(),
             (Value::Bool(a), DType::Bool) => a.iter().map(|&v| v as u8).collect(),
             (Value::I64(a), dt) if self.holds(dt) => {
-                let (lo, hi) = util::int_range(dt);
+                let (lo, hi) = dt.int_range();
                 let mut out = Vec::with_capacity(a.len() * dt.size());
                 for &v in a.iter() {
                     if (v as i128) < lo || (v as i128) > hi {

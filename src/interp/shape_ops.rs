@@ -1,6 +1,7 @@
 //! Shape manipulation, indexing and data movement. Most ops work on every value kind.
 use super::util::{axis, broadcast_shape, map_lanes, one, take};
 use super::{OpCtx, OpFn, Value};
+use crate::ir::narrow::{self, RoundMode};
 use crate::ir::types::AttrValue;
 use crate::ir::DType;
 use anyhow::{anyhow, bail, Result};
@@ -439,15 +440,42 @@ fn wrap_int(v: i64, dtype: DType) -> i64 {
         DType::U8 => v as u8 as i64,
         DType::U16 => v as u16 as i64,
         DType::U32 => v as u32 as i64,
+        // The low bits, sign-extended for the signed ones.
+        DType::I4 | DType::I2 | DType::U4 | DType::U2 => {
+            let bits = dtype.bits() as u32;
+            let low = v & ((1 << bits) - 1);
+            if matches!(dtype, DType::I4 | DType::I2) && low >= 1 << (bits - 1) {
+                low - (1 << bits)
+            } else {
+                low
+            }
+        }
         _ => v,
     }
 }
 
+/// A float truncated toward zero to an integer `dtype`. NaN gives 0 and infinities saturate
+/// before wrapping; the 4- and 2-bit types give 0 out of their range (ONNX leaves out-of-range
+/// float to integer casts undefined; this is what its reference implementation does).
+fn float_to_int(v: f32, dtype: DType) -> i64 {
+    let t = v as i64;
+    if dtype.bits() < 8 {
+        let (lo, hi) = dtype.int_range();
+        return if (lo..=hi).contains(&(t as i128)) {
+            t
+        } else {
+            0
+        };
+    }
+    wrap_int(t, dtype)
+}
+
 /// Rounds an f32 to the precision of a float dtype.
-fn round_float(v: f32, dtype: DType) -> f32 {
+fn round_float(v: f32, dtype: DType, saturate: bool, mode: RoundMode) -> f32 {
     match dtype {
         DType::F16 => half::f16::from_f32(v).to_f32(),
         DType::BF16 => half::bf16::from_f32(v).to_f32(),
+        d if d.is_minifloat() => narrow::round(d, v, saturate, mode),
         _ => v,
     }
 }
@@ -455,6 +483,9 @@ fn round_float(v: f32, dtype: DType) -> f32 {
 fn cast(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
     let x = one(i)?;
     let to = ctx.attrs.dtype("to")?;
+    let saturate = ctx.attrs.bool("saturate")?;
+    let mode = RoundMode::from_name(&ctx.attrs.str("round_mode")?)?;
+    let round = |v: f32| round_float(v, to, saturate, mode);
     Ok(vec![if to == DType::Bool {
         Value::Bool(match x {
             Value::F32(a) => a.mapv(|v| v != 0.0),
@@ -463,14 +494,13 @@ fn cast(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
         })
     } else if to.is_float() {
         Value::F32(match x {
-            Value::F32(a) => a.mapv(|v| round_float(v, to)),
-            Value::I64(a) => a.mapv(|v| round_float(v as f32, to)),
-            Value::Bool(a) => a.mapv(|v| v as u8 as f32),
+            Value::F32(a) => a.mapv(round),
+            Value::I64(a) => a.mapv(|v| round(v as f32)),
+            Value::Bool(a) => a.mapv(|v| round(v as u8 as f32)),
         })
     } else {
         Value::I64(match x {
-            // Truncates toward zero; NaN gives 0 and infinities saturate before wrapping.
-            Value::F32(a) => a.mapv(|v| wrap_int(v as i64, to)),
+            Value::F32(a) => a.mapv(|v| float_to_int(v, to)),
             Value::I64(a) => a.mapv(|v| wrap_int(v, to)),
             Value::Bool(a) => a.mapv(|v| v as i64),
         })

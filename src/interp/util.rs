@@ -2,7 +2,6 @@
 //! normalisation and simple data parallelism over scoped threads.
 use super::Value;
 use crate::ir::ops::shape_rules;
-use crate::ir::DType;
 use anyhow::{bail, Result};
 use ndarray::{ArrayD, ArrayViewD, IxDyn, Zip};
 
@@ -60,22 +59,6 @@ pub fn par_chunks<T: Send>(
             h.join().expect("worker thread panicked");
         }
     });
-}
-
-/// Inclusive range of an integer dtype.
-pub fn int_range(dtype: DType) -> (i128, i128) {
-    match dtype {
-        DType::I8 => (i8::MIN as i128, i8::MAX as i128),
-        DType::I16 => (i16::MIN as i128, i16::MAX as i128),
-        DType::I32 => (i32::MIN as i128, i32::MAX as i128),
-        DType::I64 => (i64::MIN as i128, i64::MAX as i128),
-        DType::U8 => (0, u8::MAX as i128),
-        DType::U16 => (0, u16::MAX as i128),
-        DType::U32 => (0, u32::MAX as i128),
-        DType::U64 => (0, u64::MAX as i128),
-        DType::Bool => (0, 1),
-        _ => (i128::MIN, i128::MAX),
-    }
 }
 
 /// Normalises a possibly negative axis.

@@ -1,6 +1,7 @@
 //! The IR: graph, op catalogue, validation, serialization and graph passes.
 pub mod graph;
 pub mod mmdnn_compat;
+pub mod narrow;
 pub mod ops;
 pub mod passes;
 pub mod serialize;

@@ -125,6 +125,16 @@ pub fn dtype_to_proto(d: DType) -> proto::DataType {
         DType::U32 => P::DtUint32,
         DType::U64 => P::DtUint64,
         DType::Bool => P::DtBool,
+        DType::F8E4M3FN => P::DtFloat8e4m3fn,
+        DType::F8E4M3FNUZ => P::DtFloat8e4m3fnuz,
+        DType::F8E5M2 => P::DtFloat8e5m2,
+        DType::F8E5M2FNUZ => P::DtFloat8e5m2fnuz,
+        DType::F8E8M0 => P::DtFloat8e8m0,
+        DType::F4E2M1 => P::DtFloat4e2m1,
+        DType::I4 => P::DtInt4,
+        DType::U4 => P::DtUint4,
+        DType::I2 => P::DtInt2,
+        DType::U2 => P::DtUint2,
     }
 }
 
@@ -144,6 +154,16 @@ pub fn dtype_from_proto(v: i32) -> Result<DType> {
         Ok(P::DtUint32) => DType::U32,
         Ok(P::DtUint64) => DType::U64,
         Ok(P::DtBool) => DType::Bool,
+        Ok(P::DtFloat8e4m3fn) => DType::F8E4M3FN,
+        Ok(P::DtFloat8e4m3fnuz) => DType::F8E4M3FNUZ,
+        Ok(P::DtFloat8e5m2) => DType::F8E5M2,
+        Ok(P::DtFloat8e5m2fnuz) => DType::F8E5M2FNUZ,
+        Ok(P::DtFloat8e8m0) => DType::F8E8M0,
+        Ok(P::DtFloat4e2m1) => DType::F4E2M1,
+        Ok(P::DtInt4) => DType::I4,
+        Ok(P::DtUint4) => DType::U4,
+        Ok(P::DtInt2) => DType::I2,
+        Ok(P::DtUint2) => DType::U2,
         _ => bail!("unsupported data type {v}"),
     })
 }

@@ -18,10 +18,26 @@ pub enum DType {
     U32,
     U64,
     Bool,
+    /// 8-bit float, 4 exponent bits (bias 7), 3 mantissa bits; no infinities, NaN = S.1111.111.
+    F8E4M3FN,
+    /// 8-bit float, 4 exponent bits (bias 8), 3 mantissa bits; no infinities, no -0, NaN = 0x80.
+    F8E4M3FNUZ,
+    /// 8-bit float, 5 exponent bits (bias 15), 2 mantissa bits; IEEE-like infinities and NaNs.
+    F8E5M2,
+    /// 8-bit float, 5 exponent bits (bias 16), 2 mantissa bits; no infinities, no -0, NaN = 0x80.
+    F8E5M2FNUZ,
+    /// 8-bit unsigned power of two 2^(e − 127) (MX scales); 0xFF is NaN.
+    F8E8M0,
+    /// 4-bit float, 2 exponent bits (bias 1), 1 mantissa bit; no infinities or NaN.
+    F4E2M1,
+    I4,
+    U4,
+    I2,
+    U2,
 }
 
 impl DType {
-    pub const ALL: [DType; 13] = [
+    pub const ALL: [DType; 23] = [
         DType::F32,
         DType::F16,
         DType::BF16,
@@ -35,19 +51,43 @@ impl DType {
         DType::U32,
         DType::U64,
         DType::Bool,
+        DType::F8E4M3FN,
+        DType::F8E4M3FNUZ,
+        DType::F8E5M2,
+        DType::F8E5M2FNUZ,
+        DType::F8E8M0,
+        DType::F4E2M1,
+        DType::I4,
+        DType::U4,
+        DType::I2,
+        DType::U2,
     ];
 
-    /// Bytes per element.
+    /// Bytes per element in IR tensors. Types narrower than a byte take one byte per element
+    /// (see [`DType::bits`]).
     pub fn size(self) -> usize {
         match self {
             DType::I8 | DType::U8 | DType::Bool => 1,
+            DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ => 1,
+            DType::F8E8M0 | DType::F4E2M1 | DType::I4 | DType::U4 | DType::I2 | DType::U2 => 1,
             DType::F16 | DType::BF16 | DType::I16 | DType::U16 => 2,
             DType::F32 | DType::I32 | DType::U32 => 4,
             DType::F64 | DType::I64 | DType::U64 => 8,
         }
     }
 
-    /// Lower-case name used in text and docs ("float32", "int64", ...).
+    /// Bits of one element as frameworks pack them: 4 and 2 for the sub-byte types (ONNX packs
+    /// them two and four to a byte, first element in the low bits), 8 × size otherwise.
+    pub fn bits(self) -> usize {
+        match self {
+            DType::F4E2M1 | DType::I4 | DType::U4 => 4,
+            DType::I2 | DType::U2 => 2,
+            d => 8 * d.size(),
+        }
+    }
+
+    /// Lower-case name used in text and docs ("float32", "int64", ...); the types NumPy lacks
+    /// take ml_dtypes' names ("bfloat16", "float8_e4m3fn", "int4", ...).
     pub fn name(self) -> &'static str {
         match self {
             DType::F32 => "float32",
@@ -63,6 +103,16 @@ impl DType {
             DType::U32 => "uint32",
             DType::U64 => "uint64",
             DType::Bool => "bool",
+            DType::F8E4M3FN => "float8_e4m3fn",
+            DType::F8E4M3FNUZ => "float8_e4m3fnuz",
+            DType::F8E5M2 => "float8_e5m2",
+            DType::F8E5M2FNUZ => "float8_e5m2fnuz",
+            DType::F8E8M0 => "float8_e8m0fnu",
+            DType::F4E2M1 => "float4_e2m1fn",
+            DType::I4 => "int4",
+            DType::U4 => "uint4",
+            DType::I2 => "int2",
+            DType::U2 => "uint2",
         }
     }
 
@@ -74,7 +124,40 @@ impl DType {
     }
 
     pub fn is_float(self) -> bool {
-        matches!(self, DType::F32 | DType::F16 | DType::BF16 | DType::F64)
+        matches!(self, DType::F32 | DType::F16 | DType::BF16 | DType::F64) || self.is_minifloat()
+    }
+
+    /// Smallest and largest value of an integer type (bool: 0 and 1); unbounded otherwise.
+    pub fn int_range(self) -> (i128, i128) {
+        match self {
+            DType::I8 => (i8::MIN as i128, i8::MAX as i128),
+            DType::I16 => (i16::MIN as i128, i16::MAX as i128),
+            DType::I32 => (i32::MIN as i128, i32::MAX as i128),
+            DType::I64 => (i64::MIN as i128, i64::MAX as i128),
+            DType::U8 => (0, u8::MAX as i128),
+            DType::U16 => (0, u16::MAX as i128),
+            DType::U32 => (0, u32::MAX as i128),
+            DType::U64 => (0, u64::MAX as i128),
+            DType::I4 => (-8, 7),
+            DType::U4 => (0, 15),
+            DType::I2 => (-2, 1),
+            DType::U2 => (0, 3),
+            DType::Bool => (0, 1),
+            _ => (i128::MIN, i128::MAX),
+        }
+    }
+
+    /// The 8- and 4-bit floats (see `crate::ir::narrow`).
+    pub fn is_minifloat(self) -> bool {
+        matches!(
+            self,
+            DType::F8E4M3FN
+                | DType::F8E4M3FNUZ
+                | DType::F8E5M2
+                | DType::F8E5M2FNUZ
+                | DType::F8E8M0
+                | DType::F4E2M1
+        )
     }
 }
 

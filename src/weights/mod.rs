@@ -4,7 +4,13 @@
 //! and a leading `.` become `%XX`), so any node name maps to exactly one key and no entry can
 //! escape the archive when unzipped. bfloat16 tensors, which NumPy lacks, are stored as their
 //! `<u2` bit patterns under the key `<node>/<param>#bf16`; view them with
-//! `array.view(ml_dtypes.bfloat16)`.
+//! `array.view(ml_dtypes.bfloat16)`. The other types NumPy lacks take one byte per element
+//! (`crate::ir::narrow`) under the key `<node>/<param>#<ml_dtypes name>`: the 8-bit floats as
+//! `|u1` bit patterns (`#float8_e4m3fn`, `#float8_e4m3fnuz`, `#float8_e5m2`,
+//! `#float8_e5m2fnuz`, `#float8_e8m0fnu`), FLOAT4E2M1 as `|u1` with its bit pattern in the low
+//! nibble (`#float4_e2m1fn`), INT4 / INT2 as `|i1` values (`#int4`, `#int2`) and UINT4 / UINT2
+//! as `|u1` values (`#uint4`, `#uint2`); each views as its ml_dtypes type with
+//! `array.view(ml_dtypes.<name>)`.
 //!
 //! Archives are written one tensor at a time ([`NpzWriter`]) and read lazily ([`NpzReader`]).
 //! MMdnn's own weights file, a pickled dict inside a `.npy`, is read by the restricted decoder
@@ -70,7 +76,7 @@ impl Tensor {
         Tensor::new(DType::F32, shape, bytes)
     }
 
-    /// The values converted to f32 (f16/bf16/f64 and integers convert; bool gives 0/1).
+    /// The values converted to f32 (every float type and integers convert; bool gives 0/1).
     pub fn to_f32(&self) -> Vec<f32> {
         let d = &self.data;
         macro_rules! conv {
@@ -91,8 +97,12 @@ impl Tensor {
                 .chunks_exact(2)
                 .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
                 .collect(),
-            DType::I8 => d.iter().map(|&b| b as i8 as f32).collect(),
-            DType::U8 => d.iter().map(|&b| b as f32).collect(),
+            dt if dt.is_minifloat() => d
+                .iter()
+                .map(|&b| crate::ir::narrow::decode(dt, b))
+                .collect(),
+            DType::I8 | DType::I4 | DType::I2 => d.iter().map(|&b| b as i8 as f32).collect(),
+            DType::U8 | DType::U4 | DType::U2 => d.iter().map(|&b| b as f32).collect(),
             DType::Bool => d.iter().map(|&b| (b != 0) as u8 as f32).collect(),
             DType::I16 => conv!(i16, 2),
             DType::U16 => conv!(u16, 2),
@@ -100,6 +110,7 @@ impl Tensor {
             DType::U32 => conv!(u32, 4),
             DType::I64 => conv!(i64, 8),
             DType::U64 => conv!(u64, 8),
+            dt => unreachable!("{dt} is a narrow float"),
         }
     }
 }
@@ -236,26 +247,43 @@ pub fn decode_part(part: &str) -> Result<String> {
     String::from_utf8(out).with_context(|| format!("weight key '{part}' is not UTF-8"))
 }
 
-/// The archive key (entry name without `.npy`) of a tensor.
-pub fn key(node: &str, param: &str, dtype: DType) -> String {
-    let base = format!("{}/{}", encode_part(node), encode_part(param));
-    if dtype == DType::BF16 {
-        base + "#bf16"
-    } else {
-        base
+/// The key suffix marking a dtype that NumPy lacks (stored as another type, see the module
+/// doc); None for NumPy's own types.
+fn marker(dtype: DType) -> Option<String> {
+    match dtype {
+        DType::BF16 => Some("bf16".to_string()),
+        d if npy::dtype_of(npy::descr(d)).is_ok_and(|(stored, _)| stored != d) => {
+            Some(d.name().to_string())
+        }
+        _ => None,
     }
 }
 
-/// Parses an archive key back into (node, param, is_bf16).
-pub fn parse_key(key: &str) -> Result<(String, String, bool)> {
-    let (key, bf16) = match key.strip_suffix("#bf16") {
-        Some(k) => (k, true),
-        None => (key, false),
+/// The archive key (entry name without `.npy`) of a tensor.
+pub fn key(node: &str, param: &str, dtype: DType) -> String {
+    let base = format!("{}/{}", encode_part(node), encode_part(param));
+    match marker(dtype) {
+        Some(m) => format!("{base}#{m}"),
+        None => base,
+    }
+}
+
+/// Parses an archive key back into (node, param, the dtype its suffix marks, if any).
+pub fn parse_key(key: &str) -> Result<(String, String, Option<DType>)> {
+    let (key, marked) = match key.rsplit_once('#') {
+        Some((k, m)) => {
+            let d = DType::ALL
+                .into_iter()
+                .find(|&d| marker(d).as_deref() == Some(m))
+                .with_context(|| format!("weight key '{key}' has an unknown type suffix"))?;
+            (k, Some(d))
+        }
+        None => (key, None),
     };
     let (node, param) = key
         .split_once('/')
         .with_context(|| format!("weight key '{key}' is not of the form node/param"))?;
-    Ok((decode_part(node)?, decode_part(param)?, bf16))
+    Ok((decode_part(node)?, decode_part(param)?, marked))
 }
 
 #[cfg(test)]
@@ -274,14 +302,21 @@ mod tests {
                 assert!(seen.insert(k.clone()), "collision on {k}");
                 assert!(!k.starts_with('.') && !k.contains("/."), "{k} could escape");
                 assert_eq!(k.matches('/').count(), 1);
-                assert_eq!(
-                    parse_key(&k).unwrap(),
-                    (n.to_string(), p.to_string(), false)
-                );
+                assert_eq!(parse_key(&k).unwrap(), (n.to_string(), p.to_string(), None));
             }
         }
         let k = key("n", "w", DType::BF16);
-        assert_eq!(parse_key(&k).unwrap(), ("n".into(), "w".into(), true));
+        assert_eq!(k, "n/w#bf16");
+        assert_eq!(
+            parse_key(&k).unwrap(),
+            ("n".into(), "w".into(), Some(DType::BF16))
+        );
+        assert_eq!(key("n", "w", DType::I4), "n/w#int4");
+        assert_eq!(key("n", "w", DType::F8E5M2), "n/w#float8_e5m2");
+        for d in DType::ALL {
+            assert_eq!(parse_key(&key("a#b", "w", d)).unwrap().2.unwrap_or(d), d);
+        }
+        assert!(parse_key("n/w#float99").is_err());
     }
 
     #[test]
@@ -299,6 +334,11 @@ mod tests {
         let b = half::bf16::from_f32(-2.0).to_le_bytes();
         let t = Tensor::new(DType::BF16, vec![1], b.to_vec()).unwrap();
         assert_eq!(t.to_f32(), vec![-2.0]);
+        // E5M2 0xC0 = -1.0 · 2^(16 − 15); INT4 stores −3 as a sign-extended byte.
+        let t = Tensor::new(DType::F8E5M2, vec![1], vec![0xc0]).unwrap();
+        assert_eq!(t.to_f32(), vec![-2.0]);
+        let t = Tensor::new(DType::I4, vec![2], vec![0xfd, 7]).unwrap();
+        assert_eq!(t.to_f32(), vec![-3.0, 7.0]);
         assert!(Tensor::new(DType::F32, vec![3], vec![0u8; 8]).is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! The NumPy `.npy` format: header parsing and writing, and dtype descriptors.
-//! bfloat16, which NumPy lacks, is stored as `<u2` bit patterns (see `crate::weights`).
+//! The types NumPy lacks (bfloat16, the narrow floats and integers) are stored as bit patterns
+//! or values of a NumPy integer type (see `crate::weights`).
 use crate::ir::DType;
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -15,7 +16,8 @@ pub struct Header {
     pub data_offset: usize,
 }
 
-/// NumPy descriptor of a dtype (little-endian). bfloat16 maps to `<u2`.
+/// NumPy descriptor of a dtype (little-endian). bfloat16 maps to `<u2`, the narrow floats and
+/// unsigned integers to `|u1`, INT4 and INT2 to `|i1`.
 pub fn descr(dtype: DType) -> &'static str {
     match dtype {
         DType::F32 => "<f4",
@@ -31,6 +33,15 @@ pub fn descr(dtype: DType) -> &'static str {
         DType::U32 => "<u4",
         DType::U64 => "<u8",
         DType::Bool => "|b1",
+        DType::F8E4M3FN
+        | DType::F8E4M3FNUZ
+        | DType::F8E5M2
+        | DType::F8E5M2FNUZ
+        | DType::F8E8M0
+        | DType::F4E2M1
+        | DType::U4
+        | DType::U2 => "|u1",
+        DType::I4 | DType::I2 => "|i1",
     }
 }
 

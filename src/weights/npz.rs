@@ -4,7 +4,6 @@ use super::npy::{self, Header};
 use super::sink::Sink;
 use super::zip_writer::ZipOut;
 use super::{key, parse_key, Tensor, TensorInfo, WeightReader};
-use crate::ir::DType;
 use crate::output::AtomicFile;
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
@@ -123,7 +122,7 @@ impl NpzReader {
             let Some(stem) = name.strip_suffix(".npy") else {
                 continue;
             };
-            let (node, param, bf16) =
+            let (node, param, marked) =
                 parse_key(stem).with_context(|| format!("{}: entry '{name}'", path.display()))?;
             let stored = f.compression() == CompressionMethod::Stored;
             let start = f.data_start() as usize;
@@ -140,14 +139,15 @@ impl NpzReader {
             .with_context(|| format!("{}: entry '{name}'", path.display()))?;
             let (mut dtype, big_endian) = npy::dtype_of(&header.descr)
                 .with_context(|| format!("{}: entry '{name}'", path.display()))?;
-            if bf16 {
-                if dtype != DType::U16 {
+            if let Some(m) = marked {
+                let (carrier, _) = npy::dtype_of(npy::descr(m))?;
+                if dtype != carrier {
                     bail!(
-                        "{}: entry '{name}' is marked bf16 but holds {dtype}",
+                        "{}: entry '{name}' is marked {m} but holds {dtype} (expected {carrier})",
                         path.display()
                     );
                 }
-                dtype = DType::BF16;
+                dtype = m;
             }
             let info = TensorInfo {
                 dtype,
@@ -268,6 +268,7 @@ pub(crate) fn normalize(raw: Bytes, info: &TensorInfo, fortran: bool, big_endian
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ir::DType;
 
     #[test]
     fn writes_and_reads_back_every_dtype() {

@@ -15,12 +15,14 @@ requires:
     (reader → IR → ONNX writer at its default opset), then, in this process,
     `onnx.checker.check_model(full_check=True)` and onnxruntime (CPU, graph optimizations off)
     on the written model, fed the case's input tensors by name. The written model must keep the
-    source's input names and input/output element types (bfloat16 values cross onnxruntime's
-    Python API as bit patterns).
+    source's input names and input/output element types (bfloat16, 8-bit floats and 4- and
+    2-bit types cross onnxruntime's Python API as bytes).
 A case passes when every output matches:
   - float outputs elementwise |Δ| ≤ tol·max(1, |ref|) with tol = 1e-4 (the project's float32
     rule) for float32/float64 references, 1e-3 for float16 and 1e-2 for bfloat16 ones (those
     references are rounded to that precision; the interpreter computes every float as f32);
+    the 8- and 4-bit float references (widened exactly to float32 in the cache) must match
+    exactly (tol = 0): they are the rounding of a Cast or QuantizeLinear, not of arithmetic;
     NaN matches NaN and an infinity matches the same infinity;
   - integer and bool outputs exactly (values; the interpreter holds every integer as int64);
   - same shape always.
@@ -79,7 +81,9 @@ NEEDS_CONST = re.compile(r"\('([^']*)'\) is computed at run time; the IR needs i
 CASE_TIMEOUT = 120
 
 # Reference dtype (manifest name) -> relative tolerance; other floats are not compared.
-FLOAT_TOL = {"float32": 1e-4, "float64": 1e-4, "float16": 1e-3, "bfloat16": 1e-2}
+FLOAT_TOL = {"float32": 1e-4, "float64": 1e-4, "float16": 1e-3, "bfloat16": 1e-2,
+             **{t: 0.0 for t in ("float8e4m3fn", "float8e4m3fnuz", "float8e5m2",
+                                 "float8e5m2fnuz", "float8e8m0", "float4e2m1")}}
 
 
 def cache_dir():
@@ -100,7 +104,9 @@ def _npy_array(tensor_proto):
     from onnx import numpy_helper
 
     a = numpy_helper.to_array(tensor_proto)
-    if a.dtype.kind != "V" and a.dtype.name in np.sctypeDict:
+    # NumPy's own types only: ml_dtypes registers some of its types (float8_e5m2) as kind "f",
+    # which `np.save` writes with a descriptor ('<f1') nothing can load.
+    if a.dtype.isbuiltin == 1:
         return a, a.dtype.name
     name = onnx.TensorProto.DataType.Name(tensor_proto.data_type).lower()
     return (a.astype(np.float32) if "float" in name else a.astype(np.int64)), name
@@ -308,27 +314,63 @@ def run_roundtrip(mmdnn_bin, case_dir, meta, work, consts=()):
     return [_from_ort_value(v) for v in got]
 
 
+# Element types onnxruntime's NumPy bridge lacks (name in onnxruntime's "tensor(...)") and
+# their bits per element; they cross as bytes, the sub-byte ones packed as ONNX stores them
+# (first element in the lowest bits).
+ORT_RAW_BITS = {"bfloat16": 16, "float8e4m3fn": 8, "float8e4m3fnuz": 8, "float8e5m2": 8,
+                "float8e5m2fnuz": 8, "float8e8m0": 8, "float4e2m1": 4, "int4": 4, "uint4": 4,
+                "int2": 2, "uint2": 2}
+
+
 def _ort_value(array, elem_type):
-    """An onnxruntime value of the ONNX element type `elem_type`; bfloat16 (which onnxruntime's
-    NumPy bridge lacks) is passed as its uint16 bit patterns."""
+    """An onnxruntime value of the ONNX element type `elem_type` (see ORT_RAW_BITS)."""
+    import ctypes
+
     import onnx
     import onnxruntime as ort
 
-    if elem_type == onnx.TensorProto.BFLOAT16:
-        bits = np.array(array, order="C").view(np.uint16)
-        return ort.OrtValue.ortvalue_from_numpy_with_onnx_type(bits, onnx_element_type=elem_type)
-    return ort.OrtValue.ortvalue_from_numpy(np.array(array, order="C"))
+    a = np.array(array, order="C")
+    bits = ORT_RAW_BITS.get(onnx.TensorProto.DataType.Name(elem_type).lower())
+    if bits is None:
+        return ort.OrtValue.ortvalue_from_numpy(a)
+    raw = a.view(np.uint8).ravel()
+    if bits < 8:  # ml_dtypes holds one element per byte, in its low bits
+        per = 8 // bits
+        padded = np.zeros(-(-raw.size // per) * per, np.uint8)
+        padded[:raw.size] = raw & ((1 << bits) - 1)
+        shifts = (np.arange(per) * bits).astype(np.uint8)
+        raw = np.bitwise_or.reduce(padded.reshape(-1, per) << shifts, axis=1).astype(np.uint8)
+    value = ort.OrtValue.ortvalue_from_shape_and_type(list(a.shape), elem_type)
+    if value.tensor_size_in_bytes() != raw.size:
+        raise AssertionError(f"{raw.size} bytes for a {value.data_type()} of shape {a.shape}")
+    ctypes.memmove(value.data_ptr(), raw.tobytes(), raw.size)
+    return value
 
 
 def _from_ort_value(value):
-    """A NumPy array of an onnxruntime output; bfloat16 widened (exactly) to float32."""
-    if value.data_type() != "tensor(bfloat16)":
-        return value.numpy()
+    """A NumPy array of an onnxruntime output; the types of ORT_RAW_BITS widened exactly (floats
+    to float32, integers to int64)."""
     import ctypes
 
-    raw = ctypes.string_at(value.data_ptr(), value.tensor_size_in_bytes())
-    bits = np.frombuffer(raw, dtype=np.uint16).astype(np.uint32) << 16
-    return bits.view(np.float32).reshape(value.shape())
+    import onnx
+
+    name = value.data_type()[len("tensor("):-1]
+    bits = ORT_RAW_BITS.get(name)
+    if bits is None:
+        return value.numpy()
+    shape, n = value.shape(), int(np.prod(value.shape()))
+    raw = np.frombuffer(ctypes.string_at(value.data_ptr(), value.tensor_size_in_bytes()),
+                        dtype=np.uint8 if bits <= 8 else np.uint16)
+    if bits < 8:
+        shifts = (np.arange(8 // bits) * bits).astype(np.uint8)
+        raw = ((raw[:, None] >> shifts) & ((1 << bits) - 1)).ravel()[:n]
+    if name.startswith(("int", "uint")):
+        v = raw.astype(np.int64)
+        if name.startswith("int"):
+            v = np.where(v >= 1 << (bits - 1), v - (1 << bits), v)
+        return v.reshape(shape)
+    ml_type = onnx.helper.tensor_dtype_to_np_dtype(onnx.TensorProto.DataType.Value(name.upper()))
+    return np.ascontiguousarray(raw).view(ml_type).astype(np.float32).reshape(shape)
 
 
 RUNNERS = {"interp": run_interp, "roundtrip": run_roundtrip}

@@ -8,7 +8,7 @@ max|Δ| ≤ 1e-4·max(1, |ref|) elementwise; integer and bool outputs equal.
 
 Inputs whose layout the writer changed (image tensors become channels-first) are fed
 transposed, and such outputs transposed back, recognised by the declared input shapes and the
-reference output shapes. CI runs the default opset on every family plus opsets 13, 18 and 21
+reference output shapes. CI runs the default opset on every family plus opsets 13, 18, 21 and 25
 on the families whose ONNX form changes with the opset; MMDNN_FULL=1 runs every family at
 every supported opset, the whole Keras zoo and every light ONNX model.
 """
@@ -23,7 +23,7 @@ from test_onnx_light_models import MODELS as LIGHT_MODELS, PREPARE as LIGHT_PREP
 from test_onnx_reader import reference as onnx_reference
 from test_pytorch_ops import ALL, Graph, compare, mmdnn_outputs
 
-OPSETS = list(range(13, 22))
+OPSETS = list(range(13, 26))
 # Families whose lowering depends on the opset (axes inputs, HardSwish/Mish/Gelu, LayerNorm,
 # Resize's axes, pooling dilations).
 OPSET_FAMILIES = ["activations", "norm", "reduce", "shape", "resize", "pool"]
@@ -109,7 +109,7 @@ def test_ops(tmp_path, run_mmdnn, run_in_subprocess, family):
     print(family, "max |Δ|:", {k: max(v) if v else 0 for k, v in errors.items()})
 
 
-AT_OPSET = [(f, o) for f in OPSET_FAMILIES for o in [13, 18, 21] if o >= MIN_OPSET.get(f, 0)]
+AT_OPSET = [(f, o) for f in OPSET_FAMILIES for o in [13, 18, 21, 25] if o >= MIN_OPSET.get(f, 0)]
 
 
 def _spec_resize_only(cases):

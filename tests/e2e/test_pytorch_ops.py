@@ -66,6 +66,8 @@ GraphDef = _schema()
 DTYPES = {
     "int8": 1, "int16": 2, "int32": 3, "int64": 4, "uint8": 5, "uint16": 6, "uint32": 7,
     "uint64": 8, "float16": 9, "float32": 10, "float64": 11, "bool": 14,
+    # mmdnn additions (proto/ir/graph.proto)
+    "float8_e4m3fn": 17, "float8_e4m3fnuz": 18, "float8_e5m2": 19, "float8_e5m2fnuz": 20,
 }
 
 
@@ -608,7 +610,20 @@ def dtype_cases():
     outs.append(g.const(g.rand(2, 2).astype(np.float16)))
     outs.append(g.const(g.rand(4).astype(np.float64)))
     g.output(*outs)
-    return {"dtypes": g}
+    cases = {"dtypes": g}
+    # float8 casts (torch's conversions do not saturate: the module clamps when the IR does),
+    # widened back to float32: rounding, overflow, infinities, NaN, underflow, −0.
+    g = Graph(17)
+    x = g.input([2, 6], data=np.array([[0.3, 1000.0, -1e6, np.inf, -np.inf, np.nan],
+                                       [1e-7, -1e-7, -2.5, 239.0, 250.0, -0.0]], np.float32))
+    outs = []
+    for dtype in ["float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz"]:
+        for saturate in (True, False):
+            y = g.op("Cast", [x], to=DT(dtype), saturate=saturate)
+            outs.append(g.op("Cast", [y], to=DT("float32")))
+    g.output(*outs)
+    cases["float8_casts"] = g
+    return cases
 
 
 def resize_cases():

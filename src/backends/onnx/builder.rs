@@ -27,9 +27,10 @@ pub struct Init {
 }
 
 impl Init {
-    /// Size of the tensor's data in bytes.
+    /// Size of the tensor's data in bytes as ONNX stores it (sub-byte types packed).
     pub fn nbytes(&self) -> u64 {
-        self.dims.iter().product::<i64>().max(0) as u64 * self.dtype.size() as u64
+        let n = self.dims.iter().product::<i64>().max(0) as usize;
+        crate::ir::narrow::packed_len(self.dtype, n) as u64
     }
 }
 
@@ -148,7 +149,7 @@ impl<'a> Builder<'a> {
 }
 
 /// Little-endian bytes of `values` converted to `dtype` (a float dtype, or an integer one for
-/// integral values).
+/// integral values), one byte per element for the narrow types (the writer packs them).
 pub fn typed_bytes(values: &[f64], dtype: DType) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(values.len() * dtype.size());
     for &v in values {
@@ -165,6 +166,19 @@ pub fn typed_bytes(values: &[f64], dtype: DType) -> Result<Vec<u8>> {
             DType::U32 => out.extend((v as u32).to_le_bytes()),
             DType::I64 => out.extend((v as i64).to_le_bytes()),
             DType::U64 => out.extend((v as u64).to_le_bytes()),
+            d @ (DType::F8E4M3FN
+            | DType::F8E4M3FNUZ
+            | DType::F8E5M2
+            | DType::F8E5M2FNUZ
+            | DType::F8E8M0
+            | DType::F4E2M1) => out.push(crate::ir::narrow::encode(
+                d,
+                v as f32,
+                true,
+                crate::ir::narrow::RoundMode::Up,
+            )),
+            DType::I4 | DType::I2 => out.extend((v as i8).to_le_bytes()),
+            DType::U4 | DType::U2 => out.extend((v as u8).to_le_bytes()),
             DType::Bool => bail!("no numeric constant of type bool"),
         }
     }

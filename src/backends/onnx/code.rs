@@ -57,6 +57,10 @@ pub fn render(model: &Model, weights_path: &Path, code: &Path) -> Result<String>
         let ty = onnx_dtype(init.dtype);
         let dims = list(init.dims.iter().map(|d| d.to_string()));
         let data = match &init.payload {
+            Payload::Data(bytes) if init.dtype.bits() < 8 => format!(
+                "bytes.fromhex({})",
+                hex(&crate::ir::narrow::pack(init.dtype, bytes))
+            ),
             Payload::Data(bytes) => format!("bytes.fromhex({})", hex(bytes)),
             Payload::Weight { node, param } => {
                 let (src_node, src_param, extra) =
@@ -68,7 +72,11 @@ pub fn render(model: &Model, weights_path: &Path, code: &Path) -> Result<String>
                         Derivation::Rows(n, p, rows) => (n, p, format!(", rows={}", ints(rows))),
                     };
                 let key = weights::key(src_node, src_param, init.dtype);
-                format!("weight(store, {}{extra})", py_str(&key))
+                let bits = match init.dtype.bits() {
+                    8.. => String::new(),
+                    b => format!(", bits={b}"),
+                };
+                format!("weight(store, {}{extra}{bits})", py_str(&key))
             }
         };
         inits.push(format!(

@@ -12,7 +12,7 @@ pub mod writer;
 
 use crate::frontends::mmdnn_ir;
 use crate::ir::passes::layout::{convert_layout, Target, TransformedWeights};
-use crate::ir::{validate, Graph, TensorType};
+use crate::ir::{validate, DType, Graph, TensorType};
 use crate::output::commit_all;
 use crate::proto::onnx::{
     tensor_shape_proto::{dimension, Dimension},
@@ -28,7 +28,7 @@ use std::path::Path;
 pub const DEFAULT_OPSET: i64 = 17;
 /// The opsets the writer supports.
 pub const MIN_OPSET: i64 = 13;
-pub const MAX_OPSET: i64 = 21;
+pub const MAX_OPSET: i64 = 25;
 
 /// The ONNX IR version that goes with an opset (the lowest that allows it, for the widest
 /// runtime support).
@@ -37,28 +37,23 @@ pub fn ir_version(opset: i64) -> i64 {
         ..=14 => 7,
         15..=18 => 8,
         19..=20 => 9,
-        _ => 10,
+        21..=22 => 10,
+        23 => 11,
+        24 => 12,
+        _ => 13,
     }
 }
 
 /// What the model is made of.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Options {
-    pub opset: i64,
+    /// None: [`DEFAULT_OPSET`], or the first opset that has every element type the graph uses
+    /// when that is later (`ops::min_opset`).
+    pub opset: Option<i64>,
     /// Keep the source's input and output layout.
     pub keep_layout: bool,
     /// Write the weights to an external data file even when the model would fit in 2 GB.
     pub external_data: bool,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            opset: DEFAULT_OPSET,
-            keep_layout: false,
-            external_data: false,
-        }
-    }
 }
 
 /// A lowered model: the graph protos and its initializers, whose weight payloads are read from
@@ -77,10 +72,10 @@ pub struct Model<'w> {
 /// Converts `graph` to channels-first and lowers it to ONNX at `opts.opset`. Fails, before
 /// anything is written, with one message listing every node that cannot be lowered.
 pub fn build<'w>(graph: &Graph, weights: &'w dyn WeightReader, opts: Options) -> Result<Model<'w>> {
-    if !(MIN_OPSET..=MAX_OPSET).contains(&opts.opset) {
+    if let Some(opset) = opts.opset.filter(|o| !(MIN_OPSET..=MAX_OPSET).contains(o)) {
         bail!(
-            "opset {} is not supported by the ONNX writer (supported: {MIN_OPSET} to {MAX_OPSET})",
-            opts.opset
+            "opset {opset} is not supported by the ONNX writer (supported: {MIN_OPSET} to \
+             {MAX_OPSET})"
         );
     }
     let converted = convert_layout(graph, weights, Target::ChannelsFirst, opts.keep_layout)
@@ -89,9 +84,10 @@ pub fn build<'w>(graph: &Graph, weights: &'w dyn WeightReader, opts: Options) ->
     if g.nodes.iter().any(|n| n.outputs.is_empty()) {
         validate::infer_types(&mut g)?;
     }
-    let (nodes, inputs, outputs, inits) = lower(&g, &converted.weights, opts.opset)?;
+    let opset = choose_opset(&g, &converted.weights, opts.opset)?;
+    let (nodes, inputs, outputs, inits) = lower(&g, &converted.weights, opset)?;
     Ok(Model {
-        opset: opts.opset,
+        opset,
         nodes,
         inputs,
         outputs,
@@ -99,6 +95,35 @@ pub fn build<'w>(graph: &Graph, weights: &'w dyn WeightReader, opts: Options) ->
         weights: converted.weights,
         doc: g.producer.clone(),
     })
+}
+
+/// The opset to write: `requested`, or the default raised to the first opset that has every
+/// element type of the graph's values and weights; fails when those need a later one.
+fn choose_opset(g: &Graph, weights: &dyn WeightReader, requested: Option<i64>) -> Result<i64> {
+    let dtypes: BTreeSet<DType> = g
+        .nodes
+        .iter()
+        .flat_map(|n| n.outputs.iter().map(|t| t.dtype))
+        .chain(
+            weights
+                .keys()
+                .iter()
+                .filter_map(|(n, p)| weights.info(n, p).map(|i| i.dtype)),
+        )
+        .collect();
+    let need = dtypes.iter().map(|&d| (ops::min_opset(d), d)).max();
+    let opset = requested.unwrap_or(DEFAULT_OPSET);
+    match need {
+        Some((n, d)) if n > opset && (requested.is_some() || n > MAX_OPSET) => bail!(
+            "the graph has {d} tensors, which ONNX has from opset {n}; the writer {}",
+            match requested {
+                Some(o) => format!("was asked for opset {o}"),
+                None => format!("supports opsets {MIN_OPSET} to {MAX_OPSET}"),
+            }
+        ),
+        Some((n, _)) => Ok(opset.max(n)),
+        None => Ok(opset),
+    }
 }
 
 type Lowered = (
@@ -201,7 +226,7 @@ pub fn save(graph: &Graph, weights: &dyn WeightReader, out: &Path, opts: Options
     commit_all(files)?;
     println!(
         "ONNX model (opset {}) written to {}{}",
-        opts.opset,
+        model.opset,
         out.display(),
         if external {
             format!(" with external data {}", writer::data_path(out).display())

@@ -9,6 +9,7 @@
 use super::builder::{Init, Payload};
 use super::ops::onnx_dtype;
 use super::{ir_version, Model};
+use crate::ir::narrow;
 use crate::output::AtomicFile;
 use crate::proto::onnx::{
     attribute_proto::AttributeType, tensor_proto::DataLocation, AttributeProto, GraphProto,
@@ -267,14 +268,18 @@ pub fn write(model: &Model, path: &Path, force_external: bool) -> Result<Vec<Ato
 
 /// Writes an initializer's bytes to `w`: a synthesized tensor's, or the weight streamed from
 /// the store (checked against its planned size first; mapped pages are released as written).
+/// Sub-byte types are packed as ONNX stores them (read whole, not streamed).
 fn write_bytes(init: &Init, weights: &dyn WeightReader, w: &mut dyn Sink) -> Result<()> {
+    let packed = init.dtype.bits() < 8;
     match &init.payload {
+        Payload::Data(bytes) if packed => Ok(w.write_all(&narrow::pack(init.dtype, bytes))?),
         Payload::Data(bytes) => Ok(w.write_all(bytes)?),
         Payload::Weight { node, param } => {
             let info = weights
                 .info(node, param)
                 .with_context(|| format!("no weight '{param}' for node '{node}'"))?;
-            if info.nbytes() as u64 != init.nbytes() || info.dtype != init.dtype {
+            let stored = narrow::packed_len(info.dtype, info.numel()) as u64;
+            if stored != init.nbytes() || info.dtype != init.dtype {
                 bail!(
                     "weight '{param}' of node '{node}' is {} {:?} ({} bytes), but {} {:?} was planned",
                     info.dtype,
@@ -283,6 +288,12 @@ fn write_bytes(init: &Init, weights: &dyn WeightReader, w: &mut dyn Sink) -> Res
                     init.dtype,
                     init.dims
                 );
+            }
+            if packed {
+                let t = weights
+                    .read(node, param)
+                    .with_context(|| format!("reading weight '{param}' of node '{node}'"))?;
+                return Ok(w.write_all(&narrow::pack(init.dtype, &t.data))?);
             }
             let written = weights
                 .write_to(node, param, w)

@@ -9,7 +9,7 @@ use super::state::{Entry, Source, View};
 use super::{torch_dtype, tuple, Emitter, Helper};
 use crate::ir::ops::shape_rules::{norm_axis, spatial_list, split_pads, window_out};
 use crate::ir::ops::Attrs;
-use crate::ir::{AttrValue, DType, Node, TensorType};
+use crate::ir::{narrow, AttrValue, DType, Node, TensorType};
 use crate::weights::TensorInfo;
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -277,8 +277,29 @@ impl L<'_, '_> {
             }
             "Cast" => {
                 let x = self.x(0)?;
-                let to = torch_dtype(self.a.dtype("to")?);
-                self.set(format!("{x}.to({to})"))
+                let dt = self.a.dtype("to")?;
+                let to = torch_dtype(dt)?;
+                // Out-of-range float8 values are made explicit rather than left to torch's
+                // conversion: saturating clamps (NaN stays NaN); otherwise what rounds past
+                // the largest finite value becomes NaN, or infinity for e5m2.
+                if !dt.is_minifloat() {
+                    return self.set(format!("{x}.to({to})"));
+                }
+                let y = format!("{x}.float()");
+                let e = if self.a.bool("saturate")? {
+                    let max = narrow::max(dt);
+                    format!("{y}.clamp({:?}, {max:?})", -max)
+                } else {
+                    let (tie, stays) = narrow::overflow_tie(dt);
+                    let cmp = if stays { "<=" } else { "<" };
+                    let over = if dt == DType::F8E5M2 {
+                        format!("{y}.sign() * float(\"inf\")")
+                    } else {
+                        format!("{y} * float(\"nan\")")
+                    };
+                    format!("torch.where({y}.abs() {cmp} {tie:?}, {y}, {over})")
+                };
+                self.set(format!("{e}.to({to})"))
             }
             "DepthToSpace" => self.depth_to_space(),
             "SpaceToDepth" => self.space_to_depth(),
@@ -455,7 +476,7 @@ impl L<'_, '_> {
             "self.register_buffer({}, torch.zeros({}, dtype={}))",
             super::names::py_str(&self.id),
             tuple(&dims),
-            torch_dtype(info.dtype)
+            torch_dtype(info.dtype)?
         ));
         self.e.root_buffers.push(Entry {
             key: self.id.clone(),

@@ -18,7 +18,7 @@ use crate::weights::WeightReader;
 use anyhow::{bail, Context, Result};
 use names::Namer;
 use state::Entry;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// The generated module and what its weights need.
 pub struct Generated<'w> {
@@ -83,6 +83,7 @@ pub fn emit(
     if graph.nodes.iter().any(|n| n.outputs.is_empty()) {
         validate::infer_types(&mut graph)?;
     }
+    check_dtypes(&graph, weights)?;
     let mut e = Emitter::new(&graph, weights);
     let needed = super::needed_nodes(&graph);
     let (mut problems, mut ops) = (vec![], BTreeSet::new());
@@ -282,7 +283,7 @@ impl<'a> Emitter<'a> {
                 "({}, {}, {})",
                 names::py_str(&self.idents[name]),
                 tuple(&dims),
-                torch_dtype(t.dtype)
+                torch_dtype(t.dtype)?
             ));
         }
         Ok(match items.len() {
@@ -314,9 +315,9 @@ pub(crate) fn tuple(v: &[i64]) -> String {
     }
 }
 
-/// `torch.float32` and so on.
-pub(crate) fn torch_dtype(d: DType) -> &'static str {
-    match d {
+/// `torch.float32` and so on; fails for the element types torch lacks ([`check_dtypes`]).
+pub(crate) fn torch_dtype(d: DType) -> Result<&'static str> {
+    Ok(match d {
         DType::F32 => "torch.float32",
         DType::F16 => "torch.float16",
         DType::BF16 => "torch.bfloat16",
@@ -330,5 +331,54 @@ pub(crate) fn torch_dtype(d: DType) -> &'static str {
         DType::U32 => "torch.uint32",
         DType::U64 => "torch.uint64",
         DType::Bool => "torch.bool",
+        DType::F8E4M3FN => "torch.float8_e4m3fn",
+        DType::F8E4M3FNUZ => "torch.float8_e4m3fnuz",
+        DType::F8E5M2 => "torch.float8_e5m2",
+        DType::F8E5M2FNUZ => "torch.float8_e5m2fnuz",
+        // torch's e8m0 and 4-bit float dtypes are scale / packed-pair types without the
+        // arithmetic and conversions a module needs; its int4 / int2 types are bit layouts.
+        DType::F8E8M0 | DType::F4E2M1 | DType::I4 | DType::U4 | DType::I2 | DType::U2 => {
+            bail!("torch has no {d} element type")
+        }
+    })
+}
+
+/// Fails, before anything is generated, when the graph has values or weights of an element
+/// type torch lacks, naming each type and the nodes that have it.
+fn check_dtypes(graph: &Graph, weights: &dyn WeightReader) -> Result<()> {
+    let mut bad: BTreeMap<DType, BTreeSet<String>> = BTreeMap::new();
+    let outputs = graph
+        .nodes
+        .iter()
+        .flat_map(|n| n.outputs.iter().map(|t| (n.name.clone(), t.dtype)));
+    let stored = weights
+        .keys()
+        .into_iter()
+        .filter_map(|(n, p)| weights.info(&n, &p).map(|i| (n, i.dtype)));
+    for (node, d) in outputs.chain(stored) {
+        if torch_dtype(d).is_err() {
+            bad.entry(d).or_default().insert(node);
+        }
     }
+    if !bad.is_empty() {
+        bail!(
+            "the PyTorch target cannot represent element type(s) {} (torch lacks them): {}",
+            bad.keys()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            bad.iter()
+                .map(|(d, nodes)| format!(
+                    "{d} in node(s) {}",
+                    nodes
+                        .iter()
+                        .map(|n| format!("'{n}'"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    Ok(())
 }

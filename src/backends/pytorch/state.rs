@@ -9,7 +9,7 @@
 //! It loads with `torch.load(path, weights_only=True)`.
 //! Tensors are read from the weight store and written one at a time; a transposed weight is
 //! written as stored and read back through strides, without a copy.
-use crate::ir::DType;
+use crate::ir::{narrow, DType};
 use crate::output::AtomicFile;
 use crate::weights::zip_writer::ZipOut;
 use crate::weights::WeightReader;
@@ -204,6 +204,7 @@ fn fill(dtype: DType, v: f64, n: usize) -> Vec<u8> {
         DType::F16 => half::f16::from_f64(v).to_le_bytes().to_vec(),
         DType::BF16 => half::bf16::from_f64(v).to_le_bytes().to_vec(),
         DType::Bool => vec![(v != 0.0) as u8],
+        d if d.is_minifloat() => vec![narrow::encode(d, v as f32, true, narrow::RoundMode::Up)],
         d => (v as i64).to_le_bytes()[..d.size()].to_vec(),
     };
     one.repeat(n)
@@ -228,6 +229,11 @@ fn storage_class(dtype: DType) -> Result<(&'static str, &'static str, Option<&'s
         DType::U16 => untyped("uint16"),
         DType::U32 => untyped("uint32"),
         DType::U64 => untyped("uint64"),
+        DType::F8E4M3FN => untyped("float8_e4m3fn"),
+        DType::F8E4M3FNUZ => untyped("float8_e4m3fnuz"),
+        DType::F8E5M2 => untyped("float8_e5m2"),
+        DType::F8E5M2FNUZ => untyped("float8_e5m2fnuz"),
+        d => bail!("torch has no {d} element type"),
     }
 }
 

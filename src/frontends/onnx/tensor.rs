@@ -1,8 +1,10 @@
 //! ONNX tensors as lazily read IR tensors. Raw data stays a zero-copy slice of the memory-mapped
 //! model file; external data (`location`/`offset`/`length`, resolved inside the model's
 //! directory only) is mapped on first read; typed fields (`float_data`, `int64_data`, ...) are
-//! converted to little-endian bytes.
-use crate::ir::DType;
+//! converted to little-endian bytes. The sub-byte types, which ONNX packs (two 4-bit or four
+//! 2-bit elements to a byte, first in the low bits, also in `int32_data`), are unpacked to the
+//! IR's one byte per element (`crate::ir::narrow`) when read.
+use crate::ir::{narrow, DType};
 use crate::proto::onnx::{tensor_proto, TensorProto};
 use crate::weights::mapped::FileMap;
 use crate::weights::{Tensor, TensorInfo, WeightReader};
@@ -29,6 +31,16 @@ pub fn dtype(code: i32) -> Result<DType> {
         Ok(D::Uint32) => DType::U32,
         Ok(D::Uint64) => DType::U64,
         Ok(D::Bfloat16) => DType::BF16,
+        Ok(D::Float8e4m3fn) => DType::F8E4M3FN,
+        Ok(D::Float8e4m3fnuz) => DType::F8E4M3FNUZ,
+        Ok(D::Float8e5m2) => DType::F8E5M2,
+        Ok(D::Float8e5m2fnuz) => DType::F8E5M2FNUZ,
+        Ok(D::Float8e8m0) => DType::F8E8M0,
+        Ok(D::Float4e2m1) => DType::F4E2M1,
+        Ok(D::Int4) => DType::I4,
+        Ok(D::Uint4) => DType::U4,
+        Ok(D::Int2) => DType::I2,
+        Ok(D::Uint2) => DType::U2,
         Ok(other) => bail!("element type {} has no IR equivalent", other.as_str_name()),
         Err(_) => bail!("unknown element type code {code}"),
     })
@@ -161,7 +173,7 @@ impl Lazy {
             Source::Bytes(b) => b.clone(),
             Source::External { file, offset } => {
                 let map = file.bytes()?;
-                let end = offset + self.info.nbytes();
+                let end = offset + stored_len(&self.info);
                 if end > map.len() {
                     bail!(
                         "external data file {} is shorter than the tensor needs ({} < {end} bytes)",
@@ -169,7 +181,12 @@ impl Lazy {
                         map.len()
                     );
                 }
-                map.slice(*offset..end)
+                let stored = map.slice(*offset..end);
+                if self.info.dtype.bits() < 8 {
+                    Bytes::from(narrow::unpack(self.info.dtype, &stored, self.info.numel())?)
+                } else {
+                    stored
+                }
             }
         };
         Tensor::new(self.info.dtype, self.info.shape.clone(), data)
@@ -198,18 +215,23 @@ fn decode_inner(t: &TensorProto, dir: &ModelDir) -> Result<Lazy> {
     }
     let n = info.numel();
     if !t.raw_data.is_empty() || n == 0 {
-        if t.raw_data.len() != info.nbytes() {
+        if t.raw_data.len() != stored_len(&info) {
             bail!(
                 "raw_data has {} bytes; a {} tensor of shape {:?} needs {}",
                 t.raw_data.len(),
                 dtype,
                 info.shape,
-                info.nbytes()
+                stored_len(&info)
             );
         }
+        let data = if dtype.bits() < 8 {
+            Bytes::from(narrow::unpack(dtype, &t.raw_data, n)?)
+        } else {
+            t.raw_data.clone()
+        };
         return Ok(Lazy {
             info,
-            source: Source::Bytes(t.raw_data.clone()),
+            source: Source::Bytes(data),
         });
     }
     let bytes = typed_bytes(t, dtype, n)?;
@@ -217,6 +239,11 @@ fn decode_inner(t: &TensorProto, dir: &ModelDir) -> Result<Lazy> {
         info,
         source: Source::Bytes(Bytes::from(bytes)),
     })
+}
+
+/// Bytes of a tensor as ONNX stores it (sub-byte types packed).
+fn stored_len(info: &TensorInfo) -> usize {
+    narrow::packed_len(info.dtype, info.numel())
 }
 
 fn external_tensor(t: &TensorProto, info: TensorInfo, dir: &ModelDir) -> Result<Lazy> {
@@ -237,7 +264,7 @@ fn external_tensor(t: &TensorProto, info: TensorInfo, dir: &ModelDir) -> Result<
         }
     }
     let file = dir.external(location.unwrap_or(""))?;
-    let need = info.nbytes();
+    let need = stored_len(&info);
     if let Some(len) = length {
         if len != need {
             bail!(
@@ -296,7 +323,19 @@ fn typed_bytes(t: &TensorProto, dtype: DType, n: usize) -> Result<Vec<u8>> {
                 out.extend_from_slice(&v.to_le_bytes()[..dtype.size()]);
             }
         }
-        // The rest live in int32_data (16-bit floats as their bit patterns).
+        // Sub-byte types: packed bytes, one per int32.
+        d if d.bits() < 8 => {
+            let packed: Vec<u8> = t.int32_data.iter().map(|&v| v as u8).collect();
+            if packed.len() != narrow::packed_len(d, n) {
+                bail!(
+                    "int32_data has {} values; {n} packed {d} elements need {}",
+                    packed.len(),
+                    narrow::packed_len(d, n)
+                );
+            }
+            out = narrow::unpack(d, &packed, n)?;
+        }
+        // The rest live in int32_data (16- and 8-bit floats as their bit patterns).
         _ => {
             check("int32_data", t.int32_data.len())?;
             for &v in &t.int32_data {

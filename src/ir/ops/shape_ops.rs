@@ -183,14 +183,25 @@ pub const OPS: &[OpDef] = &[
     ),
     op(
         "Cast",
-        "Converts elements to `to` (float to int truncates toward zero).",
+        "Converts elements to `to` (float to int truncates toward zero; to a 4- or 2-bit \
+         integer, out of range gives 0; to a narrow float, round to nearest even per ONNX Cast).",
         ONE_INPUT,
-        &[attr(
-            "to",
-            K::Type,
-            Default::Required,
-            "target element type",
-        )],
+        &[
+            attr("to", K::Type, Default::Required, "target element type"),
+            attr(
+                "saturate",
+                K::Bool,
+                Default::Bool(true),
+                "to an 8-bit float: clamp out-of-range values and infinities to the largest \
+                 finite value (else they become NaN, or infinity for float8_e5m2)",
+            ),
+            choice(
+                "round_mode",
+                "up",
+                crate::ir::narrow::RoundMode::NAMES,
+                "to float8_e8m0fnu: round the mantissa up, down or to nearest (ties up)",
+            ),
+        ],
         infer_cast,
     ),
     OpDef {

@@ -58,6 +58,29 @@ pub fn onnx_dtype(d: DType) -> i32 {
         DType::U32 => 12,
         DType::U64 => 13,
         DType::BF16 => 16,
+        DType::F8E4M3FN => 17,
+        DType::F8E4M3FNUZ => 18,
+        DType::F8E5M2 => 19,
+        DType::F8E5M2FNUZ => 20,
+        DType::U4 => 21,
+        DType::I4 => 22,
+        DType::F4E2M1 => 23,
+        DType::F8E8M0 => 24,
+        DType::U2 => 25,
+        DType::I2 => 26,
+    }
+}
+
+/// The first opset whose operators take tensors of `d` (the ONNX IR version of that opset
+/// introduced the type).
+pub fn min_opset(d: DType) -> i64 {
+    match d {
+        DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ => 19,
+        DType::U4 | DType::I4 => 21,
+        DType::F4E2M1 => 23,
+        DType::F8E8M0 => 24,
+        DType::U2 | DType::I2 => 25,
+        _ => 0,
     }
 }
 

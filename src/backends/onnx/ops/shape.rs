@@ -5,6 +5,7 @@
 //! else completed at run time from the input's batch and channel dims.
 use super::{axes_op, dense::indices, onnx_dtype, Lower, A};
 use crate::backends::onnx::builder::Ctx;
+use crate::ir::DType;
 use anyhow::{bail, Result};
 
 pub fn find(op: &str) -> Option<Lower> {
@@ -187,10 +188,32 @@ fn shape(c: &mut Ctx) -> Result<()> {
     c.last("Shape", &[&x], vec![])
 }
 
+/// `saturate` exists from opset 19 (the 8-bit floats), `round_mode` from 24 (FLOAT8E8M0); they
+/// are written only for the types they concern. A float cast to a 4- or 2-bit integer gives 0
+/// out of range in the IR (ONNX leaves it undefined): the written model selects 0 first.
 fn cast(c: &mut Ctx) -> Result<()> {
-    let x = c.x(0)?;
-    let to = onnx_dtype(c.a.dtype("to")?);
-    c.last("Cast", &[&x], vec![A::I("to", to as i64)])
+    let mut x = c.x(0)?;
+    let to = c.a.dtype("to")?;
+    let from = c.in_ty(0)?.dtype;
+    if from.is_float() && matches!(to, DType::I4 | DType::U4 | DType::I2 | DType::U2) {
+        // trunc(x) is in [lo, hi] exactly when lo − 1 < x < hi + 1 (false for NaN).
+        let (lo, hi) = to.int_range();
+        let below = c.scalar("below", from, (lo - 1) as f64)?;
+        let above = c.scalar("above", from, (hi + 1) as f64)?;
+        let zero = c.scalar("zero", from, 0.0)?;
+        let ge = c.op("Greater", &[&x, &below], vec![]);
+        let le = c.op("Less", &[&x, &above], vec![]);
+        let inside = c.op("And", &[&ge, &le], vec![]);
+        x = c.op("Where", &[&inside, &x, &zero], vec![]);
+    }
+    let mut attrs = vec![A::I("to", onnx_dtype(to) as i64)];
+    if to.is_minifloat() && to != DType::F4E2M1 {
+        attrs.push(A::I("saturate", c.a.bool("saturate")? as i64));
+    }
+    if to == DType::F8E8M0 {
+        attrs.push(A::S("round_mode", c.a.str("round_mode")?));
+    }
+    c.last("Cast", &[&x], attrs)
 }
 
 fn channels_first(c: &Ctx) -> Result<()> {

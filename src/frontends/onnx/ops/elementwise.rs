@@ -344,17 +344,25 @@ fn cast(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let x = ctx.input(0)?;
     let code = ctx.opt_int("to")?.context("to is missing")?;
     let to = crate::frontends::onnx::tensor::dtype(code as i32)?;
-    // saturate and round_mode only concern 8-bit and smaller floats, which the IR lacks.
-    ctx.ignore(&["saturate", "round_mode"]);
-    let s = ctx.spec("Cast").attr("to", AttrValue::Type(to)).input(&x);
-    Ok(vec![ctx.emit1(s)?])
+    cast_spec(ctx, &x, to)
 }
 
 fn cast_like(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let x = ctx.input(0)?;
     let to = ctx.input(1)?.dtype();
-    ctx.ignore(&["saturate", "round_mode"]);
-    let s = ctx.spec("Cast").attr("to", AttrValue::Type(to)).input(&x);
+    cast_spec(ctx, &x, to)
+}
+
+/// The IR Cast of Cast and CastLike, with `saturate` (opset 19) and `round_mode` (opset 24).
+fn cast_spec(ctx: &mut Ctx, x: &Val, to: DType) -> Result<Vec<Val>> {
+    let saturate = ctx.int("saturate", 1)? != 0;
+    let round_mode = ctx.string("round_mode", "up")?;
+    let s = ctx
+        .spec("Cast")
+        .attr("to", AttrValue::Type(to))
+        .attr("saturate", AttrValue::Bool(saturate))
+        .str("round_mode", &round_mode)
+        .input(x);
     Ok(vec![ctx.emit1(s)?])
 }
 

@@ -1,5 +1,7 @@
 //! Linear (de)quantization, composed from IR ops: DequantizeLinear is (x − zero point) · scale,
-//! QuantizeLinear is saturate(round(x / scale) + zero point). Per-axis parameters (opset 13)
+//! QuantizeLinear is saturate(round(x / scale) + zero point) to integers (Clip, then Cast) and
+//! Cast(x / scale + zero point) to the narrow floats (the Cast rounds to nearest even and
+//! saturates as the `saturate` attribute says). Per-axis parameters (opset 13)
 //! are reshaped to broadcast along `axis`; on constant weights everything folds to a float
 //! constant. Blocked quantization (opset 21 `block_size`) is refused.
 use super::{axis, cast_to, OpFn};
@@ -78,39 +80,52 @@ fn quantize(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let x = ctx.input(0)?;
     let scale = ctx.input(1)?;
     let a = quant_axis(ctx)?;
-    // saturate only concerns 8-bit floats, which the IR lacks.
-    ctx.ignore(&["saturate"]);
+    let saturate = ctx.int("saturate", 1)? != 0;
     let zp = ctx.opt_input(2);
     let out = match (&zp, ctx.opt_int("output_dtype")?) {
         (Some(z), _) => z.dtype(),
         (None, Some(code)) if code != 0 => tensor::dtype(code as i32)?,
         _ => DType::U8,
     };
-    let (lo, hi) = match out {
+    let float = out.is_minifloat() && out != DType::F8E8M0;
+    let range = match out {
         DType::U8 => (0.0, 255.0),
         DType::I8 => (-128.0, 127.0),
         DType::U16 => (0.0, 65535.0),
         DType::I16 => (-32768.0, 32767.0),
         DType::I32 => (i32::MIN as f32, i32::MAX as f32),
+        DType::U4 => (0.0, 15.0),
+        DType::I4 => (-8.0, 7.0),
+        DType::U2 => (0.0, 3.0),
+        DType::I2 => (-2.0, 1.0),
+        _ if float => (0.0, 0.0),
         d => bail!("quantizing to {d} is not supported"),
     };
     let scale = along_axis(ctx, &scale, &x, a, "scale")?;
     let s = ctx.tmp("Div", "scaled").input(&x).input(&scale);
     let mut y = ctx.emit1(s)?;
-    let s = ctx.tmp("Round", "rounded").input(&y);
-    y = ctx.emit1(s)?;
+    if !float {
+        let s = ctx.tmp("Round", "rounded").input(&y);
+        y = ctx.emit1(s)?;
+    }
     if let Some(zp) = zp {
         let zp = cast_to(ctx, &zp, x.dtype(), "zero_point_float")?;
         let zp = along_axis(ctx, &zp, &x, a, "zero_point")?;
         let s = ctx.tmp("Add", "shifted").input(&y).input(&zp);
         y = ctx.emit1(s)?;
     }
+    if !float {
+        let s = ctx
+            .tmp("Clip", "saturated")
+            .float("min", range.0)
+            .float("max", range.1)
+            .input(&y);
+        y = ctx.emit1(s)?;
+    }
     let s = ctx
-        .tmp("Clip", "saturated")
-        .float("min", lo)
-        .float("max", hi)
+        .spec("Cast")
+        .attr("to", AttrValue::Type(out))
+        .attr("saturate", AttrValue::Bool(saturate))
         .input(&y);
-    y = ctx.emit1(s)?;
-    let s = ctx.spec("Cast").attr("to", AttrValue::Type(out)).input(&y);
     Ok(vec![ctx.emit1(s)?])
 }
