@@ -20,6 +20,7 @@ pub fn lookup(op: &str) -> Option<OpFn> {
         "Tile" => tile,
         "Expand" => expand,
         "Gather" => gather,
+        "ScatterND" => scatter_nd,
         "Shape" => shape,
         "Cast" => cast,
         "DepthToSpace" => depth_to_space,
@@ -419,6 +420,103 @@ fn gather(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
     Ok(vec![
         each_kind!(&data, a => reshape_to(select(a, ax, &flat), &shape)?),
     ])
+}
+
+/// ScatterND: each index tuple (the last axis of `indices`, k entries) names a slice of `data`
+/// (its trailing `rank - k` axes); the updates are applied in index order.
+fn scatter_nd(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
+    let [data, idx, upd] = take(i)?;
+    let idx = idx.into_i64()?;
+    let shape = data.shape().to_vec();
+    let (&k, lead) = idx
+        .shape()
+        .split_last()
+        .ok_or_else(|| anyhow!("indices is a scalar"))?;
+    if k > shape.len() {
+        bail!("indices of {k} entries index a rank-{} data", shape.len());
+    }
+    let mut want = lead.to_vec();
+    want.extend(&shape[k..]);
+    if upd.shape() != want {
+        bail!(
+            "updates {} do not have the shape {want:?} that indices and data give",
+            upd.describe()
+        );
+    }
+    let slice: usize = shape[k..].iter().product();
+    let idx = idx.as_standard_layout();
+    let flat = idx.as_slice().expect("standard layout");
+    let offsets = (0..lead.iter().product())
+        .map(|j| {
+            let tuple = &flat[j * k..(j + 1) * k];
+            let mut row = 0;
+            for (axis, (&v, &n)) in tuple.iter().zip(&shape).enumerate() {
+                let w = if v < 0 { v + n as i64 } else { v };
+                if w < 0 || w >= n as i64 {
+                    bail!("index {v} is out of range for axis {axis} of size {n}");
+                }
+                row = row * n + w as usize;
+            }
+            Ok(row * slice)
+        })
+        .collect::<Result<Vec<usize>>>()?;
+    let reduction = ctx.attrs.str("reduction")?;
+    let red = reduction.as_str();
+    Ok(vec![match (data, upd) {
+        (Value::F32(d), Value::F32(u)) => {
+            let f: fn(f32, f32) -> f32 = match red {
+                "add" => |a, b| a + b,
+                "mul" => |a, b| a * b,
+                "max" => |a, b| if a.is_nan() || a >= b { a } else { b },
+                "min" => |a, b| if a.is_nan() || a <= b { a } else { b },
+                _ => |_, b| b,
+            };
+            Value::F32(scatter_slices(d, &u, &offsets, slice, f))
+        }
+        (Value::I64(d), Value::I64(u)) => {
+            let f: fn(i64, i64) -> i64 = match red {
+                "add" => i64::wrapping_add,
+                "mul" => i64::wrapping_mul,
+                "max" => i64::max,
+                "min" => i64::min,
+                _ => |_, b| b,
+            };
+            Value::I64(scatter_slices(d, &u, &offsets, slice, f))
+        }
+        (Value::Bool(d), Value::Bool(u)) => {
+            if red != "none" {
+                bail!("reduction '{red}' on bool tensors");
+            }
+            Value::Bool(scatter_slices(d, &u, &offsets, slice, |_, b| b))
+        }
+        (d, u) => bail!(
+            "data and updates differ in kind: {} and {}",
+            d.describe(),
+            u.describe()
+        ),
+    }])
+}
+
+/// `data` with `slice` elements from each `offsets[j]` combined with update slice j by `f`.
+fn scatter_slices<T: Copy>(
+    data: ArrayD<T>,
+    upd: &ArrayD<T>,
+    offsets: &[usize],
+    slice: usize,
+    f: impl Fn(T, T) -> T,
+) -> ArrayD<T> {
+    let mut out = data.as_standard_layout().into_owned();
+    let upd = upd.as_standard_layout();
+    let (o, u) = (
+        out.as_slice_mut().expect("standard layout"),
+        upd.as_slice().expect("standard layout"),
+    );
+    for (j, &off) in offsets.iter().enumerate() {
+        for t in 0..slice {
+            o[off + t] = f(o[off + t], u[j * slice + t]);
+        }
+    }
+    out
 }
 
 fn shape(_: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {

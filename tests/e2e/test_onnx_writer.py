@@ -27,8 +27,9 @@ OPSETS = list(range(13, 22))
 # Families whose lowering depends on the opset (axes inputs, HardSwish/Mish/Gelu, LayerNorm,
 # Resize's axes, pooling dilations).
 OPSET_FAMILIES = ["activations", "norm", "reduce", "shape", "resize", "pool"]
-# Average pooling with dilations (in the pool cases) needs opset 19.
-MIN_OPSET = {"pool": 19}
+# Average pooling with dilations (in the pool cases) needs opset 19, ScatterND's max and min
+# reductions 18.
+MIN_OPSET = {"pool": 19, "scatter": 18}
 DEFAULT_OPSET = 17
 
 

@@ -519,8 +519,30 @@ def arithmetic_cases():
     outs += [g.op("Div", [ia, ib]), g.op("Add", [ia, ib]), g.op("Equal", [ia, ib])]
     outs += [g.op(op, [ba, bb]) for op in ["And", "Or", "Xor"]]
     outs += [g.op("Where", [g.op("Greater", [a, b]), a, g.const(np.float32(-1.0))])]
+    div = g.const(np.array([[2.5], [-1.5], [0.75]], np.float32))
+    outs += [g.op("Mod", [g.op("Mul", [a, g.const(np.float32(4.0))]), div], fmod=f) for f in (0, 1)]
+    outs += [g.op("Mod", [ia, ib], fmod=f) for f in (0, 1)]
     g.output(*outs)
     return {"arithmetic": g}
+
+
+def scatter_cases():
+    """ScatterND; its reductions max and min need ONNX opset 18 (test_onnx_writer.MIN_OPSET)."""
+    g = Graph(17)
+    x = g.input([4, 3, 2])
+    rows = g.input([2, 3, 2], batch_unknown=False)
+    elems = g.input([2, 2], batch_unknown=False)
+    ix = g.input([3, 4], dtype="int64", data=np.arange(12).reshape(3, 4))
+    iu = g.input([2, 4], dtype="int64", data=np.array([[10, 20, 30, 40], [-1, -2, -3, -4]]))
+    row_idx = g.const(np.array([[2], [-4]], np.int64))
+    elem_idx = g.const(np.array([[[1, -1, 0], [3, 2, 1]], [[0, 0, -2], [-1, 1, 1]]], np.int32))
+    dup = g.const(np.array([[1, 2], [3, 0], [1, 2]], np.int64))
+    dup_upd = g.input([3, 2], batch_unknown=False)
+    outs = [g.op("ScatterND", [x, row_idx, rows]), g.op("ScatterND", [x, elem_idx, elems])]
+    outs += [g.op("ScatterND", [x, dup, dup_upd], reduction=r) for r in ("add", "mul", "max", "min")]
+    outs += [g.op("ScatterND", [ix, g.const(np.array([[1], [1]], np.int64)), iu], reduction="add")]
+    g.output(*outs)
+    return {"scatter": g}
 
 
 def reduce_cases():
@@ -682,7 +704,8 @@ def recurrent_cases():
 ALL = {
     "conv": conv_cases, "pool": pool_cases, "dense": dense_cases, "norm": norm_cases,
     "activations": activation_cases, "arithmetic": arithmetic_cases, "reduce": reduce_cases,
-    "shape": shape_cases, "dtypes": dtype_cases, "resize": resize_cases, "recurrent": recurrent_cases,
+    "shape": shape_cases, "scatter": scatter_cases, "dtypes": dtype_cases, "resize": resize_cases,
+    "recurrent": recurrent_cases,
 }
 
 

@@ -214,6 +214,16 @@ impl L<'_, '_> {
                     self.set(format!("torch.div({a}, {b}, rounding_mode=\"trunc\")"))
                 }
             }
+            "Mod" => {
+                let (a, b) = (self.x(0)?, self.x(1)?);
+                // remainder: the divisor's sign; fmod: the dividend's.
+                let f = if self.a.int("fmod")? == 1 {
+                    "torch.fmod"
+                } else {
+                    "torch.remainder"
+                };
+                self.set(format!("{f}({a}, {b})"))
+            }
             "Where" => {
                 let (c, a, b) = (self.x(0)?, self.x(1)?, self.x(2)?);
                 self.set(format!("torch.where({c}, {a}, {b})"))
@@ -271,6 +281,7 @@ impl L<'_, '_> {
             }
             "Expand" => self.expand(),
             "Gather" => self.gather(),
+            "ScatterND" => self.scatter_nd(),
             "Shape" => {
                 let x = self.x(0)?;
                 self.set(format!("torch.tensor({x}.shape, dtype=torch.int64)"))
@@ -1505,6 +1516,46 @@ impl L<'_, '_> {
         self.line("# depth-column-row order: channel blocks (row, column, depth).".into());
         self.set(format!(
             "{x}.reshape({n}, {b}, {b}, {c2}, {h}, {w}).permute(0, 3, 4, 1, 5, 2).reshape({n}, {c2}, {hb}, {wb})"
+        ))
+    }
+
+    /// ScatterND: data viewed as rows `[prod(dims[..k]), *dims[k..]]`; each index tuple becomes
+    /// a row number (negative entries wrapped), and the update rows are copied or reduced in.
+    fn scatter_nd(&mut self) -> Result<()> {
+        let (x, idx, upd) = (self.x(0)?, self.x(1)?, self.x(2)?);
+        let k = *self.in_ty(1)?.shape.last().context("indices is a scalar")?;
+        if k < 1 {
+            bail!("indices with an empty last axis (updates replacing the whole tensor)");
+        }
+        let k = k as usize;
+        let rank = self.in_ty(0)?.rank();
+        let (i, row) = (self.local("idx"), self.local("row"));
+        self.line(format!("{i} = {idx}.reshape(-1, {k}).long()"));
+        for t in 0..k {
+            let n = self.dim(&x, t)?;
+            let wrapped = format!("torch.remainder({i}[:, {t}], {n})");
+            self.line(if t == 0 {
+                format!("{row} = {wrapped}")
+            } else {
+                format!("{row} = {row} * {n} + {wrapped}")
+            });
+        }
+        let rest = if k == rank {
+            String::new()
+        } else {
+            format!(", *{x}.shape[{k}:]")
+        };
+        let u = format!("{upd}.reshape(-1{rest})");
+        let call = match self.a.str("reduction")?.as_str() {
+            "add" => format!("index_add(0, {row}, {u})"),
+            "mul" => format!("index_reduce(0, {row}, {u}, \"prod\")"),
+            "max" => format!("index_reduce(0, {row}, {u}, \"amax\")"),
+            "min" => format!("index_reduce(0, {row}, {u}, \"amin\")"),
+            _ => format!("index_copy(0, {row}, {u})"),
+        };
+        self.set(format!(
+            "{x}.flatten(0, {}).{call}.reshape({x}.shape)",
+            k - 1
         ))
     }
 

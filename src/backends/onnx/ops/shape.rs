@@ -5,6 +5,7 @@
 //! else completed at run time from the input's batch and channel dims.
 use super::{axes_op, dense::indices, onnx_dtype, Lower, A};
 use crate::backends::onnx::builder::Ctx;
+use crate::ir::DType;
 use anyhow::{bail, Result};
 
 pub fn find(op: &str) -> Option<Lower> {
@@ -21,6 +22,7 @@ pub fn find(op: &str) -> Option<Lower> {
         "Tile" => |c| with_ints(c, "Tile", "repeats"),
         "Expand" => |c| with_ints(c, "Expand", "shape"),
         "Gather" => gather,
+        "ScatterND" => scatter_nd,
         "Shape" => shape,
         "Cast" => cast,
         "DepthToSpace" => depth_to_space,
@@ -180,6 +182,32 @@ fn gather(c: &mut Ctx) -> Result<()> {
     let idx = indices(c, 1)?;
     let axis = c.a.int("axis")?;
     c.last("Gather", &[&data, &idx], vec![A::I("axis", axis)])
+}
+
+/// ScatterND: int64 indices; the reduction attribute exists from opset 16 (add, mul) and 18
+/// (max, min).
+fn scatter_nd(c: &mut Ctx) -> Result<()> {
+    let data = c.x(0)?;
+    let mut idx = c.x(1)?;
+    if c.in_ty(1)?.dtype != DType::I64 {
+        idx = c.op("Cast", &[&idx], vec![A::I("to", 7)]);
+    }
+    let upd = c.x(2)?;
+    let reduction = c.a.str("reduction")?;
+    let since = match reduction.as_str() {
+        "none" => 0,
+        "add" | "mul" => 16,
+        _ => 18,
+    };
+    if c.opset() < since {
+        bail!("ScatterND's reduction '{reduction}' needs opset {since} or later");
+    }
+    let attrs = if reduction == "none" {
+        vec![]
+    } else {
+        vec![A::S("reduction", reduction)]
+    };
+    c.last("ScatterND", &[&data, &idx, &upd], attrs)
 }
 
 fn shape(c: &mut Ctx) -> Result<()> {

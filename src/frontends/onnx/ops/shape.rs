@@ -27,6 +27,7 @@ pub fn lookup(op: &str) -> Option<OpFn> {
         "Tile" => tile,
         "Expand" => expand,
         "Gather" => gather,
+        "ScatterND" => scatter_nd,
         "Shape" => shape,
         "Size" => size,
         "DepthToSpace" => depth_to_space,
@@ -348,6 +349,20 @@ fn gather(ctx: &mut Ctx) -> Result<Vec<Val>> {
         .int("axis", ctx.int("axis", 0)?)
         .input(&data)
         .input(&idx);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+/// ScatterND (opset 11; reduction add/mul from 16, max/min from 18): the IR op of the same
+/// name, every input possibly computed at run time.
+fn scatter_nd(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let (data, idx, upd) = (ctx.input(0)?, ctx.input(1)?, ctx.input(2)?);
+    let reduction = ctx.string("reduction", "none")?;
+    let s = ctx
+        .spec("ScatterND")
+        .str("reduction", &reduction)
+        .input(&data)
+        .input(&idx)
+        .input(&upd);
     Ok(vec![ctx.emit1(s)?])
 }
 
