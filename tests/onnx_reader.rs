@@ -604,14 +604,38 @@ fn unsupported_attributes_and_unmapped_outputs_are_reported_per_node() {
 }
 
 #[test]
-fn opsets_outside_7_to_28_are_refused() {
-    let m = model(
-        6,
-        vec![node("Relu", &["x"], &["y"], vec![])],
-        vec![],
-        value_info("x", &[D::N(1)]),
+fn opsets_outside_7_to_28_are_refused_unless_every_op_is_as_at_7() {
+    // Relu's opset-7 definition dates from opset 6; before, it had consumed_inputs.
+    let relu = |opset| {
+        model(
+            opset,
+            vec![node("Relu", &["x"], &["y"], vec![])],
+            vec![],
+            value_info("x", &[D::N(1)]),
+        )
+    };
+    assert_eq!(ops(&load_model(&relu(6)).unwrap()), ["DataInput", "Relu"]);
+    let e = err(load_model(&relu(5)));
+    assert!(e.contains("mmdnn reads opsets 7 to 28"), "{e}");
+    assert!(e.contains("which Relu is not"), "{e}");
+    // Not has had one definition since opset 1.
+    let mut x = value_info("x", &[D::N(2)]);
+    if let Some(type_proto::Value::TensorType(t)) = x.r#type.as_mut().and_then(|t| t.value.as_mut())
+    {
+        t.elem_type = tensor_proto::DataType::Bool as i32;
+    }
+    let mut m = model(1, vec![node("Not", &["x"], &["y"], vec![])], vec![], x);
+    m.graph.as_mut().unwrap().output.clear();
+    m.graph.as_mut().unwrap().output.push(ValueInfoProto {
+        name: "y".into(),
+        ..Default::default()
+    });
+    let l = load_model(&m).unwrap();
+    let x = Value::Bool(ndarray::arr1(&[true, false]).into_dyn());
+    assert_eq!(
+        run(&l, x),
+        [Value::Bool(ndarray::arr1(&[false, true]).into_dyn())]
     );
-    assert!(err(load_model(&m)).contains("mmdnn reads opsets 7 to 28"));
     let m = model(
         29,
         vec![node("Relu", &["x"], &["y"], vec![])],
