@@ -1528,7 +1528,6 @@ impl L<'_, '_> {
             bail!("indices with an empty last axis (updates replacing the whole tensor)");
         }
         let k = k as usize;
-        let rank = self.in_ty(0)?.rank();
         let (i, row) = (self.local("idx"), self.local("row"));
         self.line(format!("{i} = {idx}.reshape(-1, {k}).long()"));
         for t in 0..k {
@@ -1540,12 +1539,11 @@ impl L<'_, '_> {
                 format!("{row} = {row} * {n} + {wrapped}")
             });
         }
-        let rest = if k == rank {
-            String::new()
-        } else {
-            format!(", *{x}.shape[{k}:]")
+        // The updates' leading axes (the index tuples') become one.
+        let u = match self.in_ty(1)?.rank() {
+            1 => format!("{upd}.unsqueeze(0)"),
+            q => format!("{upd}.flatten(0, {})", q - 2),
         };
-        let u = format!("{upd}.reshape(-1{rest})");
         let call = match self.a.str("reduction")?.as_str() {
             "add" => format!("index_add(0, {row}, {u})"),
             "mul" => format!("index_reduce(0, {row}, {u}, \"prod\")"),
