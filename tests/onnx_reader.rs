@@ -396,6 +396,77 @@ fn one_op(opset: i64, n: NodeProto, inits: Vec<TensorProto>, dims: &[i64]) -> Lo
     load_model(&model(opset, vec![n], inits, value_info("x", &dims))).unwrap()
 }
 
+fn f32_value(shape: &[usize], v: &[f32]) -> Value {
+    Value::F32(ArrayD::from_shape_vec(IxDyn(shape), v.to_vec()).unwrap())
+}
+
+#[test]
+fn pad_wrap_and_space_to_depth_crd_become_tile_slice_and_reshape_transpose() {
+    let x = f32_value(&[2, 3], &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+    let wrap = |pads: &[i64]| {
+        one_op(
+            19,
+            node("Pad", &["x", "p"], &["y"], vec![attr_s("mode", "wrap")]),
+            vec![i64_typed("p", &[4], pads)],
+            &[2, 3],
+        )
+    };
+    // Output (i, j) reads input ((i − 0) mod 2, (j − 2) mod 3), worked out by hand.
+    let l = wrap(&[0, 2, 1, 4]);
+    assert_eq!(ops(&l), ["DataInput", "Tile", "Slice"]);
+    let r0 = [1.0, 2.0, 0.0, 1.0, 2.0, 0.0, 1.0, 2.0, 0.0];
+    let r1 = [4.0, 5.0, 3.0, 4.0, 5.0, 3.0, 4.0, 5.0, 3.0];
+    let want: Vec<f32> = r0.iter().chain(&r1).chain(&r0).copied().collect();
+    assert_eq!(run(&l, x.clone()), [f32_value(&[3, 9], &want)]);
+    // A negative pad crops.
+    let l = wrap(&[0, -1, 0, 0]);
+    assert_eq!(run(&l, x), [f32_value(&[2, 2], &[1.0, 2.0, 4.0, 5.0])]);
+
+    // x[c, h, w] = 4c + 2h + w, blocksize 2: CRD puts channel c·4 + h·2 + w, DCR (h·2 + w)·2 + c.
+    let x: Vec<f32> = (0..8).map(|v| v as f32).collect();
+    let s2d = |mode: &str| {
+        let n = node(
+            "SpaceToDepth",
+            &["x"],
+            &["y"],
+            vec![attr_i("blocksize", 2), attr_s("mode", mode)],
+        );
+        let l = one_op(25, n, vec![], &[1, 2, 2, 2]);
+        let y = run(&l, f32_value(&[1, 2, 2, 2], &x));
+        (ops(&l), y)
+    };
+    let (o, y) = s2d("CRD");
+    assert_eq!(o, ["DataInput", "Reshape", "Transpose", "Reshape"]);
+    assert_eq!(y, [f32_value(&[1, 8, 1, 1], &x)]);
+    let (o, y) = s2d("DCR");
+    assert_eq!(o, ["DataInput", "SpaceToDepth"]);
+    let dcr = [0.0, 4.0, 1.0, 5.0, 2.0, 6.0, 3.0, 7.0];
+    assert_eq!(y, [f32_value(&[1, 8, 1, 1], &dcr)]);
+}
+
+#[test]
+fn training_dropout_is_the_identity_only_with_ratio_0() {
+    let t = TensorProto {
+        name: "t".into(),
+        data_type: tensor_proto::DataType::Bool as i32,
+        int32_data: vec![1],
+        ..Default::default()
+    };
+    let dropout = |ratio: f32| {
+        let m = model(
+            22,
+            vec![node("Dropout", &["x", "r", "t"], &["y"], vec![])],
+            vec![f32_raw("r", &[], &[ratio]), t.clone()],
+            value_info("x", &[D::N(2), D::N(2)]),
+        );
+        load_model(&m)
+    };
+    let l = dropout(0.0).unwrap();
+    assert_eq!(ops(&l), ["DataInput", "Identity"]);
+    let e = err(dropout(0.25));
+    assert!(e.contains("training_mode is true with ratio 0.25"), "{e}");
+}
+
 #[test]
 fn slice_squeeze_split_clip_follow_their_opset() {
     // Slice: attributes (opset 9), inputs with steps (10).

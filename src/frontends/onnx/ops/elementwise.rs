@@ -319,15 +319,23 @@ fn cast_like(ctx: &mut Ctx) -> Result<Vec<Val>> {
     Ok(vec![ctx.emit1(s)?])
 }
 
-/// Dropout is the identity at inference; a training_mode input known to be true is refused.
-/// (Its mask output, when used, is reported by the caller as unmapped.)
+/// Dropout is the identity at inference, and in training with ratio 0 (nothing is dropped);
+/// a training_mode input known to be true with another ratio is refused (its output is random).
 fn dropout(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let x = ctx.input(0)?;
     ctx.ignore(&["ratio", "seed"]);
     if ctx.opset >= 12 {
         if let Some(t) = ctx.const_input(2, "training_mode")? {
             if t.to_f32().iter().any(|&v| v != 0.0) {
-                bail!("training_mode is true; only inference graphs are supported");
+                let ratio = ctx
+                    .const_floats(1, "the ratio")?
+                    .map_or(0.5, |r| r.first().copied().unwrap_or(0.5));
+                if ratio != 0.0 {
+                    bail!(
+                        "training_mode is true with ratio {ratio}, which drops elements at \
+                         random; only inference graphs (or ratio 0) are supported"
+                    );
+                }
             }
         }
     }
@@ -336,7 +344,7 @@ fn dropout(ctx: &mut Ctx) -> Result<Vec<Val>> {
     if ctx.out_name(1).is_empty() {
         return Ok(vec![y]);
     }
-    // The mask of an inference Dropout keeps every element.
+    // The mask of an inference (or ratio 0) Dropout keeps every element.
     let shape = x.shape();
     if shape.iter().any(|&d| d < 0) {
         bail!("output 1 (the mask) is used and the input's shape {shape:?} is not fully known");
