@@ -445,6 +445,42 @@ fn pad_wrap_and_space_to_depth_crd_become_tile_slice_and_reshape_transpose() {
 }
 
 #[test]
+fn resize_keep_aspect_ratio_policy_resolves_to_sizes_or_scales() {
+    let resize = |dims: &[i64], sizes: &[i64], policy: &str| {
+        let m = model(
+            18,
+            vec![node(
+                "Resize",
+                &["x", "", "", "s"],
+                &["y"],
+                vec![
+                    attr_ints("axes", &[2, 3]),
+                    attr_s("keep_aspect_ratio_policy", policy),
+                ],
+            )],
+            vec![i64_typed("s", &[2], sizes)],
+            value_info("x", &dims.iter().map(|&d| D::N(d)).collect::<Vec<_>>()),
+        );
+        load_model(&m)
+    };
+    // 2×4 to at most 1×3: scale min(1/2, 3/4) = 1/2, sizes 1×2.
+    let l = resize(&[1, 1, 2, 4], &[1, 3], "not_larger").unwrap();
+    assert_eq!(attr_of(&l, "Resize", "sizes"), AttrValue::Ints(vec![1, 2]));
+    // 2×2 to at least 7×8: scale max(7/2, 8/2) = 4, sizes 8×8.
+    let l = resize(&[1, 1, 2, 2], &[7, 8], "not_smaller").unwrap();
+    assert_eq!(attr_of(&l, "Resize", "sizes"), AttrValue::Ints(vec![8, 8]));
+    // 3×5 to at most 2×9: scale 2/3, sizes 2 × round(3.33) = 3; as a scale, floor(5 · 2/3) = 3.
+    let l = resize(&[1, 1, 3, 5], &[2, 9], "not_larger").unwrap();
+    assert_eq!(
+        attr_of(&l, "Resize", "scales"),
+        AttrValue::Floats(vec![2.0 / 3.0, 2.0 / 3.0])
+    );
+    // 2×4 to at least 1×3: scale 3/4, sizes round(1.5) = 2 × 3: neither form reproduces both.
+    let e = err(resize(&[1, 1, 2, 4], &[1, 3], "not_smaller"));
+    assert!(e.contains("cannot both reproduce"), "{e}");
+}
+
+#[test]
 fn training_dropout_is_the_identity_only_with_ratio_0() {
     let t = TensorProto {
         name: "t".into(),

@@ -96,10 +96,14 @@ fn resize(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let target = match (scales, sizes) {
         (Some(s), None) => Target::Scales(spread(s, 1.0, &axes, rank)?),
         (None, Some(s)) => {
-            if policy != "stretch" {
-                bail!("keep_aspect_ratio_policy '{policy}' has no IR equivalent");
+            let sizes = spread(s, None, &axes, rank)?;
+            match policy.as_str() {
+                "stretch" => Target::Sizes(sizes),
+                "not_larger" | "not_smaller" => keep_aspect(&x, sizes, &axes, &policy)?,
+                p => bail!(
+                    "keep_aspect_ratio_policy '{p}' is not one of stretch, not_larger, not_smaller"
+                ),
             }
-            Target::Sizes(spread(s, None, &axes, rank)?)
         }
         _ => bail!("exactly one of scales and sizes must be given"),
     };
@@ -116,6 +120,77 @@ fn resize(ctx: &mut Ctx) -> Result<Vec<Val>> {
         }
     }
     emit(ctx, &x, target, &mode, &ctm, &nearest, cubic_a)
+}
+
+/// keep_aspect_ratio_policy not_larger / not_smaller: one scale for the resized axes (`axes`,
+/// else all), the smallest / largest of size / dim, and sizes round(scale · dim) (halves up).
+/// The IR resamples with scale = size / dim given sizes, or with floor(dim · scale) samples given
+/// a scale: the target is whichever of the two reproduces both the sizes and the scale.
+fn keep_aspect(
+    x: &Val,
+    sizes: Vec<Option<i64>>,
+    axes: &Option<Vec<i64>>,
+    policy: &str,
+) -> Result<Target> {
+    let shape = x.shape();
+    let rank = shape.len();
+    let resized: Vec<usize> = match axes {
+        Some(a) => a
+            .iter()
+            .map(|&a| super::axis(a, rank))
+            .collect::<Result<_>>()?,
+        None => (0..rank).collect(),
+    };
+    let mut ratios = vec![];
+    for &i in &resized {
+        let (Some(size), true) = (sizes[i], shape[i] > 0) else {
+            bail!(
+                "keep_aspect_ratio_policy '{policy}' needs the dims of the resized axes, got {}",
+                x.ty()
+            );
+        };
+        ratios.push(size as f64 / shape[i] as f64);
+    }
+    let pick = if policy == "not_larger" {
+        f64::min
+    } else {
+        f64::max
+    };
+    let Some(scale) = ratios.into_iter().reduce(pick) else {
+        bail!("keep_aspect_ratio_policy '{policy}' with no resized axis");
+    };
+    let exact = resized
+        .iter()
+        .all(|&i| (scale * shape[i] as f64).fract() == 0.0);
+    let out = |i: usize| (scale * shape[i] as f64 + 0.5).floor() as i64;
+    if exact {
+        return Ok(Target::Sizes(
+            (0..rank)
+                .map(|i| {
+                    Some(if resized.contains(&i) {
+                        out(i)
+                    } else {
+                        shape[i]
+                    })
+                })
+                .collect(),
+        ));
+    }
+    let s32 = scale as f32;
+    if resized
+        .iter()
+        .all(|&i| (shape[i] as f64 * s32 as f64).floor() as i64 == out(i))
+    {
+        return Ok(Target::Scales(
+            (0..rank)
+                .map(|i| if resized.contains(&i) { s32 } else { 1.0 })
+                .collect(),
+        ));
+    }
+    bail!(
+        "keep_aspect_ratio_policy '{policy}' gives scale {scale} and sizes rounded from it, \
+         which the IR's Resize (sizes, or floor(dim · scale)) cannot both reproduce"
+    )
 }
 
 /// Scales or sizes given for `axes` (opset 18) spread over every axis, `fill` elsewhere.
