@@ -481,6 +481,45 @@ fn resize_keep_aspect_ratio_policy_resolves_to_sizes_or_scales() {
 }
 
 #[test]
+fn training_batch_norm_uses_the_batch_statistics_and_updates_the_running_ones() {
+    let n = node(
+        "BatchNormalization",
+        &["x", "s", "b", "m", "v"],
+        &["y", "rm", "rv"],
+        vec![attr_i("training_mode", 1), attr_f("epsilon", 0.0)],
+    );
+    let mut m = model(
+        15,
+        vec![n],
+        vec![
+            f32_raw("s", &[1], &[2.0]),
+            f32_raw("b", &[1], &[0.5]),
+            f32_raw("m", &[1], &[0.0]),
+            f32_raw("v", &[1], &[1.0]),
+        ],
+        value_info("x", &[D::N(2), D::N(1)]),
+    );
+    for name in ["rm", "rv"] {
+        m.graph.as_mut().unwrap().output.push(ValueInfoProto {
+            name: name.into(),
+            ..Default::default()
+        });
+    }
+    let l = load_model(&m).unwrap();
+    // Batch [1, 3]: mean 2, population variance 1, so y = (x − 2) · 2 + 0.5; running
+    // statistics with momentum 0.9: 0 · 0.9 + 2 · 0.1 and 1 · 0.9 + 1 · 0.1.
+    let got = run(&l, f32_value(&[2, 1], &[1.0, 3.0]));
+    assert_eq!(got[0], f32_value(&[2, 1], &[-1.5, 2.5]));
+    let close = |v: &Value, want: f32| {
+        let a = v.as_f32().unwrap();
+        assert_eq!(a.shape(), [1]);
+        assert!((a[[0]] - want).abs() < 1e-6, "{a} vs {want}");
+    };
+    close(&got[1], 0.2);
+    close(&got[2], 1.0);
+}
+
+#[test]
 fn training_dropout_is_the_identity_only_with_ratio_0() {
     let t = TensorProto {
         name: "t".into(),
