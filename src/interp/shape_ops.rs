@@ -681,7 +681,21 @@ fn resize_taps(n: usize, m: usize, scale: f64, ctx: &OpCtx) -> Result<Taps> {
     let ctm = a.str("coordinate_transformation_mode")?;
     let nearest = a.str("nearest_mode")?;
     let cubic_a = a.float("cubic_coeff_a")? as f64;
+    let exclude = a.bool("exclude_outside")?;
     let clamp = |i: i64| i.clamp(0, n as i64 - 1) as usize;
+    // Interpolation taps (input index, weight); with exclude_outside, those outside the input
+    // get weight 0 and the rest sum to 1.
+    let taps = |raw: Vec<(i64, f64)>| -> Vec<(usize, f32)> {
+        let inside = |i: i64| (0..n as i64).contains(&i);
+        let total: f64 = raw.iter().filter(|t| inside(t.0)).map(|t| t.1).sum();
+        raw.into_iter()
+            .map(|(i, w)| match exclude {
+                false => (clamp(i), w as f32),
+                true if inside(i) => (clamp(i), (w / total) as f32),
+                true => (clamp(i), 0.0),
+            })
+            .collect()
+    };
     (0..m)
         .map(|o| {
             let x = o as f64;
@@ -697,6 +711,11 @@ fn resize_taps(n: usize, m: usize, scale: f64, ctx: &OpCtx) -> Result<Taps> {
                 "align_corners" => 0.0,
                 "asymmetric" => x / scale,
                 "tf_half_pixel_for_nn" => (x + 0.5) / scale,
+                // half_pixel about the input's centre when m differs from n · scale.
+                "half_pixel_symmetric" => {
+                    let offset = n as f64 / 2.0 * (1.0 - m as f64 / (n as f64 * scale));
+                    offset + (x + 0.5) / scale - 0.5
+                }
                 other => bail!("unknown coordinate_transformation_mode '{other}'"),
             };
             let fl = xo.floor();
@@ -714,7 +733,7 @@ fn resize_taps(n: usize, m: usize, scale: f64, ctx: &OpCtx) -> Result<Taps> {
                     };
                     vec![(clamp(fi + up as i64), 1.0)]
                 }
-                "linear" => vec![(clamp(fi), (1.0 - r) as f32), (clamp(fi + 1), r as f32)],
+                "linear" => taps(vec![(fi, 1.0 - r), (fi + 1, r)]),
                 "cubic" => {
                     let c = |t: f64| {
                         let t = t.abs();
@@ -726,9 +745,7 @@ fn resize_taps(n: usize, m: usize, scale: f64, ctx: &OpCtx) -> Result<Taps> {
                             0.0
                         }
                     };
-                    (-1..=2)
-                        .map(|k| (clamp(fi + k), c(r - k as f64) as f32))
-                        .collect()
+                    taps((-1..=2).map(|k| (fi + k, c(r - k as f64))).collect())
                 }
                 other => bail!("unknown mode '{other}'"),
             })

@@ -656,6 +656,24 @@ def resize_cases():
     return {"resize": g}
 
 
+def resize19_cases():
+    """Resize's half_pixel_symmetric (ONNX opset 19, test_onnx_writer.MIN_OPSET) and
+    exclude_outside."""
+    g = Graph(18)
+    x = g.input([1, 2, 7, 5])
+    outs = []
+    for mode in ["nearest", "linear", "cubic"]:
+        outs.append(g.op("Resize", [x], mode=mode, scales=[0.6, 1.5],
+                         coordinate_transformation_mode="half_pixel_symmetric"))
+        outs.append(g.op("Resize", [x], mode=mode, sizes=[3, 11],
+                         coordinate_transformation_mode="half_pixel_symmetric"))
+    for mode in ["linear", "cubic"]:
+        outs.append(g.op("Resize", [x], mode=mode, scales=[0.8, 1.6], exclude_outside=True, cubic_coeff_a=-0.5))
+        outs.append(g.op("Resize", [x], mode=mode, sizes=[14, 10], exclude_outside=True))
+    g.output(*outs)
+    return {"resize19": g}
+
+
 def recurrent_cases():
     cases = {}
     f, h, t = 3, 4, 5
@@ -705,7 +723,7 @@ ALL = {
     "conv": conv_cases, "pool": pool_cases, "dense": dense_cases, "norm": norm_cases,
     "activations": activation_cases, "arithmetic": arithmetic_cases, "reduce": reduce_cases,
     "shape": shape_cases, "scatter": scatter_cases, "dtypes": dtype_cases, "resize": resize_cases,
-    "recurrent": recurrent_cases,
+    "resize19": resize19_cases, "recurrent": recurrent_cases,
 }
 
 

@@ -1593,6 +1593,7 @@ impl L<'_, '_> {
         let ctm = self.a.str("coordinate_transformation_mode")?;
         let nearest = self.a.str("nearest_mode")?;
         let cubic_a = self.a.float("cubic_coeff_a")?;
+        let exclude = self.a.bool("exclude_outside")?;
         let sizes = self.a.opt_ints("sizes")?;
         let scales = match self.a.get("scales")? {
             Some(AttrValue::Floats(s)) => Some(s),
@@ -1649,7 +1650,7 @@ impl L<'_, '_> {
             ("cubic", 2) if cubic_a == -0.75 => Some("bicubic"),
             _ => None,
         };
-        if let (Some(m), true) = (interp_mode, half || ctm == "align_corners") {
+        if let (Some(m), true, false) = (interp_mode, half || ctm == "align_corners", exclude) {
             let f = self.func("F.interpolate");
             let target = match (&sizes, &scales) {
                 (Some(s), _) => format!("size={}", tuple(s)),
@@ -1704,8 +1705,9 @@ impl L<'_, '_> {
                 self.local("rows")
             };
             self.line(format!(
-                "{name} = resample({cur}, {dim}, {size}, {scale}, \"{mode}\", \"{ctm}\", \"{nearest}\", {})",
-                float(cubic_a)
+                "{name} = resample({cur}, {dim}, {size}, {scale}, \"{mode}\", \"{ctm}\", \"{nearest}\", {}, {})",
+                float(cubic_a),
+                if exclude { "True" } else { "False" }
             ));
             cur = name;
         }

@@ -276,6 +276,7 @@ pub const OPS: &[OpDef] = &[
                     "align_corners",
                     "asymmetric",
                     "tf_half_pixel_for_nn",
+                    "half_pixel_symmetric",
                 ],
                 "how output coordinates map to input coordinates",
             ),
@@ -290,6 +291,13 @@ pub const OPS: &[OpDef] = &[
                 K::Float,
                 Default::Float(-0.75),
                 "cubic mode coefficient",
+            ),
+            attr(
+                "exclude_outside",
+                K::Bool,
+                Default::Bool(false),
+                "linear and cubic: taps outside the input get weight 0, the others are \
+                 renormalised to sum 1",
             ),
             DATA_FORMAT,
         ],

@@ -266,12 +266,20 @@ fn resize(c: &mut Ctx) -> Result<()> {
         coord = "half_pixel".into();
         nearest = same.into();
     }
+    if coord == "half_pixel_symmetric" && c.opset() < 19 {
+        bail!("coordinate mode half_pixel_symmetric needs opset 19 or later");
+    }
     let mut attrs = vec![
         A::S("mode", mode),
         A::S("coordinate_transformation_mode", coord),
         A::S("nearest_mode", nearest),
         A::F("cubic_coeff_a", c.a.float("cubic_coeff_a")?),
     ];
+    // For linear taps, excluding the one past an edge leaves the edge sample alone, as
+    // clamping does: exclude_outside changes only cubic (and onnxruntime refuses it elsewhere).
+    if c.a.bool("exclude_outside")? && c.a.str("mode")? == "cubic" {
+        attrs.push(A::I("exclude_outside", 1));
+    }
     let x = c.x(0)?;
     let sizes = c.a.opt_ints("sizes")?;
     let scales = match c.a.get("scales")? {

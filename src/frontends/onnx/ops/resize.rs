@@ -56,7 +56,7 @@ fn legacy(ctx: &mut Ctx, x: &Val, scales: Vec<f32>, mode: &str) -> Result<Vec<Va
         mode,
         "asymmetric",
         nearest,
-        -0.75,
+        (-0.75, false),
     )
 }
 
@@ -74,10 +74,8 @@ fn resize(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let ctm = ctx.string("coordinate_transformation_mode", "half_pixel")?;
     let nearest = ctx.string("nearest_mode", "round_prefer_floor")?;
     let cubic_a = ctx.float("cubic_coeff_a", -0.75)?;
-    if ctx.int("exclude_outside", 0)? != 0 {
-        bail!("exclude_outside = 1 has no IR equivalent");
-    }
-    if ctm == "tf_crop_and_resize" || ctm == "half_pixel_symmetric" {
+    let exclude = ctx.int("exclude_outside", 0)? != 0;
+    if ctm == "tf_crop_and_resize" {
         bail!("coordinate_transformation_mode '{ctm}' has no IR equivalent");
     }
     // Only tf_crop_and_resize reads the region of interest and the extrapolation value.
@@ -119,7 +117,7 @@ fn resize(ctx: &mut Ctx) -> Result<Vec<Val>> {
             bail!("antialias = 1 when shrinking has no IR equivalent");
         }
     }
-    emit(ctx, &x, target, &mode, &ctm, &nearest, cubic_a)
+    emit(ctx, &x, target, &mode, &ctm, &nearest, (cubic_a, exclude))
 }
 
 /// keep_aspect_ratio_policy not_larger / not_smaller: one scale for the resized axes (`axes`,
@@ -221,7 +219,7 @@ fn probed_sizes(x: &Val, [p, q]: [Vec<i64>; 2]) -> Result<Vec<Option<i64>>> {
         .collect()
 }
 
-/// The IR Resize for a target over every axis.
+/// The IR Resize for a target over every axis; `taps` is (cubic_coeff_a, exclude_outside).
 fn emit(
     ctx: &mut Ctx,
     x: &Val,
@@ -229,7 +227,7 @@ fn emit(
     mode: &str,
     ctm: &str,
     nearest: &str,
-    cubic_a: f32,
+    (cubic_a, exclude): (f32, bool),
 ) -> Result<Vec<Val>> {
     if !["nearest", "linear", "cubic"].contains(&mode) {
         bail!("mode '{mode}' is not one of nearest, linear, cubic");
@@ -265,6 +263,7 @@ fn emit(
         .str("coordinate_transformation_mode", ctm)
         .str("nearest_mode", nearest)
         .float("cubic_coeff_a", cubic_a)
+        .flag("exclude_outside", exclude)
         .str("data_format", format)
         .input(x);
     s = match target {
