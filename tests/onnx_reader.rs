@@ -520,6 +520,23 @@ fn training_batch_norm_uses_the_batch_statistics_and_updates_the_running_ones() 
 }
 
 #[test]
+fn einsum_takes_diagonals_of_repeated_labels() {
+    let einsum = |eq: &str| {
+        let n = node("Einsum", &["x"], &["y"], vec![attr_s("equation", eq)]);
+        one_op(12, n, vec![], &[2, 2, 2])
+    };
+    // x[b] = [[1, 2], [3, 4]] + 10·b.
+    let x = f32_value(&[2, 2, 2], &[1.0, 2.0, 3.0, 4.0, 11.0, 12.0, 13.0, 14.0]);
+    let l = einsum("...ii->...i");
+    assert_eq!(
+        run(&l, x.clone()),
+        [f32_value(&[2, 2], &[1.0, 4.0, 11.0, 14.0])]
+    );
+    // Implicit output: the repeated label is summed (the trace).
+    assert_eq!(run(&einsum("bii"), x), [f32_value(&[2], &[5.0, 25.0])]);
+}
+
+#[test]
 fn training_dropout_is_the_identity_only_with_ratio_0() {
     let t = TensorProto {
         name: "t".into(),
