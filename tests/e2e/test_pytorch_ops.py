@@ -714,6 +714,10 @@ def recurrent_cases():
     outs.append(layer(g, "RNN", x, activation="sigmoid"))
     outs.append(layer(g, "GRU", x, activation="relu", bias=False, linear_before_reset=True))
     outs.append(layer(g, "LSTM", x, activation="linear"))
+    for direction in ["forward", "bidirectional"]:
+        n = layer(g, "LSTM", x, direction)
+        g.w(n, "P", g.rand(2 if direction == "bidirectional" else 1, 3 * h))
+        outs += [n, f"{n}:1", f"{n}:2"]
     g.output(*outs)
     cases["recurrent_explicit"] = g
     return cases

@@ -1742,7 +1742,7 @@ impl L<'_, '_> {
         };
         let lbr = op == "GRU" && self.a.bool("linear_before_reset")?;
         let standard = match op.as_str() {
-            "LSTM" => act == "tanh" && gate == "sigmoid",
+            "LSTM" => act == "tanh" && gate == "sigmoid" && !self.has("P"),
             "GRU" => act == "tanh" && gate == "sigmoid" && lbr,
             _ => act == "tanh" || act == "relu",
         };
@@ -1776,6 +1776,11 @@ impl L<'_, '_> {
             } else {
                 let g = w.shape[1];
                 self.fill("B", w.dtype, vec![dirs.len(), 2 * g], 0.0);
+            }
+            if self.has("P") {
+                self.entry("P", "P", View::AsIs, None)?;
+            } else {
+                self.fill("P", w.dtype, vec![dirs.len(), 3 * h], 0.0);
             }
             let mut targets = names.clone();
             targets.resize(3, "_".to_string());
