@@ -116,7 +116,7 @@ fn modulo(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
         v => bail!("fmod is {v}, not 0 or 1"),
     };
     // A nonzero remainder whose sign differs from the divisor's moves by one divisor.
-    let floor = move |r: f64, b: f64| {
+    let divisor_sign = move |r: f64, b: f64| {
         if !fmod && r != 0.0 && (r < 0.0) != (b < 0.0) {
             r + b
         } else {
@@ -125,7 +125,7 @@ fn modulo(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
     };
     arith(
         i,
-        |a, b| floor((a as f64) % (b as f64), b as f64) as f32,
+        |a, b| divisor_sign((a as f64) % (b as f64), b as f64) as f32,
         |a, b| {
             if b == 0 {
                 bail!("integer modulo by zero");
