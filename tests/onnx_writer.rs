@@ -206,6 +206,7 @@ fn unsupported_nodes_are_listed_at_once_and_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.onnx");
     let opts = Options {
+        opset: Some(17),
         external_data: true,
         ..Default::default()
     };
@@ -217,6 +218,11 @@ fn unsupported_nodes_are_listed_at_once_and_nothing_is_written() {
     assert!(err.contains("node 'bad1' (Pool)") && err.contains("node 'bad2' (Pool)"));
     assert!(!err.contains("after"), "{err}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    // Without --opset the model is written at the first opset that has dilated average pooling.
+    save(&g, &w, &path, Options::default()).unwrap();
+    let model = ModelProto::decode(&std::fs::read(&path).unwrap()[..]).unwrap();
+    assert_eq!(model.opset_import[0].version, 19);
+    std::fs::remove_file(&path).unwrap();
     let err = format!(
         "{:#}",
         save(

@@ -12,6 +12,7 @@ pub fn lookup(op: &str) -> Option<OpFn> {
         "Mul" => mul,
         "Div" => div,
         "Pow" => pow,
+        "Mod" => modulo,
         "Maximum" => maximum,
         "Minimum" => minimum,
         "Equal" => equal,
@@ -103,6 +104,38 @@ fn pow(_: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
                 bail!("integers cannot be raised to the negative power {b}");
             }
             Ok(a.wrapping_pow(b.min(u32::MAX as i64) as u32))
+        },
+    )
+}
+
+/// Mod: the remainder, with the divisor's sign (fmod 0) or the dividend's (fmod 1).
+fn modulo(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
+    let fmod = match ctx.attrs.int("fmod")? {
+        0 => false,
+        1 => true,
+        v => bail!("fmod is {v}, not 0 or 1"),
+    };
+    // A nonzero remainder whose sign differs from the divisor's moves by one divisor.
+    let divisor_sign = move |r: f64, b: f64| {
+        if !fmod && r != 0.0 && (r < 0.0) != (b < 0.0) {
+            r + b
+        } else {
+            r
+        }
+    };
+    arith(
+        i,
+        |a, b| divisor_sign((a as f64) % (b as f64), b as f64) as f32,
+        |a, b| {
+            if b == 0 {
+                bail!("integer modulo by zero");
+            }
+            let r = a.wrapping_rem(b);
+            Ok(if !fmod && r != 0 && (r < 0) != (b < 0) {
+                r + b
+            } else {
+                r
+            })
         },
     )
 }

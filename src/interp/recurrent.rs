@@ -87,6 +87,24 @@ fn run(ctx: &OpCtx, inputs: Vec<Value>, kind: Kind) -> Result<Vec<Value>> {
         None => None,
     };
     let (w, r) = (w.as_f32()?, r.as_f32()?);
+    // LSTM peepholes [D, 3·H] (i, o, f), zeros when absent.
+    let p = match kind {
+        Kind::Lstm => ctx
+            .opt_weight("P")?
+            .map(|p| -> Result<_> {
+                let arr = p.as_f32()?;
+                if arr.shape() != [d, 3 * h] {
+                    bail!(
+                        "weight 'P' has shape {:?}; expected [{d}, {}]",
+                        arr.shape(),
+                        3 * h
+                    );
+                }
+                Ok(arr.clone())
+            })
+            .transpose()?,
+        _ => None,
+    };
     let act_main = act(&a.str("activation")?)?;
     let act_gate = match kind {
         Kind::Rnn => act_main,
@@ -109,6 +127,9 @@ fn run(ctx: &OpCtx, inputs: Vec<Value>, kind: Kind) -> Result<Vec<Value>> {
                 .as_ref()
                 .map_or(vec![0.0; gh], |b| b.slice(s![di, gh..]).to_vec()),
         };
+        let peep = p
+            .as_ref()
+            .map_or(vec![0.0; 3 * h], |p| p.slice(s![di, ..]).to_vec());
         // Input projections for every step at once: [N·T, G·H] = x · Wᵀ + Wb.
         let mut xw = Array2::<f32>::zeros((n * t, gh));
         gemm(x2.view(), dir.w.t(), 0.0, xw.view_mut());
@@ -130,11 +151,12 @@ fn run(ctx: &OpCtx, inputs: Vec<Value>, kind: Kind) -> Result<Vec<Value>> {
                 match kind {
                     Kind::Lstm => {
                         for j in 0..h {
-                            let i = act_gate(pre(0, j));
-                            let o = act_gate(pre(1, j));
-                            let fg = act_gate(pre(2, j));
+                            let prev = cs[[bi, j]];
+                            let i = act_gate(pre(0, j) + peep[j] * prev);
+                            let fg = act_gate(pre(2, j) + peep[2 * h + j] * prev);
                             let cc = act_main(pre(3, j));
-                            let c = fg * cs[[bi, j]] + i * cc;
+                            let c = fg * prev + i * cc;
+                            let o = act_gate(pre(1, j) + peep[h + j] * c);
                             cs[[bi, j]] = c;
                             out[j] = o * act_main(c);
                         }

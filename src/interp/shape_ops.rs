@@ -21,6 +21,7 @@ pub fn lookup(op: &str) -> Option<OpFn> {
         "Tile" => tile,
         "Expand" => expand,
         "Gather" => gather,
+        "ScatterND" => scatter_nd,
         "Shape" => shape,
         "Cast" => cast,
         "DepthToSpace" => depth_to_space,
@@ -422,6 +423,103 @@ fn gather(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
     ])
 }
 
+/// ScatterND: each index tuple (the last axis of `indices`, k entries) names a slice of `data`
+/// (its trailing `rank - k` axes); the updates are applied in index order.
+fn scatter_nd(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
+    let [data, idx, upd] = take(i)?;
+    let idx = idx.into_i64()?;
+    let shape = data.shape().to_vec();
+    let (&k, lead) = idx
+        .shape()
+        .split_last()
+        .ok_or_else(|| anyhow!("indices is a scalar"))?;
+    if k > shape.len() {
+        bail!("indices of {k} entries index a rank-{} data", shape.len());
+    }
+    let mut want = lead.to_vec();
+    want.extend(&shape[k..]);
+    if upd.shape() != want {
+        bail!(
+            "updates {} do not have the shape {want:?} that indices and data give",
+            upd.describe()
+        );
+    }
+    let slice: usize = shape[k..].iter().product();
+    let idx = idx.as_standard_layout();
+    let flat = idx.as_slice().expect("standard layout");
+    let offsets = (0..lead.iter().product())
+        .map(|j| {
+            let tuple = &flat[j * k..(j + 1) * k];
+            let mut row = 0;
+            for (axis, (&v, &n)) in tuple.iter().zip(&shape).enumerate() {
+                let w = if v < 0 { v + n as i64 } else { v };
+                if w < 0 || w >= n as i64 {
+                    bail!("index {v} is out of range for axis {axis} of size {n}");
+                }
+                row = row * n + w as usize;
+            }
+            Ok(row * slice)
+        })
+        .collect::<Result<Vec<usize>>>()?;
+    let reduction = ctx.attrs.str("reduction")?;
+    let red = reduction.as_str();
+    Ok(vec![match (data, upd) {
+        (Value::F32(d), Value::F32(u)) => {
+            let f: fn(f32, f32) -> f32 = match red {
+                "add" => |a, b| a + b,
+                "mul" => |a, b| a * b,
+                "max" => |a, b| if a.is_nan() || a >= b { a } else { b },
+                "min" => |a, b| if a.is_nan() || a <= b { a } else { b },
+                _ => |_, b| b,
+            };
+            Value::F32(scatter_slices(d, &u, &offsets, slice, f))
+        }
+        (Value::I64(d), Value::I64(u)) => {
+            let f: fn(i64, i64) -> i64 = match red {
+                "add" => i64::wrapping_add,
+                "mul" => i64::wrapping_mul,
+                "max" => i64::max,
+                "min" => i64::min,
+                _ => |_, b| b,
+            };
+            Value::I64(scatter_slices(d, &u, &offsets, slice, f))
+        }
+        (Value::Bool(d), Value::Bool(u)) => {
+            if red != "none" {
+                bail!("reduction '{red}' on bool tensors");
+            }
+            Value::Bool(scatter_slices(d, &u, &offsets, slice, |_, b| b))
+        }
+        (d, u) => bail!(
+            "data and updates differ in kind: {} and {}",
+            d.describe(),
+            u.describe()
+        ),
+    }])
+}
+
+/// `data` with `slice` elements from each `offsets[j]` combined with update slice j by `f`.
+fn scatter_slices<T: Copy>(
+    data: ArrayD<T>,
+    upd: &ArrayD<T>,
+    offsets: &[usize],
+    slice: usize,
+    f: impl Fn(T, T) -> T,
+) -> ArrayD<T> {
+    let mut out = data.as_standard_layout().into_owned();
+    let upd = upd.as_standard_layout();
+    let (o, u) = (
+        out.as_slice_mut().expect("standard layout"),
+        upd.as_slice().expect("standard layout"),
+    );
+    for (j, &off) in offsets.iter().enumerate() {
+        for t in 0..slice {
+            o[off + t] = f(o[off + t], u[j * slice + t]);
+        }
+    }
+    out
+}
+
 fn shape(_: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
     let x = one(i)?;
     let dims: Vec<i64> = x.shape().iter().map(|&d| d as i64).collect();
@@ -613,7 +711,21 @@ fn resize_taps(n: usize, m: usize, scale: f64, ctx: &OpCtx) -> Result<Taps> {
     let ctm = a.str("coordinate_transformation_mode")?;
     let nearest = a.str("nearest_mode")?;
     let cubic_a = a.float("cubic_coeff_a")? as f64;
+    let exclude = a.bool("exclude_outside")?;
     let clamp = |i: i64| i.clamp(0, n as i64 - 1) as usize;
+    // Interpolation taps (input index, weight); with exclude_outside, those outside the input
+    // get weight 0 and the rest sum to 1.
+    let taps = |raw: Vec<(i64, f64)>| -> Vec<(usize, f32)> {
+        let inside = |i: i64| (0..n as i64).contains(&i);
+        let total: f64 = raw.iter().filter(|t| inside(t.0)).map(|t| t.1).sum();
+        raw.into_iter()
+            .map(|(i, w)| match exclude {
+                false => (clamp(i), w as f32),
+                true if inside(i) => (clamp(i), (w / total) as f32),
+                true => (clamp(i), 0.0),
+            })
+            .collect()
+    };
     (0..m)
         .map(|o| {
             let x = o as f64;
@@ -629,6 +741,11 @@ fn resize_taps(n: usize, m: usize, scale: f64, ctx: &OpCtx) -> Result<Taps> {
                 "align_corners" => 0.0,
                 "asymmetric" => x / scale,
                 "tf_half_pixel_for_nn" => (x + 0.5) / scale,
+                // half_pixel about the input's centre when m differs from n · scale.
+                "half_pixel_symmetric" => {
+                    let offset = n as f64 / 2.0 * (1.0 - m as f64 / (n as f64 * scale));
+                    offset + (x + 0.5) / scale - 0.5
+                }
                 other => bail!("unknown coordinate_transformation_mode '{other}'"),
             };
             let fl = xo.floor();
@@ -646,7 +763,7 @@ fn resize_taps(n: usize, m: usize, scale: f64, ctx: &OpCtx) -> Result<Taps> {
                     };
                     vec![(clamp(fi + up as i64), 1.0)]
                 }
-                "linear" => vec![(clamp(fi), (1.0 - r) as f32), (clamp(fi + 1), r as f32)],
+                "linear" => taps(vec![(fi, 1.0 - r), (fi + 1, r)]),
                 "cubic" => {
                     let c = |t: f64| {
                         let t = t.abs();
@@ -658,9 +775,7 @@ fn resize_taps(n: usize, m: usize, scale: f64, ctx: &OpCtx) -> Result<Taps> {
                             0.0
                         }
                     };
-                    (-1..=2)
-                        .map(|k| (clamp(fi + k), c(r - k as f64) as f32))
-                        .collect()
+                    taps((-1..=2).map(|k| (fi + k, c(r - k as f64))).collect())
                 }
                 other => bail!("unknown mode '{other}'"),
             })

@@ -521,8 +521,30 @@ def arithmetic_cases():
     outs += [g.op("Div", [ia, ib]), g.op("Add", [ia, ib]), g.op("Equal", [ia, ib])]
     outs += [g.op(op, [ba, bb]) for op in ["And", "Or", "Xor"]]
     outs += [g.op("Where", [g.op("Greater", [a, b]), a, g.const(np.float32(-1.0))])]
+    div = g.const(np.array([[2.5], [-1.5], [0.75]], np.float32))
+    outs += [g.op("Mod", [g.op("Mul", [a, g.const(np.float32(4.0))]), div], fmod=f) for f in (0, 1)]
+    outs += [g.op("Mod", [ia, ib], fmod=f) for f in (0, 1)]
     g.output(*outs)
     return {"arithmetic": g}
+
+
+def scatter_cases():
+    """ScatterND; its reductions max and min need ONNX opset 18 (test_onnx_writer.MIN_OPSET)."""
+    g = Graph(17)
+    x = g.input([4, 3, 2])
+    rows = g.input([2, 3, 2], batch_unknown=False)
+    elems = g.input([2, 2], batch_unknown=False)
+    ix = g.input([3, 4], dtype="int64", data=np.arange(12).reshape(3, 4))
+    iu = g.input([2, 4], dtype="int64", data=np.array([[10, 20, 30, 40], [-1, -2, -3, -4]]))
+    row_idx = g.const(np.array([[2], [-4]], np.int64))
+    elem_idx = g.const(np.array([[[1, -1, 0], [3, 2, 1]], [[0, 0, -2], [-1, 1, 1]]], np.int32))
+    dup = g.const(np.array([[1, 2], [3, 0], [1, 2]], np.int64))
+    dup_upd = g.input([3, 2], batch_unknown=False)
+    outs = [g.op("ScatterND", [x, row_idx, rows]), g.op("ScatterND", [x, elem_idx, elems])]
+    outs += [g.op("ScatterND", [x, dup, dup_upd], reduction=r) for r in ("add", "mul", "max", "min")]
+    outs += [g.op("ScatterND", [ix, g.const(np.array([[1], [1]], np.int64)), iu], reduction="add")]
+    g.output(*outs)
+    return {"scatter": g}
 
 
 def reduce_cases():
@@ -649,6 +671,24 @@ def resize_cases():
     return {"resize": g}
 
 
+def resize19_cases():
+    """Resize's half_pixel_symmetric (ONNX opset 19, test_onnx_writer.MIN_OPSET) and
+    exclude_outside."""
+    g = Graph(18)
+    x = g.input([1, 2, 7, 5])
+    outs = []
+    for mode in ["nearest", "linear", "cubic"]:
+        outs.append(g.op("Resize", [x], mode=mode, scales=[0.6, 1.5],
+                         coordinate_transformation_mode="half_pixel_symmetric"))
+        outs.append(g.op("Resize", [x], mode=mode, sizes=[3, 11],
+                         coordinate_transformation_mode="half_pixel_symmetric"))
+    for mode in ["linear", "cubic"]:
+        outs.append(g.op("Resize", [x], mode=mode, scales=[0.8, 1.6], exclude_outside=True, cubic_coeff_a=-0.5))
+        outs.append(g.op("Resize", [x], mode=mode, sizes=[14, 10], exclude_outside=True))
+    g.output(*outs)
+    return {"resize19": g}
+
+
 def recurrent_cases():
     cases = {}
     f, h, t = 3, 4, 5
@@ -689,6 +729,10 @@ def recurrent_cases():
     outs.append(layer(g, "RNN", x, activation="sigmoid"))
     outs.append(layer(g, "GRU", x, activation="relu", bias=False, linear_before_reset=True))
     outs.append(layer(g, "LSTM", x, activation="linear"))
+    for direction in ["forward", "bidirectional"]:
+        n = layer(g, "LSTM", x, direction)
+        g.w(n, "P", g.rand(2 if direction == "bidirectional" else 1, 3 * h))
+        outs += [n, f"{n}:1", f"{n}:2"]
     g.output(*outs)
     cases["recurrent_explicit"] = g
     return cases
@@ -697,7 +741,8 @@ def recurrent_cases():
 ALL = {
     "conv": conv_cases, "pool": pool_cases, "dense": dense_cases, "norm": norm_cases,
     "activations": activation_cases, "arithmetic": arithmetic_cases, "reduce": reduce_cases,
-    "shape": shape_cases, "dtypes": dtype_cases, "resize": resize_cases, "recurrent": recurrent_cases,
+    "shape": shape_cases, "scatter": scatter_cases, "dtypes": dtype_cases, "resize": resize_cases,
+    "resize19": resize19_cases, "recurrent": recurrent_cases,
 }
 
 

@@ -47,8 +47,8 @@ pub fn ir_version(opset: i64) -> i64 {
 /// What the model is made of.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Options {
-    /// None: [`DEFAULT_OPSET`], or the first opset that has every element type the graph uses
-    /// when that is later (`ops::min_opset`).
+    /// None: [`DEFAULT_OPSET`], or the first later opset that has every element type the graph
+    /// uses (`ops::min_opset`) and can express every node.
     pub opset: Option<i64>,
     /// Keep the source's input and output layout.
     pub keep_layout: bool,
@@ -84,8 +84,17 @@ pub fn build<'w>(graph: &Graph, weights: &'w dyn WeightReader, opts: Options) ->
     if g.nodes.iter().any(|n| n.outputs.is_empty()) {
         validate::infer_types(&mut g)?;
     }
-    let opset = choose_opset(&g, &converted.weights, opts.opset)?;
-    let (nodes, inputs, outputs, inits) = lower(&g, &converted.weights, opset)?;
+    let first = choose_opset(&g, &converted.weights, opts.opset)?;
+    // Without --opset, a graph that needs a later opset (dilated average pooling, ScatterND
+    // max/min, …) is written at the first one that has everything; the error at the first
+    // opset tried stands when none does.
+    let (opset, (nodes, inputs, outputs, inits)) = match lower(&g, &converted.weights, first) {
+        Ok(lowered) => (first, lowered),
+        Err(err) if opts.opset.is_none() => (first + 1..=MAX_OPSET)
+            .find_map(|o| lower(&g, &converted.weights, o).ok().map(|l| (o, l)))
+            .ok_or(err)?,
+        Err(err) => return Err(err),
+    };
     Ok(Model {
         opset,
         nodes,

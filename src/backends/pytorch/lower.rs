@@ -214,6 +214,16 @@ impl L<'_, '_> {
                     self.set(format!("torch.div({a}, {b}, rounding_mode=\"trunc\")"))
                 }
             }
+            "Mod" => {
+                let (a, b) = (self.x(0)?, self.x(1)?);
+                // remainder: the divisor's sign; fmod: the dividend's.
+                let f = if self.a.int("fmod")? == 1 {
+                    "torch.fmod"
+                } else {
+                    "torch.remainder"
+                };
+                self.set(format!("{f}({a}, {b})"))
+            }
             "Where" => {
                 let (c, a, b) = (self.x(0)?, self.x(1)?, self.x(2)?);
                 self.set(format!("torch.where({c}, {a}, {b})"))
@@ -271,6 +281,7 @@ impl L<'_, '_> {
             }
             "Expand" => self.expand(),
             "Gather" => self.gather(),
+            "ScatterND" => self.scatter_nd(),
             "Shape" => {
                 let x = self.x(0)?;
                 self.set(format!("torch.tensor({x}.shape, dtype=torch.int64)"))
@@ -1529,6 +1540,44 @@ impl L<'_, '_> {
         ))
     }
 
+    /// ScatterND: data viewed as rows `[prod(dims[..k]), *dims[k..]]`; each index tuple becomes
+    /// a row number (negative entries wrapped), and the update rows are copied or reduced in.
+    fn scatter_nd(&mut self) -> Result<()> {
+        let (x, idx, upd) = (self.x(0)?, self.x(1)?, self.x(2)?);
+        let k = *self.in_ty(1)?.shape.last().context("indices is a scalar")?;
+        if k < 1 {
+            bail!("indices with an empty last axis (updates replacing the whole tensor)");
+        }
+        let k = k as usize;
+        let (i, row) = (self.local("idx"), self.local("row"));
+        self.line(format!("{i} = {idx}.reshape(-1, {k}).long()"));
+        for t in 0..k {
+            let n = self.dim(&x, t)?;
+            let wrapped = format!("torch.remainder({i}[:, {t}], {n})");
+            self.line(if t == 0 {
+                format!("{row} = {wrapped}")
+            } else {
+                format!("{row} = {row} * {n} + {wrapped}")
+            });
+        }
+        // The updates' leading axes (the index tuples') become one.
+        let u = match self.in_ty(1)?.rank() {
+            1 => format!("{upd}.unsqueeze(0)"),
+            q => format!("{upd}.flatten(0, {})", q - 2),
+        };
+        let call = match self.a.str("reduction")?.as_str() {
+            "add" => format!("index_add(0, {row}, {u})"),
+            "mul" => format!("index_reduce(0, {row}, {u}, \"prod\")"),
+            "max" => format!("index_reduce(0, {row}, {u}, \"amax\")"),
+            "min" => format!("index_reduce(0, {row}, {u}, \"amin\")"),
+            _ => format!("index_copy(0, {row}, {u})"),
+        };
+        self.set(format!(
+            "{x}.flatten(0, {}).{call}.reshape({x}.shape)",
+            k - 1
+        ))
+    }
+
     fn space_to_depth(&mut self) -> Result<()> {
         self.channels_first()?;
         if self.in_ty(0)?.rank() != 4 {
@@ -1565,6 +1614,7 @@ impl L<'_, '_> {
         let ctm = self.a.str("coordinate_transformation_mode")?;
         let nearest = self.a.str("nearest_mode")?;
         let cubic_a = self.a.float("cubic_coeff_a")?;
+        let exclude = self.a.bool("exclude_outside")?;
         let sizes = self.a.opt_ints("sizes")?;
         let scales = match self.a.get("scales")? {
             Some(AttrValue::Floats(s)) => Some(s),
@@ -1621,7 +1671,7 @@ impl L<'_, '_> {
             ("cubic", 2) if cubic_a == -0.75 => Some("bicubic"),
             _ => None,
         };
-        if let (Some(m), true) = (interp_mode, half || ctm == "align_corners") {
+        if let (Some(m), true, false) = (interp_mode, half || ctm == "align_corners", exclude) {
             let f = self.func("F.interpolate");
             let target = match (&sizes, &scales) {
                 (Some(s), _) => format!("size={}", tuple(s)),
@@ -1676,8 +1726,9 @@ impl L<'_, '_> {
                 self.local("rows")
             };
             self.line(format!(
-                "{name} = resample({cur}, {dim}, {size}, {scale}, \"{mode}\", \"{ctm}\", \"{nearest}\", {})",
-                float(cubic_a)
+                "{name} = resample({cur}, {dim}, {size}, {scale}, \"{mode}\", \"{ctm}\", \"{nearest}\", {}, {})",
+                float(cubic_a),
+                if exclude { "True" } else { "False" }
             ));
             cur = name;
         }
@@ -1712,7 +1763,7 @@ impl L<'_, '_> {
         };
         let lbr = op == "GRU" && self.a.bool("linear_before_reset")?;
         let standard = match op.as_str() {
-            "LSTM" => act == "tanh" && gate == "sigmoid",
+            "LSTM" => act == "tanh" && gate == "sigmoid" && !self.has("P"),
             "GRU" => act == "tanh" && gate == "sigmoid" && lbr,
             _ => act == "tanh" || act == "relu",
         };
@@ -1746,6 +1797,11 @@ impl L<'_, '_> {
             } else {
                 let g = w.shape[1];
                 self.fill("B", w.dtype, vec![dirs.len(), 2 * g], 0.0);
+            }
+            if self.has("P") {
+                self.entry("P", "P", View::AsIs, None)?;
+            } else {
+                self.fill("P", w.dtype, vec![dirs.len(), 3 * h], 0.0);
             }
             let mut targets = names.clone();
             targets.resize(3, "_".to_string());

@@ -340,7 +340,8 @@ impl Builder {
     }
 
     /// A value that no IR op computes, computed now by `f` from inputs known now (or under
-    /// each probe): for ops that only ever appear in shape computations (Range, Mod, ...).
+    /// each probe): for ops whose output shape depends on their input values (Range,
+    /// ConstantOfShape), which IR shapes, being static, cannot.
     pub fn compute(
         &mut self,
         name: &str,
@@ -350,9 +351,8 @@ impl Builder {
     ) -> Result<Val> {
         if let Some(v) = inputs.iter().find(|v| v.is_runtime()) {
             bail!(
-                "input '{}' is computed at run time; the IR has no op for this, so the reader \
-                 computes it only on constants",
-                v.name()
+                "{} (the output's shape depends on its value; IR shapes are static)",
+                not_constant(v, "input")
             );
         }
         let probed = inputs.iter().any(|v| matches!(v, Val::Probed(_)));

@@ -1,7 +1,7 @@
 //! The ONNX reader (`-sf onnx`): decodes a `.onnx` file natively (proto/onnx/onnx.proto, the
 //! model memory-mapped so raw tensor data is never copied; external data mapped on first read)
 //! and maps the default-domain operators of opsets 7 to 28 onto IR ops, one small function per
-//! ONNX op (`ops/`). Initializers and `Constant` nodes become weights or `Constant` nodes;
+//! ONNX op (`ops/`); older opsets only for ops defined there as at opset 7. Initializers and `Constant` nodes become weights or `Constant` nodes;
 //! computations on constants, shape computations included, are folded (`builder`). Every
 //! unsupported op is listed in one error before anything is converted; every other problem is
 //! reported per node, all at once.
@@ -59,6 +59,7 @@ fn convert(model: &ModelProto, dir: &ModelDir, args: &SourceArgs) -> Result<Load
             return Err(e);
         }
     };
+    let opset = read_as(graph, opset)?;
     let mut b = Builder::default();
     let from = format!("{} {}", model.producer_name, model.producer_version);
     b.graph.producer = format!(
@@ -153,10 +154,105 @@ fn default_opset(model: &ModelProto) -> Result<i64> {
                 model.ir_version
             )
         })?;
-    if !(MIN_OPSET..=MAX_OPSET).contains(&v) {
+    if !(1..=MAX_OPSET).contains(&v) {
         bail!("the model uses opset {v}; mmdnn reads opsets {MIN_OPSET} to {MAX_OPSET}");
     }
     Ok(v)
+}
+
+/// Default-domain ops whose definition at opset 7 dates from an older opset (the version it
+/// dates from, per the ONNX operator changelog): in a model of an opset from that version to 6
+/// they mean what they mean at 7.
+const SAME_AT_7: &[(&str, i64)] = &[
+    ("Abs", 6),
+    ("ArgMax", 1),
+    ("ArgMin", 1),
+    ("Cast", 6),
+    ("Ceil", 6),
+    ("Clip", 6),
+    ("Concat", 4),
+    ("Constant", 1),
+    ("Conv", 1),
+    ("ConvTranspose", 1),
+    ("DepthToSpace", 1),
+    ("Elu", 6),
+    ("Exp", 6),
+    ("Flatten", 1),
+    ("Floor", 6),
+    ("Gather", 1),
+    ("GlobalAveragePool", 1),
+    ("GlobalMaxPool", 1),
+    ("HardSigmoid", 6),
+    ("Identity", 1),
+    ("InstanceNormalization", 6),
+    ("LRN", 1),
+    ("LeakyRelu", 6),
+    ("Log", 6),
+    ("LogSoftmax", 1),
+    ("LpNormalization", 1),
+    ("MatMul", 1),
+    ("Max", 6),
+    ("MaxPool", 1),
+    ("Mean", 6),
+    ("Min", 6),
+    ("Neg", 6),
+    ("Not", 1),
+    ("Pad", 2),
+    ("Reciprocal", 6),
+    ("ReduceL1", 1),
+    ("ReduceL2", 1),
+    ("ReduceLogSum", 1),
+    ("ReduceMax", 1),
+    ("ReduceMean", 1),
+    ("ReduceMin", 1),
+    ("ReduceProd", 1),
+    ("ReduceSum", 1),
+    ("ReduceSumSquare", 1),
+    ("Relu", 6),
+    ("Reshape", 5),
+    ("Selu", 6),
+    ("Shape", 1),
+    ("Sigmoid", 6),
+    ("Size", 1),
+    ("Slice", 1),
+    ("Softmax", 1),
+    ("Softplus", 1),
+    ("Softsign", 1),
+    ("SpaceToDepth", 1),
+    ("Split", 2),
+    ("Sqrt", 6),
+    ("Squeeze", 1),
+    ("Sum", 6),
+    ("Tanh", 6),
+    ("Tile", 6),
+    ("Transpose", 1),
+    ("Unsqueeze", 1),
+];
+
+/// The opset the nodes are read at: the model's, or 7 for a model of opset 1 to 6 whose
+/// default-domain ops all have their opset-7 definition already (`SAME_AT_7`).
+fn read_as(graph: &GraphProto, opset: i64) -> Result<i64> {
+    if opset >= MIN_OPSET {
+        return Ok(opset);
+    }
+    let mut changed: Vec<&str> = graph
+        .node
+        .iter()
+        .filter(|n| n.domain.is_empty() || n.domain == "ai.onnx")
+        .map(|n| n.op_type.as_str())
+        .filter(|op| !SAME_AT_7.iter().any(|(o, v)| o == op && *v <= opset))
+        .collect();
+    changed.sort_unstable();
+    changed.dedup();
+    if !changed.is_empty() {
+        bail!(
+            "the model uses opset {opset}; mmdnn reads opsets {MIN_OPSET} to {MAX_OPSET}, and \
+             older ones only when every op is defined as at opset {MIN_OPSET}, which {} {} not",
+            changed.join(", "),
+            if changed.len() == 1 { "is" } else { "are" }
+        );
+    }
+    Ok(MIN_OPSET)
 }
 
 /// Which nodes to convert: all, or (for chosen outputs) those the outputs depend on.

@@ -1,6 +1,7 @@
 //! Elementwise binary ops with NumPy broadcasting, comparisons and selection.
 use super::shape_rules::{broadcast_bool, broadcast_inputs};
 use super::*;
+use crate::ir::types::AttrKind as K;
 
 const fn binary(name: &'static str, doc: &'static str) -> OpDef {
     OpDef {
@@ -29,6 +30,19 @@ pub const OPS: &[OpDef] = &[
     binary("Mul", "a · b"),
     binary("Div", "a / b (integer inputs: truncating)"),
     binary("Pow", "a raised to b"),
+    OpDef {
+        attrs: &[attr(
+            "fmod",
+            K::Int,
+            Default::Int(0),
+            "0: the remainder takes the divisor's sign (a − floor(a/b)·b); 1: the dividend's \
+             (C fmod, a − trunc(a/b)·b)",
+        )],
+        ..binary(
+            "Mod",
+            "remainder of a / b, integers (by zero: an error) and floats",
+        )
+    },
     binary("Maximum", "elementwise max"),
     binary("Minimum", "elementwise min"),
     compare("Equal", "a == b"),

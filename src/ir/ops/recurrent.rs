@@ -30,7 +30,7 @@ pub const OPS: &[OpDef] = &[
     OpDef {
         name: "LSTM",
         family: Family::Recurrent,
-        doc: "Long short-term memory; gates i, o, f, c; cell clip none; no peepholes.",
+        doc: "Long short-term memory; gates i, o, f, c; cell clip none; optional peepholes.",
         inputs: ONE_INPUT,
         outputs: Outputs::Fixed(&["y", "h", "c"]),
         attrs: &[
@@ -49,7 +49,16 @@ pub const OPS: &[OpDef] = &[
                 "gate activation",
             ),
         ],
-        weights: &[W, R, B],
+        weights: &[
+            W,
+            R,
+            B,
+            optional_weight(
+                "P",
+                "[D, 3·H]: peephole weights of gates i, o, f (times the previous cell state for \
+                 i and f, the new one for o); absent: zeros",
+            ),
+        ],
         layout: Layout::Axes,
         infer: infer_recurrent,
     },

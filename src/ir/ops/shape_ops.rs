@@ -175,6 +175,21 @@ pub const OPS: &[OpDef] = &[
         infer_gather,
     ),
     op(
+        "ScatterND",
+        "A copy of `data` whose slices at the integer index tuples `indices[..., :k]` (negative \
+         counts from the end) are replaced by, or combined with, the slices of `updates` \
+         (shape `indices.shape[:-1] + data.shape[k:]`), in index order.",
+        inputs(&["data", "indices", "updates"]),
+        &[choice(
+            "reduction",
+            "none",
+            &["none", "add", "mul", "max", "min"],
+            "none: replace (repeated indices: the last update wins); otherwise the slice \
+             becomes slice ∘ update",
+        )],
+        infer_scatter_nd,
+    ),
+    op(
         "Shape",
         "The input's shape as a 1-d int64 tensor.",
         ONE_INPUT,
@@ -272,6 +287,7 @@ pub const OPS: &[OpDef] = &[
                     "align_corners",
                     "asymmetric",
                     "tf_half_pixel_for_nn",
+                    "half_pixel_symmetric",
                 ],
                 "how output coordinates map to input coordinates",
             ),
@@ -286,6 +302,13 @@ pub const OPS: &[OpDef] = &[
                 K::Float,
                 Default::Float(-0.75),
                 "cubic mode coefficient",
+            ),
+            attr(
+                "exclude_outside",
+                K::Bool,
+                Default::Bool(false),
+                "linear and cubic: taps outside the input get weight 0, the others are \
+                 renormalised to sum 1",
             ),
             DATA_FORMAT,
         ],
@@ -581,6 +604,38 @@ fn infer_gather(ctx: &InferCtx) -> Result<Vec<TensorType>> {
     shape.extend(&idx.shape);
     shape.extend(&data.shape[axis + 1..]);
     Ok(vec![TensorType::new(data.dtype, shape)])
+}
+
+fn infer_scatter_nd(ctx: &InferCtx) -> Result<Vec<TensorType>> {
+    let (data, idx, upd) = (ctx.input(0)?, ctx.input(1)?, ctx.input(2)?);
+    if idx.dtype.is_float() || idx.dtype == DType::Bool {
+        bail!("ScatterND indices must be integers, got {idx}");
+    }
+    if upd.dtype != data.dtype {
+        bail!("updates {upd} differ in type from data {data}");
+    }
+    let Some(&k) = idx.shape.last() else {
+        bail!("ScatterND indices must have rank 1 or more, got {idx}");
+    };
+    if k < 0 {
+        bail!("the last dim of ScatterND indices {idx} must be known");
+    }
+    if k as usize > data.rank() {
+        bail!("indices {idx} index {k} axes of data {data}");
+    }
+    let mut want = idx.shape[..idx.rank() - 1].to_vec();
+    want.extend(&data.shape[k as usize..]);
+    let fits = want.len() == upd.rank()
+        && want
+            .iter()
+            .zip(&upd.shape)
+            .all(|(&w, &u)| w == u || w < 0 || u < 0);
+    if !fits {
+        bail!(
+            "updates {upd} do not have the shape {want:?} that indices {idx} and data {data} give"
+        );
+    }
+    Ok(vec![data.clone()])
 }
 
 fn infer_shape(ctx: &InferCtx) -> Result<Vec<TensorType>> {

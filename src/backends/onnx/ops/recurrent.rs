@@ -69,6 +69,11 @@ fn recurrent(c: &mut Ctx) -> Result<()> {
     if c.has_weight("B") {
         inputs.push(c.weight("B")?);
     }
+    if c.has_weight("P") {
+        // B, sequence_lens, initial_h and initial_c (possibly absent) come before P.
+        inputs.resize(7, String::new());
+        inputs.push(c.weight("P")?);
+    }
     let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
     let n_out = if op == "LSTM" { 3 } else { 2 };
     let outs: Vec<String> = (0..n_out).map(|k| c.tmp(&format!("onnx_out{k}"))).collect();

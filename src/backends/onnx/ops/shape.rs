@@ -22,6 +22,7 @@ pub fn find(op: &str) -> Option<Lower> {
         "Tile" => |c| with_ints(c, "Tile", "repeats"),
         "Expand" => |c| with_ints(c, "Expand", "shape"),
         "Gather" => gather,
+        "ScatterND" => scatter_nd,
         "Shape" => shape,
         "Cast" => cast,
         "DepthToSpace" => depth_to_space,
@@ -183,6 +184,32 @@ fn gather(c: &mut Ctx) -> Result<()> {
     c.last("Gather", &[&data, &idx], vec![A::I("axis", axis)])
 }
 
+/// ScatterND: int64 indices; the reduction attribute exists from opset 16 (add, mul) and 18
+/// (max, min).
+fn scatter_nd(c: &mut Ctx) -> Result<()> {
+    let data = c.x(0)?;
+    let mut idx = c.x(1)?;
+    if c.in_ty(1)?.dtype != DType::I64 {
+        idx = c.op("Cast", &[&idx], vec![A::I("to", 7)]);
+    }
+    let upd = c.x(2)?;
+    let reduction = c.a.str("reduction")?;
+    let since = match reduction.as_str() {
+        "none" => 0,
+        "add" | "mul" => 16,
+        _ => 18,
+    };
+    if c.opset() < since {
+        bail!("ScatterND's reduction '{reduction}' needs opset {since} or later");
+    }
+    let attrs = if reduction == "none" {
+        vec![]
+    } else {
+        vec![A::S("reduction", reduction)]
+    };
+    c.last("ScatterND", &[&data, &idx, &upd], attrs)
+}
+
 fn shape(c: &mut Ctx) -> Result<()> {
     let x = c.x(0)?;
     c.last("Shape", &[&x], vec![])
@@ -261,12 +288,20 @@ fn resize(c: &mut Ctx) -> Result<()> {
         coord = "half_pixel".into();
         nearest = same.into();
     }
+    if coord == "half_pixel_symmetric" && c.opset() < 19 {
+        bail!("coordinate mode half_pixel_symmetric needs opset 19 or later");
+    }
     let mut attrs = vec![
         A::S("mode", mode),
         A::S("coordinate_transformation_mode", coord),
         A::S("nearest_mode", nearest),
         A::F("cubic_coeff_a", c.a.float("cubic_coeff_a")?),
     ];
+    // For linear taps, excluding the one past an edge leaves the edge sample alone, as
+    // clamping does: exclude_outside changes only cubic (and onnxruntime refuses it elsewhere).
+    if c.a.bool("exclude_outside")? && c.a.str("mode")? == "cubic" {
+        attrs.push(A::I("exclude_outside", 1));
+    }
     let x = c.x(0)?;
     let sizes = c.a.opt_ints("sizes")?;
     let scales = match c.a.get("scales")? {

@@ -1,6 +1,7 @@
 //! Constants: the Constant node (every `value*` attribute form of opsets 7 to 28 but strings
-//! and sparse tensors), and ConstantOfShape, Range and ScatterND, which have no IR op and are
-//! computed at conversion time (they build shape-derived tensors, e.g. Swin's attention mask).
+//! and sparse tensors), and ConstantOfShape and Range, which have no IR op (their output shape
+//! depends on their input values, and IR shapes are static) and are computed at conversion time
+//! (they build shape-derived tensors, e.g. Swin's attention mask).
 use super::OpFn;
 use crate::frontends::onnx::builder::{to_ints, unknown_dims_message, Val};
 use crate::frontends::onnx::node::Ctx;
@@ -16,7 +17,6 @@ pub fn lookup(op: &str) -> Option<OpFn> {
         "Constant" => constant,
         "ConstantOfShape" => constant_of_shape,
         "Range" => range,
-        "ScatterND" => scatter_nd,
         _ => return None,
     })
 }
@@ -128,96 +128,4 @@ fn first(a: &ArrayD<i64>) -> Result<i64> {
         bail!("Range takes scalars, got shape {:?}", a.shape());
     }
     Ok(a.iter().copied().next().expect("one value"))
-}
-
-/// ScatterND(data, indices, updates): data with the slices `data[indices[i]]` replaced by (or,
-/// with `reduction`, combined with) `updates[i]`, in order.
-fn scatter_nd(ctx: &mut Ctx) -> Result<Vec<Val>> {
-    let inputs = [ctx.input(0)?, ctx.input(1)?, ctx.input(2)?];
-    let reduction = ctx.string("reduction", "none")?;
-    let dtype = inputs[0].dtype();
-    let name = ctx.out_name(0);
-    let v = ctx.b.compute(&name, &inputs, dtype, |v| {
-        let indices = v[1].as_i64()?;
-        Ok(match (&v[0], &v[2]) {
-            (Value::F32(d), Value::F32(u)) => {
-                let f: fn(f32, f32) -> f32 = match reduction.as_str() {
-                    "none" => |_, u| u,
-                    "add" => |d, u| d + u,
-                    "mul" => |d, u| d * u,
-                    "max" => f32::max,
-                    "min" => f32::min,
-                    r => bail!("unknown reduction '{r}'"),
-                };
-                Value::F32(scatter(d, indices, u, f)?)
-            }
-            (Value::I64(d), Value::I64(u)) => {
-                let f: fn(i64, i64) -> i64 = match reduction.as_str() {
-                    "none" => |_, u| u,
-                    "add" => |d, u| d.wrapping_add(u),
-                    "mul" => |d, u| d.wrapping_mul(u),
-                    "max" => |d, u| d.max(u),
-                    "min" => |d, u| d.min(u),
-                    r => bail!("unknown reduction '{r}'"),
-                };
-                Value::I64(scatter(d, indices, u, f)?)
-            }
-            (Value::Bool(d), Value::Bool(u)) if reduction == "none" => {
-                Value::Bool(scatter(d, indices, u, |_, u| u)?)
-            }
-            (d, u) => bail!(
-                "cannot scatter {} into {} with reduction '{reduction}'",
-                u.describe(),
-                d.describe()
-            ),
-        })
-    })?;
-    Ok(vec![v])
-}
-
-/// The ScatterND of one element type; `f(old, update)` gives each new element.
-fn scatter<T: Copy>(
-    data: &ArrayD<T>,
-    indices: &ArrayD<i64>,
-    updates: &ArrayD<T>,
-    f: fn(T, T) -> T,
-) -> Result<ArrayD<T>> {
-    let (dshape, ishape) = (data.shape(), indices.shape());
-    let k = *ishape.last().context("indices must have rank ≥ 1")?;
-    if k == 0 {
-        bail!("indices whose last dim is 0 are not supported");
-    }
-    let batch = &ishape[..ishape.len() - 1];
-    let slice = dshape
-        .get(k..)
-        .context("indices are longer than the data's rank")?;
-    let want: Vec<usize> = batch.iter().chain(slice).copied().collect();
-    if updates.shape() != want.as_slice() {
-        bail!(
-            "updates have shape {:?}, expected {want:?}",
-            updates.shape()
-        );
-    }
-    let slice_len: usize = slice.iter().product();
-    let mut out: Vec<T> = data.iter().copied().collect();
-    let upd: Vec<T> = updates.iter().copied().collect();
-    let idx: Vec<i64> = indices.iter().copied().collect();
-    for (i, tuple) in idx.chunks(k).enumerate().take(batch.iter().product()) {
-        let mut offset = 0usize;
-        for (a, &j) in tuple.iter().take(k).enumerate() {
-            let n = dshape[a] as i64;
-            if j < -n || j >= n {
-                bail!("index {j} is out of range for axis {a} of size {n}");
-            }
-            offset = offset * dshape[a] + (if j < 0 { j + n } else { j }) as usize;
-        }
-        let base = offset * slice_len;
-        for (o, &u) in out[base..base + slice_len]
-            .iter_mut()
-            .zip(&upd[i * slice_len..(i + 1) * slice_len])
-        {
-            *o = f(*o, u);
-        }
-    }
-    Ok(ArrayD::from_shape_vec(IxDyn(dshape), out)?)
 }

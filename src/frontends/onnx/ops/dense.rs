@@ -5,7 +5,9 @@
 use super::{cast_to, scalar, OpFn};
 use crate::frontends::onnx::builder::Val;
 use crate::frontends::onnx::node::Ctx;
+use crate::interp::Value;
 use anyhow::{bail, Context, Result};
+use ndarray::{ArrayD, IxDyn};
 
 pub fn lookup(op: &str) -> Option<OpFn> {
     Some(match op {
@@ -144,8 +146,8 @@ fn matmul(ctx: &mut Ctx) -> Result<Vec<Val>> {
 
 /// Einsum in the forms exporters write: one operand (a permutation, with summed labels
 /// reduced), or two operands that make a (broadcast, batched) matrix product over exactly one
-/// contracted label. Diagonals, outer products, several contracted labels and labels summed
-/// out of one operand of two are refused.
+/// contracted label. A label repeated within an operand takes its diagonal first. Outer
+/// products, several contracted labels and labels summed out of one operand of two are refused.
 fn einsum(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let eq = ctx
         .opt_string("equation")?
@@ -153,6 +155,11 @@ fn einsum(ctx: &mut Ctx) -> Result<Vec<Val>> {
         .replace(' ', "");
     let inputs = ctx.all_inputs()?;
     let (terms, out) = parse_einsum(&eq, &inputs)?;
+    let mut diag = vec![];
+    for (k, (x, t)) in inputs.iter().zip(&terms).enumerate() {
+        diag.push(diagonals(ctx, x, t, k)?);
+    }
+    let (inputs, terms): (Vec<Val>, Vec<Vec<char>>) = diag.into_iter().unzip();
     match (&inputs[..], &terms[..]) {
         ([x], [t]) => Ok(vec![einsum_one(ctx, x, t, &out)?]),
         ([a, b], [ta, tb]) => Ok(vec![einsum_two(ctx, [a, b], [ta, tb], &out)?]),
@@ -232,14 +239,49 @@ fn parse_einsum(eq: &str, inputs: &[Val]) -> Result<(Vec<Vec<char>>, Vec<char>)>
             o
         }
     };
-    for t in &terms {
-        let mut seen = t.clone();
-        seen.sort_unstable();
-        if seen.windows(2).any(|w| w[0] == w[1]) {
-            bail!("Einsum '{eq}' takes a diagonal, which is not supported");
-        }
-    }
     Ok((terms, out))
+}
+
+/// Operand `k` with each label repeated in its term `t` ('ii') reduced to the diagonal: the
+/// product with a mask that is 1 where the two indices agree, summed over the second one.
+fn diagonals(ctx: &mut Ctx, x: &Val, t: &[char], k: usize) -> Result<(Val, Vec<char>)> {
+    let (mut y, mut labels) = (x.clone(), t.to_vec());
+    while let Some((p, q)) = (0..labels.len())
+        .flat_map(|q| (0..q).map(move |p| (p, q)))
+        .find(|&(p, q)| labels[p] == labels[q])
+    {
+        let shape = y.shape();
+        let n = shape[p];
+        if n < 0 || shape[q] != n {
+            bail!(
+                "the diagonal of axes {p} and {q} of {} needs them known and equal",
+                y.ty()
+            );
+        }
+        let mut dims = vec![1; labels.len()];
+        (dims[p], dims[q]) = (n as usize, n as usize);
+        let eye = ArrayD::from_shape_fn(IxDyn(&dims), |i| i[p] == i[q]);
+        let eye = Value::Bool(eye);
+        let mask = if y.dtype().is_float() {
+            Value::F32(eye.to_f32())
+        } else {
+            Value::I64(eye.to_f32().mapv(|v| v as i64))
+        };
+        let mask = ctx.constant(&format!("diag{k}_{p}_{q}"), &mask, y.dtype())?;
+        let s = ctx
+            .tmp("Mul", &format!("diag{k}_{p}_{q}_masked"))
+            .input(&y)
+            .input(&mask);
+        let masked = ctx.emit1(s)?;
+        let s = ctx
+            .tmp("ReduceSum", &format!("diag{k}_{p}_{q}_sum"))
+            .ints("axes", vec![q as i64])
+            .flag("keepdims", false)
+            .input(&masked);
+        y = ctx.emit1(s)?;
+        labels.remove(q);
+    }
+    Ok((y, labels))
 }
 
 /// Position of each of `want` in `have`.

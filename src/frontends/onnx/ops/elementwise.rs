@@ -5,7 +5,6 @@ use super::{axis, cast_to, scalar, OpFn};
 use crate::frontends::onnx::builder::Val;
 use crate::frontends::onnx::node::Ctx;
 use crate::interp::Value;
-use crate::ir::ops::shape_rules::broadcast;
 use crate::ir::{AttrValue, DType};
 use anyhow::{bail, Context, Result};
 use ndarray::{ArrayD, IxDyn};
@@ -280,58 +279,20 @@ fn mean(ctx: &mut Ctx) -> Result<Vec<Val>> {
     Ok(vec![ctx.emit1(s)?])
 }
 
-/// Mod has no IR op: computed on constants only (it appears in shape computations).
+/// Mod: the IR's Mod, fmod 0 (the divisor's sign) or 1 (C fmod). The spec requires fmod 1 for
+/// floats; fmod 0 on floats is read with the same meaning as on integers (NumPy's `mod`, as
+/// onnx.reference computes it).
 fn modulo(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let (a, b) = (ctx.input(0)?, ctx.input(1)?);
-    let fmod = ctx.int("fmod", 0)? == 1;
-    let dtype = a.dtype();
-    let name = ctx.out_name(0);
-    let v = ctx.b.compute(&name, &[a, b], dtype, |v| {
-        let shape: Vec<usize> = broadcast(&dims(&v[0]), &dims(&v[1]))?
-            .iter()
-            .map(|&d| d as usize)
-            .collect();
-        Ok(match (&v[0], &v[1]) {
-            (Value::I64(x), Value::I64(y)) => {
-                let (x, y) = (bcast(x, &shape)?, bcast(y, &shape)?);
-                let mut out = Vec::with_capacity(x.len());
-                for (&p, &q) in x.iter().zip(y.iter()) {
-                    if q == 0 {
-                        bail!("Mod by zero");
-                    }
-                    let r = p % q;
-                    // fmod = 0: the result takes the divisor's sign (Python's %).
-                    out.push(if !fmod && r != 0 && (r < 0) != (q < 0) {
-                        r + q
-                    } else {
-                        r
-                    });
-                }
-                Value::I64(ArrayD::from_shape_vec(IxDyn(&shape), out)?)
-            }
-            (Value::F32(x), Value::F32(y)) if fmod => {
-                let (x, y) = (bcast(x, &shape)?, bcast(y, &shape)?);
-                let out = x.iter().zip(y.iter()).map(|(&p, &q)| p % q).collect();
-                Value::F32(ArrayD::from_shape_vec(IxDyn(&shape), out)?)
-            }
-            _ => bail!(
-                "Mod on {} and {} (fmod {fmod}) is not supported",
-                v[0].describe(),
-                v[1].describe()
-            ),
-        })
-    })?;
-    Ok(vec![v])
-}
-
-fn dims(v: &Value) -> Vec<i64> {
-    v.shape().iter().map(|&d| d as i64).collect()
-}
-
-fn bcast<T: Clone>(a: &ArrayD<T>, shape: &[usize]) -> Result<ArrayD<T>> {
-    Ok(a.broadcast(IxDyn(shape))
-        .ok_or_else(|| anyhow::anyhow!("shapes do not broadcast"))?
-        .to_owned())
+    if a.dtype() != b.dtype() {
+        bail!("operands differ in type: {} and {}", a.ty(), b.ty());
+    }
+    let fmod = ctx.int("fmod", 0)?;
+    if !(0..=1).contains(&fmod) {
+        bail!("fmod is {fmod}, not 0 or 1");
+    }
+    let s = ctx.spec("Mod").int("fmod", fmod).input(&a).input(&b);
+    Ok(vec![ctx.emit1(s)?])
 }
 
 fn where_op(ctx: &mut Ctx) -> Result<Vec<Val>> {
@@ -366,15 +327,23 @@ fn cast_spec(ctx: &mut Ctx, x: &Val, to: DType) -> Result<Vec<Val>> {
     Ok(vec![ctx.emit1(s)?])
 }
 
-/// Dropout is the identity at inference; a training_mode input known to be true is refused.
-/// (Its mask output, when used, is reported by the caller as unmapped.)
+/// Dropout is the identity at inference, and in training with ratio 0 (nothing is dropped);
+/// a training_mode input known to be true with another ratio is refused (its output is random).
 fn dropout(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let x = ctx.input(0)?;
     ctx.ignore(&["ratio", "seed"]);
     if ctx.opset >= 12 {
         if let Some(t) = ctx.const_input(2, "training_mode")? {
             if t.to_f32().iter().any(|&v| v != 0.0) {
-                bail!("training_mode is true; only inference graphs are supported");
+                let ratio = ctx
+                    .const_floats(1, "the ratio")?
+                    .map_or(0.5, |r| r.first().copied().unwrap_or(0.5));
+                if ratio != 0.0 {
+                    bail!(
+                        "training_mode is true with ratio {ratio}, which drops elements at \
+                         random; only inference graphs (or ratio 0) are supported"
+                    );
+                }
             }
         }
     }
@@ -383,7 +352,7 @@ fn dropout(ctx: &mut Ctx) -> Result<Vec<Val>> {
     if ctx.out_name(1).is_empty() {
         return Ok(vec![y]);
     }
-    // The mask of an inference Dropout keeps every element.
+    // The mask of an inference (or ratio 0) Dropout keeps every element.
     let shape = x.shape();
     if shape.iter().any(|&d| d < 0) {
         bail!("output 1 (the mask) is used and the input's shape {shape:?} is not fully known");

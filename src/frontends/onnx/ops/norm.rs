@@ -21,13 +21,13 @@ pub fn lookup(op: &str) -> Option<OpFn> {
 fn batch_norm(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let x = ctx.input(0)?;
     let eps = ctx.float("epsilon", 1e-5)?;
-    ctx.ignore(&["momentum"]);
     if ctx.opset < 9 && ctx.int("spatial", 1)? == 0 && x.rank() > 2 {
         bail!("spatial = 0 (statistics per activation) has no IR equivalent");
     }
     if ctx.int("training_mode", 0)? != 0 {
-        bail!("training_mode = 1; only inference graphs are supported");
+        return batch_norm_training(ctx, &x, eps);
     }
+    ctx.ignore(&["momentum"]);
     let s = ctx
         .spec("BatchNorm")
         .int("axis", 1)
@@ -40,6 +40,86 @@ fn batch_norm(ctx: &mut Ctx) -> Result<Vec<Val>> {
         .weight("mean", ctx.weight(3, "the running mean")?)
         .weight("var", ctx.weight(4, "the running variance")?);
     Ok(vec![ctx.emit1(s)?])
+}
+
+/// BatchNormalization with training_mode = 1 (opset 14): normalised with the batch's own
+/// statistics (mean and population variance over every axis but 1); outputs 1 and 2 are the
+/// running mean and variance updated with them, input · momentum + batch · (1 − momentum).
+fn batch_norm_training(ctx: &mut Ctx, x: &Val, eps: f32) -> Result<Vec<Val>> {
+    let momentum = ctx.float("momentum", 0.9)?;
+    let (rank, c) = (x.rank(), x.shape().get(1).copied().unwrap_or(-1));
+    if rank < 2 || c < 0 {
+        bail!(
+            "training_mode = 1 needs an input of rank 2 or more with known channels, got {}",
+            x.ty()
+        );
+    }
+    let axes: Vec<i64> = std::iter::once(0).chain(2..rank as i64).collect();
+    let channel: Vec<i64> = std::iter::once(c)
+        .chain(std::iter::repeat_n(1, rank - 2))
+        .collect();
+    let dtype = x.dtype();
+    let s = ctx
+        .tmp("ReduceMean", "mean")
+        .ints("axes", axes.clone())
+        .input(x);
+    let mean = ctx.emit1(s)?;
+    let s = ctx.tmp("Sub", "centred").input(x).input(&mean);
+    let centred = ctx.emit1(s)?;
+    let s = ctx.tmp("Square", "squared").input(&centred);
+    let squared = ctx.emit1(s)?;
+    let s = ctx
+        .tmp("ReduceMean", "var")
+        .ints("axes", axes)
+        .input(&squared);
+    let var = ctx.emit1(s)?;
+    let e = super::scalar(ctx, "epsilon", eps as f64, dtype)?;
+    let s = ctx.tmp("Add", "var_eps").input(&var).input(&e);
+    let var_eps = ctx.emit1(s)?;
+    let s = ctx.tmp("Rsqrt", "inv_std").input(&var_eps);
+    let inv_std = ctx.emit1(s)?;
+    let s = ctx.tmp("Mul", "normed").input(&centred).input(&inv_std);
+    let normed = ctx.emit1(s)?;
+    let per_channel = |ctx: &mut Ctx, i: usize, what: &str| -> Result<Val> {
+        let v = ctx.input(i)?;
+        let s = ctx
+            .tmp("Reshape", what)
+            .ints("shape", channel.clone())
+            .input(&v);
+        ctx.emit1(s)
+    };
+    let scale = per_channel(ctx, 1, "scale")?;
+    let bias = per_channel(ctx, 2, "bias")?;
+    let s = ctx.tmp("Mul", "scaled").input(&normed).input(&scale);
+    let scaled = ctx.emit1(s)?;
+    let s = ctx.spec("Add").input(&scaled).input(&bias);
+    let mut outs = vec![ctx.emit1(s)?];
+    let keep = super::scalar(ctx, "momentum", momentum as f64, dtype)?;
+    let take = super::scalar(ctx, "one_minus_momentum", 1.0 - momentum as f64, dtype)?;
+    for (k, batch, what) in [(1, &mean, "mean"), (2, &var, "var")] {
+        if ctx.out_name(k).is_empty() {
+            break;
+        }
+        let running = ctx.input(k + 2)?;
+        let s = ctx
+            .tmp("Reshape", &format!("batch_{what}"))
+            .ints("shape", vec![c])
+            .input(batch);
+        let batch = ctx.emit1(s)?;
+        let s = ctx
+            .tmp("Mul", &format!("kept_{what}"))
+            .input(&running)
+            .input(&keep);
+        let kept = ctx.emit1(s)?;
+        let s = ctx
+            .tmp("Mul", &format!("new_{what}"))
+            .input(&batch)
+            .input(&take);
+        let new = ctx.emit1(s)?;
+        let s = ctx.spec_for(k, "Add").input(&kept).input(&new);
+        outs.push(ctx.emit1(s)?);
+    }
+    Ok(outs)
 }
 
 fn instance_norm(ctx: &mut Ctx) -> Result<Vec<Val>> {

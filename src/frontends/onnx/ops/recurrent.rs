@@ -3,7 +3,7 @@
 //! c; GRU z, r, h), so only the activations and tensor layouts are mapped: the IR is
 //! batch-first with directions concatenated on the last axis, ONNX time-first (layout 0) or
 //! batch-first (layout 1, opset 14) with a direction axis; Transpose/Reshape nodes convert.
-//! Refused: initial states, sequence lengths or peepholes that are not trivial, cell clipping,
+//! Refused: initial states or sequence lengths that are not trivial, cell clipping,
 //! LSTM's input_forget, activation parameters, and activations the IR lacks.
 use super::OpFn;
 use crate::frontends::onnx::builder::Val;
@@ -70,7 +70,6 @@ fn recurrent(ctx: &mut Ctx, op: &'static str) -> Result<Vec<Val>> {
     trivial(ctx, 5, "initial_h", |v| v == 0.0)?;
     if op == "LSTM" {
         trivial(ctx, 6, "initial_c", |v| v == 0.0)?;
-        trivial(ctx, 7, "P (peepholes)", |v| v == 0.0)?;
     }
     let mut s = ctx
         .tmp(op, &op.to_lowercase())
@@ -111,6 +110,9 @@ fn recurrent(ctx: &mut Ctx, op: &'static str) -> Result<Vec<Val>> {
     s = s.weight("W", w).weight("R", r);
     if ctx.opt_input(3).is_some() {
         s = s.weight("B", ctx.weight(3, "B")?);
+    }
+    if op == "LSTM" && ctx.opt_input(7).is_some() {
+        s = s.weight("P", ctx.weight(7, "P (peepholes)")?);
     }
     let xs = if batch_first {
         x

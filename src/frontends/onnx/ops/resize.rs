@@ -56,7 +56,7 @@ fn legacy(ctx: &mut Ctx, x: &Val, scales: Vec<f32>, mode: &str) -> Result<Vec<Va
         mode,
         "asymmetric",
         nearest,
-        -0.75,
+        (-0.75, false),
     )
 }
 
@@ -74,10 +74,8 @@ fn resize(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let ctm = ctx.string("coordinate_transformation_mode", "half_pixel")?;
     let nearest = ctx.string("nearest_mode", "round_prefer_floor")?;
     let cubic_a = ctx.float("cubic_coeff_a", -0.75)?;
-    if ctx.int("exclude_outside", 0)? != 0 {
-        bail!("exclude_outside = 1 has no IR equivalent");
-    }
-    if ctm == "tf_crop_and_resize" || ctm == "half_pixel_symmetric" {
+    let exclude = ctx.int("exclude_outside", 0)? != 0;
+    if ctm == "tf_crop_and_resize" {
         bail!("coordinate_transformation_mode '{ctm}' has no IR equivalent");
     }
     // Only tf_crop_and_resize reads the region of interest and the extrapolation value.
@@ -96,10 +94,14 @@ fn resize(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let target = match (scales, sizes) {
         (Some(s), None) => Target::Scales(spread(s, 1.0, &axes, rank)?),
         (None, Some(s)) => {
-            if policy != "stretch" {
-                bail!("keep_aspect_ratio_policy '{policy}' has no IR equivalent");
+            let sizes = spread(s, None, &axes, rank)?;
+            match policy.as_str() {
+                "stretch" => Target::Sizes(sizes),
+                "not_larger" | "not_smaller" => keep_aspect(&x, sizes, &axes, &policy)?,
+                p => bail!(
+                    "keep_aspect_ratio_policy '{p}' is not one of stretch, not_larger, not_smaller"
+                ),
             }
-            Target::Sizes(spread(s, None, &axes, rank)?)
         }
         _ => bail!("exactly one of scales and sizes must be given"),
     };
@@ -115,7 +117,78 @@ fn resize(ctx: &mut Ctx) -> Result<Vec<Val>> {
             bail!("antialias = 1 when shrinking has no IR equivalent");
         }
     }
-    emit(ctx, &x, target, &mode, &ctm, &nearest, cubic_a)
+    emit(ctx, &x, target, &mode, &ctm, &nearest, (cubic_a, exclude))
+}
+
+/// keep_aspect_ratio_policy not_larger / not_smaller: one scale for the resized axes (`axes`,
+/// else all), the smallest / largest of size / dim, and sizes round(scale · dim) (halves up).
+/// The IR resamples with scale = size / dim given sizes, or with floor(dim · scale) samples given
+/// a scale: the target is whichever of the two reproduces both the sizes and the scale.
+fn keep_aspect(
+    x: &Val,
+    sizes: Vec<Option<i64>>,
+    axes: &Option<Vec<i64>>,
+    policy: &str,
+) -> Result<Target> {
+    let shape = x.shape();
+    let rank = shape.len();
+    let resized: Vec<usize> = match axes {
+        Some(a) => a
+            .iter()
+            .map(|&a| super::axis(a, rank))
+            .collect::<Result<_>>()?,
+        None => (0..rank).collect(),
+    };
+    let mut ratios = vec![];
+    for &i in &resized {
+        let (Some(size), true) = (sizes[i], shape[i] > 0) else {
+            bail!(
+                "keep_aspect_ratio_policy '{policy}' needs the dims of the resized axes, got {}",
+                x.ty()
+            );
+        };
+        ratios.push(size as f64 / shape[i] as f64);
+    }
+    let pick = if policy == "not_larger" {
+        f64::min
+    } else {
+        f64::max
+    };
+    let Some(scale) = ratios.into_iter().reduce(pick) else {
+        bail!("keep_aspect_ratio_policy '{policy}' with no resized axis");
+    };
+    let exact = resized
+        .iter()
+        .all(|&i| (scale * shape[i] as f64).fract() == 0.0);
+    let out = |i: usize| (scale * shape[i] as f64 + 0.5).floor() as i64;
+    if exact {
+        return Ok(Target::Sizes(
+            (0..rank)
+                .map(|i| {
+                    Some(if resized.contains(&i) {
+                        out(i)
+                    } else {
+                        shape[i]
+                    })
+                })
+                .collect(),
+        ));
+    }
+    let s32 = scale as f32;
+    if resized
+        .iter()
+        .all(|&i| (shape[i] as f64 * s32 as f64).floor() as i64 == out(i))
+    {
+        return Ok(Target::Scales(
+            (0..rank)
+                .map(|i| if resized.contains(&i) { s32 } else { 1.0 })
+                .collect(),
+        ));
+    }
+    bail!(
+        "keep_aspect_ratio_policy '{policy}' gives scale {scale} and sizes rounded from it, \
+         which the IR's Resize (sizes, or floor(dim · scale)) cannot both reproduce"
+    )
 }
 
 /// Scales or sizes given for `axes` (opset 18) spread over every axis, `fill` elsewhere.
@@ -146,7 +219,7 @@ fn probed_sizes(x: &Val, [p, q]: [Vec<i64>; 2]) -> Result<Vec<Option<i64>>> {
         .collect()
 }
 
-/// The IR Resize for a target over every axis.
+/// The IR Resize for a target over every axis; `taps` is (cubic_coeff_a, exclude_outside).
 fn emit(
     ctx: &mut Ctx,
     x: &Val,
@@ -154,7 +227,7 @@ fn emit(
     mode: &str,
     ctm: &str,
     nearest: &str,
-    cubic_a: f32,
+    (cubic_a, exclude): (f32, bool),
 ) -> Result<Vec<Val>> {
     if !["nearest", "linear", "cubic"].contains(&mode) {
         bail!("mode '{mode}' is not one of nearest, linear, cubic");
@@ -190,6 +263,7 @@ fn emit(
         .str("coordinate_transformation_mode", ctm)
         .str("nearest_mode", nearest)
         .float("cubic_coeff_a", cubic_a)
+        .flag("exclude_outside", exclude)
         .str("data_format", format)
         .input(x);
     s = match target {

@@ -27,6 +27,7 @@ pub fn lookup(op: &str) -> Option<OpFn> {
         "Tile" => tile,
         "Expand" => expand,
         "Gather" => gather,
+        "ScatterND" => scatter_nd,
         "Shape" => shape,
         "Size" => size,
         "DepthToSpace" => depth_to_space,
@@ -254,12 +255,12 @@ fn slice(ctx: &mut Ctx) -> Result<Vec<Val>> {
 }
 
 /// Pad: attributes before opset 11; from 11 the pads and constant value are inputs (and from 18
-/// the padded axes). Mode wrap (19) has no IR equivalent.
+/// the padded axes). Mode wrap (19) is a Tile and a Slice (see `wrap_pad`).
 fn pad(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let x = ctx.input(0)?;
     let rank = x.rank();
     let mode = ctx.string("mode", "constant")?;
-    if !["constant", "reflect", "edge"].contains(&mode.as_str()) {
+    if !["constant", "reflect", "edge", "wrap"].contains(&mode.as_str()) {
         bail!("mode '{mode}' has no IR equivalent");
     }
     let (pads, value) = if ctx.opset < 11 {
@@ -290,12 +291,54 @@ fn pad(ctx: &mut Ctx) -> Result<Vec<Val>> {
         };
         (pads, value)
     };
+    if mode == "wrap" {
+        return wrap_pad(ctx, &x, &pads);
+    }
     let s = ctx
         .spec("Pad")
         .ints("pads", pads)
         .str("mode", &mode)
         .float("value", value)
         .input(&x);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+/// Pad mode wrap: output index j of an axis of size n padded by (b, e) reads input index
+/// (j − b) mod n. The axis is tiled kb + 1 + ke times (kb = ⌈b/n⌉, ke = ⌈e/n⌉, 0 for crops)
+/// and sliced from kb·n − b, n + b + e long.
+fn wrap_pad(ctx: &mut Ctx, x: &Val, pads: &[i64]) -> Result<Vec<Val>> {
+    let (shape, rank) = (x.shape(), x.rank());
+    if pads.len() != 2 * rank {
+        bail!("pads {pads:?} do not have 2 × {rank} entries");
+    }
+    let (mut reps, mut starts, mut ends) = (vec![], vec![], vec![]);
+    for (a, &n) in shape.iter().enumerate() {
+        let (b, e) = (pads[a], pads[a + rank]);
+        if b == 0 && e == 0 {
+            reps.push(1);
+            starts.push(0);
+            ends.push(i64::MAX);
+            continue;
+        }
+        if n <= 0 {
+            bail!(
+                "mode wrap pads axis {a}, whose size must be known and nonzero, got {}",
+                x.ty()
+            );
+        }
+        let (kb, ke) = ((b.max(0) + n - 1) / n, (e.max(0) + n - 1) / n);
+        reps.push(kb + 1 + ke);
+        starts.push(kb * n - b);
+        ends.push(kb * n - b + (n + b + e).max(0));
+    }
+    let tiled = ctx.tmp("Tile", "wrap").ints("repeats", reps).input(x);
+    let tiled = ctx.emit1(tiled)?;
+    let s = ctx
+        .spec("Slice")
+        .ints("starts", starts)
+        .ints("ends", ends)
+        .ints("axes", (0..rank as i64).collect())
+        .input(&tiled);
     Ok(vec![ctx.emit1(s)?])
 }
 
@@ -348,6 +391,20 @@ fn gather(ctx: &mut Ctx) -> Result<Vec<Val>> {
         .int("axis", ctx.int("axis", 0)?)
         .input(&data)
         .input(&idx);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+/// ScatterND (opset 11; reduction add/mul from 16, max/min from 18): the IR op of the same
+/// name, every input possibly computed at run time.
+fn scatter_nd(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let (data, idx, upd) = (ctx.input(0)?, ctx.input(1)?, ctx.input(2)?);
+    let reduction = ctx.string("reduction", "none")?;
+    let s = ctx
+        .spec("ScatterND")
+        .str("reduction", &reduction)
+        .input(&data)
+        .input(&idx)
+        .input(&upd);
     Ok(vec![ctx.emit1(s)?])
 }
 
@@ -410,13 +467,52 @@ fn depth_to_space(ctx: &mut Ctx) -> Result<Vec<Val>> {
     Ok(vec![ctx.emit1(s)?])
 }
 
+/// SpaceToDepth: mode DCR (the default, and the only one before opset 25) is the IR op; CRD
+/// (depth = channel·b² + row·b + column) is reshape [N, C, H/b, b, W/b, b], transpose
+/// [0, 1, 3, 5, 2, 4], reshape [N, C·b², H/b, W/b].
 fn space_to_depth(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let x = ctx.input(0)?;
     let block = ctx.opt_int("blocksize")?.context("blocksize is missing")?;
+    match ctx.string("mode", "DCR")?.as_str() {
+        "DCR" => {}
+        "CRD" => return space_to_depth_crd(ctx, &x, block),
+        m => bail!("mode '{m}' is not one of DCR, CRD"),
+    }
     let s = ctx
         .spec("SpaceToDepth")
         .int("blocksize", block)
         .str("data_format", "channels_first")
         .input(&x);
+    Ok(vec![ctx.emit1(s)?])
+}
+
+fn space_to_depth_crd(ctx: &mut Ctx, x: &Val, b: i64) -> Result<Vec<Val>> {
+    let shape = x.shape();
+    let [_, c, h, w] = shape[..] else {
+        bail!("expects a 4-d input, got {}", x.ty());
+    };
+    if c < 0 || h < 0 || w < 0 {
+        bail!(
+            "mode CRD needs the channel and spatial dims, got {}",
+            x.ty()
+        );
+    }
+    if b <= 0 || h % b != 0 || w % b != 0 {
+        bail!("spatial dims {h}×{w} are not divisible by blocksize {b}");
+    }
+    let blocks = ctx
+        .tmp("Reshape", "blocks")
+        .ints("shape", vec![0, c, h / b, b, w / b, b])
+        .input(x);
+    let blocks = ctx.emit1(blocks)?;
+    let moved = ctx
+        .tmp("Transpose", "crd")
+        .ints("perm", vec![0, 1, 3, 5, 2, 4])
+        .input(&blocks);
+    let moved = ctx.emit1(moved)?;
+    let s = ctx
+        .spec("Reshape")
+        .ints("shape", vec![0, c * b * b, h / b, w / b])
+        .input(&moved);
     Ok(vec![ctx.emit1(s)?])
 }
