@@ -3,9 +3,10 @@ ONNX writer.
 
 The node tests of the installed onnx package (`onnx.backend.test.case.node`: one small model
 per case, with inputs and expected outputs) are generated once into a cache outside the
-checkout, `$MMDNN_ONNX_NODE_TESTS` or `~/.cache/mmdnn/onnx-node-tests/<onnx version>/`, in the
-backend-test layout (`<case>/model.onnx`, `<case>/test_data_set_0/{input,output}_<k>.pb`) plus
-the same tensors as `.npy` and a `manifest.json` (op types, input names, output dtypes).
+checkout, `$MMDNN_ONNX_NODE_TESTS` or
+`~/.cache/mmdnn/onnx-node-tests/<onnx version>-v<CACHE_FORMAT>/`, in the backend-test layout
+(`<case>/model.onnx`, `<case>/test_data_set_0/{input,output}_<k>.pb`) plus the same tensors as
+`.npy` and a `manifest.json` (op types, input names, output dtypes).
 
 A case runs through a *runner* (RUNNERS, `--runner`), each with its list of the cases CI
 requires:
@@ -86,12 +87,17 @@ FLOAT_TOL = {"float32": 1e-4, "float64": 1e-4, "float16": 1e-3, "bfloat16": 1e-2
                                  "float8e5m2fnuz", "float8e8m0", "float4e2m1")}}
 
 
+# Bumped whenever the generator changes what it writes, so a cache written by an older one is
+# never reused (2: ml_dtypes arrays stored as loadable bit patterns).
+CACHE_FORMAT = 2
+
+
 def cache_dir():
     root = os.environ.get("MMDNN_ONNX_NODE_TESTS")
     if root:
         return Path(root)
     version = importlib.metadata.version("onnx")
-    return Path.home() / ".cache/mmdnn/onnx-node-tests" / version
+    return Path.home() / ".cache/mmdnn/onnx-node-tests" / f"{version}-v{CACHE_FORMAT}"
 
 
 # ---- generation (imports onnx) ----
