@@ -112,14 +112,6 @@ pub fn release(part: &[u8]) {
     }
 }
 
-/// Maps the pages spanned by `part` in one call if it lies in a live map (before a read of
-/// all of it); does nothing otherwise.
-pub(crate) fn populate(part: &[u8]) {
-    if in_live_map(part) {
-        advise(part, Advice::Populate);
-    }
-}
-
 /// Whether `part` lies within one live map.
 fn in_live_map(part: &[u8]) -> bool {
     file_range(part).is_some()
@@ -168,12 +160,12 @@ pub fn write_rows<W: Write + ?Sized>(
 }
 
 #[cfg(unix)]
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+pub(crate) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
     std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
 }
 
 #[cfg(not(unix))]
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+pub(crate) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
     let mut done = 0;
     while done < buf.len() {
         match std::os::windows::fs::FileExt::seek_read(

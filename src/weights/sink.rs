@@ -3,7 +3,7 @@
 //! copy the source file's pages (`copy_file_range`, as `cp` does), which is both the fastest
 //! way and the one whose speed does not swing with the machine's load; writing from a map
 //! copies out of user pages, which on a busy machine took up to ten times as long.
-use super::mapped::{file_range, populate, release, write_releasing, CHUNK};
+use super::mapped::{file_range, read_exact_at, write_releasing, CHUNK};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 
@@ -29,19 +29,12 @@ impl Sink for BufWriter<&File> {
 pub type Watcher<'a> = &'a mut (dyn FnMut(&[u8]) + Send);
 
 /// Appends `data` to `dest` at its current position, calling `seen` (if given) with its bytes
-/// chunk by chunk, in order. Data of a live map is copied in the kernel from the mapped file
-/// while another thread maps, shows `seen` and releases the chunks (large data only); where the
-/// kernel cannot copy between the two files, and for any other data, it is written from memory.
+/// chunk by chunk, in order. Data of a live map is copied in the kernel from the mapped file,
+/// and shown to `seen` through positioned reads of that file into a small buffer (on another
+/// thread for large data), so the map's pages are never touched: touching and releasing them
+/// from two threads costs a TLB shootdown per release. Where the kernel cannot copy between the
+/// two files, and for any other data, it is written from memory.
 pub fn copy_to_file(dest: &File, data: &[u8], seen: Option<Watcher<'_>>) -> io::Result<()> {
-    let show = |seen: Option<Watcher<'_>>| {
-        if let Some(seen) = seen {
-            for chunk in data.chunks(CHUNK) {
-                populate(chunk);
-                seen(chunk);
-                release(chunk);
-            }
-        }
-    };
     let mut dest = dest;
     let Some((src, offset)) = file_range(data) else {
         // Each chunk written while it is still in the cache from `seen`.
@@ -54,16 +47,32 @@ pub fn copy_to_file(dest: &File, data: &[u8], seen: Option<Watcher<'_>>) -> io::
         }
         return Ok(());
     };
-    std::thread::scope(|scope| {
-        if data.len() >= PARALLEL_FROM {
-            scope.spawn(|| show(seen));
-        } else {
-            show(seen);
+    let show = |seen: Option<Watcher<'_>>| -> io::Result<()> {
+        let Some(seen) = seen else { return Ok(()) };
+        let mut buf = vec![0u8; CHUNK.min(data.len())];
+        let mut at = 0;
+        while at < data.len() {
+            let n = buf.len().min(data.len() - at);
+            read_exact_at(&src, &mut buf[..n], offset + at as u64)?;
+            seen(&buf[..n]);
+            at += n;
         }
+        Ok(())
+    };
+    std::thread::scope(|scope| {
+        let shown = if data.len() >= PARALLEL_FROM {
+            Some(scope.spawn(|| show(seen)))
+        } else {
+            show(seen)?;
+            None
+        };
         if !kernel_copy(&src, offset, dest, data.len())? {
             write_releasing(&mut dest, data)?;
         }
-        Ok(())
+        match shown {
+            Some(thread) => thread.join().expect("the checksum thread does not panic"),
+            None => Ok(()),
+        }
     })
 }
 
