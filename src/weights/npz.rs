@@ -1,5 +1,5 @@
 //! Streaming `.npz` writer and lazy, memory-mapped `.npz` reader.
-use super::mapped::FileMap;
+use super::mapped::{file_range, FileMap};
 use super::npy::{self, Header};
 use super::sink::Sink;
 use super::zip_writer::ZipOut;
@@ -30,9 +30,11 @@ impl NpzWriter {
         })
     }
 
-    /// Adds a tensor whose bytes are in memory or in a mapped input file.
+    /// Adds a tensor whose bytes are in memory or in a mapped input file. The bytes of a mapped
+    /// file are placed at their offset within a page in that file.
     pub fn add(&mut self, node: &str, param: &str, tensor: &Tensor) -> Result<()> {
-        self.start(node, param, &tensor.info)?;
+        let source = file_range(&tensor.data).map(|(_, offset)| offset);
+        self.start(node, param, &tensor.info, source)?;
         self.zip.write_mapped(&tensor.data)?;
         Ok(())
     }
@@ -46,7 +48,7 @@ impl NpzWriter {
         info: &TensorInfo,
         data: &mut dyn Read,
     ) -> Result<()> {
-        self.start(node, param, info)?;
+        self.start(node, param, info, None)?;
         let copied = std::io::copy(&mut data.take(info.nbytes() as u64), &mut self.zip)?;
         if copied != info.nbytes() as u64 {
             bail!(
@@ -57,16 +59,24 @@ impl NpzWriter {
         Ok(())
     }
 
-    /// Starts the entry of a tensor and writes its `.npy` header.
-    fn start(&mut self, node: &str, param: &str, info: &TensorInfo) -> Result<()> {
+    /// Starts the entry of a tensor and writes its `.npy` header; the data after it lands at
+    /// `source`'s offset within a page when given.
+    fn start(
+        &mut self,
+        node: &str,
+        param: &str,
+        info: &TensorInfo,
+        source: Option<u64>,
+    ) -> Result<()> {
         let name = key(node, param, info.dtype) + ".npy";
         if !self.names.insert(name.clone()) {
             bail!("weight '{param}' of node '{node}' is written twice");
         }
         let header = npy::header_bytes(npy::descr(info.dtype), &info.shape);
         let total = header.len() as u64 + info.nbytes() as u64;
+        let page_offset = source.map(|at| at.wrapping_sub(header.len() as u64));
         self.zip
-            .start(&name, total)
+            .start_placed(&name, total, page_offset)
             .with_context(|| format!("cannot add weight '{param}' of node '{node}'"))?;
         self.zip.write_all(&header)?;
         Ok(())
