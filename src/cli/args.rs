@@ -220,8 +220,8 @@ impl TargetFlags {
 /// The ONNX target's flags (`convert`, `tocode`, `tomodel`).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct OnnxFlags {
-    /// [ONNX] opset of the written model (13 to 25; default 17, or the first opset with the
-    /// model's element types, e.g. 19 for float8)
+    /// [ONNX] opset of the written model (13 to 25; default 17, or the first later opset that
+    /// has the model's element types and nodes, e.g. 19 for float8 or dilated average pooling)
     #[arg(long, value_parser = clap::value_parser!(i64).range(
         crate::backends::onnx::MIN_OPSET..=crate::backends::onnx::MAX_OPSET))]
     pub opset: Option<i64>,
