@@ -164,7 +164,6 @@ mod tests {
     fn matches_the_definition_on_every_permutation_of_rank_four() {
         let dims = [3, 1, 4, 5];
         let data: Vec<u32> = (0..60).map(|v| v * 2654435761u32).collect();
-        let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
         let mut perms = vec![];
         for a in 0..4 {
             for b in 0..4 {
@@ -182,12 +181,18 @@ mod tests {
         }
         assert_eq!(perms.len(), 24);
         for p in perms {
-            let got: Vec<u32> = permute_bytes(&bytes, &dims, &p, 4)
-                .chunks_exact(4)
-                .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
-                .collect();
-            assert_eq!(got, reference(&data, &dims, &p), "perm {p:?}");
+            check(&data, &dims, &p);
         }
+    }
+
+    /// permute_bytes on `data` as u32 bytes agrees with the definition.
+    fn check(data: &[u32], dims: &[usize], p: &[usize]) {
+        let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let got: Vec<u32> = permute_bytes(&bytes, dims, p, 4)
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(got, reference(data, dims, p), "perm {p:?}");
     }
 
     #[test]
@@ -195,13 +200,8 @@ mod tests {
         let dims = [TILE + 1, 3, 2 * TILE + 1];
         let n = dims.iter().product::<usize>() as u32;
         let data: Vec<u32> = (0..n).collect();
-        let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
         for p in [[2, 1, 0], [2, 0, 1], [1, 2, 0], [0, 2, 1], [1, 0, 2]] {
-            let got: Vec<u32> = permute_bytes(&bytes, &dims, &p, 4)
-                .chunks_exact(4)
-                .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
-                .collect();
-            assert_eq!(got, reference(&data, &dims, &p), "perm {p:?}");
+            check(&data, &dims, &p);
         }
     }
 
