@@ -2,7 +2,7 @@
 //! LayerNormalization (opset 17), GroupNormalization (per-group scale in opset 18, per-channel
 //! from 21), LRN and LpNormalization. Parameters must be constants; they become weights.
 use super::{axis, OpFn};
-use crate::frontends::onnx::builder::Val;
+use crate::frontends::onnx::builder::{Spec, Val};
 use crate::frontends::onnx::node::Ctx;
 use anyhow::{bail, Result};
 
@@ -59,20 +59,8 @@ fn batch_norm_training(ctx: &mut Ctx, x: &Val, eps: f32) -> Result<Vec<Val>> {
         .chain(std::iter::repeat_n(1, rank - 2))
         .collect();
     let dtype = x.dtype();
-    let s = ctx
-        .tmp("ReduceMean", "mean")
-        .ints("axes", axes.clone())
-        .input(x);
-    let mean = ctx.emit1(s)?;
-    let s = ctx.tmp("Sub", "centred").input(x).input(&mean);
-    let centred = ctx.emit1(s)?;
-    let s = ctx.tmp("Square", "squared").input(&centred);
-    let squared = ctx.emit1(s)?;
-    let s = ctx
-        .tmp("ReduceMean", "var")
-        .ints("axes", axes)
-        .input(&squared);
-    let var = ctx.emit1(s)?;
+    let mean = ctx.tmp("ReduceMean", "mean");
+    let (mean, centred, var) = moments(ctx, x, axes, mean)?;
     let e = super::scalar(ctx, "epsilon", eps as f64, dtype)?;
     let s = ctx.tmp("Add", "var_eps").input(&var).input(&e);
     let var_eps = ctx.emit1(s)?;
@@ -176,10 +164,19 @@ fn layer_norm(ctx: &mut Ctx) -> Result<Vec<Val>> {
 /// LayerNormalization's optional outputs: the mean and 1/sqrt(variance + epsilon) over `axes`
 /// (kept as size-1 dims).
 fn layer_norm_stats(ctx: &mut Ctx, x: &Val, axes: Vec<i64>, eps: f32) -> Result<Vec<Val>> {
-    let s = ctx
-        .spec_for(1, "ReduceMean")
-        .ints("axes", axes.clone())
-        .input(x);
+    let mean = ctx.spec_for(1, "ReduceMean");
+    let (mean, _, var) = moments(ctx, x, axes, mean)?;
+    let eps = super::scalar(ctx, "epsilon", eps as f64, x.dtype())?;
+    let s = ctx.tmp("Add", "variance_eps").input(&var).input(&eps);
+    let var = ctx.emit1(s)?;
+    let s = ctx.spec_for(2, "Rsqrt").input(&var);
+    Ok(vec![mean, ctx.emit1(s)?])
+}
+
+/// The mean of `x` over `axes` (emitted as `mean`, a ReduceMean spec naming it), `x` less that
+/// mean, and the population variance, all with the reduced axes kept as size-1 dims.
+fn moments(ctx: &mut Ctx, x: &Val, axes: Vec<i64>, mean: Spec) -> Result<(Val, Val, Val)> {
+    let s = mean.ints("axes", axes.clone()).input(x);
     let mean = ctx.emit1(s)?;
     let s = ctx.tmp("Sub", "centred").input(x).input(&mean);
     let centred = ctx.emit1(s)?;
@@ -190,11 +187,7 @@ fn layer_norm_stats(ctx: &mut Ctx, x: &Val, axes: Vec<i64>, eps: f32) -> Result<
         .ints("axes", axes)
         .input(&squared);
     let var = ctx.emit1(s)?;
-    let eps = super::scalar(ctx, "epsilon", eps as f64, x.dtype())?;
-    let s = ctx.tmp("Add", "variance_eps").input(&var).input(&eps);
-    let var = ctx.emit1(s)?;
-    let s = ctx.spec_for(2, "Rsqrt").input(&var);
-    Ok(vec![mean, ctx.emit1(s)?])
+    Ok((mean, centred, var))
 }
 
 /// A constant parameter input broadcast (folded) to `shape`.
