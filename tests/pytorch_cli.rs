@@ -26,6 +26,18 @@ fn zeros(shape: &[usize]) -> Tensor {
     Tensor::from_f32(shape.to_vec(), &vec![0.0; shape.iter().product()]).unwrap()
 }
 
+/// `mmdnn tocode -f pytorch` of the IR at `prefix` (.pb and .npz) into `code`.
+fn tocode(prefix: &Path, code: &Path) -> Command {
+    let mut cmd = mmdnn();
+    cmd.args(["tocode", "-f", "pytorch", "-n"])
+        .arg(prefix.with_extension("pb"))
+        .arg("-w")
+        .arg(prefix.with_extension("npz"))
+        .arg("-d")
+        .arg(code);
+    cmd
+}
+
 fn save(g: &mut Graph, w: &MemoryWeights, dir: &Path) -> std::path::PathBuf {
     validate::check(g, Some(w)).unwrap();
     let prefix = dir.join("ir");
@@ -61,13 +73,7 @@ fn unsupported_nodes_are_all_listed_and_nothing_is_written() {
     g.outputs = vec![after, slice];
     let prefix = save(&mut g, &MemoryWeights::default(), dir.path());
     let (code, weights) = (dir.path().join("m.py"), dir.path().join("w.pth"));
-    mmdnn()
-        .args(["tocode", "-f", "pytorch", "-n"])
-        .arg(prefix.with_extension("pb"))
-        .arg("-w")
-        .arg(prefix.with_extension("npz"))
-        .arg("-d")
-        .arg(&code)
+    tocode(&prefix, &code)
         .arg("-dw")
         .arg(&weights)
         .assert()
@@ -115,15 +121,7 @@ fn hostile_names_give_safe_python() {
     g.outputs = vec![t];
     let prefix = save(&mut g, &w, dir.path());
     let code = dir.path().join("model.py");
-    mmdnn()
-        .args(["tocode", "-f", "pytorch", "-n"])
-        .arg(prefix.with_extension("pb"))
-        .arg("-w")
-        .arg(prefix.with_extension("npz"))
-        .arg("-d")
-        .arg(&code)
-        .assert()
-        .success();
+    tocode(&prefix, &code).assert().success();
     let text = std::fs::read_to_string(&code).unwrap();
     assert!(text.is_ascii());
     for line in text.lines() {
@@ -172,13 +170,7 @@ fn state_dict_has_the_torch_save_layout() {
     g.outputs = vec![g.add(fc).unwrap()];
     let prefix = save(&mut g, &w, dir.path());
     let pth = dir.path().join("w.pth");
-    mmdnn()
-        .args(["tocode", "-f", "pytorch", "-n"])
-        .arg(prefix.with_extension("pb"))
-        .arg("-w")
-        .arg(prefix.with_extension("npz"))
-        .arg("-d")
-        .arg(dir.path().join("m.py"))
+    tocode(&prefix, &dir.path().join("m.py"))
         .arg("-dw")
         .arg(&pth)
         .assert()
@@ -271,13 +263,7 @@ fn element_types_torch_lacks_are_refused_up_front() {
     let dir = tempfile::tempdir().unwrap();
     let prefix = narrow_ir(DType::I4, DType::F8E5M2, dir.path());
     let code = dir.path().join("m.py");
-    mmdnn()
-        .args(["tocode", "-f", "pytorch", "-n"])
-        .arg(prefix.with_extension("pb"))
-        .arg("-w")
-        .arg(prefix.with_extension("npz"))
-        .arg("-d")
-        .arg(&code)
+    tocode(&prefix, &code)
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
@@ -286,15 +272,7 @@ fn element_types_torch_lacks_are_refused_up_front() {
     assert!(!code.exists());
     // float8 maps to torch's types; a saturating Cast clamps to the largest finite value first.
     let prefix = narrow_ir(DType::F8E4M3FN, DType::F8E5M2, dir.path());
-    mmdnn()
-        .args(["tocode", "-f", "pytorch", "-n"])
-        .arg(prefix.with_extension("pb"))
-        .arg("-w")
-        .arg(prefix.with_extension("npz"))
-        .arg("-d")
-        .arg(&code)
-        .assert()
-        .success();
+    tocode(&prefix, &code).assert().success();
     let py = std::fs::read_to_string(&code).unwrap();
     assert!(
         py.contains(".float().clamp(-57344.0, 57344.0).to(torch.float8_e5m2)"),
