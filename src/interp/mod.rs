@@ -11,16 +11,16 @@
 //! elementwise ops can work in place) and drops every intermediate value once its last consumer
 //! has run.
 mod activation;
-mod arithmetic;
 mod conv;
 mod dense;
+mod elementwise;
 mod io;
 mod linalg;
-mod normalization;
+mod norm;
 mod pool;
 mod recurrent;
 mod reduce;
-mod shape_ops;
+mod shape;
 mod util;
 
 use crate::ir::ops::Attrs;
@@ -253,11 +253,11 @@ pub fn lookup(op: &str) -> Option<OpFn> {
         .or_else(|| conv::lookup(op))
         .or_else(|| pool::lookup(op))
         .or_else(|| dense::lookup(op))
-        .or_else(|| normalization::lookup(op))
+        .or_else(|| norm::lookup(op))
         .or_else(|| activation::lookup(op))
-        .or_else(|| arithmetic::lookup(op))
+        .or_else(|| elementwise::lookup(op))
         .or_else(|| reduce::lookup(op))
-        .or_else(|| shape_ops::lookup(op))
+        .or_else(|| shape::lookup(op))
         .or_else(|| recurrent::lookup(op))
 }
 

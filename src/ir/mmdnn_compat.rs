@@ -9,6 +9,7 @@
 //! ignore dilation), and after mapping, the inferred shapes are checked against the
 //! `_output_shapes` MMdnn recorded. Ops whose meaning MMdnn does not pin down are refused.
 use super::graph::{Graph, Node, TensorRef};
+use super::ops::shape_rules::same_pads;
 use super::serialize::{dtype_from_proto, shape_from_proto};
 use super::types::{shape_string, AttrValue, DType, Shape};
 use super::validate;
@@ -663,7 +664,8 @@ impl Window {
         let mut w = Window::as_written(n, kernel)?;
         if n.same_padding()? {
             if let Some(input) = cx.spatial_dims(n.input(0)?, w.kernel.len()) {
-                w.pads = same_pads(&input, &w.kernel, &w.strides, &w.dilations);
+                w.pads = same_pads(&input, &w.kernel, &w.strides, &w.dilations, true)
+                    .context("SAME padding needs the input size")?;
             }
         }
         Ok(w)
@@ -698,20 +700,6 @@ impl Window {
             .with_attr("dilations", AttrValue::Ints(self.dilations.clone()))
             .with_attr("pads", AttrValue::Ints(self.pads.clone()))
     }
-}
-
-/// TensorFlow SAME padding (the extra pixel at the end).
-fn same_pads(input: &[i64], kernel: &[i64], strides: &[i64], dilations: &[i64]) -> Vec<i64> {
-    let totals: Vec<i64> = (0..input.len())
-        .map(|i| {
-            let out = (input[i] + strides[i] - 1) / strides[i];
-            let span = dilations[i] * (kernel[i] - 1) + 1;
-            ((out - 1) * strides[i] + span - input[i]).max(0)
-        })
-        .collect();
-    let begins = totals.iter().map(|t| t / 2);
-    let ends = totals.iter().map(|t| t - t / 2);
-    begins.chain(ends).collect()
 }
 
 /// A Conv node in channels_last layout.
@@ -1316,9 +1304,9 @@ mod tests {
     #[test]
     fn same_pads_follow_tensorflow() {
         // 8 wide, kernel 3, dilation 2: effective 5, total 4.
-        assert_eq!(same_pads(&[8], &[3], &[1], &[2]), vec![2, 2]);
+        assert_eq!(same_pads(&[8], &[3], &[1], &[2], true), Some(vec![2, 2]));
         // Stride 2 on 8: out 4, total 1, extra at the end.
-        assert_eq!(same_pads(&[8], &[3], &[2], &[1]), vec![0, 1]);
+        assert_eq!(same_pads(&[8], &[3], &[2], &[1], true), Some(vec![0, 1]));
     }
 
     #[test]

@@ -9,15 +9,15 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 mod activation;
-mod arithmetic;
 mod conv;
 mod dense;
+mod elementwise;
 mod io;
-mod normalization;
+mod norm;
 mod pool;
 mod recurrent;
 mod reduce;
-mod shape_ops;
+mod shape;
 pub mod shape_rules;
 
 /// Families, in the order docs list them.
@@ -27,9 +27,9 @@ pub enum Family {
     Conv,
     Pool,
     Dense,
-    Normalization,
+    Norm,
     Activation,
-    Arithmetic,
+    Elementwise,
     Reduce,
     Shape,
     Recurrent,
@@ -42,9 +42,9 @@ impl Family {
             Family::Conv => "Convolution",
             Family::Pool => "Pooling",
             Family::Dense => "Dense and matrix products",
-            Family::Normalization => "Normalization",
+            Family::Norm => "Normalization",
             Family::Activation => "Activations and unary math",
-            Family::Arithmetic => "Elementwise binary, comparison and selection",
+            Family::Elementwise => "Elementwise binary, comparison and selection",
             Family::Reduce => "Reductions",
             Family::Shape => "Shape, indexing and data movement",
             Family::Recurrent => "Recurrent",
@@ -232,11 +232,11 @@ pub fn all() -> &'static [OpDef] {
             conv::OPS,
             pool::OPS,
             dense::OPS,
-            normalization::OPS,
+            norm::OPS,
             activation::OPS,
-            arithmetic::OPS,
+            elementwise::OPS,
             reduce::OPS,
-            shape_ops::OPS,
+            shape::OPS,
             recurrent::OPS,
         ]
         .concat();

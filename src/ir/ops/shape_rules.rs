@@ -1,7 +1,7 @@
 //! Shape arithmetic shared by the ops' shape rules (and by the interpreter).
 use super::InferCtx;
 use crate::ir::types::{DType, Shape, TensorType};
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 
 /// Normalises `axis` (negative counts from the end) against `rank`.
 pub fn norm_axis(axis: i64, rank: usize) -> Result<usize> {
@@ -80,6 +80,98 @@ pub fn numel(shape: &[i64]) -> i64 {
     } else {
         shape.iter().product()
     }
+}
+
+/// Total SAME padding of one spatial axis of size `size` (`size` < 0: unknown, then only a
+/// stride of 1 gives an answer): the output has ceil(size / stride) positions.
+pub fn same_pad_total(size: i64, kernel: i64, stride: i64, dilation: i64) -> Option<i64> {
+    let span = dilation * (kernel - 1) + 1;
+    if stride == 1 {
+        return Some(span - 1);
+    }
+    if size < 0 {
+        return None;
+    }
+    let out = (size + stride - 1) / stride;
+    Some(((out - 1) * stride + span - size).max(0))
+}
+
+/// Splits a total padding into (begin, end): SAME_UPPER / TensorFlow put the odd pixel at the
+/// end, SAME_LOWER at the begin.
+pub fn split_same(total: i64, odd_at_end: bool) -> (i64, i64) {
+    let small = total / 2;
+    if odd_at_end {
+        (small, total - small)
+    } else {
+        (total - small, small)
+    }
+}
+
+/// SAME pads `[begin per axis..., end per axis...]` for spatial sizes `sizes`; `None` when a
+/// strided axis has an unknown size.
+pub fn same_pads(
+    sizes: &[i64],
+    kernel: &[i64],
+    strides: &[i64],
+    dilations: &[i64],
+    odd_at_end: bool,
+) -> Option<Vec<i64>> {
+    let mut begin = Vec::with_capacity(sizes.len());
+    let mut end = Vec::with_capacity(sizes.len());
+    for i in 0..sizes.len() {
+        let total = same_pad_total(sizes[i], kernel[i], strides[i], dilations[i])?;
+        let (b, e) = split_same(total, odd_at_end);
+        begin.push(b);
+        end.push(e);
+    }
+    begin.extend(end);
+    Some(begin)
+}
+
+/// Resolves a Reshape target against an input shape (0 copies, one -1 inferred).
+pub fn reshape_dims(input: &[i64], target: &[i64]) -> Result<Vec<i64>> {
+    let mut out: Vec<i64> = target
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| {
+            if d == 0 {
+                input.get(i).copied().ok_or_else(|| {
+                    anyhow!(
+                        "shape entry {i} is 0 (copy) but the input has rank {}",
+                        input.len()
+                    )
+                })
+            } else {
+                Ok(d)
+            }
+        })
+        .collect::<Result<_>>()?;
+    let unknown: Vec<usize> = (0..out.len()).filter(|&i| out[i] == -1).collect();
+    if unknown.len() > 1 {
+        let total = numel(input);
+        if total >= 0 {
+            bail!("the target shape has more than one -1");
+        }
+        return Ok(out);
+    }
+    let total = numel(input);
+    if let [i] = unknown[..] {
+        let known: i64 = out.iter().filter(|&&d| d != -1).product();
+        if total >= 0 && known > 0 {
+            if total % known != 0 {
+                bail!("cannot reshape {} elements into {:?}", total, target);
+            }
+            out[i] = total / known;
+        }
+    } else if total >= 0 && numel(&out) != total {
+        bail!(
+            "cannot reshape {} ({} elements) into {:?}",
+            crate::ir::types::shape_string(input),
+            total,
+            target
+        );
+    }
+    Ok(out)
 }
 
 /// Splits an activation shape into (channel axis, spatial axes) by data format.

@@ -4,7 +4,7 @@
 //! keras.applications (InceptionResNetV2's CustomScaleLayer, ConvNeXt's LayerScale).
 use super::super::convert::Cx;
 use super::super::weights::Transform;
-use super::{activation, ints_of, reshaping, LayerCall, RArg};
+use super::{activation, ints_of, shape, LayerCall, RArg};
 use crate::ir::{AttrValue, TensorRef};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value as Json;
@@ -239,11 +239,11 @@ fn convert_op(cx: &mut Cx, l: &LayerCall, op: Op, what: &str) -> Result<Vec<Tens
             let input = cx.shape(&x)?;
             let target =
                 if shape.first().is_some_and(|&d| d == -1 || d == input[0]) && !shape.is_empty() {
-                    reshaping::resolve_target(&input, &shape[1..])
+                    shape::resolve_target(&input, &shape[1..])
                 } else {
-                    bail!("{what}: reshaping across the batch axis ({shape:?}) is not supported");
+                    bail!("{what}: shape across the batch axis ({shape:?}) is not supported");
                 };
-            reshaping::reshape_to(cx, &l.name, x, &target)?
+            shape::reshape_to(cx, &l.name, x, &target)?
         }
         Op::Transpose => {
             let x = first()?;

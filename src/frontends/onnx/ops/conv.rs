@@ -4,6 +4,7 @@
 use super::OpFn;
 use crate::frontends::onnx::builder::Val;
 use crate::frontends::onnx::node::Ctx;
+use crate::ir::ops::shape_rules::{same_pads, split_same};
 use anyhow::{bail, Result};
 
 pub fn lookup(op: &str) -> Option<OpFn> {
@@ -64,32 +65,21 @@ fn pads(ctx: &Ctx, x: &Val, w: &Window) -> Result<Vec<i64>> {
             if shape.len() != n + 2 {
                 bail!("input {} does not have {n} spatial axes", x.ty());
             }
-            let mut begin = vec![0; n];
-            let mut end = vec![0; n];
-            for i in 0..n {
-                let (k, s, d) = (w.kernel[i], w.strides[i], w.dilations[i]);
-                let size = shape[i + 2];
-                let total = if s == 1 {
-                    (k - 1) * d
-                } else if size < 0 {
-                    bail!(
-                        "auto_pad {auto} with stride {s} needs spatial dim {i} of input {}, \
-                         unknown here; pin it with --inputShape",
-                        x.ty()
-                    );
-                } else {
-                    let out = (size + s - 1) / s;
-                    ((out - 1) * s + (k - 1) * d + 1 - size).max(0)
-                };
-                let small = total / 2;
-                (begin[i], end[i]) = if auto == "SAME_UPPER" {
-                    (small, total - small)
-                } else {
-                    (total - small, small)
-                };
+            let sizes = &shape[2..];
+            match same_pads(
+                sizes,
+                &w.kernel,
+                &w.strides,
+                &w.dilations,
+                auto == "SAME_UPPER",
+            ) {
+                Some(pads) => Ok(pads),
+                None => bail!(
+                    "auto_pad {auto} with a stride above 1 needs the spatial dims of input {}, \
+                     unknown here; pin it with --inputShape",
+                    x.ty()
+                ),
             }
-            begin.extend(end);
-            Ok(begin)
         }
         other => bail!("auto_pad '{other}' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID"),
     }
@@ -177,12 +167,7 @@ fn conv_transpose(ctx: &mut Ctx) -> Result<Vec<Val>> {
                 extra[i] -= total;
                 continue;
             }
-            let small = total / 2;
-            (begin[i], end[i]) = if auto == "SAME_UPPER" {
-                (small, total - small)
-            } else {
-                (total - small, small)
-            };
+            (begin[i], end[i]) = split_same(total, auto == "SAME_UPPER");
         }
         begin.extend(end);
         begin

@@ -1,10 +1,10 @@
 //! The op mappings, one function per ONNX op, grouped by family; `lookup` is the dispatch table
 //! by `op_type` (default domain). A mapping reads the node through [`Ctx`] and returns the
 //! values of the outputs it maps, in order; opset-dependent forms branch on `ctx.opset`.
-mod constant;
 mod conv;
 mod dense;
 mod elementwise;
+mod io;
 mod norm;
 mod quant;
 mod recurrent;
@@ -29,7 +29,7 @@ pub fn lookup(op_type: &str) -> Option<OpFn> {
         .or_else(|| norm::lookup(op_type))
         .or_else(|| reduce::lookup(op_type))
         .or_else(|| shape::lookup(op_type))
-        .or_else(|| constant::lookup(op_type))
+        .or_else(|| io::lookup(op_type))
         .or_else(|| resize::lookup(op_type))
         .or_else(|| quant::lookup(op_type))
         .or_else(|| recurrent::lookup(op_type))

@@ -31,7 +31,7 @@ const fn norm(
 ) -> OpDef {
     OpDef {
         name,
-        family: Family::Normalization,
+        family: Family::Norm,
         doc,
         inputs: ONE_INPUT,
         outputs: ONE_OUTPUT,

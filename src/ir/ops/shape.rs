@@ -1,5 +1,5 @@
 //! Shape manipulation, indexing and data movement.
-use super::shape_rules::{broadcast, norm_axis, numel, spatial_axes};
+use super::shape_rules::{broadcast, norm_axis, numel, reshape_dims, spatial_axes};
 use super::*;
 use crate::ir::types::AttrKind as K;
 
@@ -325,52 +325,6 @@ fn infer_reshape(ctx: &InferCtx) -> Result<Vec<TensorType>> {
         x.dtype,
         reshape_dims(&x.shape, &target)?,
     )])
-}
-
-/// Resolves a Reshape target against an input shape (0 copies, one -1 inferred).
-pub fn reshape_dims(input: &[i64], target: &[i64]) -> Result<Vec<i64>> {
-    let mut out: Vec<i64> = target
-        .iter()
-        .enumerate()
-        .map(|(i, &d)| {
-            if d == 0 {
-                input.get(i).copied().ok_or_else(|| {
-                    anyhow!(
-                        "shape entry {i} is 0 (copy) but the input has rank {}",
-                        input.len()
-                    )
-                })
-            } else {
-                Ok(d)
-            }
-        })
-        .collect::<Result<_>>()?;
-    let unknown: Vec<usize> = (0..out.len()).filter(|&i| out[i] == -1).collect();
-    if unknown.len() > 1 {
-        let total = numel(input);
-        if total >= 0 {
-            bail!("the target shape has more than one -1");
-        }
-        return Ok(out);
-    }
-    let total = numel(input);
-    if let [i] = unknown[..] {
-        let known: i64 = out.iter().filter(|&&d| d != -1).product();
-        if total >= 0 && known > 0 {
-            if total % known != 0 {
-                bail!("cannot reshape {} elements into {:?}", total, target);
-            }
-            out[i] = total / known;
-        }
-    } else if total >= 0 && numel(&out) != total {
-        bail!(
-            "cannot reshape {} ({} elements) into {:?}",
-            crate::ir::types::shape_string(input),
-            total,
-            target
-        );
-    }
-    Ok(out)
 }
 
 fn infer_flatten(ctx: &InferCtx) -> Result<Vec<TensorType>> {

@@ -6,7 +6,7 @@ use crate::ir::types::AttrKind as K;
 const fn binary(name: &'static str, doc: &'static str) -> OpDef {
     OpDef {
         name,
-        family: Family::Arithmetic,
+        family: Family::Elementwise,
         doc,
         inputs: inputs(&["a", "b"]),
         outputs: ONE_OUTPUT,
@@ -55,7 +55,7 @@ pub const OPS: &[OpDef] = &[
     compare("Xor", "logical xor of bool tensors"),
     OpDef {
         name: "Where",
-        family: Family::Arithmetic,
+        family: Family::Elementwise,
         doc: "x where cond else y, all three broadcast",
         inputs: inputs(&["cond", "x", "y"]),
         outputs: ONE_OUTPUT,
