@@ -1,7 +1,7 @@
 //! Documentation generated from the code: `docs/ops.md` (the op catalogue) and the README's
 //! support matrix. Tests fail when the committed copies are stale.
-use crate::backends::TARGETS;
-use crate::frontends::{Framework, Status, SOURCES};
+use crate::backends::{self, BACKENDS};
+use crate::frontends::{self, FRONTENDS};
 use crate::ir::ops::{self, Default, Inputs, Layout, Outputs};
 use std::fmt::Write;
 
@@ -114,22 +114,35 @@ pub fn ops_markdown() -> String {
     s
 }
 
-fn status(list: &[Framework], name: &str) -> &'static str {
-    match list.iter().find(|f| f.name == name).map(|f| f.status) {
-        Some(Status::Ready) => "yes",
-        Some(Status::Planned) => "planned",
-        None => "—",
+/// One framework as a source or a target: (name, "yes" or "planned", formats).
+fn entries(sources: bool) -> Vec<(&'static str, &'static str, &'static str)> {
+    if sources {
+        let ready = FRONTENDS.iter().map(|f| (f.name(), "yes", f.formats()));
+        let planned = frontends::PLANNED
+            .iter()
+            .map(|p| (p.name, "planned", p.formats));
+        ready.chain(planned).collect()
+    } else {
+        let ready = BACKENDS.iter().map(|b| (b.name(), "yes", b.formats()));
+        let planned = backends::PLANNED
+            .iter()
+            .map(|p| (p.name, "planned", p.formats));
+        ready.chain(planned).collect()
     }
 }
 
-/// The README's support matrix: each framework as source and as target.
+/// The README's support matrix: each framework as source and as target, from the registries.
 pub fn support_matrix() -> String {
-    let mut names: Vec<&str> = SOURCES.iter().map(|f| f.name).collect();
-    for t in TARGETS {
-        if !names.contains(&t.name) {
-            names.push(t.name);
+    let (sources, targets) = (entries(true), entries(false));
+    let mut names: Vec<&str> = sources.iter().map(|e| e.0).collect();
+    for t in &targets {
+        if !names.contains(&t.0) {
+            names.push(t.0);
         }
     }
+    let status = |list: &[(&str, &'static str, &str)], n: &str| {
+        list.iter().find(|e| e.0 == n).map_or("—", |e| e.1)
+    };
     let mut s = String::new();
     writeln!(
         s,
@@ -138,17 +151,17 @@ pub fn support_matrix() -> String {
     .unwrap();
     writeln!(s, "|---|---|---|---|").unwrap();
     for n in names {
-        let formats = SOURCES
+        let formats = sources
             .iter()
-            .chain(TARGETS)
-            .find(|f| f.name == n)
-            .map(|f| f.formats)
+            .chain(&targets)
+            .find(|e| e.0 == n)
+            .map(|e| e.2)
             .unwrap_or_default();
         writeln!(
             s,
             "| {n} | {} | {} | {formats} |",
-            status(SOURCES, n),
-            status(TARGETS, n)
+            status(&sources, n),
+            status(&targets, n)
         )
         .unwrap();
     }

@@ -2,9 +2,11 @@
 //! (same ops, same weights, same interpreter outputs), the hand-encoded protobuf framing with
 //! inline and external data (decoded by prost), the one-message list of unsupported nodes, and
 //! that a failed conversion writes nothing.
-use mmdnn::backends::onnx::{save, writer, Options};
+use mmdnn::backends::onnx::{self, writer, Options};
 use mmdnn::frontends::{self, SourceArgs};
 use mmdnn::interp::{Interpreter, Value};
+use mmdnn::ir::passes::layout::Target;
+use mmdnn::ir::passes::{self, Wants};
 use mmdnn::ir::{AttrValue, DType, Graph, Node, TensorRef};
 use mmdnn::proto::onnx::{tensor_proto::DataLocation, ModelProto};
 use mmdnn::weights::{MemoryWeights, Tensor, WeightReader};
@@ -12,6 +14,16 @@ use ndarray::{ArrayD, IxDyn};
 use prost::Message;
 use std::collections::HashMap;
 use std::path::Path;
+
+/// The pipeline's last two stages, as `convert` runs them: the graph prepared channels-first
+/// (ONNX's layout), then written.
+fn save(g: &Graph, w: &dyn WeightReader, path: &Path, opts: Options) -> anyhow::Result<()> {
+    let wants = Wants {
+        layout: Target::ChannelsFirst,
+        keep_io: opts.keep_layout,
+    };
+    onnx::save(passes::prepare(g, w, wants)?, path, opts)
+}
 
 fn values(n: usize, seed: u32) -> Vec<f32> {
     (0..n)

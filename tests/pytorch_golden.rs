@@ -5,6 +5,8 @@
 //! checks that the real conversion gives the same file). When the emitter changes on purpose,
 //! regenerate the file with `MMDNN_UPDATE_GOLDEN=1 cargo test --test pytorch_golden`.
 use mmdnn::backends::pytorch;
+use mmdnn::ir::passes::layout::Target;
+use mmdnn::ir::passes::{self, Wants};
 use mmdnn::ir::{validate, AttrValue, DType, Graph, Node, TensorRef};
 use mmdnn::weights::{Tensor, TensorInfo, WeightReader};
 use std::collections::BTreeMap;
@@ -195,7 +197,12 @@ fn resnet50() -> (Graph, Shapes) {
 #[test]
 fn resnet50_code_matches_the_golden_file() {
     let (graph, weights) = resnet50();
-    let generated = pytorch::generate(&graph, &weights, false).expect("emits");
+    let wants = Wants {
+        layout: Target::ChannelsFirst,
+        keep_io: false,
+    };
+    let prepared = passes::prepare(&graph, &weights, wants).expect("converts the layout");
+    let generated = pytorch::generate(prepared).expect("emits");
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pytorch/resnet50.py");
     if std::env::var_os("MMDNN_UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, &generated.code).expect("writes the golden file");

@@ -1,96 +1,238 @@
 //! Target frameworks: each has an emitter (IR → readable Python source from Tera templates in
-//! `templates/<framework>/`) and a saver (→ the framework's model file). `TARGETS` lists every
-//! name the CLI accepts (MMdnn's spellings) and whether its backend exists yet.
+//! `templates/<framework>/`) and a saver (→ the framework's model file). [`BACKENDS`] registers
+//! every writer (one line each) and [`PLANNED`] the target names MMdnn accepted whose writers are
+//! still to come. A backend declares what it wants of the graph (its layout) and receives it
+//! [`Prepared`] by the passes stage; the CLI finds it by name and never names a framework.
 pub mod onnx;
 pub mod pytorch;
 
-use crate::frontends::{Framework, Status};
+use crate::ir::passes::layout::Target;
+use crate::ir::passes::Prepared;
 use crate::ir::Graph;
 use anyhow::{bail, Result};
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
-pub const TARGETS: &[Framework] = &[
-    Framework {
-        name: "pytorch",
-        aliases: &[],
-        status: Status::Ready,
-        formats: "nn.Module source + state_dict .pth",
-    },
-    Framework {
-        name: "onnx",
-        aliases: &[],
-        status: Status::Ready,
-        formats: ".onnx (opset 17 default)",
-    },
-    Framework {
+/// The target-side options of `convert`, `tocode` and `tomodel`, as the user gave them. Each
+/// backend reads those it declares in [`Backend::flags`] (plus `keep_layout` and `python`).
+#[derive(Clone, Debug, Default)]
+pub struct TargetOptions {
+    /// Keep the source's input and output layout (`--keep-layout`).
+    pub keep_layout: bool,
+    /// Python interpreter for targets that run generated code (`--python`).
+    pub python: Option<PathBuf>,
+    /// Model file format (`--format`, PyTorch).
+    pub format: String,
+    /// Opset of the written model (`--opset`, ONNX).
+    pub opset: Option<i64>,
+    /// Weights in a separate file whatever the size (`--external-data`, ONNX).
+    pub external_data: bool,
+}
+
+/// The weights `tomodel` builds a model from, beside the generated code.
+pub enum CodeWeights<'p, 'w> {
+    /// A file the backend reads as it is (one [`Backend::reads_weights`] accepts).
+    Native(&'p Path),
+    /// IR weights, with their graph prepared for the backend.
+    Ir(Prepared<'w>),
+}
+
+/// A target framework's writer. Each backend module defines one and registers it once in
+/// [`BACKENDS`].
+pub trait Backend: Sync {
+    /// The name `-df`/`-f` takes (MMdnn's spelling).
+    fn name(&self) -> &'static str;
+    /// Other accepted names.
+    fn aliases(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// What it writes, for help and the support matrix.
+    fn formats(&self) -> &'static str;
+    /// The layout its ops are written in: the passes stage converts the graph to it.
+    fn layout(&self) -> Target;
+    /// The target-specific flags it takes (a usage error on any other target).
+    fn flags(&self) -> &'static [&'static str];
+    /// `convert`: writes the model file `out` (and whatever goes with it).
+    fn save_model(&self, model: Prepared<'_>, out: &Path, opts: &TargetOptions) -> Result<()>;
+    /// `tocode`: writes readable code to `code` (which reads the IR weights `ir_weights`, or
+    /// the converted weights written to `weights_out`).
+    fn emit_code(
+        &self,
+        model: Prepared<'_>,
+        ir_weights: &Path,
+        code: &Path,
+        weights_out: Option<&Path>,
+        opts: &TargetOptions,
+    ) -> Result<()>;
+    /// Whether `tomodel` takes `weights` as they are (else they are IR weights, and the graph
+    /// beside them is prepared and handed over as [`CodeWeights::Ir`]).
+    fn reads_weights(&self, code: &Path, weights: &Path) -> Result<bool>;
+    /// `tomodel`: the model file from the code `tocode` wrote and its weights.
+    fn code_to_model(
+        &self,
+        code: &Path,
+        weights: CodeWeights<'_, '_>,
+        out: &Path,
+        opts: &TargetOptions,
+    ) -> Result<()>;
+}
+
+/// Every backend, one line each.
+pub static BACKENDS: &[&dyn Backend] = &[&pytorch::PyTorch, &onnx::Onnx];
+
+/// A target name the CLI accepts whose writer does not exist yet.
+#[derive(Clone, Copy, Debug)]
+pub struct Planned {
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    pub formats: &'static str,
+    /// The target-specific flags it will take (MMdnn's).
+    pub flags: &'static [&'static str],
+}
+
+/// MMdnn's Core ML options.
+const COREML_FLAGS: &[&str] = &[
+    "--inputNames",
+    "--outputNames",
+    "--imageInputNames",
+    "--isBGR",
+    "--redBias",
+    "--greenBias",
+    "--blueBias",
+    "--grayBias",
+    "--scale",
+    "--classInputPath",
+    "--predictedFeatureName",
+];
+
+/// Targets MMdnn wrote whose writers are still to come.
+pub const PLANNED: &[Planned] = &[
+    Planned {
         name: "keras",
         aliases: &[],
-        status: Status::Planned,
         formats: "Keras 3 .keras / .h5",
+        flags: &[],
     },
-    Framework {
+    Planned {
         name: "tensorflow",
         aliases: &["tf"],
-        status: Status::Planned,
         formats: "SavedModel",
+        flags: &["--dump_tag"],
     },
-    Framework {
+    Planned {
         name: "coreml",
         aliases: &[],
-        status: Status::Planned,
         formats: ".mlmodel / .mlpackage",
+        flags: COREML_FLAGS,
     },
-    Framework {
+    Planned {
         name: "caffe",
         aliases: &[],
-        status: Status::Planned,
         formats: ".prototxt + .caffemodel",
+        flags: &[],
     },
-    Framework {
+    Planned {
         name: "mxnet",
         aliases: &[],
-        status: Status::Planned,
         formats: "-symbol.json + .params",
+        flags: &[],
     },
-    Framework {
+    Planned {
         name: "cntk",
         aliases: &[],
-        status: Status::Planned,
         formats: ".dnn",
+        flags: &[],
     },
-    Framework {
+    Planned {
         name: "caffe2",
         aliases: &[],
-        status: Status::Planned,
         formats: "init_net.pb + predict_net.pb",
+        flags: &[],
     },
 ];
 
-/// Every accepted target name, aliases included.
-pub fn target_names() -> Vec<&'static str> {
-    TARGETS
-        .iter()
-        .flat_map(|f| std::iter::once(f.name).chain(f.aliases.iter().copied()))
-        .collect()
+fn named(b: &dyn Backend, name: &str) -> bool {
+    b.name() == name || b.aliases().contains(&name)
 }
 
-/// Fails plainly for a target whose backend does not exist yet.
-pub fn require(framework: &str) -> Result<&'static Framework> {
-    let fw = TARGETS
+fn planned(name: &str) -> Option<&'static Planned> {
+    PLANNED
         .iter()
-        .find(|f| f.matches(framework))
-        .ok_or_else(|| anyhow::anyhow!("unknown target framework '{framework}'"))?;
-    if fw.status != Status::Ready {
-        let ready = crate::frontends::ready(TARGETS);
-        bail!(
-            "mmdnn {} cannot write {} models yet: the {} emitter is not implemented. Targets available now: {}",
-            env!("CARGO_PKG_VERSION"),
-            fw.name,
-            fw.name,
-            if ready.is_empty() { "none yet (use `mmdnn toir` to produce an IR)".to_string() } else { ready }
-        );
+        .find(|p| p.name == name || p.aliases.contains(&name))
+}
+
+/// Every accepted target name, aliases included.
+pub fn target_names() -> Vec<&'static str> {
+    let ready = BACKENDS
+        .iter()
+        .flat_map(|b| std::iter::once(b.name()).chain(b.aliases().iter().copied()));
+    let planned = PLANNED
+        .iter()
+        .flat_map(|p| std::iter::once(p.name).chain(p.aliases.iter().copied()));
+    ready.chain(planned).collect()
+}
+
+/// Names of the targets that can be written now.
+pub fn ready_names() -> String {
+    BACKENDS
+        .iter()
+        .map(|b| b.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The backend named `name`; fails plainly for a target whose backend does not exist yet.
+pub fn find(name: &str) -> Result<&'static dyn Backend> {
+    if let Some(b) = BACKENDS.iter().find(|b| named(**b, name)) {
+        return Ok(*b);
     }
-    Ok(fw)
+    match planned(name) {
+        Some(p) => bail!(
+            "mmdnn {} cannot write {} models yet: the {} emitter is not implemented. Targets \
+             available now: {}",
+            env!("CARGO_PKG_VERSION"),
+            p.name,
+            p.name,
+            ready_names()
+        ),
+        None => bail!("unknown target framework '{name}'"),
+    }
+}
+
+/// A usage error when target-specific flags in `given` do not belong to target `name`: names
+/// each flag and the target it belongs to.
+pub fn check_flags(name: &str, given: &[&str]) -> Result<(), String> {
+    let accepted: &[&str] = match BACKENDS.iter().find(|b| named(**b, name)) {
+        Some(b) => b.flags(),
+        None => planned(name).map_or(&[], |p| p.flags),
+    };
+    let owner = |flag: &str| {
+        BACKENDS
+            .iter()
+            .find(|b| b.flags().contains(&flag))
+            .map(|b| b.name())
+            .or_else(|| {
+                PLANNED
+                    .iter()
+                    .find(|p| p.flags.contains(&flag))
+                    .map(|p| p.name)
+            })
+            .unwrap_or("another")
+    };
+    let stray: Vec<&str> = given
+        .iter()
+        .copied()
+        .filter(|f| !accepted.contains(f))
+        .collect();
+    let Some(first) = stray.first() else {
+        return Ok(());
+    };
+    let verb = if stray.len() == 1 { "applies" } else { "apply" };
+    Err(format!(
+        "{} only {verb} to the {} target, not {name}",
+        stray.join(", "),
+        owner(first)
+    ))
 }
 
 /// Names of the nodes the graph outputs depend on, graph inputs included.

@@ -1,6 +1,7 @@
 //! Argument spellings shared by the subcommands: MMdnn's single-dash long flags, command aliases
 //! by program name, and the parsers for framework names and `--inputShape`.
 use super::ALIASES;
+use crate::backends::TargetOptions;
 use crate::frontends::SourceArgs;
 use clap::builder::PossibleValuesParser;
 use std::ffi::OsString;
@@ -199,21 +200,13 @@ impl CoremlFlags {
 }
 
 impl TargetFlags {
-    /// Checks that target-specific flags fit the target (a usage error otherwise).
-    pub fn check_for(&self, target: &str) -> Result<(), String> {
-        let coreml = self.coreml.given();
-        if target != "coreml" && !coreml.is_empty() {
-            return Err(format!(
-                "{} only apply to the coreml target, not {target}",
-                coreml.join(", ")
-            ));
+    /// The target-specific flags that were given (checked against the target's backend).
+    pub fn given(&self) -> Vec<&'static str> {
+        let mut v = self.coreml.given();
+        if self.dump_tag.is_some() {
+            v.push("--dump_tag");
         }
-        if self.dump_tag.is_some() && !matches!(target, "tensorflow" | "tf") {
-            return Err(format!(
-                "--dump_tag only applies to the tensorflow target, not {target}"
-            ));
-        }
-        Ok(())
+        v
     }
 }
 
@@ -231,24 +224,46 @@ pub struct OnnxFlags {
 }
 
 impl OnnxFlags {
-    /// A usage error when ONNX flags are given for another target.
-    pub fn check_for(&self, target: &str) -> Result<(), String> {
-        if target != "onnx" && (self.opset.is_some() || self.external_data) {
-            return Err(format!(
-                "--opset and --external-data only apply to the onnx target, not {target}"
-            ));
+    /// The flags that were given.
+    pub fn given(&self) -> Vec<&'static str> {
+        let mut v = vec![];
+        if self.opset.is_some() {
+            v.push("--opset");
         }
-        Ok(())
-    }
-
-    pub fn options(&self, keep_layout: bool) -> crate::backends::onnx::Options {
-        crate::backends::onnx::Options {
-            opset: self.opset,
-            keep_layout,
-            external_data: self.external_data,
+        if self.external_data {
+            v.push("--external-data");
         }
+        v
     }
 }
+
+/// The options every target-writing command hands to its backend, after checking that each
+/// target-specific flag given belongs to the target (a usage error message otherwise).
+pub fn target_options(
+    target: &str,
+    flags: &TargetFlags,
+    onnx: &OnnxFlags,
+    format: Option<&str>,
+    keep_layout: bool,
+    python: Option<PathBuf>,
+) -> Result<TargetOptions, String> {
+    let mut given = flags.given();
+    given.extend(onnx.given());
+    if format.is_some() {
+        given.push("--format");
+    }
+    crate::backends::check_flags(target, &given)?;
+    Ok(TargetOptions {
+        keep_layout,
+        python,
+        format: format.unwrap_or(DEFAULT_FORMAT).to_string(),
+        opset: onnx.opset,
+        external_data: onnx.external_data,
+    })
+}
+
+/// The model file format written when `--format` is not given.
+pub const DEFAULT_FORMAT: &str = "state_dict";
 
 /// A usage error found after parsing: printed like clap's, exit code 2.
 pub fn usage_error(message: &str) -> i32 {

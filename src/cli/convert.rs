@@ -1,8 +1,11 @@
 //! `mmdnn convert` (MMdnn's `mmconvert`): source model → target model in one step.
-use super::args::{source_parser, target_parser, usage_error, OnnxFlags, ParserFlags, TargetFlags};
+use super::args::{
+    source_parser, target_options, target_parser, usage_error, OnnxFlags, ParserFlags, TargetFlags,
+};
 use crate::backends::pytorch::saver::Format;
+use crate::ir::passes::{self, Wants};
 use crate::{backends, frontends};
-use anyhow::{bail, Result};
+use anyhow::{Context, Result};
 use clap::builder::PossibleValuesParser;
 use std::path::PathBuf;
 
@@ -26,10 +29,10 @@ pub struct Args {
     /// Keep the source's input and output layout (default: image tensors become channels-first)
     #[arg(long = "keep-layout")]
     pub keep_layout: bool,
-    /// [PyTorch] model file format: state_dict (no Python needed), torchscript, export (.pt2)
-    /// or pickle (the whole module, as MMdnn saved it)
-    #[arg(long, default_value = "state_dict", value_parser = PossibleValuesParser::new(Format::NAMES))]
-    pub format: String,
+    /// [PyTorch] model file format: state_dict (default; no Python needed), torchscript,
+    /// export (.pt2) or pickle (the whole module, as MMdnn saved it)
+    #[arg(long, value_parser = PossibleValuesParser::new(Format::NAMES))]
+    pub format: Option<String>,
     /// Python interpreter for the formats that run PyTorch (default: MMDNN_PYTHON, the active
     /// virtual environment, else python3)
     #[arg(long)]
@@ -42,35 +45,31 @@ pub struct Args {
     pub onnx: OnnxFlags,
 }
 
+/// The pipeline, stage by stage: read (frontend, through the graph builder) → passes (what the
+/// backend wants) → write (backend).
 pub fn run(a: Args) -> Result<i32> {
-    if let Err(msg) = a
-        .target
-        .check_for(&a.dst_framework)
-        .and_then(|_| a.onnx.check_for(&a.dst_framework))
-    {
-        return Ok(usage_error(&msg));
-    }
-    // Fail before the (possibly slow) parse when the target cannot be written.
-    let fw = backends::require(&a.dst_framework)?;
-    let format = Format::parse(&a.format)?;
+    let opts = match target_options(
+        &a.dst_framework,
+        &a.target,
+        &a.onnx,
+        a.format.as_deref(),
+        a.keep_layout,
+        a.python,
+    ) {
+        Ok(opts) => opts,
+        Err(msg) => return Ok(usage_error(&msg)),
+    };
+    // Fail before the (possibly slow) read when the target cannot be written.
+    let backend = backends::find(&a.dst_framework)?;
+    let frontend = frontends::find(&a.src_framework)?;
     let source = a.parser.source_args(a.input_network, a.input_weight);
-    let loaded = frontends::load(&a.src_framework, &source)?;
-    match fw.name {
-        "pytorch" => backends::pytorch::saver::convert(
-            &loaded.graph,
-            loaded.weights.as_ref(),
-            &a.output_model,
-            a.keep_layout,
-            format,
-            a.python.as_deref(),
-        )?,
-        "onnx" => backends::onnx::save(
-            &loaded.graph,
-            loaded.weights.as_ref(),
-            &a.output_model,
-            a.onnx.options(a.keep_layout),
-        )?,
-        other => bail!("internal: no backend is wired for {other}"),
-    }
+    let loaded = frontend.read(&source)?;
+    let wants = Wants {
+        layout: backend.layout(),
+        keep_io: opts.keep_layout,
+    };
+    let prepared = passes::prepare(&loaded.graph, loaded.weights.as_ref(), wants)
+        .with_context(|| format!("preparing the graph for the {} target", backend.name()))?;
+    backend.save_model(prepared, &a.output_model, &opts)?;
     Ok(0)
 }

@@ -81,43 +81,22 @@ pub fn run(a: Args) -> Result<i32> {
     Ok(0)
 }
 
-/// Loads a model with the named (or guessed) frontend.
+/// Loads a model with the named frontend, or the one that recognises the file.
 pub fn load_model(
     framework: Option<&str>,
     network: &Path,
     weights: Option<PathBuf>,
 ) -> Result<frontends::Loaded> {
-    let framework = match framework {
-        Some(f) => f.to_string(),
-        None => guess_framework(network)?,
+    let frontend = match framework {
+        Some(f) => frontends::find(f)?,
+        None => frontends::detect(network)?,
     };
     let args = SourceArgs {
         network: Some(network.to_path_buf()),
         weights,
         ..Default::default()
     };
-    frontends::load(&framework, &args)
-}
-
-fn guess_framework(path: &Path) -> Result<String> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    Ok(match ext.as_str() {
-        "pb" => "mmdnn",
-        "h5" | "keras" | "hdf5" => "keras",
-        "onnx" => "onnx",
-        "pt" | "pth" | "pt2" => "pytorch",
-        "caffemodel" | "prototxt" => "caffe",
-        "mlmodel" => "coreml",
-        _ => anyhow::bail!(
-            "cannot tell the framework of {} from its extension; pass -f",
-            path.display()
-        ),
-    }
-    .to_string())
+    frontend.read(&args)
 }
 
 /// A file name stem for a tensor or node name: characters outside [A-Za-z0-9._-] become '_'

@@ -1,8 +1,9 @@
 //! `mmdnn tocode` (MMdnn's `mmtocode`): IR → readable target-framework Python code.
-use super::args::{target_parser, usage_error, OnnxFlags, TargetFlags};
+use super::args::{target_options, target_parser, usage_error, OnnxFlags, TargetFlags};
 use crate::backends;
 use crate::frontends::mmdnn_ir;
-use anyhow::{bail, Result};
+use crate::ir::passes::{self, Wants};
+use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -32,42 +33,35 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<i32> {
-    if let Err(msg) = a
-        .target
-        .check_for(&a.framework)
-        .and_then(|_| a.onnx.check_for(&a.framework))
-    {
-        return Ok(usage_error(&msg));
-    }
-    let fw = backends::require(&a.framework)?;
+    let opts = match target_options(&a.framework, &a.target, &a.onnx, None, a.keep_layout, None) {
+        Ok(opts) => opts,
+        Err(msg) => return Ok(usage_error(&msg)),
+    };
+    let backend = backends::find(&a.framework)?;
     // The code needs the weights' shapes: -w, else <prefix>.npz / .npy beside the graph.
-    let weights = a
+    let Some(weights) = a
         .ir_weights
         .clone()
-        .or_else(|| mmdnn_ir::sibling_weights(&a.ir_model));
-    if weights.is_none() {
+        .or_else(|| mmdnn_ir::sibling_weights(&a.ir_model))
+    else {
         bail!(
             "no weights for {}: pass -w <prefix>.npz",
             a.ir_model.display()
         );
-    }
-    let loaded = mmdnn_ir::load_ir(&a.ir_model, weights.as_deref())?;
-    match fw.name {
-        "pytorch" => backends::pytorch::saver::tocode(
-            &loaded.graph,
-            loaded.weights.as_ref(),
-            a.keep_layout,
-            &a.dst_model,
-            a.dst_weights.as_deref(),
-        )?,
-        "onnx" => backends::onnx::code::tocode(
-            &loaded.graph,
-            loaded.weights.as_ref(),
-            weights.as_deref().expect("checked above"),
-            &a.dst_model,
-            a.onnx.options(a.keep_layout),
-        )?,
-        other => bail!("internal: no code emitter is wired for {other}"),
-    }
+    };
+    let loaded = mmdnn_ir::load_ir(&a.ir_model, Some(&weights))?;
+    let wants = Wants {
+        layout: backend.layout(),
+        keep_io: opts.keep_layout,
+    };
+    let prepared = passes::prepare(&loaded.graph, loaded.weights.as_ref(), wants)
+        .with_context(|| format!("preparing the graph for the {} target", backend.name()))?;
+    backend.emit_code(
+        prepared,
+        &weights,
+        &a.dst_model,
+        a.dst_weights.as_deref(),
+        &opts,
+    )?;
     Ok(0)
 }

@@ -1,10 +1,12 @@
 //! `mmdnn tomodel` (MMdnn's `mmtomodel`): generated code + weights → target model file.
-use super::args::{target_parser, usage_error, OnnxFlags, TargetFlags};
-use crate::backends;
+use super::args::{target_options, target_parser, usage_error, OnnxFlags, TargetFlags};
 use crate::backends::pytorch::saver::Format;
-use anyhow::{bail, Result};
+use crate::backends::{self, CodeWeights};
+use crate::frontends::mmdnn_ir;
+use crate::ir::passes::{self, Wants};
+use anyhow::{bail, Context, Result};
 use clap::builder::PossibleValuesParser;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -21,15 +23,15 @@ pub struct Args {
     /// Output model path
     #[arg(short = 'o', long = "outputModel")]
     pub output_model: PathBuf,
-    /// [PyTorch] model file format: state_dict (no Python needed), torchscript, export (.pt2)
-    /// or pickle (the whole module, as MMdnn saved it)
-    #[arg(long, default_value = "state_dict", value_parser = PossibleValuesParser::new(Format::NAMES))]
-    pub format: String,
+    /// [PyTorch] model file format: state_dict (default; no Python needed), torchscript,
+    /// export (.pt2) or pickle (the whole module, as MMdnn saved it)
+    #[arg(long, value_parser = PossibleValuesParser::new(Format::NAMES))]
+    pub format: Option<String>,
     /// Python interpreter for the formats that run PyTorch (default: MMDNN_PYTHON, the active
     /// virtual environment, else python3)
     #[arg(long)]
     pub python: Option<PathBuf>,
-    /// [ONNX, from an IR] keep the source's input and output layout
+    /// [From an IR graph given with -n] keep the source's input and output layout
     #[arg(long = "keep-layout")]
     pub keep_layout: bool,
     #[command(flatten)]
@@ -39,34 +41,65 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<i32> {
-    if let Err(msg) = a
-        .target
-        .check_for(&a.framework)
-        .and_then(|_| a.onnx.check_for(&a.framework))
-        .and_then(|_| match a.keep_layout && a.framework != "onnx" {
-            true => Err("--keep-layout applies to tomodel -f onnx only".to_string()),
-            false => Ok(()),
-        })
-    {
-        return Ok(usage_error(&msg));
+    let from_ir = is_ir_graph(&a.input_network);
+    if a.keep_layout && !from_ir {
+        return Ok(usage_error(
+            "--keep-layout applies to tomodel from an IR graph (-n <prefix>.pb) only",
+        ));
     }
-    let fw = backends::require(&a.framework)?;
-    match fw.name {
-        "pytorch" => backends::pytorch::saver::tomodel(
-            &a.input_network,
-            &a.input_weight,
-            &a.output_model,
-            Format::parse(&a.format)?,
-            a.python.as_deref(),
-        )?,
-        "onnx" => backends::onnx::tomodel(
-            &a.input_network,
-            &a.input_weight,
-            &a.output_model,
-            a.onnx.options(a.keep_layout),
-            a.python.as_deref(),
-        )?,
-        other => bail!("internal: no model saver is wired for {other}"),
+    let opts = match target_options(
+        &a.framework,
+        &a.target,
+        &a.onnx,
+        a.format.as_deref(),
+        a.keep_layout,
+        a.python,
+    ) {
+        Ok(opts) => opts,
+        Err(msg) => return Ok(usage_error(&msg)),
+    };
+    let backend = backends::find(&a.framework)?;
+    let wants = Wants {
+        layout: backend.layout(),
+        keep_io: opts.keep_layout,
+    };
+    let prepare = |graph: &Path| {
+        let loaded = mmdnn_ir::load_ir(graph, Some(&a.input_weight))?;
+        Ok::<_, anyhow::Error>(loaded)
+    };
+    if from_ir {
+        // The model straight from the IR: the same pipeline as `convert`.
+        let loaded = prepare(&a.input_network)?;
+        let prepared = passes::prepare(&loaded.graph, loaded.weights.as_ref(), wants)
+            .with_context(|| format!("preparing the graph for the {} target", backend.name()))?;
+        backend.save_model(prepared, &a.output_model, &opts)?;
+        return Ok(0);
     }
+    if backend.reads_weights(&a.input_network, &a.input_weight)? {
+        let weights = CodeWeights::Native(&a.input_weight);
+        backend.code_to_model(&a.input_network, weights, &a.output_model, &opts)?;
+        return Ok(0);
+    }
+    // IR weights: the code's weights are made from them and the graph beside them.
+    let graph_path = a.input_weight.with_extension("pb");
+    if !graph_path.exists() {
+        bail!(
+            "{} is not a weights file the {} target reads as it is; IR weights need their \
+             graph {} beside them",
+            a.input_weight.display(),
+            backend.name(),
+            graph_path.display()
+        );
+    }
+    let loaded = prepare(&graph_path)?;
+    let prepared = passes::prepare(&loaded.graph, loaded.weights.as_ref(), wants)
+        .with_context(|| format!("preparing the graph for the {} target", backend.name()))?;
+    let weights = CodeWeights::Ir(prepared);
+    backend.code_to_model(&a.input_network, weights, &a.output_model, &opts)?;
     Ok(0)
+}
+
+/// Whether `-n` names an IR graph rather than generated code.
+fn is_ir_graph(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "pb")
 }

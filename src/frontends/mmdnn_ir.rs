@@ -6,6 +6,28 @@ use crate::weights::{self, MemoryWeights, WeightReader};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
+/// The IR itself (ours or MMdnn 0.3.1's) as a source.
+pub struct Mmdnn;
+
+impl super::Frontend for Mmdnn {
+    fn name(&self) -> &'static str {
+        "mmdnn"
+    }
+    fn aliases(&self) -> &'static [&'static str] {
+        &["ir"]
+    }
+    fn formats(&self) -> &'static str {
+        "MMdnn 0.3.1 or mmdnn IR: -n graph.pb, -w weights (.npz or MMdnn's pickled .npy)"
+    }
+    /// An IR graph is a `.pb` (a GraphDef-like protobuf has no magic number to tell it by).
+    fn detects(&self, path: &Path, _head: &[u8]) -> bool {
+        super::extension(path) == "pb"
+    }
+    fn read(&self, args: &SourceArgs) -> Result<Loaded> {
+        load(args)
+    }
+}
+
 /// Loads `-n graph.pb` and its weights (`-w`, else `<prefix>.npz` / `<prefix>.npy` beside it).
 pub fn load(args: &SourceArgs) -> Result<Loaded> {
     let network = args

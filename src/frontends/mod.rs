@@ -1,6 +1,7 @@
 //! Source frameworks: each reads its model format natively and produces an IR graph plus a lazy
-//! weight reader. `SOURCES` lists every framework name the CLI accepts (MMdnn's spellings) and
-//! whether its parser exists yet.
+//! weight reader. [`FRONTENDS`] registers every reader (one line each) and [`PLANNED`] the names
+//! MMdnn accepted whose readers are still to come; the CLI finds a frontend by name or by file
+//! ([`find`], [`detect`]) and never names a framework itself.
 pub mod keras;
 pub mod mmdnn_ir;
 pub mod onnx;
@@ -8,118 +9,188 @@ pub mod onnx;
 use crate::ir::Graph;
 use crate::weights::WeightReader;
 use anyhow::{bail, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// Whether a framework's parser or emitter exists.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
-    Ready,
-    Planned,
+/// A source framework's reader. Each frontend module defines one and registers it once in
+/// [`FRONTENDS`]; the CLI, `inspect`, `run`, the support matrix and the docs find it there.
+pub trait Frontend: Sync {
+    /// The name `-sf`/`-f` takes (MMdnn's spelling).
+    fn name(&self) -> &'static str;
+    /// Other accepted names.
+    fn aliases(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// The files it reads, for help and the support matrix.
+    fn formats(&self) -> &'static str;
+    /// Whether `path` holds a model of this framework: judged by content first (`head`, the
+    /// file's first bytes; empty for a directory or an unreadable file), then by extension.
+    fn detects(&self, path: &Path, head: &[u8]) -> bool;
+    /// Reads the model into a validated IR graph and a lazy weight reader.
+    fn read(&self, args: &SourceArgs) -> Result<Loaded>;
 }
 
-/// A framework name the CLI accepts.
+/// Every frontend, one line each.
+pub static FRONTENDS: &[&dyn Frontend] = &[&mmdnn_ir::Mmdnn, &keras::Keras, &onnx::Onnx];
+
+/// A framework name the CLI accepts whose reader or writer does not exist yet.
 #[derive(Clone, Copy, Debug)]
-pub struct Framework {
+pub struct Planned {
     pub name: &'static str,
     pub aliases: &'static [&'static str],
-    pub status: Status,
-    /// The files it reads or writes, for help and the support matrix.
+    /// The files it will read or write, for help and the support matrix.
     pub formats: &'static str,
+    /// File extensions that name it (lower case, no dot), so `run`/`inspect` can say which
+    /// reader a file needs.
+    pub extensions: &'static [&'static str],
 }
 
-impl Framework {
+impl Planned {
     pub fn matches(&self, name: &str) -> bool {
         self.name == name || self.aliases.contains(&name)
     }
 }
 
-pub const SOURCES: &[Framework] = &[
-    Framework {
-        name: "mmdnn",
-        aliases: &["ir"],
-        status: Status::Ready,
-        formats: "MMdnn 0.3.1 or mmdnn IR: -n graph.pb, -w weights (.npz or MMdnn's pickled .npy)",
-    },
-    Framework {
-        name: "keras",
-        aliases: &[],
-        status: Status::Ready,
-        formats: ".h5, .keras, or -n model.json -w weights.h5",
-    },
-    Framework {
-        name: "onnx",
-        aliases: &[],
-        status: Status::Ready,
-        formats: ".onnx (+ external data)",
-    },
-    Framework {
+/// Source frameworks MMdnn read whose readers are still to come.
+pub const PLANNED: &[Planned] = &[
+    Planned {
         name: "tensorflow",
         aliases: &["tf"],
-        status: Status::Planned,
         formats: "frozen .pb, checkpoint, SavedModel",
+        extensions: &[],
     },
-    Framework {
+    Planned {
         name: "pytorch",
         aliases: &[],
-        status: Status::Planned,
         formats: ".pt/.pth (TorchScript or state_dict), .pt2",
+        extensions: &["pt", "pth", "pt2"],
     },
-    Framework {
+    Planned {
         name: "caffe",
         aliases: &[],
-        status: Status::Planned,
         formats: ".prototxt + .caffemodel",
+        extensions: &["caffemodel", "prototxt"],
     },
-    Framework {
+    Planned {
         name: "mxnet",
         aliases: &[],
-        status: Status::Planned,
         formats: "-symbol.json + .params",
+        extensions: &["params"],
     },
-    Framework {
+    Planned {
         name: "cntk",
         aliases: &[],
-        status: Status::Planned,
         formats: ".model / .dnn",
+        extensions: &["dnn"],
     },
-    Framework {
+    Planned {
         name: "darknet",
         aliases: &[],
-        status: Status::Planned,
         formats: ".cfg + .weights",
+        extensions: &["cfg", "weights"],
     },
-    Framework {
+    Planned {
         name: "coreml",
         aliases: &[],
-        status: Status::Planned,
         formats: ".mlmodel",
+        extensions: &["mlmodel"],
     },
-    Framework {
+    Planned {
         name: "paddle",
         aliases: &[],
-        status: Status::Planned,
         formats: "inference.json + .pdiparams",
+        extensions: &["pdiparams", "pdmodel"],
     },
-    Framework {
+    Planned {
         name: "torch",
         aliases: &["torch7"],
-        status: Status::Planned,
         formats: ".t7",
+        extensions: &["t7"],
     },
-    Framework {
+    Planned {
         name: "caffe2",
         aliases: &[],
-        status: Status::Planned,
         formats: "init_net.pb + predict_net.pb",
+        extensions: &[],
     },
 ];
 
+fn named(f: &dyn Frontend, name: &str) -> bool {
+    f.name() == name || f.aliases().contains(&name)
+}
+
 /// Every accepted source name, aliases included (for the CLI's value check).
 pub fn source_names() -> Vec<&'static str> {
-    SOURCES
+    let ready = FRONTENDS
         .iter()
-        .flat_map(|f| std::iter::once(f.name).chain(f.aliases.iter().copied()))
-        .collect()
+        .flat_map(|f| std::iter::once(f.name()).chain(f.aliases().iter().copied()));
+    let planned = PLANNED
+        .iter()
+        .flat_map(|f| std::iter::once(f.name).chain(f.aliases.iter().copied()));
+    ready.chain(planned).collect()
+}
+
+/// The frontend named `name`; a plain error for a planned or unknown one.
+pub fn find(name: &str) -> Result<&'static dyn Frontend> {
+    if let Some(f) = FRONTENDS.iter().find(|f| named(**f, name)) {
+        return Ok(*f);
+    }
+    match PLANNED.iter().find(|p| p.matches(name)) {
+        Some(p) => bail!(
+            "mmdnn {} cannot read {} models yet: the {} parser is not implemented. \
+             Frameworks that can be read now: {}",
+            env!("CARGO_PKG_VERSION"),
+            p.name,
+            p.name,
+            ready_names()
+        ),
+        None => bail!("unknown source framework '{name}'"),
+    }
+}
+
+/// The frontend that reads `path`, told by its content and extension.
+pub fn detect(path: &Path) -> Result<&'static dyn Frontend> {
+    let head = file_head(path);
+    if let Some(f) = FRONTENDS.iter().find(|f| f.detects(path, &head)) {
+        return Ok(*f);
+    }
+    let ext = extension(path);
+    if let Some(p) = PLANNED
+        .iter()
+        .find(|p| p.extensions.contains(&ext.as_str()))
+    {
+        return find(p.name);
+    }
+    bail!(
+        "cannot tell the framework of {} from its content or extension; pass -f",
+        path.display()
+    )
+}
+
+/// The file's first bytes (empty for a directory or an unreadable file).
+fn file_head(path: &Path) -> Vec<u8> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(64);
+    if let Ok(f) = std::fs::File::open(path) {
+        let _ = f.take(64).read_to_end(&mut head);
+    }
+    head
+}
+
+/// A path's extension in lower case ("" when it has none).
+pub fn extension(path: &Path) -> String {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
+/// Names of the frameworks that can be read now.
+pub fn ready_names() -> String {
+    FRONTENDS
+        .iter()
+        .map(|f| f.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What the user gave for the source model (MMdnn's -n/-w and parser flags).
@@ -143,28 +214,5 @@ pub struct Loaded {
 
 /// Reads a source model with the named framework's parser.
 pub fn load(framework: &str, args: &SourceArgs) -> Result<Loaded> {
-    let fw = SOURCES
-        .iter()
-        .find(|f| f.matches(framework))
-        .ok_or_else(|| anyhow::anyhow!("unknown source framework '{framework}'"))?;
-    match fw.name {
-        "mmdnn" => mmdnn_ir::load(args),
-        "onnx" => onnx::load(args),
-        "keras" => keras::load(args),
-        name => bail!(
-            "mmdnn {} cannot read {name} models yet: the {name} parser is not implemented. \
-             Frameworks that can be read now: {}",
-            env!("CARGO_PKG_VERSION"),
-            ready(SOURCES)
-        ),
-    }
-}
-
-/// Names of the frameworks whose status is Ready.
-pub fn ready(list: &[Framework]) -> String {
-    list.iter()
-        .filter(|f| f.status == Status::Ready)
-        .map(|f| f.name)
-        .collect::<Vec<_>>()
-        .join(", ")
+    find(framework)?.read(args)
 }

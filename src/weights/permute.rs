@@ -163,7 +163,7 @@ mod tests {
     #[test]
     fn matches_the_definition_on_every_permutation_of_rank_four() {
         let dims = [3, 1, 4, 5];
-        let data: Vec<u32> = (0..60).map(|v| v * 2654435761u32).collect();
+        let data: Vec<u32> = (0..60u32).map(|v| v.wrapping_mul(2654435761)).collect();
         let mut perms = vec![];
         for a in 0..4 {
             for b in 0..4 {

@@ -8,19 +8,18 @@ use super::ops::onnx_dtype;
 use super::{build, ir_version, writer, Model, Options};
 use crate::backends::pytorch::names::py_str;
 use crate::ir::passes::layout::Derivation;
-use crate::ir::Graph;
+use crate::ir::passes::Prepared;
 use crate::output::stage;
 use crate::proto::onnx::{attribute_proto::AttributeType, type_proto, AttributeProto};
 use crate::runners;
-use crate::weights::{self, WeightReader};
+use crate::weights;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::process::Command;
 
-/// Writes the script for `graph` to `code`; it reads `weights_path` by default.
+/// Writes the script for a prepared graph to `code`; it reads `weights_path` by default.
 pub fn tocode(
-    graph: &Graph,
-    weights: &dyn WeightReader,
+    prepared: Prepared<'_>,
     weights_path: &Path,
     code: &Path,
     opts: Options,
@@ -32,7 +31,7 @@ pub fn tocode(
             weights_path.display()
         );
     }
-    let model = build(graph, weights, opts)?;
+    let model = build(prepared, opts)?;
     let weights_path = std::fs::canonicalize(weights_path)
         .with_context(|| format!("cannot resolve {}", weights_path.display()))?;
     let text = render(&model, &weights_path, code)?;

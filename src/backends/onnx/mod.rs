@@ -1,5 +1,5 @@
-//! The ONNX target, written natively (no Python). [`build`] runs the layout pass to
-//! channels-first (ONNX's layout; `keep_layout` keeps the source's at the graph boundary), then
+//! The ONNX target, written natively (no Python). [`build`] takes a graph the passes stage made
+//! channels-first (ONNX's layout; `--keep-layout` keeps the source's at the graph boundary) and
 //! lowers each IR node the outputs need to ONNX nodes at the chosen opset (`ops/`, one function
 //! per op). Weights become initializers that are only referenced while building; [`writer`]
 //! streams them into the file one tensor at a time, inline or as external data. Every node that
@@ -8,10 +8,13 @@
 pub mod builder;
 pub mod code;
 mod ops;
+mod target;
 pub mod writer;
 
-use crate::frontends::mmdnn_ir;
-use crate::ir::passes::layout::{convert_layout, Target, TransformedWeights};
+pub use target::Onnx;
+
+use crate::ir::passes::layout::TransformedWeights;
+use crate::ir::passes::Prepared;
 use crate::ir::{validate, DType, Graph, TensorType};
 use crate::output::commit_all;
 use crate::proto::onnx::{
@@ -69,17 +72,16 @@ pub struct Model<'w> {
     pub doc: String,
 }
 
-/// Converts `graph` to channels-first and lowers it to ONNX at `opts.opset`. Fails, before
-/// anything is written, with one message listing every node that cannot be lowered.
-pub fn build<'w>(graph: &Graph, weights: &'w dyn WeightReader, opts: Options) -> Result<Model<'w>> {
+/// Lowers a graph prepared channels-first to ONNX at `opts.opset`. Fails, before anything is
+/// written, with one message listing every node that cannot be lowered.
+pub fn build(prepared: Prepared<'_>, opts: Options) -> Result<Model<'_>> {
     if let Some(opset) = opts.opset.filter(|o| !(MIN_OPSET..=MAX_OPSET).contains(o)) {
         bail!(
             "opset {opset} is not supported by the ONNX writer (supported: {MIN_OPSET} to \
              {MAX_OPSET})"
         );
     }
-    let converted = convert_layout(graph, weights, Target::ChannelsFirst, opts.keep_layout)
-        .context("converting the graph to channels-first for ONNX")?;
+    let converted = prepared;
     let mut g = converted.graph;
     if g.nodes.iter().any(|n| n.outputs.is_empty()) {
         validate::infer_types(&mut g)?;
@@ -227,9 +229,10 @@ fn value_info(name: &str, ty: &TensorType) -> ValueInfoProto {
     }
 }
 
-/// `convert` and `tomodel` from an IR: writes `out` (and its external data) from a loaded graph.
-pub fn save(graph: &Graph, weights: &dyn WeightReader, out: &Path, opts: Options) -> Result<()> {
-    let model = build(graph, weights, opts)?;
+/// `convert` and `tomodel` from an IR: writes `out` (and its external data) from a prepared
+/// graph.
+pub fn save(prepared: Prepared<'_>, out: &Path, opts: Options) -> Result<()> {
+    let model = build(prepared, opts)?;
     let files = writer::write(&model, out, opts.external_data)?;
     let external = files.len() > 1;
     commit_all(files)?;
@@ -244,20 +247,4 @@ pub fn save(graph: &Graph, weights: &dyn WeightReader, out: &Path, opts: Options
         }
     );
     Ok(())
-}
-
-/// `tomodel -f onnx`: the model from an IR graph and its weights, or by running a script
-/// written by `tocode -f onnx` (a `.py` network file) on them.
-pub fn tomodel(
-    network: &Path,
-    weights: &Path,
-    out: &Path,
-    opts: Options,
-    python: Option<&Path>,
-) -> Result<()> {
-    if network.extension().is_some_and(|e| e == "py") {
-        return code::run_script(network, weights, out, opts.external_data, python);
-    }
-    let loaded = mmdnn_ir::load_ir(network, Some(weights))?;
-    save(&loaded.graph, loaded.weights.as_ref(), out, opts)
 }

@@ -1,4 +1,4 @@
-//! The PyTorch target. [`generate`] runs the layout pass to channels-first, then renders a
+//! The PyTorch target. [`generate`] takes a graph the passes stage made channels-first and renders a
 //! readable `nn.Module` named `KitModel` from the Tera templates in `templates/pytorch/`: layers
 //! with weights are built in `__init__` under the source's layer names (made safe by [`names`]),
 //! `forward` computes the graph in topological order, and only the nodes the outputs need are
@@ -10,8 +10,12 @@ mod lower;
 pub mod names;
 pub mod saver;
 pub mod state;
+mod target;
 
-use crate::ir::passes::layout::{convert_layout, Perm, Target, TransformedWeights};
+pub use target::PyTorch;
+
+use crate::ir::passes::layout::{Perm, TransformedWeights};
+use crate::ir::passes::Prepared;
 use crate::ir::types::shape_string;
 use crate::ir::{validate, DType, Graph, TensorRef};
 use crate::weights::WeightReader;
@@ -30,34 +34,19 @@ pub struct Generated<'w> {
     pub weights: TransformedWeights<'w>,
 }
 
-/// Converts `graph` to channels-first and generates its PyTorch module. With `keep_layout`
-/// the module takes and returns tensors in the source's layout.
-pub fn generate<'w>(
-    graph: &Graph,
-    weights: &'w dyn WeightReader,
-    keep_layout: bool,
-) -> Result<Generated<'w>> {
-    let converted = convert_layout(graph, weights, Target::ChannelsFirst, keep_layout)
-        .context("converting the graph to channels-first for PyTorch")?;
+/// Generates the PyTorch module of a graph prepared channels-first (with `keep_io`, the module
+/// takes and returns tensors in the source's layout).
+pub fn generate(prepared: Prepared<'_>) -> Result<Generated<'_>> {
     let io = Boundary {
-        inputs: converted.input_perms,
-        outputs: converted.output_perms,
-        source_inputs: graph
-            .inputs
-            .iter()
-            .map(|n| {
-                graph
-                    .node(n)
-                    .and_then(|n| n.outputs.first())
-                    .map(|t| t.shape.clone())
-            })
-            .collect(),
+        inputs: prepared.input_perms,
+        outputs: prepared.output_perms,
+        source_inputs: prepared.source_inputs,
     };
-    let (code, state) = emit(&converted.graph, &converted.weights, &io)?;
+    let (code, state) = emit(&prepared.graph, &prepared.weights, &io)?;
     Ok(Generated {
         code,
         state,
-        weights: converted.weights,
+        weights: prepared.weights,
     })
 }
 

@@ -4,11 +4,10 @@
 //! the generated code with Python (`--python`, `MMDNN_PYTHON`, the active virtual environment,
 //! else `python3`). Outputs appear together, whole, or not at all.
 use super::{generate, state};
-use crate::frontends::mmdnn_ir;
-use crate::ir::Graph;
+use crate::backends::CodeWeights;
+use crate::ir::passes::Prepared;
 use crate::output::{commit_all, stage, AtomicFile};
 use crate::runners;
-use crate::weights::WeightReader;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::process::Command;
@@ -48,14 +47,8 @@ impl Format {
 }
 
 /// `tocode`: writes the module to `code` and, when asked, its state dict to `weights_out`.
-pub fn tocode(
-    graph: &Graph,
-    weights: &dyn WeightReader,
-    keep_layout: bool,
-    code: &Path,
-    weights_out: Option<&Path>,
-) -> Result<()> {
-    let g = generate(graph, weights, keep_layout)?;
+pub fn tocode(model: Prepared<'_>, code: &Path, weights_out: Option<&Path>) -> Result<()> {
+    let g = generate(model)?;
     let mut files = vec![];
     if let Some(path) = weights_out {
         files.push(state::write_state_dict(path, &g.state, &g.weights)?);
@@ -69,32 +62,24 @@ pub fn tocode(
     Ok(())
 }
 
-/// `tomodel`: makes `out` from the generated `code` and `weights` (a state dict written by
-/// `tocode -dw`, or the IR weights, whose graph `<prefix>.pb` must lie beside them).
+/// `tomodel`: makes `out` from the generated `code` and its weights (a state dict written by
+/// `tocode -dw`, or the IR weights with their graph prepared).
 pub fn tomodel(
     code: &Path,
-    weights: &Path,
+    weights: CodeWeights<'_, '_>,
     out: &Path,
     format: Format,
     python: Option<&Path>,
 ) -> Result<()> {
     let work = tempfile::tempdir()?;
-    let state_dict = if is_state_dict(weights)? {
-        weights.to_path_buf()
-    } else {
-        let graph_path = weights.with_extension("pb");
-        if !graph_path.exists() {
-            bail!(
-                "{} is not a PyTorch state dict; IR weights need their graph {} beside them",
-                weights.display(),
-                graph_path.display()
-            );
+    let state_dict = match weights {
+        CodeWeights::Native(path) => path.to_path_buf(),
+        CodeWeights::Ir(model) => {
+            let g = generate(model)?;
+            let path = work.path().join("weights.pth");
+            state::write_state_dict(&path, &g.state, &g.weights)?.commit()?;
+            path
         }
-        let loaded = mmdnn_ir::load_ir(&graph_path, Some(weights))?;
-        let g = generate(&loaded.graph, loaded.weights.as_ref(), false)?;
-        let path = work.path().join("weights.pth");
-        state::write_state_dict(&path, &g.state, &g.weights)?.commit()?;
-        path
     };
     let file = match format {
         Format::StateDict => copy_into(&state_dict, out)?,
@@ -105,13 +90,11 @@ pub fn tomodel(
     Ok(())
 }
 
-/// `convert`: the module and its model file from a loaded source; the code is kept next to
+/// `convert`: the module and its model file from a prepared graph; the code is kept next to
 /// `out`, named after it (`out.pth` → `out.py`).
 pub fn convert(
-    graph: &Graph,
-    weights: &dyn WeightReader,
+    model: Prepared<'_>,
     out: &Path,
-    keep_layout: bool,
     format: Format,
     python: Option<&Path>,
 ) -> Result<()> {
@@ -122,7 +105,7 @@ pub fn convert(
             out.display()
         );
     }
-    let g = generate(graph, weights, keep_layout)?;
+    let g = generate(model)?;
     let code_file = stage(&code_path, g.code.as_bytes())?;
     let model_file = match format {
         Format::StateDict => state::write_state_dict(out, &g.state, &g.weights)?,
@@ -144,7 +127,7 @@ pub fn convert(
 }
 
 /// Whether `path` is a zip written by `torch.save` (it holds a `data.pkl`), not an `.npz`.
-fn is_state_dict(path: &Path) -> Result<bool> {
+pub fn is_state_dict(path: &Path) -> Result<bool> {
     let file = std::fs::File::open(path)
         .with_context(|| format!("cannot open weights file {}", path.display()))?;
     let Ok(archive) = zip::ZipArchive::new(file) else {

@@ -202,6 +202,29 @@ fn open(args: &SourceArgs) -> Result<(PathBuf, Source)> {
     Ok((main, source))
 }
 
+/// Keras 2 and 3 models.
+pub struct Keras;
+
+/// The signature every HDF5 file starts with.
+const HDF5_MAGIC: &[u8] = b"\x89HDF\r\n\x1a\n";
+
+impl super::Frontend for Keras {
+    fn name(&self) -> &'static str {
+        "keras"
+    }
+    fn formats(&self) -> &'static str {
+        ".h5, .keras, or -n model.json -w weights.h5"
+    }
+    /// An HDF5 file, or a `.keras` archive (a zip, which says nothing more by its first bytes).
+    fn detects(&self, path: &Path, head: &[u8]) -> bool {
+        head.starts_with(HDF5_MAGIC)
+            || matches!(super::extension(path).as_str(), "h5" | "hdf5" | "keras")
+    }
+    fn read(&self, args: &SourceArgs) -> Result<Loaded> {
+        load(args)
+    }
+}
+
 /// Loads a Keras model.
 pub fn load(args: &SourceArgs) -> Result<Loaded> {
     let (path, source) = open(args)?;

@@ -28,6 +28,27 @@ pub const MIN_OPSET: i64 = 7;
 pub const MAX_OPSET: i64 = 28;
 
 /// Loads the `.onnx` model named by `-n` (or `-w`/`-iw`).
+/// ONNX models (any opset from 1, external data beside the file).
+pub struct Onnx;
+
+impl super::Frontend for Onnx {
+    fn name(&self) -> &'static str {
+        "onnx"
+    }
+    fn formats(&self) -> &'static str {
+        ".onnx (+ external data)"
+    }
+    /// `.onnx`, or a protobuf whose first field is ModelProto's `ir_version` (field 1, varint:
+    /// byte 0x08) under an extension no other frontend claims.
+    fn detects(&self, path: &Path, head: &[u8]) -> bool {
+        let ext = super::extension(path);
+        ext == "onnx" || (ext != "pb" && head.first() == Some(&0x08))
+    }
+    fn read(&self, args: &SourceArgs) -> Result<Loaded> {
+        load(args)
+    }
+}
+
 pub fn load(args: &SourceArgs) -> Result<Loaded> {
     let path = match (&args.network, &args.weights) {
         (Some(n), Some(w)) if n != w => bail!(

@@ -1,0 +1,58 @@
+//! The PyTorch target's entry in the backend registry: channels-first, `--format` and
+//! `--python`, and the commands of [`super::saver`].
+use super::saver::{self, Format};
+use crate::backends::{Backend, CodeWeights, TargetOptions};
+use crate::ir::passes::layout::Target;
+use crate::ir::passes::Prepared;
+use anyhow::Result;
+use std::path::Path;
+
+/// PyTorch: an `nn.Module` source file and its state dict (or TorchScript, `.pt2`, pickle).
+pub struct PyTorch;
+
+impl Backend for PyTorch {
+    fn name(&self) -> &'static str {
+        "pytorch"
+    }
+    fn formats(&self) -> &'static str {
+        "nn.Module source + state_dict .pth"
+    }
+    fn layout(&self) -> Target {
+        Target::ChannelsFirst
+    }
+    fn flags(&self) -> &'static [&'static str] {
+        &["--format"]
+    }
+    fn save_model(&self, model: Prepared<'_>, out: &Path, opts: &TargetOptions) -> Result<()> {
+        saver::convert(
+            model,
+            out,
+            Format::parse(&opts.format)?,
+            opts.python.as_deref(),
+        )
+    }
+    fn emit_code(
+        &self,
+        model: Prepared<'_>,
+        _ir_weights: &Path,
+        code: &Path,
+        weights_out: Option<&Path>,
+        _opts: &TargetOptions,
+    ) -> Result<()> {
+        saver::tocode(model, code, weights_out)
+    }
+    /// A state dict written by `tocode -dw` is taken as it is; anything else is IR weights.
+    fn reads_weights(&self, _code: &Path, weights: &Path) -> Result<bool> {
+        saver::is_state_dict(weights)
+    }
+    fn code_to_model(
+        &self,
+        code: &Path,
+        weights: CodeWeights<'_, '_>,
+        out: &Path,
+        opts: &TargetOptions,
+    ) -> Result<()> {
+        let format = Format::parse(&opts.format)?;
+        saver::tomodel(code, weights, out, format, opts.python.as_deref())
+    }
+}
