@@ -34,7 +34,7 @@ pub enum CodeWeights<'p, 'w> {
     /// A file the backend reads as it is (one [`Backend::reads_weights`] accepts).
     Native(&'p Path),
     /// IR weights, with their graph prepared for the backend.
-    Ir(Prepared<'w>),
+    Ir(Box<Prepared<'w>>),
 }
 
 /// A target framework's writer. Each backend module defines one and registers it once in

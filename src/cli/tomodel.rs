@@ -94,7 +94,7 @@ pub fn run(a: Args) -> Result<i32> {
     let loaded = prepare(&graph_path)?;
     let prepared = passes::prepare(&loaded.graph, loaded.weights.as_ref(), wants)
         .with_context(|| format!("preparing the graph for the {} target", backend.name()))?;
-    let weights = CodeWeights::Ir(prepared);
+    let weights = CodeWeights::Ir(Box::new(prepared));
     backend.code_to_model(&a.input_network, weights, &a.output_model, &opts)?;
     Ok(0)
 }

@@ -75,7 +75,7 @@ pub fn tomodel(
     let state_dict = match weights {
         CodeWeights::Native(path) => path.to_path_buf(),
         CodeWeights::Ir(model) => {
-            let g = generate(model)?;
+            let g = generate(*model)?;
             let path = work.path().join("weights.pth");
             state::write_state_dict(&path, &g.state, &g.weights)?.commit()?;
             path
