@@ -2,6 +2,7 @@
 //! weight reader. [`FRONTENDS`] registers every reader (one line each) and [`PLANNED`] the names
 //! MMdnn accepted whose readers are still to come; the CLI finds a frontend by name or by file
 //! ([`find`], [`detect`]) and never names a framework itself.
+pub mod builder;
 pub mod keras;
 pub mod mmdnn_ir;
 pub mod onnx;

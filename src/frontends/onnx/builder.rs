@@ -10,12 +10,12 @@
 //! unknown dims, and the ops that take it as an attribute (Reshape, Expand, Slice) accept it
 //! only where it provably equals their input's own dim (see `ops::shape`).
 use super::tensor::{Lazy, OnnxWeights};
+use crate::frontends::builder::{fits_fold_cap, infer, GraphBuilder};
 use crate::interp::{self, Value};
-use crate::ir::ops::{Attrs, InferCtx};
-use crate::ir::{AttrValue, DType, Graph, Node, TensorRef, TensorType};
+use crate::ir::{AttrValue, DType, Node, TensorRef, TensorType};
 use crate::weights::MemoryWeights;
 use anyhow::{anyhow, bail, Context, Result};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// Shapes of a run-time tensor under the two probes.
@@ -186,13 +186,11 @@ impl Spec {
 /// The graph and weights being built, and what each ONNX name stands for.
 #[derive(Default)]
 pub struct Builder {
-    pub graph: Graph,
+    /// The shared graph builder: names (ONNX value names kept for the nodes that produce
+    /// them), types, folding.
+    pub core: GraphBuilder,
     pub weights: OnnxWeights,
     values: HashMap<String, Val>,
-    /// IR node names in use.
-    used: HashSet<String>,
-    /// ONNX value names, kept for the nodes that produce them.
-    reserved: HashSet<String>,
     /// Constant nodes already made, by constant id.
     materialized: HashMap<u64, TensorRef>,
     next_id: u64,
@@ -200,7 +198,7 @@ pub struct Builder {
 
 impl Builder {
     pub fn reserve(&mut self, name: &str) {
-        self.reserved.insert(name.to_string());
+        self.core.reserve(name);
     }
 
     pub fn bind(&mut self, name: &str, v: Val) {
@@ -231,32 +229,15 @@ impl Builder {
 
     /// A unique IR node name from a hint.
     fn claim(&mut self, hint: &str, onnx_name: bool) -> String {
-        let free =
-            |s: &Self, n: &str| !s.used.contains(n) && (onnx_name || !s.reserved.contains(n));
-        let name = if !hint.is_empty() && free(self, hint) {
-            hint.to_string()
-        } else {
-            let base = if hint.is_empty() { "node" } else { hint };
-            (1..)
-                .map(|i| format!("{base}_{i}"))
-                .find(|n| !self.used.contains(n) && !self.reserved.contains(n))
-                .expect("an unused name exists")
-        };
-        self.used.insert(name.clone());
-        name
+        self.core.claim(hint, onnx_name)
     }
 
     /// Adds a graph input (`DataInput`) of the given type and probe shapes.
     pub fn add_input(&mut self, name: &str, ty: TensorType, probes: Option<Probes>) -> Result<Val> {
-        let node_name = self.claim(name, true);
-        if node_name != name {
-            bail!("graph input '{name}' is named twice");
-        }
         let node = Node::new(name, "DataInput")
             .with_attr("dtype", AttrValue::Type(ty.dtype))
             .with_attr("shape", AttrValue::Shape(ty.shape.clone()));
-        self.graph.nodes.push(node);
-        self.graph.inputs.push(name.to_string());
+        self.core.add_input(node)?;
         Ok(Val::Runtime(Runtime {
             r: TensorRef::new(name, 0),
             ty,
@@ -281,8 +262,7 @@ impl Builder {
                     .with_attr("dtype", AttrValue::Type(c.dtype()))
                     .with_attr("shape", AttrValue::Shape(c.shape()));
                 self.weights.insert(&name, "value", c.data.clone());
-                self.graph.nodes.push(node);
-                let r = TensorRef::new(name, 0);
+                let r = self.core.push(node)?;
                 self.materialized.insert(c.id, r.clone());
                 Ok(r)
             }
@@ -295,7 +275,9 @@ impl Builder {
     pub fn emit(&mut self, spec: Spec) -> Result<Vec<Val>> {
         let mut node = Node::new(spec.name.clone(), spec.op);
         node.attrs = spec.attrs;
-        if !spec.inputs.iter().any(Val::is_runtime) {
+        // Known now: computed now, unless the result is too large to hold (then the node
+        // computes it at run time from Constant inputs).
+        if !spec.inputs.iter().any(Val::is_runtime) && foldable(&node, &spec.inputs) {
             return self.fold(node, &spec.inputs, &spec.weights);
         }
         if let Some(Val::Probed(p)) = spec.inputs.iter().find(|v| matches!(v, Val::Probed(_))) {
@@ -313,6 +295,7 @@ impl Builder {
                     .join(", ")
             )
         })?;
+        node.outputs = out.clone();
         let probes = probe_types(&node, &spec.inputs);
         node.name = self.claim(&spec.name, spec.onnx_name);
         for v in &spec.inputs {
@@ -335,7 +318,7 @@ impl Builder {
                 })
             })
             .collect();
-        self.graph.nodes.push(node);
+        self.core.push(node)?;
         Ok(vals)
     }
 
@@ -426,13 +409,14 @@ impl Builder {
     }
 }
 
-/// Output types of `node` for inputs of `types` (the op's shape rule).
-pub fn infer(node: &Node, types: &[TensorType]) -> Result<Vec<TensorType>> {
-    let ctx = InferCtx {
-        attrs: Attrs::of(node)?,
-        inputs: types.iter().collect(),
-    };
-    (ctx.attrs.def.infer)(&ctx)
+/// Whether a node on inputs known now is folded: always when a value depends on probed dims
+/// (the probes need values), else when its outputs fit the builder's fold cap.
+fn foldable(node: &Node, inputs: &[Val]) -> bool {
+    if inputs.iter().any(|v| matches!(v, Val::Probed(_))) {
+        return true;
+    }
+    let types: Vec<TensorType> = inputs.iter().map(Val::ty).collect();
+    infer(node, &types).map_or(true, |out| fits_fold_cap(&out))
 }
 
 /// Output shapes under both probes, if every input's probe shapes are known and the shape rule

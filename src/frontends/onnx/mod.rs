@@ -83,7 +83,7 @@ fn convert(model: &ModelProto, dir: &ModelDir, args: &SourceArgs) -> Result<Load
     let opset = read_as(graph, opset)?;
     let mut b = Builder::default();
     let from = format!("{} {}", model.producer_name, model.producer_version);
-    b.graph.producer = format!(
+    b.core.graph.producer = format!(
         "mmdnn {} onnx reader (from {}, opset {opset})",
         env!("CARGO_PKG_VERSION"),
         match from.trim() {
@@ -111,7 +111,7 @@ fn convert(model: &ModelProto, dir: &ModelDir, args: &SourceArgs) -> Result<Load
     // Graph outputs: a constant one gets a Constant node named after it.
     for name in outputs {
         match output_ref(&mut b, name, &broken) {
-            Ok(Some(r)) => b.graph.outputs.push(r),
+            Ok(Some(r)) => b.core.graph.outputs.push(r),
             Ok(None) => {}
             Err(e) => problems.push(format!("graph output '{name}': {e:#}")),
         }
@@ -124,7 +124,7 @@ fn convert(model: &ModelProto, dir: &ModelDir, args: &SourceArgs) -> Result<Load
             problems.join("\n  - ")
         );
     }
-    let mut graph = b.graph;
+    let mut graph = b.core.graph;
     validate::check(&mut graph, Some(&b.weights)).context("the converted graph is invalid")?;
     Ok(Loaded {
         graph,

@@ -1,0 +1,228 @@
+//! The graph builder every frontend builds its IR graph with: unique node names from the
+//! source's names, nodes typed by the catalogue's shape rules as they are added (so a frontend
+//! sees static shapes while it converts), constant folding through the reference interpreter
+//! with a size cap, dead-node removal, and every problem collected for one error.
+//!
+//! A frontend keeps only what is its own (how a source name maps to a tensor, the ONNX
+//! reader's probed values, the Keras reader's weight sources) on top of this.
+use crate::interp::{self, Value};
+use crate::ir::ops::{Attrs, InferCtx};
+use crate::ir::{Graph, Node, TensorRef, TensorType};
+use crate::weights::WeightReader;
+use anyhow::{anyhow, bail, Context, Result};
+use std::collections::{HashMap, HashSet};
+
+/// The most bytes one folded value may take: a constant computation whose outputs are larger
+/// (a `ConstantOfShape` of 10 GB, say) stays a node of the graph, computed at run time.
+pub const FOLD_CAP_BYTES: u64 = 64 << 20;
+
+/// A graph under construction.
+#[derive(Default)]
+pub struct GraphBuilder {
+    pub graph: Graph,
+    /// Node names in use.
+    used: HashSet<String>,
+    /// Source names kept for the nodes that produce them (only those may claim them).
+    reserved: HashSet<String>,
+    /// Output types of each node, by node name.
+    types: HashMap<String, Vec<TensorType>>,
+    /// Problems found so far; [`GraphBuilder::finish`] reports them all at once.
+    problems: Vec<String>,
+}
+
+impl GraphBuilder {
+    /// Keeps `name` for the node that produces the source value of that name.
+    pub fn reserve(&mut self, name: &str) {
+        self.reserved.insert(name.to_string());
+    }
+
+    /// A unique node name from `hint` (`hint_1`, `hint_2`, … when taken; "node" when empty).
+    /// `own_name`: the hint is the source name of the value this node produces, so a
+    /// reserved hint may be taken.
+    pub fn claim(&mut self, hint: &str, own_name: bool) -> String {
+        let free = |s: &Self, n: &str| !s.used.contains(n) && (own_name || !s.reserved.contains(n));
+        let name = if !hint.is_empty() && free(self, hint) {
+            hint.to_string()
+        } else {
+            let base = if hint.is_empty() { "node" } else { hint };
+            (1..)
+                .map(|i| format!("{base}_{i}"))
+                .find(|n| !self.used.contains(n) && !self.reserved.contains(n))
+                .expect("an unused name exists")
+        };
+        self.used.insert(name.clone());
+        name
+    }
+
+    /// Adds `node` under exactly its name (already claimed or fresh), typing its outputs from
+    /// its inputs' types. Returns its first output.
+    pub fn push(&mut self, mut node: Node) -> Result<TensorRef> {
+        if node.outputs.is_empty() {
+            let inputs = node
+                .inputs
+                .iter()
+                .map(|r| self.ty(r).cloned())
+                .collect::<Result<Vec<_>>>()?;
+            node.outputs = infer(&node, &inputs)?;
+        }
+        self.used.insert(node.name.clone());
+        self.types.insert(node.name.clone(), node.outputs.clone());
+        let r = node.output(0);
+        self.graph.nodes.push(node);
+        Ok(r)
+    }
+
+    /// Adds `node` under a unique name made from its name; returns its first output.
+    pub fn add(&mut self, mut node: Node) -> Result<TensorRef> {
+        node.name = self.claim(&node.name, false);
+        let name = node.name.clone();
+        let op = node.op.clone();
+        self.push(node)
+            .with_context(|| format!("{op} node '{name}'"))
+    }
+
+    /// Adds a graph input: a `DataInput` node named `name` (which must be free).
+    pub fn add_input(&mut self, node: Node) -> Result<TensorRef> {
+        let name = node.name.clone();
+        if self.claim(&name, true) != name {
+            bail!("graph input '{name}' is named twice");
+        }
+        let r = self.push(node)?;
+        self.graph.inputs.push(name);
+        Ok(r)
+    }
+
+    /// The type of a tensor already in the graph.
+    pub fn ty(&self, r: &TensorRef) -> Result<&TensorType> {
+        self.types
+            .get(&r.node)
+            .and_then(|t| t.get(r.index))
+            .ok_or_else(|| anyhow!("internal: tensor '{r}' is not typed"))
+    }
+
+    /// Records a problem; conversion goes on so that every problem is found.
+    pub fn problem(&mut self, message: String) {
+        self.problems.push(message);
+    }
+
+    /// The finished graph with `outputs`: nodes the outputs do not need are removed (graph
+    /// inputs stay); fails with every recorded problem at once. `what` names the model.
+    pub fn finish(mut self, outputs: Vec<TensorRef>, what: &str) -> Result<Graph> {
+        if !self.problems.is_empty() {
+            bail!(
+                "{what}: {} problem(s):\n  - {}",
+                self.problems.len(),
+                self.problems.join("\n  - ")
+            );
+        }
+        self.graph.outputs = outputs;
+        remove_dead_nodes(&mut self.graph);
+        Ok(self.graph)
+    }
+}
+
+/// Output types of `node` for inputs of `types` (the op's shape rule).
+pub fn infer(node: &Node, types: &[TensorType]) -> Result<Vec<TensorType>> {
+    let ctx = InferCtx {
+        attrs: Attrs::of(node)?,
+        inputs: types.iter().collect(),
+    };
+    (ctx.attrs.def.infer)(&ctx)
+}
+
+/// Whether outputs of `types` are small enough to fold ([`FOLD_CAP_BYTES`]); unknown dims
+/// count as too large.
+pub fn fits_fold_cap(types: &[TensorType]) -> bool {
+    let mut total: u64 = 0;
+    for t in types {
+        let mut n: u64 = t.dtype.size() as u64;
+        for &d in &t.shape {
+            let Ok(d) = u64::try_from(d) else {
+                return false;
+            };
+            n = n.saturating_mul(d);
+        }
+        total = total.saturating_add(n);
+    }
+    total <= FOLD_CAP_BYTES
+}
+
+/// Folds `node` on constant `inputs` (and its weights) through the reference interpreter.
+pub fn fold(node: &Node, weights: &dyn WeightReader, inputs: Vec<Value>) -> Result<Vec<Value>> {
+    interp::run_op(node, weights, inputs)
+        .with_context(|| format!("folding {} '{}'", node.op, node.name))
+}
+
+/// Removes the nodes that no graph output depends on (graph inputs stay).
+pub fn remove_dead_nodes(graph: &mut Graph) {
+    let index = graph.index();
+    let mut live: HashSet<String> = HashSet::new();
+    let mut stack: Vec<&str> = graph.outputs.iter().map(|r| r.node.as_str()).collect();
+    while let Some(name) = stack.pop() {
+        if live.insert(name.to_string()) {
+            if let Some(&i) = index.get(name) {
+                stack.extend(graph.nodes[i].inputs.iter().map(|r| r.node.as_str()));
+            }
+        }
+    }
+    live.extend(graph.inputs.iter().cloned());
+    graph.nodes.retain(|n| live.contains(&n.name));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{AttrValue, DType};
+
+    fn input(name: &str, shape: Vec<i64>) -> Node {
+        Node::new(name, "DataInput")
+            .with_attr("dtype", AttrValue::Type(DType::F32))
+            .with_attr("shape", AttrValue::Shape(shape))
+    }
+
+    #[test]
+    fn names_are_unique_and_reserved_names_wait_for_their_owner() {
+        let mut b = GraphBuilder::default();
+        b.reserve("y");
+        assert_eq!(b.claim("x", false), "x");
+        assert_eq!(b.claim("x", false), "x_1");
+        assert_eq!(b.claim("y", false), "y_1");
+        assert_eq!(b.claim("y", true), "y");
+        assert_eq!(b.claim("", false), "node_1");
+        assert_eq!(b.claim("", false), "node_2");
+    }
+
+    #[test]
+    fn nodes_are_typed_as_added_and_dead_ones_removed() {
+        let mut b = GraphBuilder::default();
+        let x = b.add_input(input("x", vec![-1, 3, 8, 8])).unwrap();
+        let used = b
+            .add(Node::new("relu", "Relu").with_inputs([x.clone()]))
+            .unwrap();
+        b.add(Node::new("relu", "Sigmoid").with_inputs([x]))
+            .unwrap();
+        assert_eq!(b.ty(&used).unwrap().shape, vec![-1, 3, 8, 8]);
+        let g = b.finish(vec![used], "test").unwrap();
+        let names: Vec<&str> = g.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["x", "relu"]);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let mut b = GraphBuilder::default();
+        b.problem("node 'a' (Foo): unsupported".into());
+        b.problem("node 'b' (Bar): unsupported".into());
+        let err = format!("{:#}", b.finish(vec![], "model.x").unwrap_err());
+        assert!(err.contains("2 problem(s)") && err.contains("'a'") && err.contains("'b'"));
+    }
+
+    #[test]
+    fn the_fold_cap_counts_bytes_and_refuses_unknown_dims() {
+        let small = TensorType::new(DType::F32, vec![1024, 1024]);
+        let large = TensorType::new(DType::F32, vec![1 << 20, 1 << 10]);
+        let unknown = TensorType::new(DType::F32, vec![-1, 4]);
+        assert!(fits_fold_cap(&[small]));
+        assert!(!fits_fold_cap(&[large]));
+        assert!(!fits_fold_cap(&[unknown]));
+    }
+}
