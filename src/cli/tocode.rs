@@ -1,7 +1,7 @@
 //! `mmdnn tocode` (MMdnn's `mmtocode`): IR → readable target-framework Python code.
 use super::args::{target_parser, usage_error, OnnxFlags, TargetFlags};
 use crate::backends;
-use crate::frontends::mmdnn_ir;
+use crate::frontends::mmdnn;
 use anyhow::{bail, Result};
 use std::path::PathBuf;
 
@@ -44,14 +44,14 @@ pub fn run(a: Args) -> Result<i32> {
     let weights = a
         .ir_weights
         .clone()
-        .or_else(|| mmdnn_ir::sibling_weights(&a.ir_model));
+        .or_else(|| mmdnn::sibling_weights(&a.ir_model));
     if weights.is_none() {
         bail!(
             "no weights for {}: pass -w <prefix>.npz",
             a.ir_model.display()
         );
     }
-    let loaded = mmdnn_ir::load_ir(&a.ir_model, weights.as_deref())?;
+    let loaded = mmdnn::load_ir(&a.ir_model, weights.as_deref())?;
     match fw.name {
         "pytorch" => backends::pytorch::saver::tocode(
             &loaded.graph,

@@ -2,7 +2,7 @@
 //! weight reader. `SOURCES` lists every framework name the CLI accepts (MMdnn's spellings) and
 //! whether its parser exists yet.
 pub mod keras;
-pub mod mmdnn_ir;
+pub mod mmdnn;
 pub mod onnx;
 
 use crate::ir::Graph;
@@ -148,7 +148,7 @@ pub fn load(framework: &str, args: &SourceArgs) -> Result<Loaded> {
         .find(|f| f.matches(framework))
         .ok_or_else(|| anyhow::anyhow!("unknown source framework '{framework}'"))?;
     match fw.name {
-        "mmdnn" => mmdnn_ir::load(args),
+        "mmdnn" => mmdnn::load(args),
         "onnx" => onnx::load(args),
         "keras" => keras::load(args),
         name => bail!(

@@ -10,7 +10,7 @@ pub mod code;
 mod ops;
 pub mod writer;
 
-use crate::frontends::mmdnn_ir;
+use crate::frontends::mmdnn;
 use crate::ir::passes::layout::{convert_layout, Target, TransformedWeights};
 use crate::ir::{validate, DType, Graph, TensorType};
 use crate::output::commit_all;
@@ -258,6 +258,6 @@ pub fn tomodel(
     if network.extension().is_some_and(|e| e == "py") {
         return code::run_script(network, weights, out, opts.external_data, python);
     }
-    let loaded = mmdnn_ir::load_ir(network, Some(weights))?;
+    let loaded = mmdnn::load_ir(network, Some(weights))?;
     save(&loaded.graph, loaded.weights.as_ref(), out, opts)
 }

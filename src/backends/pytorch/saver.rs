@@ -4,7 +4,7 @@
 //! the generated code with Python (`--python`, `MMDNN_PYTHON`, the active virtual environment,
 //! else `python3`). Outputs appear together, whole, or not at all.
 use super::{generate, state};
-use crate::frontends::mmdnn_ir;
+use crate::frontends::mmdnn;
 use crate::ir::Graph;
 use crate::output::{commit_all, stage, AtomicFile};
 use crate::runners;
@@ -90,7 +90,7 @@ pub fn tomodel(
                 graph_path.display()
             );
         }
-        let loaded = mmdnn_ir::load_ir(&graph_path, Some(weights))?;
+        let loaded = mmdnn::load_ir(&graph_path, Some(weights))?;
         let g = generate(&loaded.graph, loaded.weights.as_ref(), false)?;
         let path = work.path().join("weights.pth");
         state::write_state_dict(&path, &g.state, &g.weights)?.commit()?;
