@@ -1,7 +1,7 @@
 //! `mmdnn inspect`: inputs and outputs with shapes, op histogram, parameter count and every
 //! unsupported op or other problem of an IR (ours or MMdnn's) or a model file.
-use crate::frontends::mmdnn_ir::sibling_weights;
-use crate::ir::{ops, serialize, validate, Graph};
+use crate::frontends::mmdnn::{load_graph, sibling_weights};
+use crate::ir::{ops, validate, Graph};
 use crate::weights::{self, WeightReader};
 use anyhow::Result;
 use serde_json::json;
@@ -27,7 +27,7 @@ pub fn run(a: Args) -> Result<i32> {
         let report = Report::new(&loaded.graph, Some(loaded.weights.as_ref()), vec![], vec![]);
         return report.emit(&a, &a.weights);
     }
-    let loaded = serialize::load(&a.model)?;
+    let loaded = load_graph(&a.model)?;
     let mut graph = loaded.graph;
     let weights_path = a.weights.clone().or_else(|| sibling_weights(&a.model));
     let mut reader: Option<Box<dyn WeightReader>> = match &weights_path {

@@ -1,7 +1,7 @@
 //! `mmdnn tocode` (MMdnn's `mmtocode`): IR → readable target-framework Python code.
 use super::args::{target_options, target_parser, usage_error, OnnxFlags, TargetFlags};
 use crate::backends;
-use crate::frontends::mmdnn_ir;
+use crate::frontends::mmdnn;
 use crate::ir::passes::{self, Wants};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
@@ -42,14 +42,14 @@ pub fn run(a: Args) -> Result<i32> {
     let Some(weights) = a
         .ir_weights
         .clone()
-        .or_else(|| mmdnn_ir::sibling_weights(&a.ir_model))
+        .or_else(|| mmdnn::sibling_weights(&a.ir_model))
     else {
         bail!(
             "no weights for {}: pass -w <prefix>.npz",
             a.ir_model.display()
         );
     };
-    let loaded = mmdnn_ir::load_ir(&a.ir_model, Some(&weights))?;
+    let loaded = mmdnn::load_ir(&a.ir_model, Some(&weights))?;
     let wants = Wants {
         layout: backend.layout(),
         keep_io: opts.keep_layout,

@@ -2,7 +2,7 @@
 use super::args::{target_options, target_parser, usage_error, OnnxFlags, TargetFlags};
 use crate::backends::pytorch::saver::Format;
 use crate::backends::{self, CodeWeights};
-use crate::frontends::mmdnn_ir;
+use crate::frontends::mmdnn;
 use crate::ir::passes::{self, Wants};
 use anyhow::{bail, Context, Result};
 use clap::builder::PossibleValuesParser;
@@ -64,7 +64,7 @@ pub fn run(a: Args) -> Result<i32> {
         keep_io: opts.keep_layout,
     };
     let prepare = |graph: &Path| {
-        let loaded = mmdnn_ir::load_ir(graph, Some(&a.input_weight))?;
+        let loaded = mmdnn::load_ir(graph, Some(&a.input_weight))?;
         Ok::<_, anyhow::Error>(loaded)
     };
     if from_ir {

@@ -4,7 +4,7 @@
 //! ([`find`], [`detect`]) and never names a framework itself.
 pub mod builder;
 pub mod keras;
-pub mod mmdnn_ir;
+pub mod mmdnn;
 pub mod onnx;
 
 use crate::ir::Graph;
@@ -31,7 +31,7 @@ pub trait Frontend: Sync {
 }
 
 /// Every frontend, one line each.
-pub static FRONTENDS: &[&dyn Frontend] = &[&mmdnn_ir::Mmdnn, &keras::Keras, &onnx::Onnx];
+pub static FRONTENDS: &[&dyn Frontend] = &[&mmdnn::Mmdnn, &keras::Keras, &onnx::Onnx];
 
 /// A framework name the CLI accepts whose reader or writer does not exist yet.
 #[derive(Clone, Copy, Debug)]

@@ -1,10 +1,11 @@
 //! Reading and writing IR files: `<prefix>.pb` (binary GraphDef), `<prefix>.json` (the same
-//! graph as protobuf JSON with proto field names, as MMdnn wrote it). Loading an IR written by
-//! MMdnn 0.3.1 (no `ir_version`) maps its conventions to ours (see `mmdnn_compat`).
+//! graph as protobuf JSON with proto field names, as MMdnn wrote it). A file without
+//! `ir_version` was written in other conventions (MMdnn 0.3.1's): it is returned as its raw
+//! GraphDef, for the frontend that knows them to import.
 use super::graph::{Graph, Node, TensorRef};
 use super::ops;
 use super::types::{AttrValue, DType, TensorType};
-use super::{mmdnn_compat, IR_VERSION};
+use super::IR_VERSION;
 use crate::output::{commit_all, stage};
 use crate::proto;
 use crate::weights::{NpzWriter, WeightReader};
@@ -12,15 +13,17 @@ use anyhow::{bail, Context, Result};
 use prost::Message;
 use std::path::{Path, PathBuf};
 
-/// An IR graph as loaded, with what is needed to read its weights.
-pub struct LoadedGraph {
-    pub graph: Graph,
-    /// Set when the file was written by MMdnn: how its weights map onto ours.
-    pub mmdnn_weights: Option<mmdnn_compat::WeightMap>,
+/// A `.pb` IR file as read.
+pub enum IrFile {
+    /// A graph in this mmdnn's conventions (IR version 1 to [`IR_VERSION`]).
+    Native(Graph),
+    /// A GraphDef without `ir_version` (IR version 0): written by Microsoft MMdnn 0.3.1, whose
+    /// op names, attributes and weight keys differ from ours; left for its frontend to map.
+    Foreign(proto::GraphDef),
 }
 
-/// Loads a `.pb` IR file (ours or MMdnn's).
-pub fn load(path: &Path) -> Result<LoadedGraph> {
+/// Reads a `.pb` IR file (ours or MMdnn's).
+pub fn load(path: &Path) -> Result<IrFile> {
     let bytes =
         std::fs::read(path).with_context(|| format!("cannot read IR file {}", path.display()))?;
     let gd = proto::GraphDef::decode(&bytes[..]).with_context(|| {
@@ -29,26 +32,18 @@ pub fn load(path: &Path) -> Result<LoadedGraph> {
             path.display()
         )
     })?;
-    let loaded = if gd.ir_version == 0 {
-        let (graph, map) = mmdnn_compat::import(&gd)
-            .with_context(|| format!("reading MMdnn IR {}", path.display()))?;
-        LoadedGraph {
-            graph,
-            mmdnn_weights: Some(map),
-        }
-    } else if gd.ir_version > IR_VERSION {
+    if gd.ir_version == 0 {
+        return Ok(IrFile::Foreign(gd));
+    }
+    if gd.ir_version > IR_VERSION {
         bail!(
             "{} uses IR version {}, newer than this mmdnn understands ({IR_VERSION}); upgrade mmdnn",
             path.display(),
             gd.ir_version
         );
-    } else {
-        LoadedGraph {
-            graph: from_proto(&gd).with_context(|| format!("reading {}", path.display()))?,
-            mmdnn_weights: None,
-        }
-    };
-    Ok(loaded)
+    }
+    let graph = from_proto(&gd).with_context(|| format!("reading {}", path.display()))?;
+    Ok(IrFile::Native(graph))
 }
 
 /// Writes the IR file set — `<prefix>.pb`, `<prefix>.json` and `<prefix>.npz` — streaming the

@@ -1,8 +1,40 @@
-//! The IR itself as a source: an mmdnn IR (`.pb` + `.npz`) or one written by MMdnn 0.3.1
-//! (`.pb` + pickled `.npy`), so old MMdnn IRs can be upgraded and re-emitted.
+//! The `mmdnn` source: an IR as a model, so old MMdnn IRs can be upgraded and re-emitted.
+//! Ours (`.pb` + `.npz`) is read as it is; one written by Microsoft MMdnn 0.3.1 (`.pb` +
+//! `.npz`, or its pickled `.npy`) is imported: its op names, attributes (NHWC layout,
+//! 8-element pads, Keras-style kernels) and weight keys are mapped to ours.
+//!
+//! Every mapped op keeps MMdnn's NHWC data flow (`data_format: channels_last`, channel axis -1),
+//! so weights keep their bytes; only depthwise kernels change shape. An op that expands into
+//! several nodes gives its MMdnn name to the last one, so consumers and weights still resolve.
+//! Absent MMdnn attributes read as MMdnn's emitters read them (proto3 defaults: false, 0).
+//! Padding is recomputed from the recorded input shape where MMdnn says SAME (its own pads
+//! ignore dilation), and after mapping, the inferred shapes are checked against the
+//! `_output_shapes` MMdnn recorded. Ops whose meaning MMdnn does not pin down are refused.
+//!
+//! `import.rs` converts the graph node by node through one mapping function per MMdnn op, in
+//! the file of its family; `weights.rs` reads MMdnn's weights under our (node, param) keys.
+mod activation;
+mod conv;
+mod dense;
+mod elementwise;
+mod import;
+mod io;
+mod node;
+mod norm;
+mod pool;
+mod reduce;
+mod resize;
+mod shape;
+mod weights;
+mod window;
+
+pub use import::import;
+pub use weights::WeightMap;
+
 use super::{Loaded, SourceArgs};
-use crate::ir::{serialize, validate};
-use crate::weights::{self, MemoryWeights, WeightReader};
+use crate::ir::serialize::{self, IrFile};
+use crate::ir::{validate, Graph};
+use crate::weights::{self as weight_files, MemoryWeights, WeightReader};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -45,12 +77,37 @@ pub fn load(args: &SourceArgs) -> Result<Loaded> {
     load_ir(network, weights_path.as_deref())
 }
 
+/// An IR graph as loaded, with what is needed to read its weights.
+pub struct LoadedGraph {
+    pub graph: Graph,
+    /// Set when the file was written by MMdnn: how its weights map onto ours.
+    pub mmdnn_weights: Option<WeightMap>,
+}
+
+/// Loads a `.pb` IR file: ours as it is, MMdnn's imported.
+pub fn load_graph(path: &Path) -> Result<LoadedGraph> {
+    Ok(match serialize::load(path)? {
+        IrFile::Native(graph) => LoadedGraph {
+            graph,
+            mmdnn_weights: None,
+        },
+        IrFile::Foreign(gd) => {
+            let (graph, map) =
+                import(&gd).with_context(|| format!("reading MMdnn IR {}", path.display()))?;
+            LoadedGraph {
+                graph,
+                mmdnn_weights: Some(map),
+            }
+        }
+    })
+}
+
 /// Loads an IR graph and (optionally) its weights, validating both.
 pub fn load_ir(network: &Path, weights_path: Option<&Path>) -> Result<Loaded> {
-    let loaded = serialize::load(network)?;
+    let loaded = load_graph(network)?;
     let mut graph = loaded.graph;
     let mut reader: Box<dyn WeightReader> = match weights_path {
-        Some(p) => weights::open(p)?,
+        Some(p) => weight_files::open(p)?,
         None => Box::new(MemoryWeights::default()),
     };
     if let Some(map) = loaded.mmdnn_weights {

@@ -1,7 +1,7 @@
-//! Importing IR written by Microsoft MMdnn 0.3.1 (`mmdnn::ir::mmdnn_compat`): genuine MMdnn
+//! Importing IR written by Microsoft MMdnn 0.3.1 (`mmdnn::frontends::mmdnn`): genuine MMdnn
 //! output from `tests/fixtures/mmdnn/` and hand-built MMdnn graphs.
+use mmdnn::frontends::mmdnn::import;
 use mmdnn::interp::{self, Interpreter};
-use mmdnn::ir::mmdnn_compat::import;
 use mmdnn::ir::{validate, AttrValue, DType, Graph, Node, TensorRef};
 use mmdnn::proto::{self, attr_value::Value};
 use mmdnn::weights::{MemoryWeights, NpzReader, Tensor, WeightReader};

@@ -1,0 +1,247 @@
+//! The importer: converts an MMdnn GraphDef node by node, each through the mapping of its op
+//! (found by MMdnn's op name in the family files), then checks the inferred shapes against the
+//! `_output_shapes` MMdnn recorded.
+use super::node::MmNode;
+use super::weights::{Source, Transform, WeightMap};
+use super::window::nhwc_spatial;
+use super::{activation, conv, dense, elementwise, io, norm, pool, reduce, resize, shape};
+use crate::ir::serialize::shape_from_proto;
+use crate::ir::types::shape_string;
+use crate::ir::{validate, Graph, Node, Shape, TensorRef};
+use crate::proto;
+use crate::proto::attr_value::Value;
+use anyhow::{bail, Result};
+use std::collections::{HashMap, HashSet};
+
+/// Converts an MMdnn GraphDef into an mmdnn graph, with the map of its weights.
+pub fn import(gd: &proto::GraphDef) -> Result<(Graph, WeightMap)> {
+    let unsupported: Vec<String> = gd
+        .node
+        .iter()
+        .filter(|n| mapper(&n.op).is_none())
+        .map(|n| format!("'{}' ({})", n.name, n.op))
+        .collect();
+    match unsupported.len() {
+        0 => {}
+        1 => bail!(
+            "MMdnn IR has 1 node with an op mmdnn cannot map: {}",
+            unsupported[0]
+        ),
+        k => bail!(
+            "MMdnn IR has {k} nodes with ops mmdnn cannot map: {}",
+            unsupported.join(", ")
+        ),
+    }
+    let mut cx = Importer::new(gd)?;
+    let mut problems = vec![];
+    for def in &gd.node {
+        let n = MmNode::new(def);
+        let map = mapper(&def.op).expect("unsupported ops were rejected above");
+        if let Err(e) = map(&mut cx, &n) {
+            problems.push(format!("node '{}' ({}): {e:#}", def.name, def.op));
+        }
+    }
+    if !problems.is_empty() {
+        bail!(
+            "cannot map the MMdnn IR ({} problem{}):\n  - {}",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" },
+            problems.join("\n  - ")
+        );
+    }
+    let graph = cx.finish()?;
+    check_recorded_shapes(&graph, &cx.recorded)?;
+    Ok((graph, cx.weights))
+}
+
+/// Maps one MMdnn node into the graph.
+pub(super) type MapFn = fn(&mut Importer, &MmNode) -> Result<()>;
+
+/// The mapping of each MMdnn op; `None` for ops mmdnn refuses.
+fn mapper(op: &str) -> Option<MapFn> {
+    io::lookup(op)
+        .or_else(|| conv::lookup(op))
+        .or_else(|| pool::lookup(op))
+        .or_else(|| dense::lookup(op))
+        .or_else(|| norm::lookup(op))
+        .or_else(|| activation::lookup(op))
+        .or_else(|| elementwise::lookup(op))
+        .or_else(|| shape::lookup(op))
+        .or_else(|| reduce::lookup(op))
+        .or_else(|| resize::lookup(op))
+}
+
+/// MMdnn's recorded `_output_shapes` of a node (`None` for unknown rank).
+fn recorded_shapes(def: &proto::NodeDef) -> Vec<Option<Shape>> {
+    match def
+        .attr
+        .get("_output_shapes")
+        .and_then(|a| a.value.as_ref())
+    {
+        Some(Value::List(l)) => l
+            .shape
+            .iter()
+            .map(|s| (!s.unknown_rank).then(|| shape_from_proto(s)))
+            .collect(),
+        _ => vec![],
+    }
+}
+
+/// What MMdnn said about one of its nodes.
+struct Recorded {
+    op: String,
+    shapes: Vec<Option<Shape>>,
+}
+
+/// The graph being built.
+pub(super) struct Importer {
+    graph: Graph,
+    pub(super) weights: WeightMap,
+    recorded: HashMap<String, Recorded>,
+    /// Node names in use, MMdnn's and generated ones.
+    taken: HashSet<String>,
+}
+
+impl Importer {
+    fn new(gd: &proto::GraphDef) -> Result<Self> {
+        let mut recorded = HashMap::new();
+        for n in &gd.node {
+            let r = Recorded {
+                op: n.op.clone(),
+                shapes: recorded_shapes(n),
+            };
+            if recorded.insert(n.name.clone(), r).is_some() {
+                bail!("MMdnn IR has two nodes named '{}'", n.name);
+            }
+        }
+        Ok(Importer {
+            graph: Graph::default(),
+            weights: WeightMap::default(),
+            taken: recorded.keys().cloned().collect(),
+            recorded,
+        })
+    }
+
+    pub(super) fn add(&mut self, node: Node) -> TensorRef {
+        let r = node.output(0);
+        self.graph.nodes.push(node);
+        r
+    }
+
+    /// A name based on `base` used by no MMdnn or generated node.
+    pub(super) fn fresh(&mut self, base: &str) -> String {
+        let name = std::iter::once(base.to_string())
+            .chain((1..).map(|i| format!("{base}_{i}")))
+            .find(|n| !self.taken.contains(n))
+            .expect("an unused name exists");
+        self.taken.insert(name.clone());
+        name
+    }
+
+    /// Maps our (node, param) to MMdnn's (layer, key) with a transform.
+    pub(super) fn weight(
+        &mut self,
+        node: &str,
+        param: &str,
+        layer: &str,
+        keys: &'static [&'static str],
+        transform: Transform,
+    ) {
+        let layer = layer.to_string();
+        let source = Source::Mmdnn {
+            layer,
+            keys,
+            transform,
+        };
+        self.weights.insert(node, param, source);
+    }
+
+    /// Maps our (node, param) to the MMdnn weight of the same node under `keys`, unchanged.
+    pub(super) fn same_weight(&mut self, n: &MmNode, param: &str, keys: &'static [&'static str]) {
+        self.weight(n.name(), param, n.name(), keys, Transform::None);
+    }
+
+    pub(super) fn output_shape(&self, n: &MmNode) -> Option<&Shape> {
+        self.shape_of(&TensorRef::new(n.name(), 0))
+    }
+
+    /// The shape MMdnn recorded for a tensor.
+    fn shape_of(&self, r: &TensorRef) -> Option<&Shape> {
+        self.recorded.get(&r.node)?.shapes.get(r.index)?.as_ref()
+    }
+
+    /// The recorded sizes of the `n` spatial axes of an NHWC tensor, if all are known.
+    pub(super) fn spatial_dims(&self, r: &TensorRef, n: usize) -> Option<Vec<i64>> {
+        let s = self.shape_of(r)?;
+        let spatial = (s.len() == n + 2).then(|| nhwc_spatial(s))?;
+        spatial.iter().all(|&d| d >= 0).then_some(spatial)
+    }
+
+    fn finish(&mut self) -> Result<Graph> {
+        let mut graph = std::mem::take(&mut self.graph);
+        graph.inputs = graph
+            .nodes
+            .iter()
+            .filter(|n| n.op == "DataInput")
+            .map(|n| n.name.clone())
+            .collect();
+        let consumed: HashSet<&str> = graph
+            .nodes
+            .iter()
+            .flat_map(|n| n.inputs.iter().map(|r| r.node.as_str()))
+            .collect();
+        graph.outputs = graph
+            .nodes
+            .iter()
+            .filter(|n| !consumed.contains(n.name.as_str()))
+            .map(|n| n.output(0))
+            .collect();
+        graph.producer = "MMdnn 0.3.1 IR (imported)".to_string();
+        graph.sort()?;
+        Ok(graph)
+    }
+}
+
+/// Checks the shapes inferred for the mapped graph against MMdnn's `_output_shapes`.
+fn check_recorded_shapes(graph: &Graph, recorded: &HashMap<String, Recorded>) -> Result<()> {
+    let mut typed = graph.clone();
+    // Problems of the graph itself are the caller's validation's to report; this only compares
+    // the shapes that could be inferred.
+    let _ = validate::check(&mut typed, None);
+    let mismatches: Vec<String> = typed
+        .nodes
+        .iter()
+        .filter_map(|n| {
+            let r = recorded.get(&n.name)?;
+            let want = r.shapes.first()?.as_ref()?;
+            let got = &n.outputs.first()?.shape;
+            let agree = want.len() == got.len()
+                && want
+                    .iter()
+                    .zip(got)
+                    .all(|(&a, &b)| a < 0 || b < 0 || a == b);
+            (!agree).then(|| {
+                format!(
+                    "node '{}' (MMdnn {}): MMdnn recorded {} but the mapped {} gives {}",
+                    n.name,
+                    r.op,
+                    shape_string(want),
+                    n.op,
+                    shape_string(got)
+                )
+            })
+        })
+        .collect();
+    if mismatches.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "the imported MMdnn graph disagrees with the output shapes MMdnn recorded:\n  - {}",
+        mismatches.join("\n  - ")
+    )
+}
+
+/// A recorded shape as tensor dims (unknown dims as 0).
+pub(super) fn dims(v: &[i64]) -> Vec<usize> {
+    v.iter().map(|&d| d.max(0) as usize).collect()
+}
