@@ -7,59 +7,39 @@ use super::config::{Arg, KRef, Layer, Model};
 use super::h5::{Scope, Var, WeightIndex};
 use super::layers::{self, LayerCall, RArg};
 use super::weights::{Source, Transform};
-use crate::ir::ops::{self, Attrs, InferCtx};
-use crate::ir::{AttrValue, DType, Graph, Node, TensorRef, TensorType};
+use crate::frontends::builder::GraphBuilder;
+use crate::ir::{AttrValue, DType, Node, TensorRef, TensorType};
 use crate::weights::Tensor;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::Value as Json;
 use std::collections::{BTreeMap, HashMap};
 
 /// The graph under construction.
 pub struct Cx<'a> {
-    pub graph: Graph,
+    /// The shared graph builder (unique names, types as nodes are added).
+    pub core: GraphBuilder,
     pub weights: BTreeMap<(String, String), Source>,
     index: Option<&'a WeightIndex>,
     /// The file was written by Keras 3 (activations such as hard_sigmoid changed meaning).
     pub keras3: bool,
     /// Shapes given with --inputShape (batch excluded), one per top-level input.
     input_shapes: &'a [Vec<i64>],
-    types: HashMap<String, Vec<TensorType>>,
 }
 
 impl<'a> Cx<'a> {
     pub fn new(index: Option<&'a WeightIndex>, keras3: bool, input_shapes: &'a [Vec<i64>]) -> Self {
         Cx {
-            graph: Graph::default(),
+            core: GraphBuilder::default(),
             weights: BTreeMap::new(),
             index,
             keras3,
             input_shapes,
-            types: HashMap::new(),
         }
     }
 
     /// Adds a node under a fresh name based on `node.name`, typing its outputs.
-    pub fn add(&mut self, mut node: Node) -> Result<TensorRef> {
-        node.name = self.graph.fresh_name(&node.name);
-        let def = ops::lookup(&node)?;
-        let inputs: Vec<&TensorType> = node
-            .inputs
-            .iter()
-            .map(|r| {
-                self.types
-                    .get(&r.node)
-                    .and_then(|t| t.get(r.index))
-                    .ok_or_else(|| anyhow!("internal: tensor '{r}' is not typed"))
-            })
-            .collect::<Result<_>>()?;
-        let out = (def.infer)(&InferCtx {
-            attrs: Attrs { node: &node, def },
-            inputs,
-        })
-        .with_context(|| format!("{} node '{}'", node.op, node.name))?;
-        node.outputs = out.clone();
-        self.types.insert(node.name.clone(), out);
-        self.graph.add(node)
+    pub fn add(&mut self, node: Node) -> Result<TensorRef> {
+        self.core.add(node)
     }
 
     /// Adds `op` on `inputs` with `attrs`, named `name` (made unique).
@@ -79,10 +59,7 @@ impl<'a> Cx<'a> {
 
     /// Type of a tensor already in the graph.
     pub fn ty(&self, r: &TensorRef) -> Result<&TensorType> {
-        self.types
-            .get(&r.node)
-            .and_then(|t| t.get(r.index))
-            .ok_or_else(|| anyhow!("internal: tensor '{r}' is not typed"))
+        self.core.ty(r)
     }
 
     pub fn shape(&self, r: &TensorRef) -> Result<Vec<i64>> {
@@ -439,7 +416,7 @@ fn data_input(cx: &mut Cx, layer: &Layer, prefix: &str, index: usize) -> Result<
             ("shape", AttrValue::Shape(shape)),
         ],
     )?;
-    cx.graph.inputs.push(r.node.clone());
+    cx.core.graph.inputs.push(r.node.clone());
     Ok(r)
 }
 

@@ -248,7 +248,7 @@ pub fn load(args: &SourceArgs) -> Result<Loaded> {
     let mut cx = convert::Cx::new(index.as_ref(), source.keras3, &args.input_shapes);
     let outputs =
         convert::convert_model(&mut cx, &model, scope.as_ref(), None, "").with_context(at)?;
-    let mut graph = std::mem::take(&mut cx.graph);
+    let mut graph = std::mem::take(&mut cx.core.graph);
     graph.outputs = outputs;
     graph.producer = format!("keras {}", source.version).trim().to_string();
     let entries = std::mem::take(&mut cx.weights);
