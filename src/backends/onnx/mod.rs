@@ -10,6 +10,8 @@ pub mod code;
 mod ops;
 pub mod writer;
 
+pub use ops::lowering_files;
+
 use crate::frontends::mmdnn_ir;
 use crate::ir::passes::layout::{convert_layout, Target, TransformedWeights};
 use crate::ir::{validate, DType, Graph, TensorType};
