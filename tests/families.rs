@@ -131,23 +131,28 @@ fn every_family_has_its_catalogue_and_interpreter_file() {
 #[test]
 fn stage_files_are_named_for_families() {
     let families = families();
+    let mut wrong = vec![];
     for stage in STAGES {
         let found = modules(stage.dir);
         for module in &found {
-            let listed = stage.others.contains(&module.as_str());
-            assert!(
-                families.contains(module.as_str()) || listed,
-                "{}/{module}.rs is named for no catalogue family ({families:?}); rename it for \
-                 its family, or list it, with the reason, in STAGES of tests/families.rs",
-                stage.dir
-            );
+            if !families.contains(module.as_str()) && !stage.others.contains(&module.as_str()) {
+                wrong.push(format!("{}/{module} is named for no family", stage.dir));
+            }
         }
         for name in stage.others {
-            assert!(
-                !families.contains(name) && found.iter().any(|m| m == name),
-                "STAGES lists {}/{name} as not a family, but it is a family or has no file",
-                stage.dir
-            );
+            if families.contains(name) || !found.iter().any(|m| m == name) {
+                wrong.push(format!(
+                    "{}/{name} is listed as a module besides the families, but it is a family \
+                     or has no file",
+                    stage.dir
+                ));
+            }
         }
     }
+    assert!(
+        wrong.is_empty(),
+        "name each op file for its catalogue family ({families:?}), or list it, with the \
+         reason, in STAGES of tests/families.rs:\n{}",
+        wrong.join("\n")
+    );
 }

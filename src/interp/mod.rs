@@ -248,14 +248,17 @@ impl TryFrom<&Value> for Tensor {
 /// reuse their buffers) and returns its output values in order.
 pub type OpFn = fn(&OpCtx, Vec<Value>) -> Result<Vec<Value>>;
 
+/// A family file's registry: the implementation of an op, if the family has it.
+type Registry = fn(&str) -> Option<OpFn>;
+
 /// Each family file's registry under the file's name (`stringify!` of the module, so the name
 /// cannot drift from the file).
 macro_rules! family_registries {
     ($($file:ident),* $(,)?) => {
-        &[$((stringify!($file), $file::lookup as fn(&str) -> Option<OpFn>)),*]
+        &[$((stringify!($file), $file::lookup as Registry)),*]
     };
 }
-const FAMILY_REGISTRIES: &[(&str, fn(&str) -> Option<OpFn>)] = family_registries![
+const FAMILY_REGISTRIES: &[(&str, Registry)] = family_registries![
     io,
     conv,
     pool,

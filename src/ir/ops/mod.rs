@@ -270,7 +270,11 @@ const FAMILY_FILES: &[(&str, &[OpDef])] = family_files![
 pub fn all() -> &'static [OpDef] {
     static ALL: OnceLock<Vec<OpDef>> = OnceLock::new();
     ALL.get_or_init(|| {
-        let mut ops: Vec<OpDef> = FAMILY_FILES.iter().flat_map(|(_, ops)| *ops).copied().collect();
+        let mut ops: Vec<OpDef> = FAMILY_FILES
+            .iter()
+            .flat_map(|(_, ops)| *ops)
+            .copied()
+            .collect();
         ops.sort_by_key(|o| o.family);
         ops
     })

@@ -3,71 +3,69 @@ use super::shape_rules::spatial_axes;
 use super::*;
 use crate::ir::types::AttrKind as K;
 
-pub const OPS: &[OpDef] = &[
-    OpDef {
-        name: "Resize",
-        family: Family::Resize,
-        doc: "Resamples the spatial axes to `sizes`, or by `scales`, with ONNX Resize semantics.",
-        inputs: ONE_INPUT,
-        outputs: ONE_OUTPUT,
-        attrs: &[
-            choice(
-                "mode",
-                "nearest",
-                &["nearest", "linear", "cubic"],
-                "interpolation",
-            ),
-            attr(
-                "scales",
-                K::Floats,
-                Default::Optional,
-                "scale per spatial axis",
-            ),
-            attr(
-                "sizes",
-                K::Ints,
-                Default::Optional,
-                "output size per spatial axis (wins over scales)",
-            ),
-            choice(
-                "coordinate_transformation_mode",
+pub const OPS: &[OpDef] = &[OpDef {
+    name: "Resize",
+    family: Family::Resize,
+    doc: "Resamples the spatial axes to `sizes`, or by `scales`, with ONNX Resize semantics.",
+    inputs: ONE_INPUT,
+    outputs: ONE_OUTPUT,
+    attrs: &[
+        choice(
+            "mode",
+            "nearest",
+            &["nearest", "linear", "cubic"],
+            "interpolation",
+        ),
+        attr(
+            "scales",
+            K::Floats,
+            Default::Optional,
+            "scale per spatial axis",
+        ),
+        attr(
+            "sizes",
+            K::Ints,
+            Default::Optional,
+            "output size per spatial axis (wins over scales)",
+        ),
+        choice(
+            "coordinate_transformation_mode",
+            "half_pixel",
+            &[
                 "half_pixel",
-                &[
-                    "half_pixel",
-                    "pytorch_half_pixel",
-                    "align_corners",
-                    "asymmetric",
-                    "tf_half_pixel_for_nn",
-                    "half_pixel_symmetric",
-                ],
-                "how output coordinates map to input coordinates",
-            ),
-            choice(
-                "nearest_mode",
-                "round_prefer_floor",
-                &["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"],
-                "rounding of nearest mode",
-            ),
-            attr(
-                "cubic_coeff_a",
-                K::Float,
-                Default::Float(-0.75),
-                "cubic mode coefficient",
-            ),
-            attr(
-                "exclude_outside",
-                K::Bool,
-                Default::Bool(false),
-                "linear and cubic: taps outside the input get weight 0, the others are \
+                "pytorch_half_pixel",
+                "align_corners",
+                "asymmetric",
+                "tf_half_pixel_for_nn",
+                "half_pixel_symmetric",
+            ],
+            "how output coordinates map to input coordinates",
+        ),
+        choice(
+            "nearest_mode",
+            "round_prefer_floor",
+            &["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"],
+            "rounding of nearest mode",
+        ),
+        attr(
+            "cubic_coeff_a",
+            K::Float,
+            Default::Float(-0.75),
+            "cubic mode coefficient",
+        ),
+        attr(
+            "exclude_outside",
+            K::Bool,
+            Default::Bool(false),
+            "linear and cubic: taps outside the input get weight 0, the others are \
                  renormalised to sum 1",
-            ),
-            DATA_FORMAT,
-        ],
-        weights: &[],
-        layout: Layout::DataFormat,
-        infer: infer_resize,
-    },
-];
+        ),
+        DATA_FORMAT,
+    ],
+    weights: &[],
+    layout: Layout::DataFormat,
+    infer: infer_resize,
+}];
 
 /// Output spatial sizes of a Resize node.
 fn resize_sizes(attrs: &Attrs, input_spatial: &[i64]) -> Result<Vec<i64>> {

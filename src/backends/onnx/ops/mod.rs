@@ -17,14 +17,17 @@ use super::builder::{Ctx, A};
 use crate::ir::DType;
 use anyhow::{anyhow, bail, Result};
 
+/// A family file's lowerings: the lowering of an op, if the family has it.
+type Lowerings = fn(&str) -> Option<Lower>;
+
 /// Each family file's lowerings under the file's name (`stringify!` of the module, so the name
 /// cannot drift from the file).
 macro_rules! family_lowerings {
     ($($file:ident),* $(,)?) => {
-        &[$((stringify!($file), $file::find as fn(&str) -> Option<Lower>)),*]
+        &[$((stringify!($file), $file::find as Lowerings)),*]
     };
 }
-const FAMILY_LOWERINGS: &[(&str, fn(&str) -> Option<Lower>)] = family_lowerings![
+const FAMILY_LOWERINGS: &[(&str, Lowerings)] = family_lowerings![
     io,
     conv,
     pool,

@@ -35,15 +35,14 @@ pub fn pads(
         "same" => {
             for i in 0..n {
                 let d = shape[axes[i]];
-                let total = same_pad_total(d, kernel[i], strides[i], dilations[i]).with_context(
-                    || {
+                let total =
+                    same_pad_total(d, kernel[i], strides[i], dilations[i]).with_context(|| {
                         format!(
                             "\"same\" padding with stride {} needs a known input size, but axis {} \
                              is unknown: pass --inputShape",
                             strides[i], axes[i]
                         )
-                    },
-                )?;
+                    })?;
                 (begin[i], end[i]) = split_same(total, true);
             }
         }

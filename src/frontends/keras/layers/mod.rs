@@ -326,7 +326,8 @@ pub fn is_op(class: &str, module: Option<&str>, config: &Json) -> bool {
     match module {
         Some(m) => m.starts_with("keras.src.ops") || m.starts_with("keras.ops"),
         None => {
-            config.get("trainable").is_none() && op_calls::KERAS_OPS.iter().any(|(c, _)| *c == class)
+            config.get("trainable").is_none()
+                && op_calls::KERAS_OPS.iter().any(|(c, _)| *c == class)
         }
     }
 }
