@@ -20,6 +20,7 @@ mod norm;
 mod pool;
 mod recurrent;
 mod reduce;
+mod resize;
 mod shape;
 mod util;
 
@@ -247,18 +248,43 @@ impl TryFrom<&Value> for Tensor {
 /// reuse their buffers) and returns its output values in order.
 pub type OpFn = fn(&OpCtx, Vec<Value>) -> Result<Vec<Value>>;
 
+/// A family file's registry: the implementation of an op, if the family has it.
+type Registry = fn(&str) -> Option<OpFn>;
+
+/// Each family file's registry under the file's name (`stringify!` of the module, so the name
+/// cannot drift from the file).
+macro_rules! family_registries {
+    ($($file:ident),* $(,)?) => {
+        &[$((stringify!($file), $file::lookup as Registry)),*]
+    };
+}
+const FAMILY_REGISTRIES: &[(&str, Registry)] = family_registries![
+    io,
+    conv,
+    pool,
+    resize,
+    dense,
+    norm,
+    activation,
+    elementwise,
+    reduce,
+    shape,
+    recurrent,
+];
+
 /// Finds the implementation of an op by name.
 pub fn lookup(op: &str) -> Option<OpFn> {
-    io::lookup(op)
-        .or_else(|| conv::lookup(op))
-        .or_else(|| pool::lookup(op))
-        .or_else(|| dense::lookup(op))
-        .or_else(|| norm::lookup(op))
-        .or_else(|| activation::lookup(op))
-        .or_else(|| elementwise::lookup(op))
-        .or_else(|| reduce::lookup(op))
-        .or_else(|| shape::lookup(op))
-        .or_else(|| recurrent::lookup(op))
+    FAMILY_REGISTRIES.iter().find_map(|(_, find)| find(op))
+}
+
+/// The names of the family files (`src/interp/<name>.rs`) whose registry has an op: exactly
+/// its catalogue family's, as `tests/families.rs` checks.
+pub fn registering_files(op: &str) -> Vec<&'static str> {
+    FAMILY_REGISTRIES
+        .iter()
+        .filter(|(_, find)| find(op).is_some())
+        .map(|(file, _)| *file)
+        .collect()
 }
 
 /// Converted weights, shared between runs.

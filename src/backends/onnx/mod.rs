@@ -11,6 +11,7 @@ mod ops;
 mod target;
 pub mod writer;
 
+pub use ops::lowering_files;
 pub use target::Onnx;
 
 use crate::ir::passes::layout::TransformedWeights;

@@ -17,15 +17,18 @@ mod norm;
 mod pool;
 mod recurrent;
 mod reduce;
+mod resize;
 mod shape;
 pub mod shape_rules;
 
-/// Families, in the order docs list them.
+/// Families, in the order docs list them. Each has its file, named as [`Family::name`] says, in
+/// every stage: `src/ir/ops/`, `src/interp/`, and each frontend and backend that maps the family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Family {
     Io,
     Conv,
     Pool,
+    Resize,
     Dense,
     Norm,
     Activation,
@@ -36,11 +39,30 @@ pub enum Family {
 }
 
 impl Family {
+    /// The family's file name (without `.rs`) in every stage.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Io => "io",
+            Family::Conv => "conv",
+            Family::Pool => "pool",
+            Family::Resize => "resize",
+            Family::Dense => "dense",
+            Family::Norm => "norm",
+            Family::Activation => "activation",
+            Family::Elementwise => "elementwise",
+            Family::Reduce => "reduce",
+            Family::Shape => "shape",
+            Family::Recurrent => "recurrent",
+        }
+    }
+
+    /// The family's section title in `docs/ops.md`.
     pub fn title(self) -> &'static str {
         match self {
             Family::Io => "Inputs and constants",
             Family::Conv => "Convolution",
             Family::Pool => "Pooling",
+            Family::Resize => "Resizing",
             Family::Dense => "Dense and matrix products",
             Family::Norm => "Normalization",
             Family::Activation => "Activations and unary math",
@@ -223,23 +245,36 @@ pub const DATA_FORMAT: AttrDef = choice(
     "channels_first: [N, C, *spatial]; channels_last: [N, *spatial, C]",
 );
 
+/// Each family file's ops under the file's name (`stringify!` of the module, so the name cannot
+/// drift from the file).
+macro_rules! family_files {
+    ($($file:ident),* $(,)?) => {
+        &[$((stringify!($file), $file::OPS)),*]
+    };
+}
+const FAMILY_FILES: &[(&str, &[OpDef])] = family_files![
+    io,
+    conv,
+    pool,
+    resize,
+    dense,
+    norm,
+    activation,
+    elementwise,
+    reduce,
+    shape,
+    recurrent,
+];
+
 /// Every op, in catalogue order (by family, then as declared).
 pub fn all() -> &'static [OpDef] {
     static ALL: OnceLock<Vec<OpDef>> = OnceLock::new();
     ALL.get_or_init(|| {
-        let mut ops: Vec<OpDef> = [
-            io::OPS,
-            conv::OPS,
-            pool::OPS,
-            dense::OPS,
-            norm::OPS,
-            activation::OPS,
-            elementwise::OPS,
-            reduce::OPS,
-            shape::OPS,
-            recurrent::OPS,
-        ]
-        .concat();
+        let mut ops: Vec<OpDef> = FAMILY_FILES
+            .iter()
+            .flat_map(|(_, ops)| *ops)
+            .copied()
+            .collect();
         ops.sort_by_key(|o| o.family);
         ops
     })
@@ -394,5 +429,25 @@ impl InferCtx<'_> {
     /// Normalises a possibly negative axis against `rank`.
     pub fn axis(&self, axis: i64, rank: usize) -> Result<usize> {
         shape_rules::norm_axis(axis, rank)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_op_is_declared_in_its_family_file() {
+        for (file, ops) in FAMILY_FILES {
+            for op in *ops {
+                assert_eq!(
+                    op.family.name(),
+                    *file,
+                    "{} is declared in src/ir/ops/{file}.rs but belongs to family {:?}",
+                    op.name,
+                    op.family
+                );
+            }
+        }
     }
 }

@@ -5,42 +5,71 @@ mod activation;
 mod conv;
 mod dense;
 mod elementwise;
+mod io;
 mod norm;
+mod pool;
 mod recurrent;
 mod reduce;
+mod resize;
 mod shape;
 
 use super::builder::{Ctx, A};
 use crate::ir::DType;
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
+
+/// A family file's lowerings: the lowering of an op, if the family has it.
+type Lowerings = fn(&str) -> Option<Lower>;
+
+/// Each family file's lowerings under the file's name (`stringify!` of the module, so the name
+/// cannot drift from the file).
+macro_rules! family_lowerings {
+    ($($file:ident),* $(,)?) => {
+        &[$((stringify!($file), $file::find as Lowerings)),*]
+    };
+}
+const FAMILY_LOWERINGS: &[(&str, Lowerings)] = family_lowerings![
+    io,
+    conv,
+    pool,
+    resize,
+    dense,
+    norm,
+    activation,
+    elementwise,
+    reduce,
+    shape,
+    recurrent,
+];
 
 /// Lowers one IR node.
 pub fn lower(c: &mut Ctx) -> Result<()> {
-    let op = c.node.op.clone();
-    if let Some(f) = activation::find(&op)
-        .or_else(|| elementwise::find(&op))
-        .or_else(|| conv::find(&op))
-        .or_else(|| dense::find(&op))
-        .or_else(|| norm::find(&op))
-        .or_else(|| reduce::find(&op))
-        .or_else(|| shape::find(&op))
-        .or_else(|| recurrent::find(&op))
-    {
-        return f(c);
-    }
-    match op.as_str() {
-        // Graph inputs are declared by the writer; constants are initializers.
-        "DataInput" => Ok(()),
-        "Constant" => {
-            let w = c.weight("value")?;
-            c.last("Identity", &[&w], vec![])
-        }
-        other => bail!("the ONNX writer has no lowering for op {other}"),
-    }
+    let f = FAMILY_LOWERINGS
+        .iter()
+        .find_map(|(_, find)| find(&c.node.op))
+        .ok_or_else(|| anyhow!("the ONNX writer has no lowering for op {}", c.node.op))?;
+    f(c)
+}
+
+/// The names of the family files (`src/backends/onnx/ops/<name>.rs`) that lower an op: none
+/// or exactly its catalogue family's, as `tests/families.rs` checks.
+pub fn lowering_files(op: &str) -> Vec<&'static str> {
+    FAMILY_LOWERINGS
+        .iter()
+        .filter(|(_, find)| find(op).is_some())
+        .map(|(file, _)| *file)
+        .collect()
 }
 
 /// A lowering function.
 pub type Lower = fn(&mut Ctx) -> Result<()>;
+
+/// Fails unless the node is channels_first, ONNX's layout (the layout pass makes it so).
+fn channels_first(c: &Ctx) -> Result<()> {
+    if c.a.channels_last()? {
+        bail!("ONNX needs channels_first here (the layout pass left channels_last)");
+    }
+    Ok(())
+}
 
 /// The ONNX element type code of a dtype.
 pub fn onnx_dtype(d: DType) -> i32 {

@@ -5,18 +5,10 @@
 //! rule: the odd pixel at the end), "causal" pads the beginning only.
 use super::super::convert::Cx;
 use super::super::weights::Transform;
-use super::{activation, LayerCall};
+use super::{activation, data_format, LayerCall};
+use crate::ir::ops::shape_rules::{same_pad_total, spatial_axes, split_same};
 use crate::ir::{AttrValue, TensorRef};
 use anyhow::{bail, Context, Result};
-
-/// Spatial axes of a rank-`rank` tensor.
-pub fn spatial_axes(rank: usize, channels_last: bool) -> Vec<usize> {
-    if channels_last {
-        (1..rank - 1).collect()
-    } else {
-        (2..rank).collect()
-    }
-}
 
 /// Explicit pads `[begins…, ends…]` for Keras padding mode `padding`.
 pub fn pads(
@@ -30,7 +22,7 @@ pub fn pads(
 ) -> Result<Vec<i64>> {
     let n = kernel.len();
     let shape = cx.shape(x)?;
-    let axes = spatial_axes(shape.len(), channels_last);
+    let (_, axes) = spatial_axes(shape.len(), channels_last);
     let mut begin = vec![0; n];
     let mut end = vec![0; n];
     match padding {
@@ -42,24 +34,16 @@ pub fn pads(
         }
         "same" => {
             for i in 0..n {
-                let k = (kernel[i] - 1) * dilations[i] + 1;
-                let total = if strides[i] == 1 {
-                    k - 1
-                } else {
-                    let d = shape[axes[i]];
-                    if d < 0 {
-                        bail!(
+                let d = shape[axes[i]];
+                let total =
+                    same_pad_total(d, kernel[i], strides[i], dilations[i]).with_context(|| {
+                        format!(
                             "\"same\" padding with stride {} needs a known input size, but axis {} \
                              is unknown: pass --inputShape",
-                            strides[i],
-                            axes[i]
-                        );
-                    }
-                    let out = (d + strides[i] - 1) / strides[i];
-                    ((out - 1) * strides[i] + k - d).max(0)
-                };
-                begin[i] = total / 2;
-                end[i] = total - total / 2;
+                            strides[i], axes[i]
+                        )
+                    })?;
+                (begin[i], end[i]) = split_same(total, true);
             }
         }
         other => bail!("padding '{other}' is not supported"),
@@ -123,23 +107,6 @@ impl Geometry {
     }
 }
 
-pub fn data_format(channels_last: bool) -> AttrValue {
-    AttrValue::Str(
-        if channels_last {
-            "channels_last"
-        } else {
-            "channels_first"
-        }
-        .into(),
-    )
-}
-
-/// Applies the layer's fused `activation`, naming the result `<layer>/<activation>`.
-pub fn fused_activation(cx: &mut Cx, l: &LayerCall, y: TensorRef) -> Result<TensorRef> {
-    let act = activation::name_of(l.cfg.get("activation"))?;
-    activation::apply(cx, &y, &act, &l.sub(&act))
-}
-
 /// Conv1D, Conv2D, Conv3D.
 pub fn conv(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
     let x = l.input()?;
@@ -163,7 +130,7 @@ pub fn conv(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
     if use_bias {
         cx.weight(&y, "bias", &[l.var(1)?], Transform::None);
     }
-    Ok(vec![fused_activation(cx, l, y)?])
+    Ok(vec![activation::fused(cx, l, y)?])
 }
 
 /// Conv1DTranspose, Conv2DTranspose, Conv3DTranspose: Keras's output size rule, expressed as
@@ -172,7 +139,7 @@ pub fn conv_transpose(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
     let x = l.input()?;
     let g = Geometry::read(cx, l, &x)?;
     let shape = cx.shape(&x)?;
-    let axes = spatial_axes(shape.len(), g.channels_last);
+    let (_, axes) = spatial_axes(shape.len(), g.channels_last);
     let out_pad = match l.cfg.get("output_padding") {
         Some(v) => Some(super::ints_of(v, g.n)?),
         None => None,
@@ -197,8 +164,9 @@ pub fn conv_transpose(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
         let full = (d - 1) * s + k;
         let total = full - length;
         if total >= 0 {
-            begin.push(total / 2);
-            end.push(total - total / 2);
+            let (b, e) = split_same(total, true);
+            begin.push(b);
+            end.push(e);
             extra.push(0);
         } else {
             begin.push(0);
@@ -218,7 +186,7 @@ pub fn conv_transpose(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
     if use_bias {
         cx.weight(&y, "bias", &[l.var(1)?], Transform::None);
     }
-    Ok(vec![fused_activation(cx, l, y)?])
+    Ok(vec![activation::fused(cx, l, y)?])
 }
 
 /// A depthwise convolution node (group = the `c` input channels) on `x`.
@@ -266,7 +234,7 @@ fn depthwise_kernel(g: &Geometry, c: usize, mult: usize) -> Transform {
 
 fn channels(cx: &Cx, x: &TensorRef, channels_last: bool) -> Result<usize> {
     let shape = cx.shape(x)?;
-    let c = shape[if channels_last { shape.len() - 1 } else { 1 }];
+    let c = shape[spatial_axes(shape.len(), channels_last).0];
     usize::try_from(c).context("needs a known number of input channels")
 }
 
@@ -282,7 +250,7 @@ pub fn depthwise(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
     if use_bias {
         cx.weight(&y, "bias", &[l.var(1)?], Transform::None);
     }
-    Ok(vec![fused_activation(cx, l, y)?])
+    Ok(vec![activation::fused(cx, l, y)?])
 }
 
 /// SeparableConv1D, SeparableConv2D: a depthwise Conv (`<layer>/depthwise`) then a 1×1 Conv
@@ -311,5 +279,5 @@ pub fn separable(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
     if use_bias {
         cx.weight(&y, "bias", &[l.var(2)?], Transform::None);
     }
-    Ok(vec![fused_activation(cx, l, y)?])
+    Ok(vec![activation::fused(cx, l, y)?])
 }

@@ -1,5 +1,8 @@
-//! Merge layers: Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum, Dot.
+//! Merge layers: Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum, Dot; and the
+//! small scaling layers of keras.applications (InceptionResNetV2's CustomScaleLayer, ConvNeXt's
+//! LayerScale).
 use super::super::convert::Cx;
+use super::super::weights::Transform;
 use super::{ints_of, LayerCall};
 use crate::ir::{AttrValue, TensorRef};
 use anyhow::{bail, Result};
@@ -129,4 +132,30 @@ pub fn dot(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
         _ => bail!("Dot of rank {ra} and rank {rb} inputs is not supported (ranks 2 or 3 only)"),
     };
     Ok(vec![y])
+}
+
+/// InceptionResNetV2's CustomScaleLayer: x[0] + x[1] · scale.
+pub fn custom_scale(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
+    let [a, b] = &l.inputs[..] else {
+        bail!("expects two inputs, got {}", l.inputs.len());
+    };
+    let scale = cx.scalar(&l.sub("scale"), l.cfg.f32_or("scale", 1.0)?)?;
+    let scaled = cx.op(&l.sub("scaled"), "Mul", &[b.clone(), scale], vec![])?;
+    Ok(vec![cx.op(&l.name, "Add", &[a.clone(), scaled], vec![])?])
+}
+
+/// ConvNeXt's LayerScale: x · gamma (a learned per-channel vector).
+pub fn layer_scale(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
+    let dim = l.cfg.int("projection_dim")?;
+    let gamma = cx.op(
+        &l.sub("gamma"),
+        "Constant",
+        &[],
+        vec![
+            ("dtype", AttrValue::Type(crate::ir::DType::F32)),
+            ("shape", AttrValue::Shape(vec![dim])),
+        ],
+    )?;
+    cx.weight(&gamma, "value", &[l.var(0)?], Transform::None);
+    Ok(vec![cx.op(&l.name, "Mul", &[l.input()?, gamma], vec![])?])
 }

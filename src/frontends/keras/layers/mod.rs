@@ -1,4 +1,6 @@
-//! One function per Keras layer class, grouped by family, found by class name in [`TABLE`].
+//! One function per Keras layer class, grouped by the IR op family it maps to (files named as
+//! the catalogue's families; `attention.rs` for MultiHeadAttention, `op_calls.rs` for recorded
+//! TF functions and Keras 3 operations of any family), found by class name in [`TABLE`].
 //! Each gets the call ([`LayerCall`]: node name, config, resolved inputs and arguments, the
 //! layer's weight variables) and returns the call's outputs. Data stays in Keras's layout
 //! (channels_last unless the layer says otherwise), with `data_format` on every
@@ -6,18 +8,19 @@
 mod activation;
 mod attention;
 mod conv;
-mod core;
+mod dense;
 mod elementwise;
 mod norm;
-mod ops;
+mod op_calls;
 mod pool;
 mod recurrent;
+mod resize;
 mod shape;
 
 use super::config::{Layer, Model};
 use super::convert::Cx;
 use super::h5::Var;
-use crate::ir::TensorRef;
+use crate::ir::{AttrValue, TensorRef};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
@@ -126,6 +129,18 @@ impl<'a> Cfg<'a> {
     pub fn channels_last(&self) -> Result<bool> {
         Ok(self.str_or("data_format", "channels_last")? != "channels_first")
     }
+}
+
+/// The `data_format` attribute value for a layout.
+pub fn data_format(channels_last: bool) -> AttrValue {
+    AttrValue::Str(
+        if channels_last {
+            "channels_last"
+        } else {
+            "channels_first"
+        }
+        .into(),
+    )
 }
 
 /// An int (repeated `n` times) or a list of ints of length `n` (any length when `n` is 0).
@@ -245,25 +260,25 @@ const TABLE: &[(&str, LayerFn)] = &[
     ("GlobalAvgPool1D", pool::global_pool),
     ("GlobalAvgPool2D", pool::global_pool),
     ("GlobalAvgPool3D", pool::global_pool),
-    ("Dense", core::dense),
-    ("Embedding", core::embedding),
-    ("Activation", core::activation_layer),
-    ("ReLU", core::relu),
-    ("LeakyReLU", core::leaky_relu),
-    ("PReLU", core::prelu),
-    ("ELU", core::elu),
-    ("ThresholdedReLU", core::thresholded_relu),
-    ("Softmax", core::softmax),
-    ("Dropout", core::identity),
-    ("SpatialDropout1D", core::identity),
-    ("SpatialDropout2D", core::identity),
-    ("SpatialDropout3D", core::identity),
-    ("GaussianNoise", core::identity),
-    ("GaussianDropout", core::identity),
-    ("AlphaDropout", core::identity),
-    ("ActivityRegularization", core::identity),
-    ("Identity", core::identity),
-    ("StochasticDepth", core::identity),
+    ("Dense", dense::dense),
+    ("Embedding", dense::embedding),
+    ("Activation", activation::activation_layer),
+    ("ReLU", activation::relu),
+    ("LeakyReLU", activation::leaky_relu),
+    ("PReLU", activation::prelu),
+    ("ELU", activation::elu),
+    ("ThresholdedReLU", activation::thresholded_relu),
+    ("Softmax", activation::softmax),
+    ("Dropout", activation::identity),
+    ("SpatialDropout1D", activation::identity),
+    ("SpatialDropout2D", activation::identity),
+    ("SpatialDropout3D", activation::identity),
+    ("GaussianNoise", activation::identity),
+    ("GaussianDropout", activation::identity),
+    ("AlphaDropout", activation::identity),
+    ("ActivityRegularization", activation::identity),
+    ("Identity", activation::identity),
+    ("StochasticDepth", activation::identity),
     ("BatchNormalization", norm::batch_norm),
     ("LayerNormalization", norm::layer_norm),
     ("GroupNormalization", norm::group_norm),
@@ -280,10 +295,10 @@ const TABLE: &[(&str, LayerFn)] = &[
     ("Cropping1D", shape::cropping),
     ("Cropping2D", shape::cropping),
     ("Cropping3D", shape::cropping),
-    ("UpSampling1D", shape::upsampling),
-    ("UpSampling2D", shape::upsampling),
-    ("UpSampling3D", shape::upsampling),
-    ("Resizing", shape::resizing),
+    ("UpSampling1D", resize::upsampling),
+    ("UpSampling2D", resize::upsampling),
+    ("UpSampling3D", resize::upsampling),
+    ("Resizing", resize::resizing),
     ("Concatenate", elementwise::concatenate),
     ("Add", elementwise::add),
     ("Subtract", elementwise::subtract),
@@ -298,10 +313,10 @@ const TABLE: &[(&str, LayerFn)] = &[
     ("Bidirectional", recurrent::bidirectional),
     ("TimeDistributed", recurrent::time_distributed),
     ("MultiHeadAttention", attention::multi_head_attention),
-    ("TFOpLambda", ops::tf_op_lambda),
-    ("SlicingOpLambda", ops::tf_op_lambda),
-    ("CustomScaleLayer", ops::custom_scale),
-    ("LayerScale", ops::layer_scale),
+    ("TFOpLambda", op_calls::tf_op_lambda),
+    ("SlicingOpLambda", op_calls::tf_op_lambda),
+    ("CustomScaleLayer", elementwise::custom_scale),
+    ("LayerScale", elementwise::layer_scale),
 ];
 
 /// Whether a config entry is a Keras 3 operation (`x + 1` on a tensor) rather than a layer:
@@ -311,7 +326,8 @@ pub fn is_op(class: &str, module: Option<&str>, config: &Json) -> bool {
     match module {
         Some(m) => m.starts_with("keras.src.ops") || m.starts_with("keras.ops"),
         None => {
-            config.get("trainable").is_none() && ops::KERAS_OPS.iter().any(|(c, _)| *c == class)
+            config.get("trainable").is_none()
+                && op_calls::KERAS_OPS.iter().any(|(c, _)| *c == class)
         }
     }
 }
@@ -319,10 +335,10 @@ pub fn is_op(class: &str, module: Option<&str>, config: &Json) -> bool {
 /// The function for a layer class or Keras 3 operation.
 fn find(class: &str, module: Option<&str>, config: &Json) -> Option<LayerFn> {
     if is_op(class, module, config) {
-        return ops::KERAS_OPS
+        return op_calls::KERAS_OPS
             .iter()
             .any(|(c, _)| *c == class)
-            .then_some(ops::keras_op as LayerFn);
+            .then_some(op_calls::keras_op as LayerFn);
     }
     TABLE.iter().find(|(c, _)| *c == class).map(|(_, f)| *f)
 }
@@ -360,7 +376,7 @@ fn why_unsupported(l: &Layer) -> Option<String> {
                 .get("function")
                 .and_then(Json::as_str)
                 .unwrap_or("?");
-            return (!ops::tf_function_known(f)).then(|| format!(": tf.{f}"));
+            return (!op_calls::tf_function_known(f)).then(|| format!(": tf.{f}"));
         }
         "Bidirectional" | "TimeDistributed" => {
             let inner = l

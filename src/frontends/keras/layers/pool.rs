@@ -1,8 +1,8 @@
 //! Pooling: Max/AveragePooling1D/2D/3D and their global forms. "same" average pooling counts
 //! only real cells, as TensorFlow does (`count_include_pad` false).
 use super::super::convert::Cx;
-use super::conv::{data_format, pads};
-use super::LayerCall;
+use super::conv::pads;
+use super::{data_format, LayerCall};
 use crate::ir::{AttrValue, TensorRef};
 use anyhow::{Context, Result};
 

@@ -1,30 +1,23 @@
-//! Reshape, Flatten, Permute, RepeatVector, ZeroPadding, Cropping, UpSampling and Resizing.
+//! Reshape, Flatten, Permute, RepeatVector, ZeroPadding and Cropping.
 use super::super::convert::Cx;
-use super::conv::{data_format, spatial_axes};
 use super::{ints_of, LayerCall};
+use crate::ir::ops::shape_rules::{reshape_dims, spatial_axes};
 use crate::ir::{AttrValue, TensorRef};
 use anyhow::{bail, Context, Result};
 use serde_json::Value as Json;
 
-/// Resolves one -1 in a target shape (batch excluded) against a known input size.
-pub fn resolve_target(input: &[i64], target: &[i64]) -> Vec<i64> {
-    let total: i64 = input[1..].iter().product();
-    let known: i64 = target.iter().filter(|&&d| d != -1).product();
-    let unknowns = target.iter().filter(|&&d| d == -1).count();
-    if unknowns != 1 || input[1..].iter().any(|&d| d < 0) || known <= 0 {
-        return target.to_vec();
-    }
-    target
-        .iter()
-        .map(|&d| if d == -1 { total / known } else { d })
-        .collect()
-}
-
-/// Reshape to `[batch, *target]`.
+/// Reshape to `[batch, *target]`. The batch is unknown, which keeps the IR's shape rule from
+/// inferring a -1 of `target`: it is resolved here against the input's other dims when they are
+/// known (`shape_rules::reshape_dims`). Keras has no "0 copies the input dim": a target with a
+/// 0 is passed on as it is.
 pub fn reshape_to(cx: &mut Cx, name: &str, x: TensorRef, target: &[i64]) -> Result<TensorRef> {
     let input = cx.shape(&x)?;
     let mut shape = vec![0];
-    shape.extend(resolve_target(&input, target));
+    if target.contains(&0) {
+        shape.extend(target);
+    } else {
+        shape.extend(reshape_dims(input.get(1..).unwrap_or_default(), target)?);
+    }
     cx.op(
         name,
         "Reshape",
@@ -125,7 +118,7 @@ fn sides(v: &Json, n: usize) -> Result<Vec<(i64, i64)>> {
 pub fn zero_padding(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
     let x = l.input()?;
     let rank = cx.rank(&x)?;
-    let axes = spatial_axes(rank, l.cfg.channels_last()?);
+    let (_, axes) = spatial_axes(rank, l.cfg.channels_last()?);
     let sides = sides(
         l.cfg
             .get("padding")
@@ -145,7 +138,7 @@ pub fn zero_padding(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
 pub fn cropping(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
     let x = l.input()?;
     let rank = cx.rank(&x)?;
-    let axes = spatial_axes(rank, l.cfg.channels_last()?);
+    let (_, axes) = spatial_axes(rank, l.cfg.channels_last()?);
     let sides = sides(
         l.cfg
             .get("cropping")
@@ -177,73 +170,4 @@ pub fn cropping(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
         ],
     )?;
     Ok(vec![y])
-}
-
-/// Resize attributes for a Keras/TensorFlow interpolation name.
-fn interpolation(name: &str) -> Result<Vec<(&'static str, AttrValue)>> {
-    let s = |v: &str| AttrValue::Str(v.into());
-    Ok(match name {
-        "nearest" => vec![
-            ("mode", s("nearest")),
-            ("coordinate_transformation_mode", s("tf_half_pixel_for_nn")),
-            ("nearest_mode", s("floor")),
-        ],
-        "bilinear" => vec![
-            ("mode", s("linear")),
-            ("coordinate_transformation_mode", s("half_pixel")),
-        ],
-        "bicubic" => vec![
-            ("mode", s("cubic")),
-            ("coordinate_transformation_mode", s("half_pixel")),
-            ("cubic_coeff_a", AttrValue::Float(-0.5)),
-        ],
-        other => bail!("interpolation '{other}' is not supported"),
-    })
-}
-
-/// UpSampling1D/2D/3D: nearest repeats each cell; bilinear uses half-pixel centres.
-pub fn upsampling(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
-    let x = l.input()?;
-    let rank = cx.rank(&x)?;
-    let channels_last = l.cfg.channels_last()?;
-    let n = spatial_axes(rank, channels_last).len();
-    let key = if l.cfg.get("size").is_some() {
-        "size"
-    } else {
-        "length"
-    };
-    let size = l.cfg.ints_or(key, n, 2)?;
-    let mut attrs = match l.cfg.str_or("interpolation", "nearest")?.as_str() {
-        "nearest" => vec![
-            ("mode", AttrValue::Str("nearest".into())),
-            (
-                "coordinate_transformation_mode",
-                AttrValue::Str("asymmetric".into()),
-            ),
-            ("nearest_mode", AttrValue::Str("floor".into())),
-        ],
-        other => interpolation(other)?,
-    };
-    attrs.push((
-        "scales",
-        AttrValue::Floats(size.iter().map(|&s| s as f32).collect()),
-    ));
-    attrs.push(("data_format", data_format(channels_last)));
-    Ok(vec![cx.op(&l.name, "Resize", &[x], attrs)?])
-}
-
-/// Resizing to (height, width) with TensorFlow's resize rules (no antialiasing).
-pub fn resizing(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
-    for flag in ["crop_to_aspect_ratio", "pad_to_aspect_ratio", "antialias"] {
-        if l.cfg.bool_or(flag, false)? {
-            bail!("{flag} is not supported");
-        }
-    }
-    let mut attrs = interpolation(&l.cfg.str_or("interpolation", "bilinear")?)?;
-    attrs.push((
-        "sizes",
-        AttrValue::Ints(vec![l.cfg.int("height")?, l.cfg.int("width")?]),
-    ));
-    attrs.push(("data_format", data_format(l.cfg.channels_last()?)));
-    Ok(vec![cx.op(&l.name, "Resize", &[l.input()?], attrs)?])
 }

@@ -1,6 +1,6 @@
-//! Convolutions and pooling, channels_first as in ONNX. Conv weights keep ONNX's layout
-//! ([out, in/group, *kernel], ConvTranspose [in, out/group, *kernel]), which is the IR's
-//! channels_first layout. `auto_pad` is resolved to explicit pads from the input's dims.
+//! Convolutions, channels_first as in ONNX. Conv weights keep ONNX's layout ([out, in/group,
+//! *kernel], ConvTranspose [in, out/group, *kernel]), which is the IR's channels_first layout.
+//! `auto_pad` is resolved to explicit pads from the input's dims (also for pooling).
 use super::OpFn;
 use crate::frontends::onnx::builder::Val;
 use crate::frontends::onnx::node::Ctx;
@@ -11,22 +11,19 @@ pub fn lookup(op: &str) -> Option<OpFn> {
     Some(match op {
         "Conv" => conv,
         "ConvTranspose" => conv_transpose,
-        "MaxPool" => |c| pool(c, "MAX"),
-        "AveragePool" => |c| pool(c, "AVG"),
-        "GlobalAveragePool" => |c| global_pool(c, "AVG"),
-        "GlobalMaxPool" => |c| global_pool(c, "MAX"),
         _ => return None,
     })
 }
 
 /// Window geometry read from a node: kernel, strides, dilations (spatial axes).
-struct Window {
-    kernel: Vec<i64>,
-    strides: Vec<i64>,
-    dilations: Vec<i64>,
+pub struct Window {
+    pub kernel: Vec<i64>,
+    pub strides: Vec<i64>,
+    pub dilations: Vec<i64>,
 }
 
-fn window(ctx: &Ctx, kernel: Vec<i64>, dilations: bool) -> Result<Window> {
+/// The window of a node with kernel `kernel` (absent strides and dilations are 1).
+pub fn window(ctx: &Ctx, kernel: Vec<i64>) -> Result<Window> {
     let n = kernel.len();
     let list = |name: &str, v: Option<Vec<i64>>| -> Result<Vec<i64>> {
         match v {
@@ -36,11 +33,7 @@ fn window(ctx: &Ctx, kernel: Vec<i64>, dilations: bool) -> Result<Window> {
         }
     };
     let strides = list("strides", ctx.opt_ints("strides")?)?;
-    let dilations = if dilations {
-        list("dilations", ctx.opt_ints("dilations")?)?
-    } else {
-        vec![1; n]
-    };
+    let dilations = list("dilations", ctx.opt_ints("dilations")?)?;
     Ok(Window {
         kernel,
         strides,
@@ -49,7 +42,7 @@ fn window(ctx: &Ctx, kernel: Vec<i64>, dilations: bool) -> Result<Window> {
 }
 
 /// Explicit pads [begins..., ends...] from `pads` / `auto_pad` for input `x` (channels_first).
-fn pads(ctx: &Ctx, x: &Val, w: &Window) -> Result<Vec<i64>> {
+pub fn pads(ctx: &Ctx, x: &Val, w: &Window) -> Result<Vec<i64>> {
     let n = w.kernel.len();
     let auto = ctx.string("auto_pad", "NOTSET")?;
     let explicit = ctx.opt_ints("pads")?;
@@ -103,7 +96,7 @@ fn conv(ctx: &mut Ctx) -> Result<Vec<Val>> {
     if dims.len() < 3 || x.rank() != dims.len() {
         bail!("weight {dims:?} does not fit input {}", x.ty());
     }
-    let win = window(ctx, kernel(ctx, &dims)?, true)?;
+    let win = window(ctx, kernel(ctx, &dims)?)?;
     let pads = pads(ctx, &x, &win)?;
     let group = ctx.int("group", 1)?;
     let mut s = ctx
@@ -133,7 +126,7 @@ fn conv_transpose(ctx: &mut Ctx) -> Result<Vec<Val>> {
         bail!("weight {dims:?} does not fit input {}", x.ty());
     }
     let n = dims.len() - 2;
-    let win = window(ctx, kernel(ctx, &dims)?, true)?;
+    let win = window(ctx, kernel(ctx, &dims)?)?;
     let group = ctx.int("group", 1)?;
     let mut extra = ctx.opt_ints("output_padding")?.unwrap_or(vec![0; n]);
     if extra.len() != n {
@@ -200,46 +193,5 @@ fn conv_transpose(ctx: &mut Ctx) -> Result<Vec<Val>> {
             .flag("use_bias", true)
             .weight("bias", ctx.weight(2, "the bias B")?);
     }
-    Ok(vec![ctx.emit1(s)?])
-}
-
-/// MaxPool and AveragePool (ceil_mode and MaxPool dilations from opset 10, AveragePool
-/// dilations from 19). MaxPool's Indices output is not mapped.
-fn pool(ctx: &mut Ctx, kind: &'static str) -> Result<Vec<Val>> {
-    let x = ctx.input(0)?;
-    let kernel = ctx
-        .opt_ints("kernel_shape")?
-        .ok_or_else(|| anyhow::anyhow!("kernel_shape is missing"))?;
-    if x.rank() != kernel.len() + 2 {
-        bail!("kernel_shape {kernel:?} does not fit input {}", x.ty());
-    }
-    let win = window(ctx, kernel, true)?;
-    let pads = pads(ctx, &x, &win)?;
-    let ceil = ctx.int("ceil_mode", 0)? == 1;
-    let include_pad = kind == "AVG" && ctx.int("count_include_pad", 0)? == 1;
-    // storage_order only changes the Indices output.
-    ctx.ignore(&["storage_order"]);
-    let s = ctx
-        .spec("Pool")
-        .str("pooling_type", kind)
-        .ints("kernel_shape", win.kernel)
-        .ints("strides", win.strides)
-        .ints("dilations", win.dilations)
-        .ints("pads", pads)
-        .flag("ceil_mode", ceil)
-        .flag("count_include_pad", include_pad)
-        .str("data_format", "channels_first")
-        .input(&x);
-    Ok(vec![ctx.emit1(s)?])
-}
-
-fn global_pool(ctx: &mut Ctx, kind: &'static str) -> Result<Vec<Val>> {
-    let x = ctx.input(0)?;
-    let s = ctx
-        .spec("GlobalPool")
-        .str("pooling_type", kind)
-        .flag("keepdims", true)
-        .str("data_format", "channels_first")
-        .input(&x);
     Ok(vec![ctx.emit1(s)?])
 }

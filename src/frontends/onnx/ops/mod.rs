@@ -6,6 +6,7 @@ mod dense;
 mod elementwise;
 mod io;
 mod norm;
+mod pool;
 mod quant;
 mod recurrent;
 mod reduce;
@@ -25,6 +26,7 @@ pub type OpFn = fn(&mut Ctx) -> Result<Vec<Val>>;
 pub fn lookup(op_type: &str) -> Option<OpFn> {
     elementwise::lookup(op_type)
         .or_else(|| conv::lookup(op_type))
+        .or_else(|| pool::lookup(op_type))
         .or_else(|| dense::lookup(op_type))
         .or_else(|| norm::lookup(op_type))
         .or_else(|| reduce::lookup(op_type))

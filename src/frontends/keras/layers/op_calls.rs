@@ -1,9 +1,8 @@
-//! Operations recorded in functional models: Keras 2's TFOpLambda / SlicingOpLambda (a TF
-//! function such as `tf.math.add` or `tf.__operators__.getitem` with its arguments), Keras 3's
-//! operation nodes (`keras.src.ops.numpy.Add` from `x + 3.0`), and the small custom layers of
-//! keras.applications (InceptionResNetV2's CustomScaleLayer, ConvNeXt's LayerScale).
+//! Operation calls recorded in functional models: Keras 2's TFOpLambda / SlicingOpLambda (a TF
+//! function such as `tf.math.add` or `tf.__operators__.getitem` with its arguments) and Keras
+//! 3's operation nodes (`keras.src.ops.numpy.Add` from `x + 3.0`). Both name tables map to one
+//! [`Op`] and one converter that reads the call's arguments, whatever the op's family.
 use super::super::convert::Cx;
-use super::super::weights::Transform;
 use super::{activation, ints_of, shape, LayerCall, RArg};
 use crate::ir::{AttrValue, TensorRef};
 use anyhow::{anyhow, bail, Context, Result};
@@ -236,14 +235,12 @@ fn convert_op(cx: &mut Cx, l: &LayerCall, op: Op, what: &str) -> Result<Vec<Tens
                     .context("no target shape")?,
             )?;
             let x = first()?;
-            let input = cx.shape(&x)?;
-            let target =
-                if shape.first().is_some_and(|&d| d == -1 || d == input[0]) && !shape.is_empty() {
-                    shape::resolve_target(&input, &shape[1..])
-                } else {
-                    bail!("{what}: shape across the batch axis ({shape:?}) is not supported");
-                };
-            shape::reshape_to(cx, &l.name, x, &target)?
+            let batch = cx.shape(&x)?.first().copied();
+            if !shape.first().is_some_and(|&d| d == -1 || Some(d) == batch) {
+                bail!("{what}: shape across the batch axis ({shape:?}) is not supported");
+            }
+            let target = &shape[1..];
+            shape::reshape_to(cx, &l.name, x, target)?
         }
         Op::Transpose => {
             let x = first()?;
@@ -438,32 +435,6 @@ pub fn keras_op(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
         .map(|(_, o)| *o)
         .ok_or_else(|| anyhow!("operation {} is not supported", l.class))?;
     convert_op(cx, l, op, l.class)
-}
-
-/// InceptionResNetV2's CustomScaleLayer: x[0] + x[1] · scale.
-pub fn custom_scale(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
-    let [a, b] = &l.inputs[..] else {
-        bail!("expects two inputs, got {}", l.inputs.len());
-    };
-    let scale = cx.scalar(&l.sub("scale"), l.cfg.f32_or("scale", 1.0)?)?;
-    let scaled = cx.op(&l.sub("scaled"), "Mul", &[b.clone(), scale], vec![])?;
-    Ok(vec![cx.op(&l.name, "Add", &[a.clone(), scaled], vec![])?])
-}
-
-/// ConvNeXt's LayerScale: x · gamma (a learned per-channel vector).
-pub fn layer_scale(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
-    let dim = l.cfg.int("projection_dim")?;
-    let gamma = cx.op(
-        &l.sub("gamma"),
-        "Constant",
-        &[],
-        vec![
-            ("dtype", AttrValue::Type(crate::ir::DType::F32)),
-            ("shape", AttrValue::Shape(vec![dim])),
-        ],
-    )?;
-    cx.weight(&gamma, "value", &[l.var(0)?], Transform::None);
-    Ok(vec![cx.op(&l.name, "Mul", &[l.input()?, gamma], vec![])?])
 }
 
 #[cfg(test)]
