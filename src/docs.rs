@@ -2,7 +2,7 @@
 //! support matrix. Tests fail when the committed copies are stale.
 use crate::backends::{self, BACKENDS};
 use crate::frontends::{self, FRONTENDS};
-use crate::ir::ops::{self, Default, Inputs, Layout, Outputs};
+use crate::ir::ops::{self, Default, Inputs, Outputs};
 use std::fmt::Write;
 
 /// The whole of `docs/ops.md`.
@@ -50,11 +50,7 @@ pub fn ops_markdown() -> String {
                 .join(", "),
             Outputs::PerEntryOf(attr) => format!("one per entry of `{attr}`"),
         };
-        let layout = match op.layout {
-            Layout::Agnostic => "agnostic",
-            Layout::DataFormat => "`data_format`",
-            Layout::Axes => "axis attributes",
-        };
+        let layout = op.layout;
         writeln!(
             s,
             "- inputs: {inputs}\n- outputs: {outputs}\n- layout: {layout}"

@@ -76,7 +76,7 @@ fn every_op_has_doc_and_valid_defaults() {
                 }
             }
         }
-        if op.layout == mmdnn::ir::ops::Layout::DataFormat {
+        if matches!(op.layout, mmdnn::ir::ops::Layout::DataFormat { .. }) {
             assert!(
                 op.attr("data_format").is_some(),
                 "{} is layout-sensitive but has no data_format",

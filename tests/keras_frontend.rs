@@ -101,7 +101,7 @@ fn layout_sensitive_ops_carry_data_format_and_explicit_pads() {
     assert_eq!(a.ints("pads").unwrap(), vec![1, 1, 1, 1]);
     for n in &g.nodes {
         let def = mmdnn::ir::ops::lookup(n).unwrap();
-        if def.layout == mmdnn::ir::ops::Layout::DataFormat {
+        if matches!(def.layout, mmdnn::ir::ops::Layout::DataFormat { .. }) {
             assert_eq!(
                 Attrs::of(n).unwrap().str("data_format").unwrap(),
                 "channels_last",

@@ -30,7 +30,7 @@ const fn along_axis(name: &'static str, doc: &'static str) -> OpDef {
         outputs: ONE_OUTPUT,
         attrs: &[SOFTMAX_AXIS],
         weights: &[],
-        layout: Layout::Axes,
+        layout: Layout::Axis(AxisRule::Kept),
         infer: same_as_input,
     }
 }
@@ -53,7 +53,7 @@ pub const OPS: &[OpDef] = &[
             "slope",
             "broadcastable to the input with NumPy rules (e.g. [C, 1, 1] channels_first, [C] channels_last)",
         )],
-        layout: Layout::Axes,
+        layout: Layout::PRelu,
         infer: same_as_input,
     },
     unary(

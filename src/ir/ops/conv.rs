@@ -70,7 +70,9 @@ pub const OPS: &[OpDef] = &[
             ),
             optional_weight("bias", "[out]; present when use_bias"),
         ],
-        layout: Layout::DataFormat,
+        layout: Layout::DataFormat {
+            kernel: Some(Kernel::OutIn),
+        },
         infer: infer_conv,
     },
     OpDef {
@@ -117,7 +119,9 @@ pub const OPS: &[OpDef] = &[
             ),
             optional_weight("bias", "[out]; present when use_bias"),
         ],
-        layout: Layout::DataFormat,
+        layout: Layout::DataFormat {
+            kernel: Some(Kernel::InOut),
+        },
         infer: infer_conv_transpose,
     },
 ];

@@ -23,7 +23,7 @@ pub const OPS: &[OpDef] = &[
             weight("weights", "[in, out]"),
             optional_weight("bias", "[out]; present when use_bias"),
         ],
-        layout: Layout::Axes,
+        layout: Layout::FullyConnected,
         infer: infer_fully_connected,
     },
     OpDef {
@@ -34,7 +34,7 @@ pub const OPS: &[OpDef] = &[
         outputs: ONE_OUTPUT,
         attrs: &[],
         weights: &[],
-        layout: Layout::Axes,
+        layout: Layout::Fixed,
         infer: infer_matmul,
     },
     OpDef {
@@ -68,7 +68,7 @@ pub const OPS: &[OpDef] = &[
             ),
         ],
         weights: &[],
-        layout: Layout::Axes,
+        layout: Layout::Fixed,
         infer: infer_gemm,
     },
     OpDef {
@@ -82,7 +82,7 @@ pub const OPS: &[OpDef] = &[
             attr("output_dim", K::Int, Default::Required, "embedding size"),
         ],
         weights: &[weight("weights", "[input_dim, output_dim]")],
-        layout: Layout::Axes,
+        layout: Layout::Fixed,
         infer: infer_embedding,
     },
 ];

@@ -12,13 +12,14 @@ const fn binary(name: &'static str, doc: &'static str) -> OpDef {
         outputs: ONE_OUTPUT,
         attrs: &[],
         weights: &[],
-        layout: Layout::Axes,
+        layout: Layout::Elementwise { mask: false },
         infer: broadcast_inputs,
     }
 }
 
 const fn compare(name: &'static str, doc: &'static str) -> OpDef {
     OpDef {
+        layout: Layout::Elementwise { mask: true },
         infer: broadcast_bool,
         ..binary(name, doc)
     }
@@ -61,7 +62,7 @@ pub const OPS: &[OpDef] = &[
         outputs: ONE_OUTPUT,
         attrs: &[],
         weights: &[],
-        layout: Layout::Axes,
+        layout: Layout::Elementwise { mask: false },
         infer: infer_where,
     },
 ];

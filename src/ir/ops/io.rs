@@ -19,7 +19,7 @@ pub const OPS: &[OpDef] = &[
             ),
         ],
         weights: &[],
-        layout: Layout::Axes,
+        layout: Layout::GraphInput,
         infer: declared_type,
     },
     OpDef {
@@ -36,7 +36,7 @@ pub const OPS: &[OpDef] = &[
             "value",
             "the constant, with the node's dtype and shape",
         )],
-        layout: Layout::Axes,
+        layout: Layout::Constant,
         infer: declared_type,
     },
 ];

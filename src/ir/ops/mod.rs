@@ -6,6 +6,7 @@ use super::graph::Node;
 use super::types::{AttrKind, AttrValue, DType, TensorType};
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::OnceLock;
 
 mod activation;
@@ -142,16 +143,127 @@ pub enum Outputs {
     PerEntryOf(&'static str),
 }
 
-/// How an op relates to tensor layout.
+/// How an op follows a permutation of its inputs' axes: the rule the layout pass
+/// (`ir::passes::layout`) applies when it converts a graph between channels_first and
+/// channels_last. The pass implements each rule once and knows no op by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
-    /// Works the same whatever the layout (elementwise, activations).
+    /// Same meaning in any layout (unary math, Cast): the output is permuted as input 0.
     Agnostic,
-    /// Has a `data_format` attribute ("channels_first" / "channels_last").
-    DataFormat,
-    /// Has axis attributes that name dimensions (Concat, Softmax, Reshape, ...): a layout
-    /// change must rewrite them.
-    Axes,
+    /// Elementwise over inputs broadcast with NumPy rules: every operand is taken permuted as
+    /// the first permuted operand of full rank. `mask`: the result is a boolean mask
+    /// (comparisons, logic), which the choice of a graph input's layout does not look through.
+    Elementwise { mask: bool },
+    /// Has a `data_format` attribute: switched to the target format, input 0 taken in it.
+    /// `kernel`: the convolution kernel `weights`, stored in the layout `data_format` names.
+    DataFormat { kernel: Option<Kernel> },
+    /// One `axis` attribute naming an axis of input 0, renamed; the rule says what the
+    /// outputs are.
+    Axis(AxisRule),
+    /// An `axes` list of reduced axes (empty: all) with `keepdims`: the axes are renamed.
+    ReducedAxes,
+    /// The attribute `attr` holds `lists` consecutive lists of one entry per axis of input 0
+    /// (Pad's begins then ends, Tile's repeats): each list is reordered.
+    PerAxis { attr: &'static str, lists: usize },
+    /// A graph input: takes the target layout when it is an image feeding a `data_format` op.
+    GraphInput,
+    /// A constant: emitted where it is used, its value permuted to the form each use needs.
+    Constant,
+    /// Transpose: absorbed into the permutation the pass tracks for its output.
+    Transpose,
+    /// Concat: every input taken permuted as the first permuted one, `axis` renamed.
+    Concat,
+    /// Reshape: rewritten when the permutation moves whole blocks of axes the reshape maps
+    /// onto each other, or when feeding only FullyConnected layers (their weight rows are
+    /// reordered instead).
+    Reshape,
+    /// Flatten: kept when the data order is unchanged, or when feeding only FullyConnected
+    /// layers (their weight rows are reordered instead).
+    Flatten,
+    /// FullyConnected: absorbs a permuted flatten into its weight rows; otherwise follows a
+    /// permutation that keeps the last axis.
+    FullyConnected,
+    /// Squeeze: `axes` renamed (all size-1 axes when empty and the shape is known).
+    Squeeze,
+    /// Unsqueeze: the inserted axes stay where they are, the others follow the input.
+    Unsqueeze,
+    /// Slice: `axes` renamed (absent: the first ones, made explicit).
+    Slice,
+    /// Expand: the target `shape` permuted, after left-padding to the output rank.
+    Expand,
+    /// LayerNorm: `axes` renamed, `scale` and `bias` permuted with them.
+    LayerNorm,
+    /// PRelu: follows input 0, `slope` permuted with it (broadcast like an operand).
+    PRelu,
+    /// Reads its inputs in their source layout (matrix products, recurrent layers, Shape, ...):
+    /// a permuted input is transposed back first.
+    Fixed,
+}
+
+/// What the outputs of an op with one `axis` attribute are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AxisRule {
+    /// Shaped like input 0 (softmax, channel-wise normalization; Split's pieces).
+    Kept,
+    /// As `Kept`, but with statistics per sample: followed only while the batch axis stays
+    /// first (GroupNorm, InstanceNorm).
+    KeptPerSample,
+    /// The axis is reduced, and dropped unless `keepdims` (ArgMax, ArgMin).
+    Reduced,
+    /// The axis is replaced by the axes of input 1, the indices (Gather).
+    Indexed,
+}
+
+/// The convolution kernel `weights` of a `data_format` op, as named on its first two axes in
+/// channels_first order: channels_first `[a, b, *kernel]`, channels_last `[*kernel, b, a]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// `[out, in/group, *kernel]` (convolution).
+    OutIn,
+    /// `[in, out/group, *kernel]` (transposed convolution).
+    InOut,
+}
+
+impl Kernel {
+    /// The names of the kernel's first two axes in channels_first order.
+    pub fn axis_names(self) -> (&'static str, &'static str) {
+        match self {
+            Kernel::OutIn => ("out", "in"),
+            Kernel::InOut => ("in", "out"),
+        }
+    }
+}
+
+impl fmt::Display for Layout {
+    /// The rule in a few words, as `docs/ops.md` prints it.
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match *self {
+            Layout::Agnostic => write!(f, "agnostic"),
+            Layout::Elementwise { mask: false } => write!(f, "elementwise with broadcasting"),
+            Layout::Elementwise { mask: true } => {
+                write!(f, "elementwise with broadcasting; a mask")
+            }
+            Layout::DataFormat { kernel: None } => write!(f, "`data_format`"),
+            Layout::DataFormat { kernel: Some(_) } => {
+                write!(f, "`data_format`; the kernel `weights` follows it")
+            }
+            Layout::Axis(AxisRule::Kept) => write!(f, "`axis` renamed"),
+            Layout::Axis(AxisRule::KeptPerSample) => {
+                write!(f, "`axis` renamed while the batch axis stays first")
+            }
+            Layout::Axis(AxisRule::Reduced) => write!(f, "`axis` renamed; reduced"),
+            Layout::Axis(AxisRule::Indexed) => {
+                write!(f, "`axis` renamed; replaced by the indices' axes")
+            }
+            Layout::ReducedAxes => write!(f, "`axes` renamed; reduced"),
+            Layout::PerAxis { attr, lists: 1 } => write!(f, "`{attr}` reordered per axis"),
+            Layout::PerAxis { attr, lists } => {
+                write!(f, "`{attr}` reordered per axis ({lists} lists)")
+            }
+            Layout::Fixed => write!(f, "fixed: inputs read in their source layout"),
+            rule => write!(f, "own rule ({rule:?})"),
+        }
+    }
 }
 
 /// Shape rule: computes output types from the node and its input types.
@@ -447,6 +559,32 @@ mod tests {
                     op.name,
                     op.family
                 );
+            }
+        }
+    }
+
+    /// Every layout declaration names attributes and weights its op has.
+    #[test]
+    fn layout_declarations_fit_their_ops() {
+        for op in all() {
+            let needs: &[&str] = match op.layout {
+                Layout::DataFormat { .. } => &["data_format"],
+                Layout::Axis(AxisRule::Reduced) => &["axis", "keepdims"],
+                Layout::Axis(_) | Layout::Concat | Layout::Flatten => &["axis"],
+                Layout::ReducedAxes => &["axes", "keepdims"],
+                Layout::PerAxis { attr, .. } => &[attr],
+                Layout::Squeeze | Layout::Unsqueeze | Layout::Slice | Layout::LayerNorm => {
+                    &["axes"]
+                }
+                Layout::Reshape | Layout::Expand => &["shape"],
+                Layout::Transpose => &["perm"],
+                _ => &[],
+            };
+            for name in needs {
+                assert!(op.attr(name).is_some(), "{}: no attribute {name}", op.name);
+            }
+            if let Layout::DataFormat { kernel: Some(_) } = op.layout {
+                assert!(op.weight("weights").is_some(), "{}: no kernel", op.name);
             }
         }
     }

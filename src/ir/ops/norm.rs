@@ -28,6 +28,7 @@ const fn norm(
     doc: &'static str,
     attrs: &'static [AttrDef],
     weights: &'static [WeightDef],
+    layout: Layout,
 ) -> OpDef {
     OpDef {
         name,
@@ -37,7 +38,7 @@ const fn norm(
         outputs: ONE_OUTPUT,
         attrs,
         weights,
-        layout: Layout::Axes,
+        layout,
         infer: same_as_input,
     }
 }
@@ -53,6 +54,7 @@ pub const OPS: &[OpDef] = &[
             optional_weight("scale", "[C]; present when use_scale"),
             optional_weight("bias", "[C]; present when use_bias"),
         ],
+        Layout::Axis(AxisRule::Kept),
     ),
     norm(
         "LayerNorm",
@@ -67,6 +69,7 @@ pub const OPS: &[OpDef] = &[
             optional_weight("scale", "shape of the normalised axes; present when use_scale"),
             optional_weight("bias", "shape of the normalised axes; present when use_bias"),
         ],
+        Layout::LayerNorm,
     ),
     norm(
         "GroupNorm",
@@ -82,6 +85,7 @@ pub const OPS: &[OpDef] = &[
             optional_weight("scale", "[C]; present when use_scale"),
             optional_weight("bias", "[C]; present when use_bias"),
         ],
+        Layout::Axis(AxisRule::KeptPerSample),
     ),
     norm(
         "InstanceNorm",
@@ -91,6 +95,7 @@ pub const OPS: &[OpDef] = &[
             optional_weight("scale", "[C]; present when use_scale"),
             optional_weight("bias", "[C]; present when use_bias"),
         ],
+        Layout::Axis(AxisRule::KeptPerSample),
     ),
     norm(
         "LRN",
@@ -103,6 +108,7 @@ pub const OPS: &[OpDef] = &[
             CHANNEL_AXIS,
         ],
         &[],
+        Layout::Axis(AxisRule::Kept),
     ),
     norm(
         "LpNormalize",
@@ -113,5 +119,6 @@ pub const OPS: &[OpDef] = &[
             attr("epsilon", K::Float, Default::Float(1e-12), "lower bound of the norm"),
         ],
         &[],
+        Layout::Axis(AxisRule::Kept),
     ),
 ];

@@ -52,7 +52,7 @@ pub const OPS: &[OpDef] = &[
             DATA_FORMAT,
         ],
         weights: &[],
-        layout: Layout::DataFormat,
+        layout: Layout::DataFormat { kernel: None },
         infer: infer_pool,
     },
     OpDef {
@@ -72,7 +72,7 @@ pub const OPS: &[OpDef] = &[
             DATA_FORMAT,
         ],
         weights: &[],
-        layout: Layout::DataFormat,
+        layout: Layout::DataFormat { kernel: None },
         infer: infer_global_pool,
     },
 ];

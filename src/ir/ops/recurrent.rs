@@ -59,7 +59,7 @@ pub const OPS: &[OpDef] = &[
                  i and f, the new one for o); absent: zeros",
             ),
         ],
-        layout: Layout::Axes,
+        layout: Layout::Fixed,
         infer: infer_recurrent,
     },
     OpDef {
@@ -91,7 +91,7 @@ pub const OPS: &[OpDef] = &[
             ),
         ],
         weights: &[W, R, B],
-        layout: Layout::Axes,
+        layout: Layout::Fixed,
         infer: infer_recurrent,
     },
     OpDef {
@@ -111,7 +111,7 @@ pub const OPS: &[OpDef] = &[
             ),
         ],
         weights: &[W, R, B],
-        layout: Layout::Axes,
+        layout: Layout::Fixed,
         infer: infer_recurrent,
     },
 ];

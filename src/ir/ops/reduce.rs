@@ -25,7 +25,7 @@ const fn reduce(name: &'static str, doc: &'static str) -> OpDef {
         outputs: ONE_OUTPUT,
         attrs: &[AXES, KEEPDIMS],
         weights: &[],
-        layout: Layout::Axes,
+        layout: Layout::ReducedAxes,
         infer: infer_reduce,
     }
 }
@@ -50,7 +50,7 @@ const fn arg(name: &'static str, doc: &'static str) -> OpDef {
         outputs: ONE_OUTPUT,
         attrs: ARG_ATTRS,
         weights: &[],
-        layout: Layout::Axes,
+        layout: Layout::Axis(AxisRule::Reduced),
         infer: infer_arg,
     }
 }

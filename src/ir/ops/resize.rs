@@ -63,7 +63,7 @@ pub const OPS: &[OpDef] = &[OpDef {
         DATA_FORMAT,
     ],
     weights: &[],
-    layout: Layout::DataFormat,
+    layout: Layout::DataFormat { kernel: None },
     infer: infer_resize,
 }];
 

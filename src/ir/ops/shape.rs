@@ -8,6 +8,7 @@ const fn op(
     doc: &'static str,
     inputs: Inputs,
     attrs: &'static [AttrDef],
+    layout: Layout,
     infer: InferFn,
 ) -> OpDef {
     OpDef {
@@ -18,7 +19,7 @@ const fn op(
         outputs: ONE_OUTPUT,
         attrs,
         weights: &[],
-        layout: Layout::Axes,
+        layout,
         infer,
     }
 }
@@ -29,6 +30,7 @@ pub const OPS: &[OpDef] = &[
         "Reshapes to `shape` (batch included); 0 copies the input dim, one -1 is inferred.",
         ONE_INPUT,
         &[attr("shape", K::Ints, Default::Required, "target shape")],
+        Layout::Reshape,
         infer_reshape,
     ),
     op(
@@ -41,6 +43,7 @@ pub const OPS: &[OpDef] = &[
             Default::Int(1),
             "first flattened axis",
         )],
+        Layout::Flatten,
         infer_flatten,
     ),
     op(
@@ -48,6 +51,7 @@ pub const OPS: &[OpDef] = &[
         "Permutes axes: output axis i is input axis perm[i].",
         ONE_INPUT,
         &[attr("perm", K::Ints, Default::Required, "the permutation")],
+        Layout::Transpose,
         infer_transpose,
     ),
     op(
@@ -60,6 +64,7 @@ pub const OPS: &[OpDef] = &[
             Default::Ints(&[]),
             "axes removed (empty: every size-1 axis)",
         )],
+        Layout::Squeeze,
         infer_squeeze,
     ),
     op(
@@ -67,6 +72,7 @@ pub const OPS: &[OpDef] = &[
         "Inserts size-1 axes at `axes` (positions in the output).",
         ONE_INPUT,
         &[attr("axes", K::Ints, Default::Required, "inserted axes")],
+        Layout::Unsqueeze,
         infer_unsqueeze,
     ),
     op(
@@ -74,6 +80,7 @@ pub const OPS: &[OpDef] = &[
         "Joins inputs along `axis`.",
         Inputs::Variadic { name: "x", min: 1 },
         &[attr("axis", K::Int, Default::Required, "the joined axis")],
+        Layout::Concat,
         infer_concat,
     ),
     OpDef {
@@ -87,7 +94,7 @@ pub const OPS: &[OpDef] = &[
             attr("split", K::Ints, Default::Required, "size of each piece"),
         ],
         weights: &[],
-        layout: Layout::Axes,
+        layout: Layout::Axis(AxisRule::Kept),
         infer: infer_split,
     },
     op(
@@ -120,6 +127,7 @@ pub const OPS: &[OpDef] = &[
                 "step per sliced axis (absent: 1)",
             ),
         ],
+        Layout::Slice,
         infer_slice,
     ),
     op(
@@ -146,6 +154,10 @@ pub const OPS: &[OpDef] = &[
                 "fill value for constant mode",
             ),
         ],
+        Layout::PerAxis {
+            attr: "pads",
+            lists: 2,
+        },
         infer_pad,
     ),
     op(
@@ -158,6 +170,10 @@ pub const OPS: &[OpDef] = &[
             Default::Required,
             "repeat count per axis",
         )],
+        Layout::PerAxis {
+            attr: "repeats",
+            lists: 1,
+        },
         infer_tile,
     ),
     op(
@@ -165,6 +181,7 @@ pub const OPS: &[OpDef] = &[
         "Broadcasts to `shape` with NumPy rules.",
         ONE_INPUT,
         &[attr("shape", K::Ints, Default::Required, "target shape")],
+        Layout::Expand,
         infer_expand,
     ),
     op(
@@ -172,6 +189,7 @@ pub const OPS: &[OpDef] = &[
         "Takes entries of `data` along `axis` at integer `indices` (negative counts from the end).",
         inputs(&["data", "indices"]),
         &[attr("axis", K::Int, Default::Int(0), "the indexed axis")],
+        Layout::Axis(AxisRule::Indexed),
         infer_gather,
     ),
     op(
@@ -187,6 +205,7 @@ pub const OPS: &[OpDef] = &[
             "none: replace (repeated indices: the last update wins); otherwise the slice \
              becomes slice ∘ update",
         )],
+        Layout::Fixed,
         infer_scatter_nd,
     ),
     op(
@@ -194,6 +213,7 @@ pub const OPS: &[OpDef] = &[
         "The input's shape as a 1-d int64 tensor.",
         ONE_INPUT,
         &[],
+        Layout::Fixed,
         infer_shape,
     ),
     op(
@@ -217,6 +237,7 @@ pub const OPS: &[OpDef] = &[
                 "to float8_e8m0fnu: round the mantissa up, down or to nearest (ties up)",
             ),
         ],
+        Layout::Agnostic,
         infer_cast,
     ),
     OpDef {
@@ -236,7 +257,7 @@ pub const OPS: &[OpDef] = &[
             DATA_FORMAT,
         ],
         weights: &[],
-        layout: Layout::DataFormat,
+        layout: Layout::DataFormat { kernel: None },
         infer: infer_depth_to_space,
     },
     OpDef {
@@ -250,7 +271,7 @@ pub const OPS: &[OpDef] = &[
             DATA_FORMAT,
         ],
         weights: &[],
-        layout: Layout::DataFormat,
+        layout: Layout::DataFormat { kernel: None },
         infer: infer_space_to_depth,
     },
 ];
