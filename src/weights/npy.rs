@@ -120,6 +120,17 @@ const MAX_HEADER_DEPTH: usize = 16;
 /// no reader accepts), `fortran_order` (a bool) and `shape` (a tuple of non-negative ints; a
 /// Python 2 `3L` is read as `3`).
 pub fn parse_header(bytes: &[u8]) -> Result<Header> {
+    parse(bytes, true)
+}
+
+/// As [`parse_header`], for a file holding one pickled object (MMdnn's weights), where the
+/// layout flag means nothing: `fortran_order` is not read (whatever it says, or if it is
+/// missing) and comes back `false`.
+pub fn parse_header_ignoring_order(bytes: &[u8]) -> Result<Header> {
+    parse(bytes, false)
+}
+
+fn parse(bytes: &[u8], read_order: bool) -> Result<Header> {
     if !bytes.starts_with(MAGIC) {
         bail!("not a .npy file (it does not start with the \\x93NUMPY magic)");
     }
@@ -176,9 +187,10 @@ pub fn parse_header(bytes: &[u8]) -> Result<Header> {
         Lit::Str(s) => s.clone(),
         other => other.render(),
     };
-    let fortran_order = match field("fortran_order")? {
-        Lit::Bool(b) => *b,
-        other => bail!("bad fortran_order {} in .npy header", other.render()),
+    let fortran_order = match read_order.then(|| field("fortran_order")).transpose()? {
+        None => false,
+        Some(Lit::Bool(b)) => *b,
+        Some(other) => bail!("bad fortran_order {} in .npy header", other.render()),
     };
     let shape_lit = field("shape")?;
     let bad_shape = || anyhow!("bad shape {} in .npy header", shape_lit.render());
@@ -459,5 +471,74 @@ mod tests {
     #[test]
     fn refuses_object_arrays() {
         assert!(dtype_of("|O").is_err());
+    }
+
+    /// A version `major`.0 header around the dict literal `dict`.
+    fn header(major: u8, dict: &str) -> Vec<u8> {
+        let mut h = MAGIC.to_vec();
+        h.extend_from_slice(&[major, 0]);
+        let text = format!("{dict}\n");
+        if major == 1 {
+            h.extend_from_slice(&(text.len() as u16).to_le_bytes());
+        } else {
+            h.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        }
+        h.extend_from_slice(text.as_bytes());
+        h
+    }
+
+    #[test]
+    fn parses_every_spelling_numpy_and_python_2_write() {
+        let py2 = header(
+            1,
+            "{u'descr': '<f8', \"fortran_order\": True, 'shape': (3L, 4L), }",
+        );
+        let p = parse_header(&py2).unwrap();
+        assert_eq!((p.descr.as_str(), p.fortran_order), ("<f8", true));
+        assert_eq!((p.shape, p.data_offset), (vec![3, 4], py2.len()));
+        let v3 = header(3, "{'shape': (5,), 'fortran_order': False, 'descr': '<u8'}");
+        assert_eq!(parse_header(&v3).unwrap().shape, [5]);
+        // A structured dtype is kept as its text, which dtype_of refuses.
+        let structured = header(
+            2,
+            "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': ()}",
+        );
+        let p = parse_header(&structured).unwrap();
+        assert_eq!(p.descr, "[('a', '<f4')]");
+        assert!(dtype_of(&p.descr).is_err());
+    }
+
+    #[test]
+    fn refuses_malformed_headers() {
+        let err = |bytes: &[u8]| format!("{:#}", parse_header(bytes).unwrap_err());
+        assert!(err(b"PK\x03\x04").contains("not a .npy file"));
+        assert!(err(b"\x93NUMPY\x04\x00").contains("version 4.0"));
+        assert!(err(b"\x93NUMPY\x01\x01").contains("version 1.1"));
+        assert!(err(&header(1, "{'descr': '<f4'")).contains("expected ',' or '}' in dict"));
+        let trailing = header(1, "{'descr': '<f4', 'fortran_order': False, 'shape': ()} x");
+        assert!(err(&trailing).contains("trailing characters"));
+        let no_order = header(1, "{'descr': '<f4', 'shape': (2,)}");
+        assert!(err(&no_order).contains("'fortran_order'"));
+        let int_order = header(1, "{'descr': '<f4', 'fortran_order': 0, 'shape': (2,)}");
+        assert!(err(&int_order).contains("bad fortran_order 0"));
+        let list_shape = header(1, "{'descr': '<f4', 'fortran_order': False, 'shape': [2]}");
+        assert!(err(&list_shape).contains("bad shape [2]"));
+        let negative = header(
+            1,
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (-1,)}",
+        );
+        assert!(err(&negative).contains("bad shape (-1,)"));
+        let deep = format!("{}{}", "[".repeat(40), "]".repeat(40));
+        assert!(err(&header(1, &deep)).contains("nested too deeply"));
+        let mut truncated = header(1, "{'descr': '<f4', 'fortran_order': False, 'shape': ()}");
+        truncated.pop();
+        assert!(err(&truncated).contains("truncated"));
+        // Only a pickled object's header may lack the (meaningless) layout flag.
+        assert_eq!(parse_header_ignoring_order(&no_order).unwrap().shape, [2]);
+        assert!(
+            !parse_header_ignoring_order(&int_order)
+                .unwrap()
+                .fortran_order
+        );
     }
 }

@@ -59,7 +59,8 @@ fn decode(bytes: &[u8]) -> Res<Vec<(String, String, NumpyTensor)>> {
 
 /// Checks that the `.npy` header announces one pickled object; returns where the pickle starts.
 fn object_body_offset(bytes: &[u8]) -> Res<usize> {
-    let header = npy::parse_header(bytes).map_err(|e| malformed(format!("{e:#}")))?;
+    let header =
+        npy::parse_header_ignoring_order(bytes).map_err(|e| malformed(format!("{e:#}")))?;
     let kind = header.descr.trim_start_matches(['|', '<', '>', '=']);
     if !matches!(kind, "O" | "O4" | "O8") {
         return Err(malformed(format!(
