@@ -21,7 +21,7 @@ pub(super) struct Machine<'a> {
     /// What this user of the machine accepts.
     policy: &'static Policy,
     /// The whole file (offsets in messages are file offsets).
-    pub(super) input: &'a [u8],
+    input: &'a [u8],
     pos: usize,
     stack: Vec<Value<'a>>,
     /// Stack heights at each pending MARK.
@@ -134,7 +134,7 @@ impl<'a> Machine<'a> {
 
     // -- stack ------------------------------------------------------------
 
-    pub(super) fn spend(&mut self, units: usize) -> Res<()> {
+    fn spend(&mut self, units: usize) -> Res<()> {
         match self.steps_left.checked_sub(units) {
             Some(left) => {
                 self.steps_left = left;
@@ -256,7 +256,7 @@ impl<'a> Machine<'a> {
         Err(malformed(format!("APPEND(S) applied to {description}")))
     }
 
-    pub(super) fn new_dict(&mut self, flat: Vec<Value<'a>>) -> Res<Value<'a>> {
+    fn new_dict(&mut self, flat: Vec<Value<'a>>) -> Res<Value<'a>> {
         let dict = self.new_object(Object::Dict(Dict::default()));
         self.set_items(&dict, flat)?;
         Ok(dict)
