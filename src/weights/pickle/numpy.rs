@@ -97,6 +97,7 @@ pub(super) struct NumericArray<'a> {
     raw: Buf<'a>,
 }
 
+/// A `numpy.ndarray` as built so far.
 #[derive(Debug)]
 pub(super) enum Array<'a> {
     /// Created by `_reconstruct`, waiting for its BUILD state.

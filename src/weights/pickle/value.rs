@@ -13,7 +13,7 @@ use super::{latin1, malformed, Res};
 /// NumPy's own limit on the number of dimensions (also applied to PyTorch tensors).
 pub(super) const MAX_NDIM: usize = 64;
 
-/// Index of a mutable object (dict, list, dtype, array) in the arena.
+/// Index of a mutable object (dict, list, dtype, array, storage, tensor) in the arena.
 /// Mutable objects live in an arena so that memoised references share
 /// state (BUILD after BINPUT) without reference cycles or `RefCell`.
 pub(super) type ObjId = usize;
