@@ -13,13 +13,13 @@
 //! `array.view(ml_dtypes.<name>)`.
 //!
 //! Archives are written one tensor at a time ([`NpzWriter`]) and read lazily ([`NpzReader`]).
-//! MMdnn's own weights file, a pickled dict inside a `.npy`, is read by the restricted decoder
-//! in [`legacy_npy`], which never executes anything.
-pub mod legacy_npy;
+//! MMdnn's own weights file, a pickled dict inside a `.npy`, is read by the restricted pickle
+//! machine in [`pickle`] ([`pickle::mmdnn`]), which never executes anything.
 pub mod mapped;
 pub mod npy;
 pub mod npz;
 pub mod permute;
+pub mod pickle;
 pub mod sink;
 pub mod zip_writer;
 
@@ -185,7 +185,7 @@ pub fn open(path: &Path) -> Result<Box<dyn WeightReader>> {
     }
     if magic == npy::MAGIC {
         let mut store = MemoryWeights::default();
-        for (node, param, t) in legacy_npy::read_legacy_weights(&path)? {
+        for (node, param, t) in pickle::mmdnn::read_legacy_weights(&path)? {
             let (dtype, _) = npy::dtype_of(&t.descr)?;
             store.insert(&node, &param, Tensor::new(dtype, t.shape, t.data)?);
         }
