@@ -6,8 +6,8 @@
 //! converted graph fills each state-dict key, and how. [`state::write_state_dict`] writes it as a
 //! `.pth` without Python; [`saver`] makes the TorchScript, `torch.export` and pickled-module
 //! files by running the generated code.
-mod lower;
 pub mod names;
+mod ops;
 pub mod saver;
 pub mod state;
 
@@ -98,7 +98,7 @@ pub fn emit(
             failed.insert(&node.name);
             continue;
         }
-        if let Err(err) = lower::lower(&mut e, node) {
+        if let Err(err) = ops::lower(&mut e, node) {
             problems.push(format!("node '{}' ({}): {err:#}", node.name, node.op));
             ops.insert(node.op.as_str());
             failed.insert(&node.name);
