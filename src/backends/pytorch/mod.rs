@@ -10,6 +10,8 @@ pub mod names;
 mod ops;
 pub mod saver;
 pub mod state;
+#[cfg(test)]
+pub(crate) mod test_graph;
 
 use crate::ir::passes::layout::{convert_layout, Perm, Target, TransformedWeights};
 use crate::ir::types::shape_string;

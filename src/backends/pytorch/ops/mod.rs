@@ -16,6 +16,8 @@ mod recurrent;
 mod reduce;
 mod resize;
 mod shape;
+#[cfg(test)]
+mod tests;
 
 use super::names::quoted_name;
 use super::state::{Entry, Source, View};
@@ -28,11 +30,9 @@ use anyhow::{anyhow, bail, Context, Result};
 /// A lowering function.
 type Lower = fn(&mut Ctx) -> Result<()>;
 
-/// Emits one node.
-pub fn lower(e: &mut Emitter, node: &Node) -> Result<()> {
-    let a = Attrs::of(node)?;
-    let op = node.op.as_str();
-    let f = io::lookup(op)
+/// The lowering of an IR op.
+fn lookup(op: &str) -> Option<Lower> {
+    io::lookup(op)
         .or_else(|| conv::lookup(op))
         .or_else(|| pool::lookup(op))
         .or_else(|| resize::lookup(op))
@@ -43,7 +43,13 @@ pub fn lower(e: &mut Emitter, node: &Node) -> Result<()> {
         .or_else(|| reduce::lookup(op))
         .or_else(|| shape::lookup(op))
         .or_else(|| recurrent::lookup(op))
-        .ok_or_else(|| anyhow!("the PyTorch emitter has no mapping for op {op}"))?;
+}
+
+/// Emits one node.
+pub fn lower(e: &mut Emitter, node: &Node) -> Result<()> {
+    let a = Attrs::of(node)?;
+    let op = node.op.as_str();
+    let f = lookup(op).ok_or_else(|| anyhow!("the PyTorch emitter has no mapping for op {op}"))?;
     let id = e.idents[&node.name].clone();
     let mut c = Ctx {
         e,
