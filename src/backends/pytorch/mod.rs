@@ -2,7 +2,7 @@
 //! readable `nn.Module` named `KitModel` from the Tera templates in `templates/pytorch/`: layers
 //! with weights are built in `__init__` under the source's layer names (made safe by [`names`]),
 //! `forward` computes the graph in topological order, and only the nodes the outputs need are
-//! emitted. Alongside the code comes the state-dict plan ([`state::Entry`]): which weight of the
+//! emitted, each by its op's function in `ops/<family>.rs`. Alongside the code comes the state-dict plan ([`state::Entry`]): which weight of the
 //! converted graph fills each state-dict key, and how. [`state::write_state_dict`] writes it as a
 //! `.pth` without Python; [`saver`] makes the TorchScript, `torch.export` and pickled-module
 //! files by running the generated code.

@@ -4,7 +4,7 @@
 //! channels-first (the layout pass runs before). The meaning of every op is the reference
 //! interpreter's; where a torch function differs (asymmetric padding, ceil-mode windows that
 //! start in the end padding, even LRN sizes, Resize coordinate modes, recurrent gate orders) the
-//! code computes the IR's result explicitly. [`Ctx`] is the per-node context every family uses.
+//! code computes the IR's result explicitly. `Ctx` is the per-node context every family uses.
 mod activation;
 mod conv;
 mod dense;
