@@ -17,6 +17,9 @@ use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::process::Command;
 
+#[cfg(test)]
+mod snapshots;
+
 /// Writes the script for a prepared graph to `code`; it reads `weights_path` by default.
 pub fn tocode(
     prepared: Prepared<'_>,

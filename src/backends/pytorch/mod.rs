@@ -1,16 +1,19 @@
-//! The PyTorch target. [`generate`] takes a graph the passes stage made channels-first and renders a
-//! readable `nn.Module` named `KitModel` from the Tera templates in `templates/pytorch/`: layers
-//! with weights are built in `__init__` under the source's layer names (made safe by [`names`]),
-//! `forward` computes the graph in topological order, and only the nodes the outputs need are
-//! emitted. Alongside the code comes the state-dict plan ([`state::Entry`]): which weight of the
+//! The PyTorch target. [`generate`] takes a graph the passes stage made channels-first and
+//! renders a readable `nn.Module` named `KitModel` from the Tera templates in
+//! `templates/pytorch/`: layers with weights are built in `__init__` under the source's layer
+//! names (made safe by [`names`]), `forward` computes the graph in topological order, and only
+//! the nodes the outputs need are emitted, each by its op's function in `ops/<family>.rs`.
+//! Alongside the code comes the state-dict plan ([`state::Entry`]): which weight of the
 //! converted graph fills each state-dict key, and how. [`state::write_state_dict`] writes it as a
 //! `.pth` without Python; [`saver`] makes the TorchScript, `torch.export` and pickled-module
 //! files by running the generated code.
-mod lower;
 pub mod names;
+mod ops;
 pub mod saver;
 pub mod state;
 mod target;
+#[cfg(test)]
+pub(crate) mod test_graph;
 
 pub use target::PyTorch;
 
@@ -87,7 +90,7 @@ pub fn emit(
             failed.insert(&node.name);
             continue;
         }
-        if let Err(err) = lower::lower(&mut e, node) {
+        if let Err(err) = ops::lower(&mut e, node) {
             problems.push(format!("node '{}' ({}): {err:#}", node.name, node.op));
             ops.insert(node.op.as_str());
             failed.insert(&node.name);

@@ -1,0 +1,263 @@
+//! Lowering of each IR op to PyTorch, one small function per op found by the op's name, grouped
+//! by family as the catalogue is: a layer in `__init__` for ops with weights (with its
+//! state-dict entries), statements in `forward` for all. Layout-sensitive ops must be
+//! channels-first (the layout pass runs before). The meaning of every op is the reference
+//! interpreter's; where a torch function differs (asymmetric padding, ceil-mode windows that
+//! start in the end padding, even LRN sizes, Resize coordinate modes, recurrent gate orders) the
+//! code computes the IR's result explicitly. `Ctx` is the per-node context every family uses.
+mod activation;
+mod conv;
+mod dense;
+mod elementwise;
+mod io;
+mod norm;
+mod pool;
+mod recurrent;
+mod reduce;
+mod resize;
+mod shape;
+#[cfg(test)]
+mod tests;
+
+use super::names::quoted_name;
+use super::state::{Entry, Source, View};
+use super::{tuple, Emitter};
+use crate::ir::ops::Attrs;
+use crate::ir::{DType, Node, TensorType};
+use crate::weights::TensorInfo;
+use anyhow::{anyhow, bail, Context, Result};
+
+/// A lowering function.
+type Lower = fn(&mut Ctx) -> Result<()>;
+
+/// The lowering of an IR op.
+fn lookup(op: &str) -> Option<Lower> {
+    io::lookup(op)
+        .or_else(|| conv::lookup(op))
+        .or_else(|| pool::lookup(op))
+        .or_else(|| resize::lookup(op))
+        .or_else(|| dense::lookup(op))
+        .or_else(|| norm::lookup(op))
+        .or_else(|| activation::lookup(op))
+        .or_else(|| elementwise::lookup(op))
+        .or_else(|| reduce::lookup(op))
+        .or_else(|| shape::lookup(op))
+        .or_else(|| recurrent::lookup(op))
+}
+
+/// Emits one node.
+pub fn lower(e: &mut Emitter, node: &Node) -> Result<()> {
+    let a = Attrs::of(node)?;
+    let op = node.op.as_str();
+    let f = lookup(op).ok_or_else(|| anyhow!("the PyTorch emitter has no mapping for op {op}"))?;
+    let id = e.idents[&node.name].clone();
+    let mut c = Ctx {
+        e,
+        node,
+        a,
+        id,
+        noted: false,
+    };
+    f(&mut c)
+}
+
+/// Lowering context of one IR node.
+struct Ctx<'e, 'a> {
+    e: &'e mut Emitter<'a>,
+    node: &'e Node,
+    a: Attrs<'e>,
+    /// The node's identifier.
+    id: String,
+    /// Whether the rename comment has been written to `forward`.
+    noted: bool,
+}
+
+impl Ctx<'_, '_> {
+    /// Expression of input `i`.
+    fn x(&self, i: usize) -> Result<String> {
+        let r = self
+            .node
+            .inputs
+            .get(i)
+            .ok_or_else(|| anyhow!("input {i} is missing"))?;
+        self.e.var(r)
+    }
+
+    fn in_ty(&self, i: usize) -> Result<TensorType> {
+        let r = self
+            .node
+            .inputs
+            .get(i)
+            .ok_or_else(|| anyhow!("input {i} is missing"))?;
+        self.e
+            .graph
+            .tensor_type(r)
+            .cloned()
+            .with_context(|| format!("the type of input '{r}' is unknown"))
+    }
+
+    fn out_ty(&self, k: usize) -> Result<TensorType> {
+        self.node
+            .outputs
+            .get(k)
+            .cloned()
+            .with_context(|| format!("the type of output {k} is unknown"))
+    }
+
+    /// The comment naming the node when its identifier differs from its name.
+    fn note(&self) -> Option<String> {
+        (self.id != self.node.name)
+            .then(|| format!("# {} ({})", quoted_name(&self.node.name), self.node.op))
+    }
+
+    /// A line of `forward`.
+    fn line(&mut self, text: String) {
+        if !self.noted {
+            self.noted = true;
+            if let Some(c) = self.note() {
+                self.e.forward.push(c);
+            }
+        }
+        self.e.forward.push(text);
+    }
+
+    /// `<id> = expr`, the node's (first) output.
+    fn set(&mut self, expr: String) -> Result<()> {
+        self.line(format!("{} = {expr}", self.id));
+        self.bind(0, self.id.clone());
+        Ok(())
+    }
+
+    fn bind(&mut self, k: usize, expr: String) {
+        self.e.vars.insert(self.node.output(k), expr);
+    }
+
+    /// A fresh local variable name derived from the node's.
+    fn local(&mut self, suffix: &str) -> String {
+        self.e.namer.ident(&format!("{}_{suffix}", self.id))
+    }
+
+    /// Registers the node's layer; returns `self.<id>`.
+    fn layer(&mut self, ctor: String) -> String {
+        if let Some(c) = self.note() {
+            self.e.init.push(c);
+        }
+        self.e.init.push(format!("self.{} = {ctor}", self.id));
+        format!("self.{}", self.id)
+    }
+
+    /// A torch function, noting the `F` import.
+    fn func(&mut self, f: &str) -> String {
+        if f.starts_with("F.") {
+            self.e.uses_f = true;
+        }
+        f.to_string()
+    }
+
+    fn info(&self, param: &str) -> Result<TensorInfo> {
+        self.e
+            .weights
+            .info(&self.node.name, param)
+            .with_context(|| format!("weight '{param}' is missing from the weights"))
+    }
+
+    fn has(&self, param: &str) -> bool {
+        self.e.weights.info(&self.node.name, param).is_some()
+    }
+
+    /// A state-dict entry `<id>.<key>` read from weight `param`.
+    fn entry(
+        &mut self,
+        key: &str,
+        param: &str,
+        view: View,
+        shape: Option<Vec<usize>>,
+    ) -> Result<()> {
+        let info = self.info(param)?;
+        let shape = shape.unwrap_or(info.shape);
+        self.e.module_state.push(Entry {
+            key: format!("{}.{key}", self.id),
+            dtype: info.dtype,
+            shape,
+            source: Source::Weight {
+                node: self.node.name.clone(),
+                param: param.to_string(),
+                view,
+            },
+        });
+        Ok(())
+    }
+
+    /// A state-dict entry `<id>.<key>` filled with `value`.
+    fn fill(&mut self, key: &str, dtype: DType, shape: Vec<usize>, value: f64) {
+        self.e.module_state.push(Entry {
+            key: format!("{}.{key}", self.id),
+            dtype,
+            shape,
+            source: Source::Fill(value),
+        });
+    }
+
+    fn channels_first(&self) -> Result<()> {
+        if self.a.channels_last()? {
+            bail!("internal: the layout pass left this node channels_last");
+        }
+        Ok(())
+    }
+
+    /// Number of spatial axes of input 0 (1 to 3).
+    fn spatial(&self) -> Result<usize> {
+        let rank = self.in_ty(0)?.rank();
+        if !(3..=5).contains(&rank) {
+            bail!("expects a 3-d to 5-d input, got rank {rank}");
+        }
+        Ok(rank - 2)
+    }
+
+    /// A dim of input 0: its size when known, else `x.shape[i]`.
+    fn dim(&self, x: &str, i: usize) -> Result<String> {
+        let d = self.in_ty(0)?.shape[i];
+        Ok(if d >= 0 {
+            d.to_string()
+        } else {
+            format!("{x}.shape[{i}]")
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Formatting shared by the families.
+
+/// A float literal that reads back as the same f32 (`float("inf")` for infinities).
+fn float(v: f32) -> String {
+    if v.is_nan() {
+        "float(\"nan\")".into()
+    } else if v.is_infinite() {
+        if v > 0.0 {
+            "float(\"inf\")"
+        } else {
+            "-float(\"inf\")"
+        }
+        .into()
+    } else {
+        format!("{v:?}")
+    }
+}
+
+/// An int when all values agree (PyTorch's shorthand), else a tuple.
+fn ints(v: &[i64]) -> String {
+    if !v.is_empty() && v.iter().all(|&d| d == v[0]) {
+        v[0].to_string()
+    } else {
+        tuple(v)
+    }
+}
+
+/// F.pad's list: (begin, end) pairs from the last axis to the first.
+fn torch_pads(begin: &[i64], end: &[i64]) -> String {
+    let v: Vec<String> = (0..begin.len())
+        .rev()
+        .flat_map(|i| [begin[i].to_string(), end[i].to_string()])
+        .collect();
+    format!("[{}]", v.join(", "))
+}
