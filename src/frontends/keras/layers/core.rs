@@ -1,6 +1,5 @@
 //! Dense, Embedding, the activation layers and the inference-time identities.
 use super::super::convert::Cx;
-use super::super::weights::Transform;
 use super::conv::fused_activation;
 use super::{activation, LayerCall};
 use crate::ir::{AttrValue, DType, TensorRef};
@@ -19,9 +18,9 @@ pub fn dense(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
             ("use_bias", AttrValue::Bool(use_bias)),
         ],
     )?;
-    cx.weight(&y, "weights", &[l.var(0)?], Transform::None);
+    cx.weight(&y, "weights", l.var(0)?, vec![]);
     if use_bias {
-        cx.weight(&y, "bias", &[l.var(1)?], Transform::None);
+        cx.weight(&y, "bias", l.var(1)?, vec![]);
     }
     Ok(vec![fused_activation(cx, l, y)?])
 }
@@ -46,7 +45,7 @@ pub fn embedding(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
             ("output_dim", AttrValue::Int(l.cfg.int("output_dim")?)),
         ],
     )?;
-    cx.weight(&y, "weights", &[l.var(0)?], Transform::None);
+    cx.weight(&y, "weights", l.var(0)?, vec![]);
     Ok(vec![y])
 }
 
@@ -131,7 +130,7 @@ pub fn leaky_relu(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
 /// PReLU: the learned slope (shape of the input without the batch, shared axes 1) broadcasts.
 pub fn prelu(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
     let y = cx.op(&l.name, "PRelu", &[l.input()?], vec![])?;
-    cx.weight(&y, "slope", &[l.var(0)?], Transform::None);
+    cx.weight(&y, "slope", l.var(0)?, vec![]);
     Ok(vec![y])
 }
 

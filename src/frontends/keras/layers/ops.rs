@@ -3,7 +3,6 @@
 //! operation nodes (`keras.src.ops.numpy.Add` from `x + 3.0`), and the small custom layers of
 //! keras.applications (InceptionResNetV2's CustomScaleLayer, ConvNeXt's LayerScale).
 use super::super::convert::Cx;
-use super::super::weights::Transform;
 use super::{activation, ints_of, shape, LayerCall, RArg};
 use crate::ir::{AttrValue, TensorRef};
 use anyhow::{anyhow, bail, Context, Result};
@@ -462,7 +461,7 @@ pub fn layer_scale(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
             ("shape", AttrValue::Shape(vec![dim])),
         ],
     )?;
-    cx.weight(&gamma, "value", &[l.var(0)?], Transform::None);
+    cx.weight(&gamma, "value", l.var(0)?, vec![]);
     Ok(vec![cx.op(&l.name, "Mul", &[l.input()?, gamma], vec![])?])
 }
 
