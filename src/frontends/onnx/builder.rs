@@ -9,10 +9,11 @@
 //! evaluated under both. A result that agrees is a constant; one that differs depends on the
 //! unknown dims, and the ops that take it as an attribute (Reshape, Expand, Slice) accept it
 //! only where it provably equals their input's own dim (see `ops::shape`).
-use super::tensor::{Lazy, OnnxWeights};
+use super::tensor::Lazy;
 use crate::interp::{self, Value};
 use crate::ir::ops::{Attrs, InferCtx};
 use crate::ir::{AttrValue, DType, Graph, Node, TensorRef, TensorType};
+use crate::weights::derived::{Derived, Key};
 use crate::weights::MemoryWeights;
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -187,7 +188,8 @@ impl Spec {
 #[derive(Default)]
 pub struct Builder {
     pub graph: Graph,
-    pub weights: OnnxWeights,
+    /// The weights, each a lazily read ONNX tensor, in key order.
+    pub weights: BTreeMap<Key, Derived>,
     values: HashMap<String, Val>,
     /// IR node names in use.
     used: HashSet<String>,
@@ -227,6 +229,11 @@ impl Builder {
             .to_tensor(dtype)
             .with_context(|| format!("storing folded value '{name}' as {dtype}"))?;
         Ok(self.constant(name, Lazy::ready(t)))
+    }
+
+    fn add_weight(&mut self, node: &str, param: &str, t: Lazy) {
+        let key = (node.to_string(), param.to_string());
+        self.weights.insert(key, Derived::lazy(Arc::new(t)));
     }
 
     /// A unique IR node name from a hint.
@@ -280,7 +287,7 @@ impl Builder {
                 let node = Node::new(name.clone(), "Constant")
                     .with_attr("dtype", AttrValue::Type(c.dtype()))
                     .with_attr("shape", AttrValue::Shape(c.shape()));
-                self.weights.insert(&name, "value", c.data.clone());
+                self.add_weight(&name, "value", c.data.clone());
                 self.graph.nodes.push(node);
                 let r = TensorRef::new(name, 0);
                 self.materialized.insert(c.id, r.clone());
@@ -320,7 +327,7 @@ impl Builder {
             node.inputs.push(r);
         }
         for (param, t) in spec.weights {
-            self.weights.insert(&node.name, param, t);
+            self.add_weight(&node.name, param, t);
         }
         let vals = out
             .into_iter()

@@ -65,7 +65,7 @@ impl fmt::Debug for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Source::Weight { node, param } => write!(f, "weight '{param}' of node '{node}'"),
-            Source::File(name) => write!(f, "'{name}'"),
+            Source::File(name) => f.write_str(name),
             Source::Literal(t) => write!(f, "literal {}{:?}", t.info.dtype, t.info.shape),
             Source::Lazy(t) => {
                 let info = t.info();
@@ -229,26 +229,31 @@ impl<'w> DerivedWeights<'w> {
         Ok(tensors)
     }
 
-    /// "weight 'w' of node 'n'", and where it comes from when that is another place.
+    /// "weight 'w' of node 'n'", and the stored tensors it comes from when they are elsewhere.
     fn describe(&self, node: &str, param: &str, d: &Derived) -> String {
-        let mut at = format!("weight '{param}' of node '{node}'");
-        let same = |n: &str, p: &str| n == node && p == param;
-        if let [Source::Weight { node: n, param: p }] = &d.sources[..] {
-            if same(n, p) {
-                return at;
+        let at = format!("weight '{param}' of node '{node}'");
+        let elsewhere = |s: &&Source| match s {
+            Source::Weight { node: n, param: p } => n != node || p != param,
+            Source::File(_) => true,
+            Source::Literal(_) | Source::Lazy(_) => false,
+        };
+        let from: Vec<String> = d
+            .sources
+            .iter()
+            .filter(elsewhere)
+            .map(|s| format!("{s:?}"))
+            .collect();
+        if from.is_empty() {
+            return at;
+        }
+        let file = match &self.file {
+            Some(f) if d.sources.iter().any(|s| matches!(s, Source::File(_))) => {
+                format!("{} ", f.path().display())
             }
-        }
-        let from: Vec<String> = d.sources.iter().map(|s| format!("{s:?}")).collect();
-        at += " from ";
-        if let (Some(file), true) = (&self.file, d.sources.iter().any(is_file)) {
-            at += &format!("{} ", file.path().display());
-        }
-        at + &format!("({})", from.join(", "))
+            _ => String::new(),
+        };
+        format!("{at} from {file}({})", from.join(", "))
     }
-}
-
-fn is_file(s: &Source) -> bool {
-    matches!(s, Source::File(_))
 }
 
 /// The single tensor the steps must end with.

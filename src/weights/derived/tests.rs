@@ -231,7 +231,10 @@ fn file_literal_and_lazy_sources_stack_per_direction() {
     assert_eq!(w.info("rnn", "unstacked"), None);
     let err = format!("{:#}", w.read("rnn", "unstacked").unwrap_err());
     assert!(err.contains("a Stack step is missing"), "{err}");
-    assert!(err.contains("m.h5 ('/fwd', '/bwd')"), "{err}");
+    assert!(
+        err.contains("'unstacked' of node 'rnn' from m.h5 (/fwd, /bwd)"),
+        "{err}"
+    );
     assert_eq!(w.read("k", "value").unwrap().to_f32(), vec![7.0, 8.0]);
     assert_eq!(w.info("l", "value").unwrap().shape, vec![2, 2]);
     assert_eq!(streamed(&w, "l", "value"), f32s(&[4], 1.0).data);
