@@ -14,7 +14,8 @@
 //!
 //! Archives are written one tensor at a time ([`NpzWriter`]) and read lazily ([`NpzReader`]).
 //! MMdnn's own weights file, a pickled dict inside a `.npy`, is read by the restricted decoder
-//! in [`legacy_npy`], which never executes anything.
+//! in [`legacy_npy`], which never executes anything. Weights computed from stored ones
+//! (transposed, reordered, stacked, cast…) are described and read lazily by [`derived`].
 pub mod derived;
 pub mod legacy_npy;
 pub mod mapped;

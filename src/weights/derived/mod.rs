@@ -297,7 +297,7 @@ impl WeightReader for DerivedWeights<'_> {
         let d = self.entry(node, param)?;
         let at = || self.describe(node, param, d);
         // The last step that moves bytes; only reshapes follow it.
-        let last = d.steps.iter().rposition(|s| !s.keeps_bytes());
+        let last = d.steps.iter().enumerate().rfind(|(_, s)| !s.keeps_bytes());
         match (last, &d.sources[..]) {
             (None, [Source::Weight { node: n, param: p }]) => {
                 if !d.steps.is_empty() {
@@ -306,10 +306,7 @@ impl WeightReader for DerivedWeights<'_> {
                 // Streamed by the reader that holds the bytes.
                 self.inner()?.write_to(n, p, w).with_context(at)
             }
-            (Some(i), _) if matches!(d.steps[i], Step::Rows(_)) => {
-                let Step::Rows(rows) = &d.steps[i] else {
-                    unreachable!("matched above")
-                };
+            (Some((i, Step::Rows(rows))), _) => {
                 self.derived_info(d).with_context(at)?;
                 let t = one(self.compute(d, i).with_context(at)?).with_context(at)?;
                 let row = steps::row_bytes(&t.info);
