@@ -14,7 +14,10 @@
 //!
 //! Archives are written one tensor at a time ([`NpzWriter`]) and read lazily ([`NpzReader`]).
 //! MMdnn's own weights file, a pickled dict inside a `.npy`, is read by the restricted pickle
-//! machine in [`pickle`] ([`pickle::mmdnn`]), which never executes anything.
+//! machine in [`pickle`] ([`pickle::mmdnn`]), which never executes anything. Weights computed
+//! from stored ones (transposed, reordered, stacked, cast…) are described and read lazily by
+//! [`derived`].
+pub mod derived;
 pub mod mapped;
 pub mod npy;
 pub mod npz;
@@ -128,6 +131,23 @@ pub trait WeightReader {
     /// tensor from another can stream it instead of building it in memory.
     fn write_to(&self, node: &str, param: &str, w: &mut dyn Sink) -> Result<u64> {
         write_tensor(&self.read(node, param)?, w)
+    }
+}
+
+/// A borrowed reader reads as the reader it borrows (so a [`derived::DerivedWeights`] can be built over
+/// a reader it does not own).
+impl<R: WeightReader + ?Sized> WeightReader for &R {
+    fn info(&self, node: &str, param: &str) -> Option<TensorInfo> {
+        (**self).info(node, param)
+    }
+    fn read(&self, node: &str, param: &str) -> Result<Tensor> {
+        (**self).read(node, param)
+    }
+    fn keys(&self) -> Vec<(String, String)> {
+        (**self).keys()
+    }
+    fn write_to(&self, node: &str, param: &str, w: &mut dyn Sink) -> Result<u64> {
+        (**self).write_to(node, param, w)
     }
 }
 

@@ -7,7 +7,7 @@ use super::builder::Payload;
 use super::ops::onnx_dtype;
 use super::{build, ir_version, writer, Model, Options};
 use crate::backends::pytorch::names::py_str;
-use crate::ir::passes::layout::Derivation;
+use crate::ir::passes::layout::{derivation, Derivation};
 use crate::ir::passes::Prepared;
 use crate::output::stage;
 use crate::proto::onnx::{attribute_proto::AttributeType, type_proto, AttributeProto};
@@ -65,14 +65,14 @@ pub fn render(model: &Model, weights_path: &Path, code: &Path) -> Result<String>
             ),
             Payload::Data(bytes) => format!("bytes.fromhex({})", hex(bytes)),
             Payload::Weight { node, param } => {
-                let (src_node, src_param, extra) =
-                    match model.weights.derivation(node, param).with_context(|| {
+                let (src_node, src_param, extra) = match derivation(&model.weights, node, param)
+                    .with_context(|| {
                         format!("internal: weight '{param}' of node '{node}' has no source")
                     })? {
-                        Derivation::Same => (node.as_str(), param.as_str(), String::new()),
-                        Derivation::Permute(n, p, perm) => (n, p, format!(", perm={}", ints(perm))),
-                        Derivation::Rows(n, p, rows) => (n, p, format!(", rows={}", ints(rows))),
-                    };
+                    Derivation::Same => (node.as_str(), param.as_str(), String::new()),
+                    Derivation::Permute(n, p, perm) => (n, p, format!(", perm={}", ints(perm))),
+                    Derivation::Rows(n, p, rows) => (n, p, format!(", rows={}", ints(rows))),
+                };
                 let key = weights::key(src_node, src_param, init.dtype);
                 let bits = match init.dtype.bits() {
                     8.. => String::new(),

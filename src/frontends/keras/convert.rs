@@ -6,9 +6,9 @@
 use super::config::{Arg, KRef, Layer, Model};
 use super::h5::{Scope, Var, WeightIndex};
 use super::layers::{self, LayerCall, RArg};
-use super::weights::{Source, Transform};
 use crate::frontends::builder::GraphBuilder;
 use crate::ir::{AttrValue, DType, Node, TensorRef, TensorType};
+use crate::weights::derived::{Derived, Step};
 use crate::weights::Tensor;
 use anyhow::{bail, Context, Result};
 use serde_json::Value as Json;
@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 pub struct Cx<'a> {
     /// The shared graph builder (unique names, types as nodes are added).
     pub core: GraphBuilder,
-    pub weights: BTreeMap<(String, String), Source>,
+    pub weights: BTreeMap<(String, String), Derived>,
     index: Option<&'a WeightIndex>,
     /// The file was written by Keras 3 (activations such as hard_sigmoid changed meaning).
     pub keras3: bool,
@@ -86,7 +86,7 @@ impl<'a> Cx<'a> {
             ],
         )?;
         self.weights
-            .insert((r.node.clone(), "value".into()), Source::Literal(t));
+            .insert((r.node.clone(), "value".into()), Derived::literal(t));
         Ok(r)
     }
 
@@ -95,15 +95,19 @@ impl<'a> Cx<'a> {
         self.constant(name, vec![], &[v])
     }
 
-    /// Records that weight `param` of `node` is read from `vars` through `transform`.
-    pub fn weight(&mut self, node: &TensorRef, param: &str, vars: &[&Var], transform: Transform) {
-        self.weights.insert(
-            (node.node.clone(), param.to_string()),
-            Source::Datasets {
-                paths: vars.iter().map(|v| v.path.clone()).collect(),
-                transform,
-            },
-        );
+    /// Records that weight `param` of `node` is read from `var` through `steps`.
+    pub fn weight(&mut self, node: &TensorRef, param: &str, var: &Var, steps: Vec<Step>) {
+        let derived = Derived {
+            steps,
+            ..Derived::file(&var.path)
+        };
+        self.derived(node, param, derived);
+    }
+
+    /// Records how weight `param` of `node` is made.
+    pub fn derived(&mut self, node: &TensorRef, param: &str, derived: Derived) {
+        self.weights
+            .insert((node.node.clone(), param.to_string()), derived);
     }
 
     /// Reads a weight variable now (for the few layers whose graph depends on weight values).

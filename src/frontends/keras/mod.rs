@@ -253,7 +253,7 @@ pub fn load(args: &SourceArgs) -> Result<Loaded> {
     graph.producer = format!("keras {}", source.version).trim().to_string();
     let entries = std::mem::take(&mut cx.weights);
     drop(cx);
-    let reader = weights::KerasWeights::new(index.map(|i| i.file), entries, source.temp);
+    let reader = weights::reader(index.map(|i| i.file), entries, source.temp);
     validate::check(&mut graph, Some(&reader)).with_context(at)?;
     Ok(Loaded {
         graph,

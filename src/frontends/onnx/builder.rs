@@ -9,10 +9,11 @@
 //! evaluated under both. A result that agrees is a constant; one that differs depends on the
 //! unknown dims, and the ops that take it as an attribute (Reshape, Expand, Slice) accept it
 //! only where it provably equals their input's own dim (see `ops::shape`).
-use super::tensor::{Lazy, OnnxWeights};
+use super::tensor::Lazy;
 use crate::frontends::builder::{fits_fold_cap, infer, GraphBuilder};
 use crate::interp::{self, Value};
 use crate::ir::{AttrValue, DType, Node, TensorRef, TensorType};
+use crate::weights::derived::{Derived, Key};
 use crate::weights::MemoryWeights;
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::{BTreeMap, HashMap};
@@ -189,7 +190,8 @@ pub struct Builder {
     /// The shared graph builder: names (ONNX value names kept for the nodes that produce
     /// them), types, folding.
     pub core: GraphBuilder,
-    pub weights: OnnxWeights,
+    /// The weights, each a lazily read ONNX tensor, in key order.
+    pub weights: BTreeMap<Key, Derived>,
     values: HashMap<String, Val>,
     /// Constant nodes already made, by constant id.
     materialized: HashMap<u64, TensorRef>,
@@ -227,6 +229,11 @@ impl Builder {
         Ok(self.constant(name, Lazy::ready(t)))
     }
 
+    fn add_weight(&mut self, node: &str, param: &str, t: Lazy) {
+        let key = (node.to_string(), param.to_string());
+        self.weights.insert(key, Derived::lazy(Arc::new(t)));
+    }
+
     /// A unique IR node name from a hint.
     fn claim(&mut self, hint: &str, onnx_name: bool) -> String {
         self.core.claim(hint, onnx_name)
@@ -261,7 +268,7 @@ impl Builder {
                 let node = Node::new(name.clone(), "Constant")
                     .with_attr("dtype", AttrValue::Type(c.dtype()))
                     .with_attr("shape", AttrValue::Shape(c.shape()));
-                self.weights.insert(&name, "value", c.data.clone());
+                self.add_weight(&name, "value", c.data.clone());
                 let r = self.core.push(node)?;
                 self.materialized.insert(c.id, r.clone());
                 Ok(r)
@@ -303,7 +310,7 @@ impl Builder {
             node.inputs.push(r);
         }
         for (param, t) in spec.weights {
-            self.weights.insert(&node.name, param, t);
+            self.add_weight(&node.name, param, t);
         }
         let vals = out
             .into_iter()

@@ -13,6 +13,7 @@ mod tensor;
 use super::{Loaded, SourceArgs};
 use crate::ir::{validate, DType, TensorType};
 use crate::proto::onnx::{type_proto, GraphProto, ModelProto, NodeProto, ValueInfoProto};
+use crate::weights::derived::DerivedWeights;
 use crate::weights::mapped::FileMap;
 use anyhow::{bail, Context, Result};
 use builder::{Builder, Val};
@@ -125,10 +126,11 @@ fn convert(model: &ModelProto, dir: &ModelDir, args: &SourceArgs) -> Result<Load
         );
     }
     let mut graph = b.core.graph;
-    validate::check(&mut graph, Some(&b.weights)).context("the converted graph is invalid")?;
+    let weights: DerivedWeights = b.weights.into_iter().collect();
+    validate::check(&mut graph, Some(&weights)).context("the converted graph is invalid")?;
     Ok(Loaded {
         graph,
-        weights: Box::new(b.weights),
+        weights: Box::new(weights),
     })
 }
 

@@ -6,11 +6,12 @@
 //! IR's one byte per element (`crate::ir::narrow`) when read.
 use crate::ir::{narrow, DType};
 use crate::proto::onnx::{tensor_proto, TensorProto};
+use crate::weights::derived::LazyTensor;
 use crate::weights::mapped::FileMap;
-use crate::weights::{Tensor, TensorInfo, WeightReader};
+use crate::weights::{Tensor, TensorInfo};
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -156,6 +157,15 @@ enum Source {
 pub struct Lazy {
     pub info: TensorInfo,
     source: Source,
+}
+
+impl LazyTensor for Lazy {
+    fn info(&self) -> TensorInfo {
+        self.info.clone()
+    }
+    fn read(&self) -> Result<Tensor> {
+        self.tensor()
+    }
 }
 
 impl Lazy {
@@ -344,36 +354,4 @@ fn typed_bytes(t: &TensorProto, dtype: DType, n: usize) -> Result<Vec<u8>> {
         }
     }
     Ok(out)
-}
-
-/// The converted model's weights: each a lazily read ONNX tensor (or one computed while
-/// converting), keyed by IR node and parameter name.
-#[derive(Default)]
-pub struct OnnxWeights {
-    tensors: BTreeMap<(String, String), Lazy>,
-}
-
-impl OnnxWeights {
-    pub fn insert(&mut self, node: &str, param: &str, t: Lazy) {
-        self.tensors
-            .insert((node.to_string(), param.to_string()), t);
-    }
-}
-
-impl WeightReader for OnnxWeights {
-    fn info(&self, node: &str, param: &str) -> Option<TensorInfo> {
-        self.tensors
-            .get(&(node.to_string(), param.to_string()))
-            .map(|t| t.info.clone())
-    }
-    fn read(&self, node: &str, param: &str) -> Result<Tensor> {
-        self.tensors
-            .get(&(node.to_string(), param.to_string()))
-            .with_context(|| format!("no weight '{param}' for node '{node}'"))?
-            .tensor()
-            .with_context(|| format!("weight '{param}' of node '{node}'"))
-    }
-    fn keys(&self) -> Vec<(String, String)> {
-        self.tensors.keys().cloned().collect()
-    }
 }

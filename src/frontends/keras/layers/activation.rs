@@ -3,7 +3,6 @@
 //! inference-time identities (Dropout, noise and regularisation layers), which become the
 //! activation family's Identity.
 use super::super::convert::Cx;
-use super::super::weights::Transform;
 use super::LayerCall;
 use crate::ir::{AttrValue, TensorRef};
 use anyhow::{bail, Result};
@@ -226,7 +225,7 @@ pub fn leaky_relu(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
 /// PReLU: the learned slope (shape of the input without the batch, shared axes 1) broadcasts.
 pub fn prelu(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
     let y = cx.op(&l.name, "PRelu", &[l.input()?], vec![])?;
-    cx.weight(&y, "slope", &[l.var(0)?], Transform::None);
+    cx.weight(&y, "slope", l.var(0)?, vec![]);
     Ok(vec![y])
 }
 

@@ -3,9 +3,9 @@
 //! [heads, dim, out]) keep their bytes as 2-d [F, heads·dim] / [heads·dim, out] matrices.
 use super::super::convert::Cx;
 use super::super::h5::Var;
-use super::super::weights::Transform;
 use super::LayerCall;
 use crate::ir::{AttrValue, TensorRef};
+use crate::weights::derived::Step;
 use anyhow::{bail, Context, Result};
 
 /// The kernel and bias variables of one projection (`query` in Keras 2 and legacy h5,
@@ -56,19 +56,14 @@ impl Heads {
         cx.weight(
             &fc,
             "weights",
-            &[kernel],
-            Transform::Reshape(vec![f as usize, units as usize]),
+            kernel,
+            vec![Step::Reshape(vec![f as usize, units as usize])],
         );
         if self.use_bias {
             let bias = vars
                 .get(1)
                 .with_context(|| format!("the {what} bias is missing"))?;
-            cx.weight(
-                &fc,
-                "bias",
-                &[bias],
-                Transform::Reshape(vec![units as usize]),
-            );
+            cx.weight(&fc, "bias", bias, vec![Step::Reshape(vec![units as usize])]);
         }
         cx.op(
             &l.sub(&format!("{what}_heads")),
@@ -183,15 +178,18 @@ pub fn multi_head_attention(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>
     cx.weight(
         &y,
         "weights",
-        &[kernel],
-        Transform::Reshape(vec![(h.heads * dv) as usize, out_dim as usize]),
+        kernel,
+        vec![Step::Reshape(vec![
+            (h.heads * dv) as usize,
+            out_dim as usize,
+        ])],
     );
     if h.use_bias {
         cx.weight(
             &y,
             "bias",
-            &[out_vars.get(1).context("the output bias is missing")?],
-            Transform::None,
+            out_vars.get(1).context("the output bias is missing")?,
+            vec![],
         );
     }
     let mut out = vec![y];

@@ -4,10 +4,10 @@
 //! permuted to `[out, in/groups, *kernel]`. "same" padding becomes explicit pads (TensorFlow's
 //! rule: the odd pixel at the end), "causal" pads the beginning only.
 use super::super::convert::Cx;
-use super::super::weights::Transform;
 use super::{activation, data_format, LayerCall};
 use crate::ir::ops::shape_rules::{same_pad_total, spatial_axes, split_same};
 use crate::ir::{AttrValue, TensorRef};
+use crate::weights::derived::Step;
 use anyhow::{bail, Context, Result};
 
 /// Explicit pads `[begins…, ends…]` for Keras padding mode `padding`.
@@ -95,14 +95,14 @@ impl Geometry {
     }
 
     /// The kernel transform: none for channels_last, else `[*k, i, o]` → `[o, i, *k]`.
-    fn kernel_transform(&self) -> Transform {
+    fn kernel_transform(&self) -> Vec<Step> {
         if self.channels_last {
-            Transform::None
+            vec![]
         } else {
             let n = self.n;
             let mut perm = vec![n + 1, n];
             perm.extend(0..n);
-            Transform::Permute { perm, to: None }
+            vec![Step::Permute(perm)]
         }
     }
 }
@@ -126,9 +126,9 @@ pub fn conv(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
     attrs.push(("out_channels", AttrValue::Int(l.cfg.int("filters")?)));
     attrs.push(("use_bias", AttrValue::Bool(use_bias)));
     let y = cx.op(&l.name, "Conv", &[x], attrs)?;
-    cx.weight(&y, "weights", &[l.var(0)?], g.kernel_transform());
+    cx.weight(&y, "weights", l.var(0)?, g.kernel_transform());
     if use_bias {
-        cx.weight(&y, "bias", &[l.var(1)?], Transform::None);
+        cx.weight(&y, "bias", l.var(1)?, vec![]);
     }
     Ok(vec![activation::fused(cx, l, y)?])
 }
@@ -182,9 +182,9 @@ pub fn conv_transpose(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
     attrs.push(("use_bias", AttrValue::Bool(use_bias)));
     let y = cx.op(&l.name, "ConvTranspose", &[x], attrs)?;
     // Keras's [*k, out, in] is the IR's channels_last layout; channels_first wants [in, out, *k].
-    cx.weight(&y, "weights", &[l.var(0)?], g.kernel_transform());
+    cx.weight(&y, "weights", l.var(0)?, g.kernel_transform());
     if use_bias {
-        cx.weight(&y, "bias", &[l.var(1)?], Transform::None);
+        cx.weight(&y, "bias", l.var(1)?, vec![]);
     }
     Ok(vec![activation::fused(cx, l, y)?])
 }
@@ -216,19 +216,19 @@ fn depthwise_node(
 
 /// The depthwise kernel `[*k, C, mult]` as IR weights: `[*k, 1, C·mult]` channels_last,
 /// `[C·mult, 1, *k]` channels_first.
-fn depthwise_kernel(g: &Geometry, c: usize, mult: usize) -> Transform {
+fn depthwise_kernel(g: &Geometry, c: usize, mult: usize) -> Vec<Step> {
     let k: Vec<usize> = g.kernel.iter().map(|&v| v as usize).collect();
     if g.channels_last {
         let mut to = k;
         to.extend([1, c * mult]);
-        Transform::Reshape(to)
+        vec![Step::Reshape(to)]
     } else {
         let n = g.n;
         let mut perm = vec![n, n + 1];
         perm.extend(0..n);
         let mut to = vec![c * mult, 1];
         to.extend(k);
-        Transform::Permute { perm, to: Some(to) }
+        vec![Step::Permute(perm), Step::Reshape(to)]
     }
 }
 
@@ -246,9 +246,9 @@ pub fn depthwise(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
     let use_bias = l.cfg.bool_or("use_bias", true)?;
     let c = channels(cx, &x, g.channels_last)?;
     let y = depthwise_node(cx, &l.name, x, &g, (c, mult), use_bias)?;
-    cx.weight(&y, "weights", &[l.var(0)?], depthwise_kernel(&g, c, mult));
+    cx.weight(&y, "weights", l.var(0)?, depthwise_kernel(&g, c, mult));
     if use_bias {
-        cx.weight(&y, "bias", &[l.var(1)?], Transform::None);
+        cx.weight(&y, "bias", l.var(1)?, vec![]);
     }
     Ok(vec![activation::fused(cx, l, y)?])
 }
@@ -262,7 +262,7 @@ pub fn separable(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
     let use_bias = l.cfg.bool_or("use_bias", true)?;
     let c = channels(cx, &x, g.channels_last)?;
     let dw = depthwise_node(cx, &l.sub("depthwise"), x, &g, (c, mult), false)?;
-    cx.weight(&dw, "weights", &[l.var(0)?], depthwise_kernel(&g, c, mult));
+    cx.weight(&dw, "weights", l.var(0)?, depthwise_kernel(&g, c, mult));
     let point = Geometry {
         n: g.n,
         channels_last: g.channels_last,
@@ -275,9 +275,9 @@ pub fn separable(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
     attrs.push(("out_channels", AttrValue::Int(l.cfg.int("filters")?)));
     attrs.push(("use_bias", AttrValue::Bool(use_bias)));
     let y = cx.op(&l.name, "Conv", &[dw], attrs)?;
-    cx.weight(&y, "weights", &[l.var(1)?], point.kernel_transform());
+    cx.weight(&y, "weights", l.var(1)?, point.kernel_transform());
     if use_bias {
-        cx.weight(&y, "bias", &[l.var(2)?], Transform::None);
+        cx.weight(&y, "bias", l.var(2)?, vec![]);
     }
     Ok(vec![activation::fused(cx, l, y)?])
 }

@@ -1,7 +1,6 @@
 //! Dense and Embedding. Keras's kernel `[in, units]` and embedding matrix are the IR's layouts,
 //! copied as stored.
 use super::super::convert::Cx;
-use super::super::weights::Transform;
 use super::{activation, LayerCall};
 use crate::ir::{AttrValue, DType, TensorRef};
 use anyhow::Result;
@@ -19,9 +18,9 @@ pub fn dense(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
             ("use_bias", AttrValue::Bool(use_bias)),
         ],
     )?;
-    cx.weight(&y, "weights", &[l.var(0)?], Transform::None);
+    cx.weight(&y, "weights", l.var(0)?, vec![]);
     if use_bias {
-        cx.weight(&y, "bias", &[l.var(1)?], Transform::None);
+        cx.weight(&y, "bias", l.var(1)?, vec![]);
     }
     Ok(vec![activation::fused(cx, l, y)?])
 }
@@ -46,6 +45,6 @@ pub fn embedding(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
             ("output_dim", AttrValue::Int(l.cfg.int("output_dim")?)),
         ],
     )?;
-    cx.weight(&y, "weights", &[l.var(0)?], Transform::None);
+    cx.weight(&y, "weights", l.var(0)?, vec![]);
     Ok(vec![y])
 }

@@ -2,7 +2,6 @@
 //! small scaling layers of keras.applications (InceptionResNetV2's CustomScaleLayer, ConvNeXt's
 //! LayerScale).
 use super::super::convert::Cx;
-use super::super::weights::Transform;
 use super::{ints_of, LayerCall};
 use crate::ir::{AttrValue, TensorRef};
 use anyhow::{bail, Result};
@@ -156,6 +155,6 @@ pub fn layer_scale(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
             ("shape", AttrValue::Shape(vec![dim])),
         ],
     )?;
-    cx.weight(&gamma, "value", &[l.var(0)?], Transform::None);
+    cx.weight(&gamma, "value", l.var(0)?, vec![]);
     Ok(vec![cx.op(&l.name, "Mul", &[l.input()?, gamma], vec![])?])
 }

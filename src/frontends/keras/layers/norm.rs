@@ -1,7 +1,6 @@
 //! BatchNormalization, LayerNormalization, GroupNormalization, UnitNormalization and the
 //! preprocessing layers Normalization and Rescaling.
 use super::super::convert::Cx;
-use super::super::weights::Transform;
 use super::{ints_of, LayerCall};
 use crate::ir::{AttrValue, TensorRef};
 use anyhow::{bail, Context, Result};
@@ -45,7 +44,7 @@ pub fn batch_norm(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
         (true, "var"),
     ] {
         if on {
-            cx.weight(&y, param, &[l.var(i)?], Transform::None);
+            cx.weight(&y, param, l.var(i)?, vec![]);
             i += 1;
         }
     }
@@ -73,7 +72,7 @@ pub fn layer_norm(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
     let mut i = 0;
     for (on, param) in [(scale, "scale"), (center, "bias")] {
         if on {
-            cx.weight(&y, param, &[l.var(i)?], Transform::None);
+            cx.weight(&y, param, l.var(i)?, vec![]);
             i += 1;
         }
     }
@@ -99,7 +98,7 @@ pub fn group_norm(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
     let mut i = 0;
     for (on, param) in [(scale, "scale"), (center, "bias")] {
         if on {
-            cx.weight(&y, param, &[l.var(i)?], Transform::None);
+            cx.weight(&y, param, l.var(i)?, vec![]);
             i += 1;
         }
     }

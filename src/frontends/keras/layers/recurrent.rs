@@ -4,9 +4,10 @@
 //! (GRU with reset_after keeps its recurrent bias, the others get zeros).
 use super::super::convert::Cx;
 use super::super::h5::Var;
-use super::super::weights::{RnnPart, Transform};
+use super::super::weights::{recurrent_bias, recurrent_matrix};
 use super::{Cfg, LayerCall};
 use crate::ir::{AttrValue, TensorRef};
+use crate::weights::derived::Source;
 use anyhow::{bail, Context, Result};
 use serde_json::Value as Json;
 
@@ -64,43 +65,23 @@ fn recurrent_node(
         attrs.push(("linear_before_reset", AttrValue::Bool(reset_after)));
     }
     let node = cx.op(name, op, &[x], attrs)?;
-    let pick = |i: usize| -> Result<Vec<&Var>> {
+    // Variable `i` (kernel, recurrent kernel, bias) of each direction.
+    let sources = |i: usize| -> Result<Vec<Source>> {
         dirs.iter()
             .map(|d| {
-                d.get(i)
-                    .copied()
-                    .with_context(|| format!("weight {i} of the recurrent layer is missing"))
+                let var = d
+                    .get(i)
+                    .with_context(|| format!("weight {i} of the recurrent layer is missing"))?;
+                Ok(Source::File(var.path.clone()))
             })
             .collect()
     };
-    cx.weight(
-        &node,
-        "W",
-        &pick(0)?,
-        Transform::Rnn {
-            part: RnnPart::Matrix,
-            gates,
-        },
-    );
-    cx.weight(
-        &node,
-        "R",
-        &pick(1)?,
-        Transform::Rnn {
-            part: RnnPart::Matrix,
-            gates,
-        },
-    );
+    cx.derived(&node, "W", recurrent_matrix(sources(0)?, gates));
+    cx.derived(&node, "R", recurrent_matrix(sources(1)?, gates));
     if cfg.bool_or("use_bias", true)? {
-        cx.weight(
-            &node,
-            "B",
-            &pick(2)?,
-            Transform::Rnn {
-                part: RnnPart::Bias,
-                gates,
-            },
-        );
+        let units = usize::try_from(cfg.int("units")?).context("units must not be negative")?;
+        let bias = recurrent_bias(sources(2)?, gates, units, reset_after);
+        cx.derived(&node, "B", bias);
     }
     Ok(node)
 }

@@ -3,9 +3,10 @@
 //! node on the layout rule its op declares ([`Layout`]), and assembles the result.
 use super::perm::switch_perm;
 use super::perm::{compose, fmt_perm, identity, ints, inverse, is_identity, lift, permute};
-use super::{LayoutResult, Perm, Source, Target, Transform, TransformedWeights};
+use super::{LayoutResult, Perm, Target};
 use crate::ir::ops::{self, Attrs, Layout};
 use crate::ir::{validate, AttrValue, Graph, Node, TensorRef};
+use crate::weights::derived::{Derived, DerivedWeights, Step};
 use crate::weights::WeightReader;
 use anyhow::{anyhow, Context, Result};
 use std::collections::{HashMap, HashSet};
@@ -30,7 +31,7 @@ pub(super) struct Converter<'a, 'w> {
     pub(super) columns: HashMap<TensorRef, Vec<usize>>,
     /// Names of absorbed source Transposes, free for the Transpose that materialises them.
     pub(super) absorbed: HashSet<String>,
-    sources: HashMap<(String, String), Source>,
+    sources: HashMap<(String, String), Derived>,
     inserted: HashSet<String>,
     pub(super) input_perms: HashMap<String, Perm>,
     /// Whether a graph input or a data_format op switched layout. Without a switch the graph
@@ -282,12 +283,7 @@ impl<'a, 'w> Converter<'a, 'w> {
         let mut lifted = vec![1; perm.len() - rank];
         lifted.extend(&shape);
         let new_shape = permute(&lifted, perm);
-        self.transform_weight(
-            &name,
-            &node.name,
-            "value",
-            Transform::Permute(perm.to_vec()),
-        );
+        self.transform_weight(&name, &node.name, "value", Step::Permute(perm.to_vec()));
         self.log.push(format!(
             "{}: constant value {:?} → {new_shape:?}{}",
             node.name,
@@ -308,21 +304,11 @@ impl<'a, 'w> Converter<'a, 'w> {
     }
 
     /// Weight `param` of converted node `node` becomes source weight (`source`, `param`)
-    /// transformed when it is read.
-    pub(super) fn transform_weight(
-        &mut self,
-        node: &str,
-        source: &str,
-        param: &str,
-        transform: Transform,
-    ) {
+    /// with `step` applied when it is read.
+    pub(super) fn transform_weight(&mut self, node: &str, source: &str, param: &str, step: Step) {
         self.sources.insert(
             (node.to_string(), param.to_string()),
-            Source {
-                node: source.to_string(),
-                param: param.to_string(),
-                transform,
-            },
+            Derived::weight(source, param).then(step),
         );
     }
 
@@ -492,14 +478,15 @@ impl<'a, 'w> Converter<'a, 'w> {
             .collect();
         extra.sort();
         keys.extend(extra);
+        let mut weights = DerivedWeights::over(self.weights);
+        for (node, param) in keys {
+            let derived = self.sources.remove(&(node.clone(), param.clone()));
+            let derived = derived.unwrap_or_else(|| Derived::weight(&node, &param));
+            weights.insert(&node, &param, derived);
+        }
         Ok(LayoutResult {
             graph,
-            weights: TransformedWeights {
-                inner: self.weights,
-                present: keys.iter().cloned().collect(),
-                keys,
-                sources: self.sources,
-            },
+            weights,
             log: self.log,
             input_perms,
             output_perms,

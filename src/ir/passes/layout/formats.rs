@@ -5,9 +5,10 @@
 use super::convert::Converter;
 use super::perm::{compose, fmt_perm, format_perm, identity, inverse, is_identity, permute};
 use super::perm::{switch_perm, transpose_perm};
-use super::{Perm, Transform};
+use super::Perm;
 use crate::ir::ops::{self, Attrs, AxisRule, Kernel, Layout};
 use crate::ir::{AttrValue, Node};
+use crate::weights::derived::Step;
 use anyhow::{bail, Result};
 use std::collections::{HashSet, VecDeque};
 
@@ -176,7 +177,7 @@ impl Converter<'_, '_> {
                 format!(", weights [{a},{b},*k]→[*k,{b},{a}]"),
             )
         };
-        self.transform_weight(&node.name, &node.name, "weights", Transform::Permute(perm));
+        self.transform_weight(&node.name, &node.name, "weights", Step::Permute(perm));
         Ok(text)
     }
 

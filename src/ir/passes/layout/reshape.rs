@@ -3,9 +3,10 @@
 //! rows absorb the permuted columns of a flatten that feeds only FullyConnected layers.
 use super::convert::{Converter, Rewrite};
 use super::perm::{fmt_perm, identity, is_identity, permute, same_data_order, visit_permuted};
-use super::{Perm, Transform};
+use super::Perm;
 use crate::ir::ops::{self, Attrs, Layout};
 use crate::ir::{AttrValue, Node};
+use crate::weights::derived::Step;
 use anyhow::{bail, Result};
 use std::ops::Range;
 
@@ -113,7 +114,7 @@ impl Converter<'_, '_> {
     pub(super) fn fully_connected(&mut self, node: &Node) -> Result<()> {
         if let Some(cols) = self.columns.get(&node.inputs[0]).cloned() {
             let (x, _) = self.primary(node)?;
-            self.transform_weight(&node.name, &node.name, "weights", Transform::Rows(cols));
+            self.transform_weight(&node.name, &node.name, "weights", Step::Rows(cols));
             let new = self.derived(node, x)?;
             self.emit(new, vec![identity(2)]);
             self.log.push(format!(

@@ -5,9 +5,10 @@
 use super::convert::{Converter, Rewrite};
 use super::perm::{drop_axes, fmt_perm, identity, ints, is_identity, lift, norm_axes, permute};
 use super::perm::{inverse, renamed};
-use super::{Perm, Transform};
+use super::Perm;
 use crate::ir::ops::{shape_rules::norm_axis, Attrs, AxisRule};
 use crate::ir::{AttrValue, Node};
+use crate::weights::derived::Step;
 use anyhow::{bail, Result};
 
 impl Converter<'_, '_> {
@@ -211,7 +212,7 @@ impl Converter<'_, '_> {
                     return Ok(None);
                 }
                 for w in present {
-                    let permuted = Transform::Permute(wperm.clone());
+                    let permuted = Step::Permute(wperm.clone());
                     c.transform_weight(&node.name, &node.name, w, permuted);
                 }
                 what += &format!(", scale/bias permuted {}", fmt_perm(&wperm));
@@ -233,12 +234,7 @@ impl Converter<'_, '_> {
             }
             let mut what = format!("stays permuted {}", fmt_perm(p));
             if info.numel() != 1 {
-                c.transform_weight(
-                    &node.name,
-                    &node.name,
-                    "slope",
-                    Transform::Permute(p.to_vec()),
-                );
+                c.transform_weight(&node.name, &node.name, "slope", Step::Permute(p.to_vec()));
                 what += ", slope permuted";
             }
             Ok(Some(Rewrite::new(vec![p.to_vec()], what)))

@@ -49,10 +49,11 @@ fn check(op: OneOp, expect: Expect) {
 /// Pins the error the PyTorch backend reports for `op`'s graph.
 fn check_error(op: OneOp, expect: Expect) {
     let (graph, weights) = op.build();
-    match channels_first(&graph, &weights).and_then(generate) {
+    let generated = channels_first(&graph, &weights).and_then(generate);
+    match generated {
         Ok(g) => panic!("expected an error, got:\n{}", g.code),
         Err(e) => expect.assert_eq(&format!("{e:#}\n")),
-    }
+    };
 }
 
 #[test]
