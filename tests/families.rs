@@ -41,6 +41,11 @@ const STAGES: &[Stage] = &[
         others: &[],
     },
     Stage {
+        dir: "src/backends/pytorch/ops",
+        // The snapshot tests of the generated code, one file per family.
+        others: &["tests"],
+    },
+    Stage {
         dir: "src/frontends/keras/layers",
         // MultiHeadAttention (decomposed into dense, shape and activation ops), and the
         // recorded TF function calls and Keras 3 operations (one table for every family).
