@@ -2,6 +2,8 @@
 //! (same ops, same weights, same interpreter outputs), the hand-encoded protobuf framing with
 //! inline and external data (decoded by prost), the one-message list of unsupported nodes, and
 //! that a failed conversion writes nothing.
+mod common;
+
 use mmdnn::backends::onnx::{self, writer, Options};
 use mmdnn::frontends::{self, SourceArgs};
 use mmdnn::interp::{Interpreter, Value};
@@ -253,32 +255,7 @@ fn unsupported_nodes_are_listed_at_once_and_nothing_is_written() {
 
 /// x [3] + Cast(Constant `w` of `dtype`, float32): the narrow types' initializers.
 fn narrow_constant_graph(dtype: DType, bytes: Vec<u8>) -> (Graph, MemoryWeights) {
-    let mut g = Graph::default();
-    let mut w = MemoryWeights::default();
-    let x = g
-        .add(
-            Node::new("x", "DataInput")
-                .with_attr("dtype", AttrValue::Type(DType::F32))
-                .with_attr("shape", AttrValue::Shape(vec![3])),
-        )
-        .unwrap();
-    g.inputs.push("x".into());
-    let c = g
-        .add(
-            Node::new("w", "Constant")
-                .with_attr("dtype", AttrValue::Type(dtype))
-                .with_attr("shape", AttrValue::Shape(vec![3])),
-        )
-        .unwrap();
-    w.insert("w", "value", Tensor::new(dtype, vec![3], bytes).unwrap());
-    let f = g
-        .add(
-            Node::new("wf", "Cast")
-                .with_inputs([c])
-                .with_attr("to", AttrValue::Type(DType::F32)),
-        )
-        .unwrap();
-    let y = g.add(Node::new("y", "Add").with_inputs([x, f])).unwrap();
+    let (mut g, w, y) = common::narrow_constant_add(dtype, bytes, "y");
     g.outputs.push(y);
     mmdnn::ir::validate::check(&mut g, Some(&w)).unwrap();
     (g, w)

@@ -1,6 +1,8 @@
 //! The PyTorch target from the command line, without PyTorch: unsupported nodes are all listed
 //! and nothing is written; hostile layer names give valid, safe Python; the state dict has the
 //! layout `torch.save` writes.
+mod common;
+
 use assert_cmd::Command;
 use mmdnn::ir::{serialize, validate, AttrValue, DType, Graph, Node, TensorRef};
 use mmdnn::weights::{MemoryWeights, Tensor};
@@ -224,29 +226,7 @@ fn state_dict_has_the_torch_save_layout() {
 
 /// x [3] + Cast(Cast(Constant `w` of `dtype`, float32), to), saved as an IR in `dir`.
 fn narrow_ir(dtype: DType, to: DType, dir: &Path) -> std::path::PathBuf {
-    let mut g = Graph::default();
-    let x = input(&mut g, "x", &[3]);
-    let c = g
-        .add(
-            Node::new("w", "Constant")
-                .with_attr("dtype", AttrValue::Type(dtype))
-                .with_attr("shape", AttrValue::Shape(vec![3])),
-        )
-        .unwrap();
-    let mut w = MemoryWeights::default();
-    w.insert(
-        "w",
-        "value",
-        Tensor::new(dtype, vec![3], vec![1, 2, 3]).unwrap(),
-    );
-    let f = g
-        .add(
-            Node::new("wf", "Cast")
-                .with_inputs([c])
-                .with_attr("to", AttrValue::Type(DType::F32)),
-        )
-        .unwrap();
-    let s = g.add(Node::new("s", "Add").with_inputs([x, f])).unwrap();
+    let (mut g, w, s) = common::narrow_constant_add(dtype, vec![1, 2, 3], "s");
     let y = g
         .add(
             Node::new("y", "Cast")

@@ -1,0 +1,129 @@
+//! Constant folding of shape computations, unknown dims and constant operands.
+use crate::common::{
+    arange, attr_i, attr_ints, attr_of, err, f32_raw, i64_typed, load, load_model, model, node,
+    ops, run, save, value_info, D,
+};
+use mmdnn::interp::Value;
+use mmdnn::ir::AttrValue;
+use mmdnn::proto::onnx::{ModelProto, ValueInfoProto};
+use ndarray::{ArrayD, IxDyn};
+
+/// x -> Reshape(x, Concat(Gather(Shape(x), i) for i in order)), as exporters write it.
+fn shape_chain(order: &[i64], x: ValueInfoProto, opset: i64) -> ModelProto {
+    let mut nodes = vec![node("Shape", &["x"], &["s"], vec![])];
+    let mut inits = vec![];
+    let mut parts = vec![];
+    for (k, &i) in order.iter().enumerate() {
+        let (idx, g, u) = (format!("i{k}"), format!("g{k}"), format!("u{k}"));
+        inits.push(i64_typed(&idx, &[], &[i]));
+        nodes.push(node("Gather", &["s", &idx], &[&g], vec![attr_i("axis", 0)]));
+        nodes.push(if opset >= 13 {
+            inits.push(i64_typed(&format!("ax{k}"), &[1], &[0]));
+            node("Unsqueeze", &[&g, &format!("ax{k}")], &[&u], vec![])
+        } else {
+            node("Unsqueeze", &[&g], &[&u], vec![attr_ints("axes", &[0])])
+        });
+        parts.push(u);
+    }
+    inits.push(i64_typed("minus1", &[1], &[-1]));
+    parts.push("minus1".into());
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    nodes.push(node("Concat", &parts, &["target"], vec![attr_i("axis", 0)]));
+    nodes.push(node("Reshape", &["x", "target"], &["y"], vec![]));
+    model(opset, nodes, inits, x)
+}
+
+#[test]
+fn shape_computations_fold_into_attributes() {
+    let m = shape_chain(&[0], value_info("x", &[D::N(2), D::N(3), D::N(4)]), 13);
+    let l = load_model(&m).unwrap();
+    assert_eq!(ops(&l), ["DataInput", "Reshape"]);
+    assert_eq!(
+        attr_of(&l, "Reshape", "shape"),
+        AttrValue::Ints(vec![2, -1])
+    );
+    let y = run(&l, arange(&[2, 3, 4]));
+    assert_eq!(y[0].shape(), [2, 12]);
+    // Opset 11 (Unsqueeze axes as an attribute) gives the same graph.
+    let l = load_model(&shape_chain(
+        &[0],
+        value_info("x", &[D::N(2), D::N(3), D::N(4)]),
+        11,
+    ))
+    .unwrap();
+    assert_eq!(
+        attr_of(&l, "Reshape", "shape"),
+        AttrValue::Ints(vec![2, -1])
+    );
+}
+
+#[test]
+fn unknown_dims_copy_or_infer_else_ask_for_input_shape() {
+    // [N, -1] with N the input's own dim 0: a copy.
+    let x = || value_info("x", &[D::S("N"), D::S("C"), D::N(4)]);
+    let l = load_model(&shape_chain(&[0], x(), 13)).unwrap();
+    assert_eq!(
+        attr_of(&l, "Reshape", "shape"),
+        AttrValue::Ints(vec![0, -1])
+    );
+    assert_eq!(run(&l, arange(&[5, 3, 4]))[0].shape(), [5, 12]);
+    // [C, N, -1]: neither is the input's dim at its position, and there is a -1 already.
+    let m = shape_chain(&[1, 0], x(), 13);
+    let e = err(load_model(&m));
+    assert!(e.contains("--inputShape") && e.contains("Reshape"), "{e}");
+    // With C pinned (batch excluded), only N is open: it becomes the inferred dim... but the
+    // target has a -1 already, so N must stay a copy: it is at position 1, not 0 — refused.
+    let dir = tempfile::tempdir().unwrap();
+    let path = save(dir.path(), "m.onnx", &m);
+    let e = err(load(&path, vec![vec![3, 4]]));
+    assert!(e.contains("--inputShape"), "{e}");
+    // [C, N] without -1: one open entry, which becomes the inferred one.
+    let mut m = shape_chain(&[1, 0], x(), 13);
+    let g = m.graph.as_mut().unwrap();
+    g.node
+        .iter_mut()
+        .find(|n| n.op_type == "Concat")
+        .unwrap()
+        .input
+        .pop();
+    let path = save(dir.path(), "m2.onnx", &m);
+    let l = load(&path, vec![vec![3, 4]]).unwrap();
+    assert_eq!(
+        attr_of(&l, "Reshape", "shape"),
+        AttrValue::Ints(vec![3, -1])
+    );
+    let x = l.graph.node("x").unwrap();
+    assert_eq!(x.attrs["shape"], AttrValue::Shape(vec![-1, 3, 4]));
+    assert_eq!(run(&l, arange(&[2, 3, 4]))[0].shape(), [3, 8]);
+}
+
+#[test]
+fn constant_operands_become_constant_nodes_and_gemm_a_fully_connected_layer() {
+    let w: Vec<f32> = (0..6).map(|v| v as f32).collect(); // [out 2, in 3] with transB
+    let m = model(
+        13,
+        vec![
+            node("Gemm", &["x", "w", "b"], &["h"], vec![attr_i("transB", 1)]),
+            node("Add", &["h", "c"], &["y"], vec![]),
+        ],
+        vec![
+            f32_raw("w", &[2, 3], &w),
+            f32_raw("b", &[2], &[0.5, -0.5]),
+            f32_raw("c", &[1], &[10.0]),
+        ],
+        value_info("x", &[D::S("N"), D::N(3)]),
+    );
+    let l = load_model(&m).unwrap();
+    assert_eq!(ops(&l), ["DataInput", "FullyConnected", "Constant", "Add"]);
+    let fc = l.weights.read("h", "weights").unwrap();
+    assert_eq!(fc.info.shape, [3, 2]);
+    assert_eq!(fc.to_f32(), [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+    let y = run(
+        &l,
+        Value::F32(ArrayD::from_shape_vec(IxDyn(&[1, 3]), vec![1.0, 1.0, 1.0]).unwrap()),
+    );
+    assert_eq!(
+        y[0].to_f32().iter().copied().collect::<Vec<_>>(),
+        [13.5, 21.5]
+    );
+}

@@ -1,0 +1,130 @@
+//! Refusals: unsupported ops, attributes and opsets, and shapes the reader cannot know.
+use crate::common::{attr_i, attr_ints, err, load_model, model, node, ops, run, value_info, D};
+use mmdnn::interp::Value;
+use mmdnn::proto::onnx::{tensor_proto, type_proto, OperatorSetIdProto, ValueInfoProto};
+
+#[test]
+fn every_unsupported_op_is_listed_in_one_error() {
+    let mut nms = node("NonMaxSuppression", &["x"], &["a"], vec![]);
+    nms.name = "nms_1".into();
+    let mut nms2 = node("NonMaxSuppression", &["x"], &["b"], vec![]);
+    nms2.name = "nms_2".into();
+    let mut fused = node("FusedConv", &["x"], &["c"], vec![]);
+    fused.domain = "com.microsoft".into();
+    let lp = node("Loop", &["x"], &["d"], vec![]);
+    let mut m = model(
+        17,
+        vec![node("Relu", &["x"], &["r"], vec![]), nms, fused, lp, nms2],
+        vec![],
+        value_info("x", &[D::N(1)]),
+    );
+    m.opset_import.push(OperatorSetIdProto {
+        domain: "com.microsoft".into(),
+        version: 1,
+    });
+    let e = err(load_model(&m));
+    assert!(
+        e.contains("4 nodes use ops the ONNX reader does not support"),
+        "{e}"
+    );
+    assert!(
+        e.contains("NonMaxSuppression (domain ai.onnx, opset 17): 'nms_1', 'nms_2'"),
+        "{e}"
+    );
+    assert!(
+        e.contains("FusedConv (domain com.microsoft, opset 1): 'n_c'"),
+        "{e}"
+    );
+    assert!(
+        e.contains("Loop (domain ai.onnx, opset 17) (control flow with subgraphs): 'n_d'"),
+        "{e}"
+    );
+    assert!(!e.contains("Relu"), "{e}");
+}
+
+#[test]
+fn unsupported_attributes_and_unmapped_outputs_are_reported_per_node() {
+    let m = model(
+        13,
+        vec![
+            node("Relu", &["x"], &["r"], vec![attr_i("frobnicate", 1)]),
+            node(
+                "MaxPool",
+                &["x"],
+                &["p", "idx"],
+                vec![attr_ints("kernel_shape", &[2])],
+            ),
+            node("Add", &["p", "idx"], &["y"], vec![]),
+        ],
+        vec![],
+        value_info("x", &[D::N(1), D::N(1), D::N(4)]),
+    );
+    let e = err(load_model(&m));
+    assert!(
+        e.contains("'n_r' (Relu opset 13): unsupported attribute frobnicate"),
+        "{e}"
+    );
+    assert!(e.contains("output 1 ('idx') is used"), "{e}");
+    assert!(e.contains("could not be converted (2 problems)"), "{e}");
+}
+
+#[test]
+fn opsets_outside_7_to_28_are_refused_unless_every_op_is_as_at_7() {
+    // Relu's opset-7 definition dates from opset 6; before, it had consumed_inputs.
+    let relu = |opset| {
+        model(
+            opset,
+            vec![node("Relu", &["x"], &["y"], vec![])],
+            vec![],
+            value_info("x", &[D::N(1)]),
+        )
+    };
+    assert_eq!(ops(&load_model(&relu(6)).unwrap()), ["DataInput", "Relu"]);
+    let e = err(load_model(&relu(5)));
+    assert!(e.contains("mmdnn reads opsets 7 to 28"), "{e}");
+    assert!(e.contains("which Relu is not"), "{e}");
+    // Not has had one definition since opset 1.
+    let mut x = value_info("x", &[D::N(2)]);
+    if let Some(type_proto::Value::TensorType(t)) = x.r#type.as_mut().and_then(|t| t.value.as_mut())
+    {
+        t.elem_type = tensor_proto::DataType::Bool as i32;
+    }
+    let mut m = model(1, vec![node("Not", &["x"], &["y"], vec![])], vec![], x);
+    m.graph.as_mut().unwrap().output.clear();
+    m.graph.as_mut().unwrap().output.push(ValueInfoProto {
+        name: "y".into(),
+        ..Default::default()
+    });
+    let l = load_model(&m).unwrap();
+    let x = Value::Bool(ndarray::arr1(&[true, false]).into_dyn());
+    assert_eq!(
+        run(&l, x),
+        [Value::Bool(ndarray::arr1(&[false, true]).into_dyn())]
+    );
+    let m = model(
+        29,
+        vec![node("Relu", &["x"], &["y"], vec![])],
+        vec![],
+        value_info("x", &[D::N(1)]),
+    );
+    assert!(err(load_model(&m)).contains("uses opset 29"));
+}
+
+#[test]
+fn zeros_like_an_input_of_unknown_shape_is_refused_without_allocating_it() {
+    let m = model(
+        13,
+        vec![
+            node("Shape", &["x"], &["s"], vec![]),
+            node("ConstantOfShape", &["s"], &["z"], vec![]),
+            node("Add", &["x", "z"], &["y"], vec![]),
+        ],
+        vec![],
+        value_info("x", &[D::S("N"), D::N(3), D::N(224), D::N(224)]),
+    );
+    let e = err(load_model(&m));
+    assert!(
+        e.contains("'n_z' (ConstantOfShape opset 13)") && e.contains("--inputShape"),
+        "{e}"
+    );
+}
