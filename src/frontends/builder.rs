@@ -130,21 +130,29 @@ pub fn infer(node: &Node, types: &[TensorType]) -> Result<Vec<TensorType>> {
     (ctx.attrs.def.infer)(&ctx)
 }
 
-/// Whether outputs of `types` are small enough to fold ([`FOLD_CAP_BYTES`]); unknown dims
-/// count as too large.
-pub fn fits_fold_cap(types: &[TensorType]) -> bool {
+/// Bytes of tensors of `types`; `None` when a dim is unknown.
+fn bytes(types: &[TensorType]) -> Option<u64> {
     let mut total: u64 = 0;
     for t in types {
         let mut n: u64 = t.dtype.size() as u64;
         for &d in &t.shape {
-            let Ok(d) = u64::try_from(d) else {
-                return false;
-            };
-            n = n.saturating_mul(d);
+            n = n.saturating_mul(u64::try_from(d).ok()?);
         }
         total = total.saturating_add(n);
     }
-    total <= FOLD_CAP_BYTES
+    Some(total)
+}
+
+/// Whether a node on constant inputs of `inputs` types, making outputs of `outputs` types, is
+/// folded: when its outputs take at most [`FOLD_CAP_BYTES`], or at most twice what its inputs
+/// take (a weight transposed or cast is always folded; a `ConstantOfShape` of 10 GB from a
+/// shape is not). Unknown dims count as too large.
+pub fn fits_fold_cap(inputs: &[TensorType], outputs: &[TensorType]) -> bool {
+    let Some(out) = bytes(outputs) else {
+        return false;
+    };
+    let consumed = bytes(inputs).unwrap_or(0);
+    out <= FOLD_CAP_BYTES.max(consumed.saturating_mul(2))
 }
 
 /// Folds `node` on constant `inputs` (and its weights) through the reference interpreter.
@@ -218,11 +226,20 @@ mod tests {
 
     #[test]
     fn the_fold_cap_counts_bytes_and_refuses_unknown_dims() {
+        let shape = TensorType::new(DType::I64, vec![2]);
         let small = TensorType::new(DType::F32, vec![1024, 1024]);
         let large = TensorType::new(DType::F32, vec![1 << 20, 1 << 10]);
+        let large_f16 = TensorType::new(DType::F16, vec![1 << 20, 1 << 10]);
         let unknown = TensorType::new(DType::F32, vec![-1, 4]);
-        assert!(fits_fold_cap(&[small]));
-        assert!(!fits_fold_cap(&[large]));
-        assert!(!fits_fold_cap(&[unknown]));
+        // A small result always folds; a 4 GB one made from a shape does not.
+        assert!(fits_fold_cap(&[shape.clone()], &[small]));
+        assert!(!fits_fold_cap(&[shape], std::slice::from_ref(&large)));
+        // A large weight transformed (same size, or cast to twice the size) folds.
+        assert!(fits_fold_cap(
+            std::slice::from_ref(&large),
+            std::slice::from_ref(&large)
+        ));
+        assert!(fits_fold_cap(&[large_f16], std::slice::from_ref(&large)));
+        assert!(!fits_fold_cap(&[], &[unknown]));
     }
 }

@@ -127,3 +127,42 @@ fn constant_operands_become_constant_nodes_and_gemm_a_fully_connected_layer() {
         [13.5, 21.5]
     );
 }
+
+/// A constant far larger than its inputs (a 4 GB ConstantOfShape from a shape) is refused
+/// instead of being materialised while converting; a large weight transposed for a Gemm (the
+/// same size as its input, 82 MB) is still folded.
+#[test]
+fn folding_materialises_no_value_far_larger_than_its_inputs() {
+    let nodes = vec![
+        node("ConstantOfShape", &["big_shape"], &["big"], vec![]),
+        node("Add", &["x", "big"], &["y"], vec![]),
+    ];
+    let inits = vec![i64_typed("big_shape", &[2], &[1 << 20, 1 << 10])];
+    let m = model(13, nodes, inits, value_info("x", &[D::N(1)]));
+    let e = err(load_model(&m));
+    assert!(
+        e.contains("shape [1048576, 1024]") && e.contains("64 MB"),
+        "{e}"
+    );
+
+    let (k, n) = (4096usize, 5000usize);
+    let w: Vec<f32> = (0..k * n).map(|i| (i % 7) as f32).collect();
+    let nodes = vec![
+        node(
+            "Transpose",
+            &["w"],
+            &["wt"],
+            vec![attr_ints("perm", &[1, 0])],
+        ),
+        node("Gemm", &["x", "wt"], &["y"], vec![]),
+    ];
+    let inits = vec![f32_raw("w", &[n as i64, k as i64], &w)];
+    let l = load_model(&model(
+        13,
+        nodes,
+        inits,
+        value_info("x", &[D::N(1), D::N(k as i64)]),
+    ))
+    .unwrap();
+    assert!(!ops(&l).iter().any(|o| o == "Transpose"), "{:?}", ops(&l));
+}

@@ -417,13 +417,14 @@ impl Builder {
 }
 
 /// Whether a node on inputs known now is folded: always when a value depends on probed dims
-/// (the probes need values), else when its outputs fit the builder's fold cap.
+/// (the probes need values), else when its outputs fit the builder's fold cap (weights
+/// transformed always do; a value far larger than its inputs does not).
 fn foldable(node: &Node, inputs: &[Val]) -> bool {
     if inputs.iter().any(|v| matches!(v, Val::Probed(_))) {
         return true;
     }
     let types: Vec<TensorType> = inputs.iter().map(Val::ty).collect();
-    infer(node, &types).map_or(true, |out| fits_fold_cap(&out))
+    infer(node, &types).map_or(true, |out| fits_fold_cap(&types, &out))
 }
 
 /// Output shapes under both probes, if every input's probe shapes are known and the shape rule

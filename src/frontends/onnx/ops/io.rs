@@ -3,6 +3,7 @@
 //! depends on their input values, and IR shapes are static) and are computed at conversion time
 //! (they build shape-derived tensors, e.g. Swin's attention mask).
 use super::OpFn;
+use crate::frontends::builder::FOLD_CAP_BYTES;
 use crate::frontends::onnx::builder::{to_ints, unknown_dims_message, Val};
 use crate::frontends::onnx::node::Ctx;
 use crate::frontends::onnx::tensor::Lazy;
@@ -68,6 +69,18 @@ fn constant_of_shape(ctx: &mut Ctx) -> Result<Vec<Val>> {
             .iter()
             .map(|&d| usize::try_from(d).context("a negative dim"))
             .collect::<Result<Vec<_>>>()?;
+        let bytes = dims
+            .iter()
+            .try_fold(dtype.size(), |n, &d| n.checked_mul(d))
+            .filter(|&n| n as u64 <= FOLD_CAP_BYTES);
+        if bytes.is_none() {
+            bail!(
+                "a {dtype} tensor of shape {dims:?} would be made at conversion time (the IR has \
+                 no op that makes it at run time), and it is larger than the {} MB the reader \
+                 computes",
+                FOLD_CAP_BYTES >> 20
+            );
+        }
         let shape = IxDyn(&dims);
         Ok(match &fill {
             Value::F32(a) => Value::F32(ArrayD::from_elem(
