@@ -542,3 +542,39 @@ fn constants_from_attributes_become_literal_weights() {
     assert_eq!(g.node("m").unwrap().outputs[0].shape, [-1, 3]);
     assert_eq!(g.nodes.iter().filter(|n| n.op == "Mul").count(), 2);
 }
+
+#[test]
+fn generated_names_avoid_every_mmdnn_name() {
+    // A three-input Add needs one extra node; `m` and `m_1` are MMdnn's, so it is `m_2`.
+    let gd = graph_def(vec![
+        mm_input("x", &[-1, 3]),
+        mm_node("m_1", "Relu", &["x"], vec![]),
+        mm_node("m", "Add", &["x", "m_1", "x"], vec![]),
+    ]);
+    let g = imported(&gd);
+    let names: Vec<&str> = g.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["x", "m_1", "m_2", "m"]);
+    assert_eq!(
+        node(&g, "m").inputs,
+        [TensorRef::new("m_2", 0), TensorRef::new("x", 0)]
+    );
+}
+
+#[test]
+fn nodes_listed_before_their_inputs_are_imported_and_sorted() {
+    // Typed as added where the inputs are known; `r` comes before `x` and is typed later, by
+    // validation of the sorted graph.
+    let gd = graph_def(vec![
+        mm_node("r", "Relu", &["x"], vec![]),
+        mm_input("x", &[-1, 3]),
+        mm_node("s", "Sigmoid", &["x"], vec![]),
+    ]);
+    let (mut g, _) = import(&gd).unwrap();
+    let names: Vec<&str> = g.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["x", "r", "s"]);
+    assert!(node(&g, "r").outputs.is_empty());
+    assert_eq!(shape(&g, "s"), [-1, 3]);
+    validate::check(&mut g, None).unwrap();
+    assert_eq!(shape(&g, "r"), [-1, 3]);
+    assert_eq!(g.outputs, [TensorRef::new("r", 0), TensorRef::new("s", 0)]);
+}

@@ -2,7 +2,7 @@
 //! channels) and `ConvTranspose`, all channels_last with MMdnn's Keras-style kernels.
 use super::import::{dims, Importer, MapFn};
 use super::node::MmNode;
-use super::weights::Transform;
+use super::weights::Stored;
 use super::window::Window;
 use crate::ir::{AttrValue, Node, TensorRef};
 use anyhow::{bail, Context, Result};
@@ -60,13 +60,8 @@ fn depthwise_conv(cx: &mut Importer, n: &MmNode) -> Result<()> {
     cx.add(conv_node(n.name(), x, &w, c, c * mult, bias));
     let from = dims(&[kernel.as_slice(), &[c, mult]].concat());
     let to = dims(&[kernel.as_slice(), &[1, c * mult]].concat());
-    cx.weight(
-        n.name(),
-        "weights",
-        n.name(),
-        &["weights"],
-        Transform::Reshape { from, to },
-    );
+    let stored = Stored::new(n.name(), &["weights"]).reshaped(from, to);
+    cx.weight(n.name(), "weights", stored);
     cx.same_weight(n, "bias", &["bias"]);
     Ok(())
 }
@@ -77,17 +72,12 @@ fn depthwise_conv(cx: &mut Importer, n: &MmNode) -> Result<()> {
 fn separable_conv(cx: &mut Importer, n: &MmNode) -> Result<()> {
     let (kernel, c, out) = split_kernel(n)?;
     let w = Window::read(cx, n, kernel.clone())?;
-    let dw_name = cx.fresh(&format!("{}_depthwise", n.name()));
-    let dw = cx.add(conv_node(&dw_name, n.input(0)?.clone(), &w, c, c, false));
+    let dw_name = format!("{}_depthwise", n.name());
+    let dw = cx.add_new(conv_node(&dw_name, n.input(0)?.clone(), &w, c, c, false));
     let from = dims(&[kernel.as_slice(), &[c, 1]].concat());
     let to = dims(&[kernel.as_slice(), &[1, c]].concat());
-    cx.weight(
-        &dw_name,
-        "weights",
-        n.name(),
-        &["depthwise_filter"],
-        Transform::Reshape { from, to },
-    );
+    let stored = Stored::new(n.name(), &["depthwise_filter"]).reshaped(from, to);
+    cx.weight(&dw.node, "weights", stored);
     let pointwise = Window {
         kernel: vec![1; kernel.len()],
         strides: vec![1; kernel.len()],

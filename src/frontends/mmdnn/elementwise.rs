@@ -29,8 +29,7 @@ fn binary(cx: &mut Importer, n: &MmNode) -> Result<()> {
     let last = inputs.pop().expect("two or more inputs");
     let mut acc = inputs[0].clone();
     for x in &inputs[1..] {
-        let name = cx.fresh(n.name());
-        acc = cx.add(Node::new(name, op).with_inputs([acc, x.clone()]));
+        acc = cx.add_new(Node::new(n.name(), op).with_inputs([acc, x.clone()]));
     }
     cx.add(Node::new(n.name(), op).with_inputs([acc, last]));
     Ok(())

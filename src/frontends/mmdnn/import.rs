@@ -1,10 +1,13 @@
 //! The importer: converts an MMdnn GraphDef node by node, each through the mapping of its op
 //! (found by MMdnn's op name in the family files), then checks the inferred shapes against the
-//! `_output_shapes` MMdnn recorded.
+//! `_output_shapes` MMdnn recorded. Nodes are added through the shared [`GraphBuilder`]:
+//! MMdnn's names are reserved for their nodes, and the nodes an op expands into get unique
+//! names from it.
 use super::node::MmNode;
-use super::weights::{Source, Transform, WeightMap};
+use super::weights::{Stored, WeightMap};
 use super::window::nhwc_spatial;
 use super::{activation, conv, dense, elementwise, io, norm, pool, reduce, resize, shape};
+use crate::frontends::builder::GraphBuilder;
 use crate::ir::serialize::shape_from_proto;
 use crate::ir::types::shape_string;
 use crate::ir::{validate, Graph, Node, Shape, TensorRef};
@@ -49,9 +52,7 @@ pub fn import(gd: &proto::GraphDef) -> Result<(Graph, WeightMap)> {
             problems.join("\n  - ")
         );
     }
-    let graph = cx.finish()?;
-    check_recorded_shapes(&graph, &cx.recorded)?;
-    Ok((graph, cx.weights))
+    cx.finish()
 }
 
 /// Maps one MMdnn node into the graph.
@@ -95,16 +96,15 @@ struct Recorded {
 
 /// The graph being built.
 pub(super) struct Importer {
-    graph: Graph,
+    core: GraphBuilder,
     pub(super) weights: WeightMap,
     recorded: HashMap<String, Recorded>,
-    /// Node names in use, MMdnn's and generated ones.
-    taken: HashSet<String>,
 }
 
 impl Importer {
     fn new(gd: &proto::GraphDef) -> Result<Self> {
         let mut recorded = HashMap::new();
+        let mut core = GraphBuilder::default();
         for n in &gd.node {
             let r = Recorded {
                 op: n.op.clone(),
@@ -113,52 +113,43 @@ impl Importer {
             if recorded.insert(n.name.clone(), r).is_some() {
                 bail!("MMdnn IR has two nodes named '{}'", n.name);
             }
+            core.reserve(&n.name);
         }
         Ok(Importer {
-            graph: Graph::default(),
+            core,
             weights: WeightMap::default(),
-            taken: recorded.keys().cloned().collect(),
             recorded,
         })
     }
 
+    /// Adds `node` under its name (an MMdnn node's own, or one from [`Importer::add_new`]),
+    /// typed from its inputs' types where the builder knows them. A node it cannot type (an
+    /// input MMdnn lists later, a shape rule that fails) is kept untyped: validation types the
+    /// sorted graph and reports what fails, as for any IR file.
     pub(super) fn add(&mut self, node: Node) -> TensorRef {
         let r = node.output(0);
-        self.graph.nodes.push(node);
+        let inputs_typed = node.inputs.iter().all(|i| self.core.ty(i).is_ok());
+        if !inputs_typed || self.core.push(node.clone()).is_err() {
+            self.core.graph.nodes.push(node);
+        }
         r
     }
 
-    /// A name based on `base` used by no MMdnn or generated node.
-    pub(super) fn fresh(&mut self, base: &str) -> String {
-        let name = std::iter::once(base.to_string())
-            .chain((1..).map(|i| format!("{base}_{i}")))
-            .find(|n| !self.taken.contains(n))
-            .expect("an unused name exists");
-        self.taken.insert(name.clone());
-        name
+    /// Adds a node MMdnn did not have, named uniquely from its name (used by no MMdnn or
+    /// generated node); returns its first output, which names it.
+    pub(super) fn add_new(&mut self, mut node: Node) -> TensorRef {
+        node.name = self.core.claim(&node.name, false);
+        self.add(node)
     }
 
-    /// Maps our (node, param) to MMdnn's (layer, key) with a transform.
-    pub(super) fn weight(
-        &mut self,
-        node: &str,
-        param: &str,
-        layer: &str,
-        keys: &'static [&'static str],
-        transform: Transform,
-    ) {
-        let layer = layer.to_string();
-        let source = Source::Mmdnn {
-            layer,
-            keys,
-            transform,
-        };
-        self.weights.insert(node, param, source);
+    /// Makes our (node, param) from an MMdnn weight.
+    pub(super) fn weight(&mut self, node: &str, param: &str, stored: Stored) {
+        self.weights.insert(node, param, stored);
     }
 
     /// Maps our (node, param) to the MMdnn weight of the same node under `keys`, unchanged.
     pub(super) fn same_weight(&mut self, n: &MmNode, param: &str, keys: &'static [&'static str]) {
-        self.weight(n.name(), param, n.name(), keys, Transform::None);
+        self.weight(n.name(), param, Stored::new(n.name(), keys));
     }
 
     pub(super) fn output_shape(&self, n: &MmNode) -> Option<&Shape> {
@@ -177,8 +168,10 @@ impl Importer {
         spatial.iter().all(|&d| d >= 0).then_some(spatial)
     }
 
-    fn finish(&mut self) -> Result<Graph> {
-        let mut graph = std::mem::take(&mut self.graph);
+    /// The sorted graph (inputs: the DataInput nodes; outputs: the nodes nothing reads),
+    /// checked against the recorded shapes, and the map of its weights.
+    fn finish(self) -> Result<(Graph, WeightMap)> {
+        let mut graph = self.core.graph;
         graph.inputs = graph
             .nodes
             .iter()
@@ -198,7 +191,8 @@ impl Importer {
             .collect();
         graph.producer = "MMdnn 0.3.1 IR (imported)".to_string();
         graph.sort()?;
-        Ok(graph)
+        check_recorded_shapes(&graph, &self.recorded)?;
+        Ok((graph, self.weights))
     }
 }
 

@@ -2,7 +2,7 @@
 //! shape) and `Constant` (a value in the node's `value` attribute, or in the weights file).
 use super::import::{dims, Importer, MapFn};
 use super::node::{kind, MmNode};
-use super::weights::{Source, Transform};
+use super::weights::Stored;
 use crate::ir::ops::shape_rules::numel;
 use crate::ir::serialize::shape_from_proto;
 use crate::ir::{AttrValue, DType};
@@ -59,20 +59,15 @@ fn constant(cx: &mut Importer, n: &MmNode) -> Result<()> {
                 _ => vec![],
             };
             let t = literal(&values, dtype, dims(&shape))?;
-            cx.weights.insert(n.name(), "value", Source::Literal(t));
+            cx.weights.literal(n.name(), "value", t);
             shape
         }
         None => {
             let shape = recorded.context(
                 "the value is in the weights file and `_output_shapes` does not give its shape",
             )?;
-            cx.weight(
-                n.name(),
-                "value",
-                n.name(),
-                &["value"],
-                Transform::Cast(dtype),
-            );
+            let stored = Stored::new(n.name(), &["value"]).cast(dtype);
+            cx.weight(n.name(), "value", stored);
             shape
         }
     };

@@ -173,25 +173,22 @@ fn slice(cx: &mut Importer, n: &MmNode) -> Result<()> {
             shrunk.push(i as i64);
         }
     }
-    let name = if shrunk.is_empty() {
-        n.name().to_string()
-    } else {
-        cx.fresh(&format!("{}_slice", n.name()))
-    };
-    let sliced = cx.add(
-        Node::new(name, "Slice")
-            .with_inputs([n.input(0)?.clone()])
-            .with_attr("starts", AttrValue::Ints(starts))
-            .with_attr("ends", AttrValue::Ints(ends))
-            .with_attr("steps", AttrValue::Ints(steps)),
-    );
-    if !shrunk.is_empty() {
-        cx.add(
-            Node::new(n.name(), "Squeeze")
-                .with_inputs([sliced])
-                .with_attr("axes", AttrValue::Ints(shrunk)),
-        );
+    let mut sliced = Node::new(n.name(), "Slice")
+        .with_inputs([n.input(0)?.clone()])
+        .with_attr("starts", AttrValue::Ints(starts))
+        .with_attr("ends", AttrValue::Ints(ends))
+        .with_attr("steps", AttrValue::Ints(steps));
+    if shrunk.is_empty() {
+        cx.add(sliced);
+        return Ok(());
     }
+    sliced.name = format!("{}_slice", n.name());
+    let sliced = cx.add_new(sliced);
+    cx.add(
+        Node::new(n.name(), "Squeeze")
+            .with_inputs([sliced])
+            .with_attr("axes", AttrValue::Ints(shrunk)),
+    );
     Ok(())
 }
 
