@@ -7,59 +7,51 @@
 //! `archive/.data/serialization_id`. Unsigned 16- to 64-bit tensors, which have no typed storage
 //! class, are pickled as torch does: `_rebuild_tensor_v3` over an untyped storage plus the dtype.
 //! It loads with `torch.load(path, weights_only=True)`.
-//! Tensors are read from the weight store and written one at a time; a transposed weight is
-//! written as stored and read back through strides, without a copy.
-use crate::ir::{narrow, DType};
+//! Each tensor is a [`Derived`] weight of the converted graph (a weight reshaped, one direction
+//! of a recurrent weight with its gates reordered, or a filled tensor), read through a
+//! [`DerivedWeights`] over the graph's weights and written one at a time, streamed where the
+//! reader streams; a transposed weight is written as stored and read back through strides,
+//! without a copy.
+use crate::ir::DType;
 use crate::output::AtomicFile;
+use crate::weights::derived::{Derived, DerivedWeights};
 use crate::weights::zip_writer::ZipOut;
-use crate::weights::WeightReader;
+use crate::weights::{TensorInfo, WeightReader};
 use anyhow::{bail, Context, Result};
-use bytes::Bytes;
 use std::path::Path;
 
-/// How a state-dict tensor is made from a weight of the converted graph.
-#[derive(Clone, Debug, PartialEq)]
-pub enum View {
-    /// The stored values under the entry's shape (same number of elements).
-    AsIs,
-    /// A 2-d weight transposed: written as stored and read back through strides.
-    Transpose,
-    /// One direction of a recurrent weight (`[D, G·H, …]` or a bias `[D, 2·G·H]`): elements
-    /// `offset..offset + len` of direction `dir`, its gate blocks reordered so that block `i` of
-    /// the result is block `order[i]` of the source (a copy).
-    Gates {
-        dir: usize,
-        offset: usize,
-        len: usize,
-        order: Vec<usize>,
-    },
-}
-
-/// Where a state-dict tensor's values come from.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Source {
-    Weight {
-        node: String,
-        param: String,
-        view: View,
-    },
-    /// Every element equal to this value (parameters the IR leaves out, such as a missing
-    /// BatchNorm scale or `num_batches_tracked`).
-    Fill(f64),
-}
-
 /// One tensor of the state dict.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Entry {
     /// The state-dict key (`conv1.weight`).
     pub key: String,
     pub dtype: DType,
     /// The tensor's shape as the module expects it.
     pub shape: Vec<usize>,
-    pub source: Source,
+    /// How the values are made from the weights of the converted graph.
+    pub derived: Derived,
+    /// The values are those of a 2-d `[b, a]` tensor, stored as they are and read back as
+    /// `shape` `[a, b]` through strides.
+    pub transposed: bool,
 }
 
 impl Entry {
+    /// A contiguous entry whose values are `derived`.
+    pub fn new(key: String, dtype: DType, shape: Vec<usize>, derived: Derived) -> Entry {
+        Entry {
+            key,
+            dtype,
+            shape,
+            derived,
+            transposed: false,
+        }
+    }
+
+    /// An entry holding weight `param` of `node` (of `info`) as it is.
+    pub fn weight(key: String, node: &str, param: &str, info: TensorInfo) -> Entry {
+        Entry::new(key, info.dtype, info.shape, Derived::weight(node, param))
+    }
+
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
     }
@@ -68,13 +60,23 @@ impl Entry {
 /// The name of an archive's top folder, as `torch.save` writes for a stream.
 const ARCHIVE: &str = "archive";
 
-/// Writes the state dict `entries` (values read from `weights`) for `path`; it appears there
+/// The node the entries are keyed under in the reader that makes them.
+const STATE_DICT: &str = "state dict";
+
+/// Writes the state dict `entries` (values made from `weights`) for `path`; it appears there
 /// when the returned file is committed.
 pub fn write_state_dict(
     path: &Path,
     entries: &[Entry],
     weights: &dyn WeightReader,
 ) -> Result<AtomicFile> {
+    let mut values = DerivedWeights::over(weights);
+    for e in entries {
+        if values.get(STATE_DICT, &e.key).is_some() {
+            bail!("state-dict key '{}' appears twice", e.key);
+        }
+        values.insert(STATE_DICT, &e.key, e.derived.clone());
+    }
     let mut out = AtomicFile::create(path)?;
     let file = out.file().try_clone()?;
     let mut zip = ZipOut::new(file);
@@ -87,27 +89,18 @@ pub fn write_state_dict(
     add(&mut zip, "byteorder", b"little")?;
     for (i, e) in entries.iter().enumerate() {
         let at = || format!("state-dict tensor '{}'", e.key);
-        if let Source::Weight {
-            node,
-            param,
-            view: View::AsIs | View::Transpose,
-        } = &e.source
-        {
-            // Stored as the weight is: streamed from the reader.
-            check_fits(e, node, param, weights).with_context(at)?;
-            let nbytes = e.numel() * e.dtype.size();
-            zip.start(&format!("{ARCHIVE}/data/{i}"), nbytes as u64)?;
-            let written = weights
-                .write_to(node, param, &mut zip)
-                .with_context(|| format!("reading weight '{param}' of node '{node}'"))
-                .with_context(at)?;
-            if written != nbytes as u64 {
-                bail!("{}: wrote {written} bytes, expected {nbytes}", at());
-            }
-            continue;
+        values
+            .try_info(STATE_DICT, &e.key)
+            .and_then(|info| check_fits(e, &info))
+            .with_context(at)?;
+        let nbytes = e.numel() * e.dtype.size();
+        zip.start(&format!("{ARCHIVE}/data/{i}"), nbytes as u64)?;
+        let written = values
+            .write_to(STATE_DICT, &e.key, &mut zip)
+            .with_context(at)?;
+        if written != nbytes as u64 {
+            bail!("{}: wrote {written} bytes, expected {nbytes}", at());
         }
-        let bytes = storage_bytes(e, weights).with_context(at)?;
-        add(&mut zip, &format!("data/{i}"), &bytes)?;
     }
     add(&mut zip, "version", b"3\n")?;
     add(
@@ -131,83 +124,20 @@ fn serialization_id(entries: &[Entry]) -> String {
     format!("{:020}{:020}", h, h.rotate_left(32))
 }
 
-/// Checks that weight `param` of `node` has the entry's dtype and number of elements.
-fn check_fits(e: &Entry, node: &str, param: &str, weights: &dyn WeightReader) -> Result<()> {
-    let info = weights
-        .info(node, param)
-        .with_context(|| format!("no weight '{param}' for node '{node}'"))?;
+/// Checks that the values made for an entry (of `info`) have its dtype and shape (a transposed
+/// entry's reversed).
+fn check_fits(e: &Entry, info: &TensorInfo) -> Result<()> {
     if info.dtype != e.dtype {
-        bail!(
-            "weight '{param}' of node '{node}' is {}, expected {}",
-            info.dtype,
-            e.dtype
-        );
+        bail!("the values are {}, expected {}", info.dtype, e.dtype);
     }
-    if info.numel() != e.numel() {
-        bail!(
-            "weight '{param}' of node '{node}' has shape {:?}, which does not fit {:?}",
-            info.shape,
-            e.shape
-        );
+    let mut shape = e.shape.clone();
+    if e.transposed {
+        shape.reverse();
+    }
+    if info.shape != shape {
+        bail!("the values have shape {:?}, expected {shape:?}", info.shape);
     }
     Ok(())
-}
-
-/// The raw storage of an entry that is filled or computed, little-endian.
-fn storage_bytes(e: &Entry, weights: &dyn WeightReader) -> Result<Bytes> {
-    match &e.source {
-        Source::Fill(v) => Ok(fill(e.dtype, *v, e.numel()).into()),
-        Source::Weight { node, param, view } => {
-            let t = weights
-                .read(node, param)
-                .with_context(|| format!("reading weight '{param}' of node '{node}'"))?;
-            if t.info.dtype != e.dtype {
-                bail!(
-                    "weight '{param}' of node '{node}' is {}, expected {}",
-                    t.info.dtype,
-                    e.dtype
-                );
-            }
-            match view {
-                // Weights stored as they are read are streamed by `write_state_dict`.
-                View::AsIs | View::Transpose => Ok(t.data),
-                View::Gates {
-                    dir,
-                    offset,
-                    len,
-                    order,
-                } => {
-                    let elem = e.dtype.size();
-                    let per_dir =
-                        t.info.numel() / t.info.shape.first().copied().unwrap_or(1).max(1);
-                    let start = (dir * per_dir + offset) * elem;
-                    let src = t.data.get(start..start + len * elem).with_context(|| {
-                        format!("weight '{param}' of node '{node}' is too small")
-                    })?;
-                    let block = src.len() / order.len();
-                    let reordered: Vec<u8> = order
-                        .iter()
-                        .flat_map(|&b| &src[b * block..(b + 1) * block])
-                        .copied()
-                        .collect();
-                    Ok(reordered.into())
-                }
-            }
-        }
-    }
-}
-
-fn fill(dtype: DType, v: f64, n: usize) -> Vec<u8> {
-    let one: Vec<u8> = match dtype {
-        DType::F32 => (v as f32).to_le_bytes().to_vec(),
-        DType::F64 => v.to_le_bytes().to_vec(),
-        DType::F16 => half::f16::from_f64(v).to_le_bytes().to_vec(),
-        DType::BF16 => half::bf16::from_f64(v).to_le_bytes().to_vec(),
-        DType::Bool => vec![(v != 0.0) as u8],
-        d if d.is_minifloat() => vec![narrow::encode(d, v as f32, true, narrow::RoundMode::Up)],
-        d => (v as i64).to_le_bytes()[..d.size()].to_vec(),
-    };
-    one.repeat(n)
 }
 
 /// How torch pickles a dtype's storage: the legacy typed storage class, or (for the unsigned
@@ -239,14 +169,7 @@ fn storage_class(dtype: DType) -> Result<(&'static str, &'static str, Option<&'s
 
 /// Contiguous strides of `shape`, or the strides that read a stored `[a, b]` as its transpose.
 fn strides(e: &Entry) -> Vec<usize> {
-    let transposed = matches!(
-        e.source,
-        Source::Weight {
-            view: View::Transpose,
-            ..
-        }
-    );
-    if transposed && e.shape.len() == 2 {
+    if e.transposed && e.shape.len() == 2 {
         return vec![1, e.shape[0]];
     }
     let mut s = vec![1; e.shape.len()];
@@ -387,18 +310,17 @@ mod tests {
     #[test]
     fn transposed_entries_use_strides() {
         let e = Entry {
-            key: "fc.weight".into(),
-            dtype: DType::F32,
-            shape: vec![10, 4],
-            source: Source::Weight {
-                node: "fc".into(),
-                param: "weights".into(),
-                view: View::Transpose,
-            },
+            transposed: true,
+            ..Entry::new(
+                "fc.weight".into(),
+                DType::F32,
+                vec![10, 4],
+                Derived::weight("fc", "weights"),
+            )
         };
         assert_eq!(strides(&e), vec![1, 10]);
         let e = Entry {
-            source: Source::Fill(1.0),
+            transposed: false,
             ..e
         };
         assert_eq!(strides(&e), vec![4, 1]);

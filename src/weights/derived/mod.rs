@@ -166,6 +166,14 @@ impl<'w> DerivedWeights<'w> {
         self.entries.get(&(node.to_string(), param.to_string()))
     }
 
+    /// Dtype and shape of weight `param` of `node` without reading bytes, or why the weight
+    /// cannot be made ([`WeightReader::info`] only says whether it can).
+    pub fn try_info(&self, node: &str, param: &str) -> Result<TensorInfo> {
+        let d = self.entry(node, param)?;
+        self.derived_info(d)
+            .with_context(|| self.describe(node, param, d))
+    }
+
     fn entry(&self, node: &str, param: &str) -> Result<&Derived> {
         self.get(node, param)
             .with_context(|| format!("no weight '{param}' for node '{node}'"))
@@ -276,7 +284,7 @@ impl<'w> FromIterator<(Key, Derived)> for DerivedWeights<'w> {
 
 impl WeightReader for DerivedWeights<'_> {
     fn info(&self, node: &str, param: &str) -> Option<TensorInfo> {
-        self.derived_info(self.get(node, param)?).ok()
+        self.try_info(node, param).ok()
     }
 
     fn read(&self, node: &str, param: &str) -> Result<Tensor> {

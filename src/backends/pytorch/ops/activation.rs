@@ -2,7 +2,7 @@
 //! attributes (or use torch's form when the IR's values are torch's defaults); PRelu is
 //! `nn.PReLU` for a scalar or per-channel slope and a parameter of its own shape otherwise.
 use super::{float, tuple, Ctx, Lower};
-use crate::backends::pytorch::state::{Entry, Source, View};
+use crate::backends::pytorch::state::Entry;
 use crate::ir::ops::shape_rules::norm_axis;
 use anyhow::{Context, Result};
 
@@ -86,22 +86,14 @@ fn prelu(c: &mut Ctx) -> Result<()> {
     let x = c.x(0)?;
     if numel == 1 || per_channel {
         let layer = c.layer(format!("nn.PReLU({numel})"));
-        c.entry("weight", "slope", View::AsIs, Some(vec![numel]))?;
+        c.entry("weight", "slope", Some(vec![numel]))?;
         return c.set(format!("{layer}({x})"));
     }
     // Any other broadcastable slope: a parameter of its own shape.
     let dims: Vec<i64> = slope.shape.iter().map(|&d| d as i64).collect();
     let p = c.layer(format!("nn.Parameter(torch.zeros({}))", tuple(&dims)));
-    c.e.root_params.push(Entry {
-        key: c.id.clone(),
-        dtype: slope.dtype,
-        shape: slope.shape,
-        source: Source::Weight {
-            node: c.node.name.clone(),
-            param: "slope".into(),
-            view: View::AsIs,
-        },
-    });
+    let entry = Entry::weight(c.id.clone(), &c.node.name, "slope", slope);
+    c.e.root_params.push(entry);
     c.set(format!("torch.where({x} >= 0, {x}, {p} * {x})"))
 }
 

@@ -1,7 +1,6 @@
 //! Convolutions: `nn.ConvNd` and `nn.ConvTransposeNd` layers. Asymmetric padding becomes an
 //! explicit `F.pad` before a convolution, and a crop of a transposed convolution's output.
 use super::{ints, torch_pads, Ctx, Lower};
-use crate::backends::pytorch::state::View;
 use crate::ir::ops::shape_rules::{spatial_list, split_pads};
 use anyhow::{bail, Result};
 
@@ -49,9 +48,9 @@ fn conv(c: &mut Ctx) -> Result<()> {
         args.push("bias=False".into());
     }
     let layer = c.layer(format!("nn.Conv{ns}d({})", args.join(", ")));
-    c.entry("weight", "weights", View::AsIs, None)?;
+    c.entry("weight", "weights", None)?;
     if bias {
-        c.entry("bias", "bias", View::AsIs, None)?;
+        c.entry("bias", "bias", None)?;
     }
     let mut x = c.x(0)?;
     if !symmetric {
@@ -123,9 +122,9 @@ fn conv_transpose(c: &mut Ctx) -> Result<()> {
     }
     push_unless(&mut args, "dilation", &dilations, 1);
     let layer = c.layer(format!("nn.ConvTranspose{ns}d({})", args.join(", ")));
-    c.entry("weight", "weights", View::AsIs, None)?;
+    c.entry("weight", "weights", None)?;
     if bias {
-        c.entry("bias", "bias", View::AsIs, None)?;
+        c.entry("bias", "bias", None)?;
     }
     let x = c.x(0)?;
     if cropped {

@@ -2,7 +2,6 @@
 //! transposed through the state dict), Embedding is `nn.Embedding`, MatMul and Gemm are
 //! `torch.matmul` expressions.
 use super::{float, Ctx, Lower};
-use crate::backends::pytorch::state::View;
 use crate::ir::DType;
 use anyhow::{bail, Result};
 
@@ -27,9 +26,9 @@ fn fully_connected(c: &mut Ctx) -> Result<()> {
         "nn.Linear({cin}, {cout}{})",
         if bias { "" } else { ", bias=False" }
     ));
-    c.entry("weight", "weights", View::Transpose, Some(vec![cout, cin]))?;
+    c.transposed_entry("weight", "weights")?;
     if bias {
-        c.entry("bias", "bias", View::AsIs, None)?;
+        c.entry("bias", "bias", None)?;
     }
     let x = c.x(0)?;
     c.set(format!("{layer}({x})"))
@@ -69,7 +68,7 @@ fn gemm(c: &mut Ctx) -> Result<()> {
 fn embedding(c: &mut Ctx) -> Result<()> {
     let (vocab, dim) = (c.a.int("input_dim")?, c.a.int("output_dim")?);
     let layer = c.layer(format!("nn.Embedding({vocab}, {dim})"));
-    c.entry("weight", "weights", View::AsIs, None)?;
+    c.entry("weight", "weights", None)?;
     let mut x = c.x(0)?;
     if !matches!(c.in_ty(0)?.dtype, DType::I64 | DType::I32) {
         x = format!("{x}.long()");

@@ -2,7 +2,7 @@
 //! registered in `__init__` and filled from the state dict.
 use super::{Ctx, Lower};
 use crate::backends::pytorch::names::py_str;
-use crate::backends::pytorch::state::{Entry, Source, View};
+use crate::backends::pytorch::state::Entry;
 use crate::backends::pytorch::{torch_dtype, tuple};
 use anyhow::Result;
 
@@ -31,16 +31,8 @@ fn constant(c: &mut Ctx) -> Result<()> {
         tuple(&dims),
         torch_dtype(info.dtype)?
     ));
-    c.e.root_buffers.push(Entry {
-        key: c.id.clone(),
-        dtype: info.dtype,
-        shape: info.shape,
-        source: Source::Weight {
-            node: c.node.name.clone(),
-            param: "value".into(),
-            view: View::AsIs,
-        },
-    });
+    let entry = Entry::weight(c.id.clone(), &c.node.name, "value", info);
+    c.e.root_buffers.push(entry);
     c.bind(0, format!("self.{}", c.id));
     Ok(())
 }

@@ -20,10 +20,11 @@ mod shape;
 mod tests;
 
 use super::names::quoted_name;
-use super::state::{Entry, Source, View};
+use super::state::Entry;
 use super::{tuple, Emitter};
 use crate::ir::ops::Attrs;
 use crate::ir::{DType, Node, TensorType};
+use crate::weights::derived::{Derived, Step};
 use crate::weights::TensorInfo;
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -165,37 +166,56 @@ impl Ctx<'_, '_> {
         self.e.weights.info(&self.node.name, param).is_some()
     }
 
-    /// A state-dict entry `<id>.<key>` read from weight `param`.
-    fn entry(
+    /// A state-dict entry `<id>.<key>`: weight `param` viewed as `shape` (its own when `None`).
+    fn entry(&mut self, key: &str, param: &str, shape: Option<Vec<usize>>) -> Result<()> {
+        self.derived_entry(key, param, vec![], shape)
+    }
+
+    /// A state-dict entry `<id>.<key>` made from weight `param` by `steps`, then viewed as
+    /// `shape` (the weight's own when `None`).
+    fn derived_entry(
         &mut self,
         key: &str,
         param: &str,
-        view: View,
+        steps: Vec<Step>,
         shape: Option<Vec<usize>>,
     ) -> Result<()> {
         let info = self.info(param)?;
         let shape = shape.unwrap_or(info.shape);
+        let derived = Derived {
+            steps,
+            ..Derived::weight(&self.node.name, param)
+        }
+        .then(Step::Reshape(shape.clone()));
+        let key = format!("{}.{key}", self.id);
+        self.e
+            .module_state
+            .push(Entry::new(key, info.dtype, shape, derived));
+        Ok(())
+    }
+
+    /// A state-dict entry `<id>.<key>` holding 2-d weight `param` transposed: written as
+    /// stored, read back through strides.
+    fn transposed_entry(&mut self, key: &str, param: &str) -> Result<()> {
+        let info = self.info(param)?;
+        let shape = info.shape.iter().rev().copied().collect();
+        let derived = Derived::weight(&self.node.name, param);
         self.e.module_state.push(Entry {
-            key: format!("{}.{key}", self.id),
-            dtype: info.dtype,
-            shape,
-            source: Source::Weight {
-                node: self.node.name.clone(),
-                param: param.to_string(),
-                view,
-            },
+            transposed: true,
+            ..Entry::new(format!("{}.{key}", self.id), info.dtype, shape, derived)
         });
         Ok(())
     }
 
     /// A state-dict entry `<id>.<key>` filled with `value`.
-    fn fill(&mut self, key: &str, dtype: DType, shape: Vec<usize>, value: f64) {
-        self.e.module_state.push(Entry {
-            key: format!("{}.{key}", self.id),
-            dtype,
-            shape,
-            source: Source::Fill(value),
-        });
+    fn fill(&mut self, key: &str, dtype: DType, shape: Vec<usize>, value: f64) -> Result<()> {
+        let derived = Derived::filled(dtype, shape.clone(), value)
+            .with_context(|| format!("state-dict tensor '{}.{key}'", self.id))?;
+        let key = format!("{}.{key}", self.id);
+        self.e
+            .module_state
+            .push(Entry::new(key, dtype, shape, derived));
+        Ok(())
     }
 
     fn channels_first(&self) -> Result<()> {

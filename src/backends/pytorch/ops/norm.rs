@@ -3,7 +3,6 @@
 //! moved to the end), `F.local_response_norm` (with the IR's window for even sizes) and
 //! `F.normalize`.
 use super::{float, tuple, Ctx, Lower};
-use crate::backends::pytorch::state::View;
 use crate::ir::ops::shape_rules::norm_axis;
 use crate::ir::DType;
 use anyhow::{bail, Result};
@@ -35,14 +34,14 @@ fn affine_entries(c: &mut Ctx, shape: Vec<usize>, bias_optional: bool) -> Result
         return Ok(());
     }
     if scale {
-        c.entry("weight", "scale", View::AsIs, Some(shape.clone()))?;
+        c.entry("weight", "scale", Some(shape.clone()))?;
     } else {
-        c.fill("weight", DType::F32, shape.clone(), 1.0);
+        c.fill("weight", DType::F32, shape.clone(), 1.0)?;
     }
     if bias {
-        c.entry("bias", "bias", View::AsIs, Some(shape))?;
+        c.entry("bias", "bias", Some(shape))?;
     } else if !bias_optional {
-        c.fill("bias", DType::F32, shape, 0.0);
+        c.fill("bias", DType::F32, shape, 0.0)?;
     }
     Ok(())
 }
@@ -82,9 +81,9 @@ fn batch_norm(c: &mut Ctx) -> Result<()> {
     }
     let layer = c.layer(format!("nn.BatchNorm{kind}({})", args.join(", ")));
     affine_entries(c, vec![channels], false)?;
-    c.entry("running_mean", "mean", View::AsIs, Some(vec![channels]))?;
-    c.entry("running_var", "var", View::AsIs, Some(vec![channels]))?;
-    c.fill("num_batches_tracked", DType::I64, vec![], 0.0);
+    c.entry("running_mean", "mean", Some(vec![channels]))?;
+    c.entry("running_var", "var", Some(vec![channels]))?;
+    c.fill("num_batches_tracked", DType::I64, vec![], 0.0)?;
     channel_call(c, &layer, axis)
 }
 

@@ -3,8 +3,9 @@
 //! `[N, D·H]`) when the activations are torch's, the `Recurrent` helper module
 //! (`templates/pytorch/recurrent.py.tera`) otherwise.
 use super::{Ctx, Lower};
-use crate::backends::pytorch::state::View;
 use crate::backends::pytorch::Helper;
+use crate::weights::derived::Step;
+use crate::weights::TensorInfo;
 use anyhow::{bail, Result};
 
 pub fn lookup(op: &str) -> Option<Lower> {
@@ -65,18 +66,18 @@ fn recurrent(c: &mut Ctx) -> Result<()> {
             "Recurrent(\"{op}\", {f}, {h}, [{list}], \"{act}\", \"{gate}\", {})",
             if lbr { "True" } else { "False" }
         ));
-        c.entry("W", "W", View::AsIs, None)?;
-        c.entry("R", "R", View::AsIs, None)?;
+        c.entry("W", "W", None)?;
+        c.entry("R", "R", None)?;
         if c.has("B") {
-            c.entry("B", "B", View::AsIs, None)?;
+            c.entry("B", "B", None)?;
         } else {
             let g = w.shape[1];
-            c.fill("B", w.dtype, vec![dirs.len(), 2 * g], 0.0);
+            c.fill("B", w.dtype, vec![dirs.len(), 2 * g], 0.0)?;
         }
         if c.has("P") {
-            c.entry("P", "P", View::AsIs, None)?;
+            c.entry("P", "P", None)?;
         } else {
-            c.fill("P", w.dtype, vec![dirs.len(), 3 * h], 0.0);
+            c.fill("P", w.dtype, vec![dirs.len(), 3 * h], 0.0)?;
         }
         let mut targets = names.clone();
         targets.resize(3, "_".to_string());
@@ -108,37 +109,36 @@ fn recurrent(c: &mut Ctx) -> Result<()> {
     }
     let layer = c.layer(format!("nn.{op}({})", args.join(", ")));
     let gh = order.len() * h;
-    for (d, _) in dirs.iter().enumerate() {
+    let r = c.info("R")?;
+    let b = if bias { Some(c.info("B")?) } else { None };
+    for d in 0..dirs.len() {
         let suffix = if d == 1 { "_reverse" } else { "" };
-        let gates = |offset: usize, len: usize| View::Gates {
-            dir: d,
-            offset,
-            len,
-            order: order.clone(),
+        let gates = |weight: &TensorInfo, offset: usize, len: usize| {
+            direction_gates(weight, d, offset, len, &order)
         };
-        c.entry(
+        c.derived_entry(
             &format!("weight_ih_l0{suffix}"),
             "W",
-            gates(0, gh * f),
+            gates(&w, 0, gh * f),
             Some(vec![gh, f]),
         )?;
-        c.entry(
+        c.derived_entry(
             &format!("weight_hh_l0{suffix}"),
             "R",
-            gates(0, gh * h),
+            gates(&r, 0, gh * h),
             Some(vec![gh, h]),
         )?;
-        if bias {
-            c.entry(
+        if let Some(b) = &b {
+            c.derived_entry(
                 &format!("bias_ih_l0{suffix}"),
                 "B",
-                gates(0, gh),
+                gates(b, 0, gh),
                 Some(vec![gh]),
             )?;
-            c.entry(
+            c.derived_entry(
                 &format!("bias_hh_l0{suffix}"),
                 "B",
-                gates(gh, gh),
+                gates(b, gh, gh),
                 Some(vec![gh]),
             )?;
         }
@@ -180,4 +180,79 @@ fn recurrent(c: &mut Ctx) -> Result<()> {
         c.bind(k, names[k].clone());
     }
     Ok(())
+}
+
+/// The steps making elements `offset..offset + len` of direction `dir` of a recurrent weight
+/// (`[D, G·H, …]`, or a bias `[D, 2·G·H]`) a vector with its gate blocks reordered so that block
+/// `i` is block `order[i]` of the source. The weight is cut into rows as long as the slice
+/// allows (one row for a whole block) and the slice's rows taken.
+fn direction_gates(
+    weight: &TensorInfo,
+    dir: usize,
+    offset: usize,
+    len: usize,
+    order: &[usize],
+) -> Vec<Step> {
+    let numel = weight.numel();
+    let start = dir * (numel / weight.shape.first().copied().unwrap_or(1).max(1)) + offset;
+    let row = gcd(gcd(start, len), numel).max(1);
+    vec![
+        Step::Reshape(vec![numel / row, row]),
+        Step::Rows((start / row..(start + len) / row).collect()),
+        Step::Reshape(vec![len]),
+        Step::Gates {
+            axis: 0,
+            order: order.to_vec(),
+        },
+    ]
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::direction_gates;
+    use crate::weights::derived::{Derived, DerivedWeights};
+    use crate::weights::{MemoryWeights, Tensor, WeightReader};
+
+    /// Elements `offset..offset + len` of direction `dir` of `shape` (holding 0, 1, 2, …) with
+    /// `order` applied to their gate blocks.
+    fn gates(shape: &[usize], dir: usize, offset: usize, len: usize, order: &[usize]) -> Vec<f32> {
+        let n: usize = shape.iter().product();
+        let values: Vec<f32> = (0..n).map(|v| v as f32).collect();
+        let weight = Tensor::from_f32(shape.to_vec(), &values).expect("sized to the shape");
+        let steps = direction_gates(&weight.info, dir, offset, len, order);
+        let mut inner = MemoryWeights::default();
+        inner.insert("rnn", "B", weight);
+        let mut derived = DerivedWeights::over(&inner);
+        let entry = Derived {
+            steps,
+            ..Derived::weight("rnn", "B")
+        };
+        derived.insert("rnn", "entry", entry);
+        derived.read("rnn", "entry").expect("derives").to_f32()
+    }
+
+    fn range(blocks: &[std::ops::Range<usize>]) -> Vec<f32> {
+        blocks.iter().cloned().flatten().map(|v| v as f32).collect()
+    }
+
+    #[test]
+    fn the_reverse_recurrent_bias_of_a_gru_in_torch_order() {
+        // [D, 2·G·H] with G = 3, H = 4: the reverse direction's recurrent half is 36..48.
+        let got = gates(&[2, 24], 1, 12, 12, &[1, 0, 2]);
+        assert_eq!(got, range(&[40..44, 36..40, 44..48]));
+    }
+
+    #[test]
+    fn a_slice_that_is_not_a_whole_row_is_taken_in_shorter_rows() {
+        let got = gates(&[1, 10], 0, 2, 6, &[1, 0]);
+        assert_eq!(got, range(&[5..8, 2..5]));
+    }
 }
