@@ -67,7 +67,7 @@ def ready_targets(mmdnn):
     return ready
 
 
-def main(mmdnn, runs):
+def main(mmdnn, runs, baseline=None):
     build_model()
     size = os.path.getsize(MODEL)
     largest = largest_tensor_bytes()
@@ -80,6 +80,15 @@ def main(mmdnn, runs):
         ext = {"pytorch": "pth", "onnx": "onnx"}[target]
         jobs.append((f"convert -df {target}",
                      [mmdnn, "convert", "-sf", "keras", "-iw", MODEL, "-df", target, "-om", f"model.{ext}"], 2.0))
+    if baseline:
+        # Another build (e.g. the commit before a change), interleaved with this one: its rows
+        # are for comparison and have no targets of their own.
+        jobs.append(("toir (baseline)", [baseline, "toir", "-f", "keras", "-iw", MODEL, "-o", "ir"], None))
+        for target in ready_targets(baseline):
+            ext = {"pytorch": "pth", "onnx": "onnx"}[target]
+            jobs.append((f"convert -df {target} (baseline)",
+                         [baseline, "convert", "-sf", "keras", "-iw", MODEL, "-df", target, "-om",
+                          f"model.{ext}"], None))
     results = {name: [] for name, _, _ in jobs}
     with tempfile.TemporaryDirectory(dir=os.path.dirname(MODEL)) as tmp:
         out = os.path.join(tmp, "out")
@@ -90,7 +99,7 @@ def main(mmdnn, runs):
     cp_cpu = statistics.median(c for _, _, c in results["cp"])
     print(f"VGG16 .h5: {size / MB:.0f} MB, largest tensor {largest / MB:.0f} MB; median of {runs} runs "
           "(CPU = user + system time, for reference)")
-    print(f"{'step':<20} {'time s':>8} {'× cp':>7} {'target':>7} {'peak RSS MB':>12} {'RSS target':>11}"
+    print(f"{'step':<31} {'time s':>8} {'× cp':>7} {'target':>7} {'peak RSS MB':>12} {'RSS target':>11}"
           f" {'CPU s':>7} {'CPU × cp':>9}")
     failed = False
     for name, _, target in jobs:
@@ -100,11 +109,11 @@ def main(mmdnn, runs):
         rss_target = largest + 100 * MB
         ok = target is None or (t / cp <= target and rss <= rss_target)
         failed |= not ok
-        print(f"{name:<20} {t:8.3f} {t / cp:7.2f} {'' if target is None else f'≤ {target}':>7} "
+        print(f"{name:<31} {t:8.3f} {t / cp:7.2f} {'' if target is None else f'≤ {target}':>7} "
               f"{rss / MB:12.0f} {'' if target is None else f'≤ {rss_target / MB:.0f}':>11}"
               f" {cpu:7.2f} {cpu / cp_cpu if cp_cpu else float('nan'):9.2f}{'' if ok else '  MISSED'}")
     sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    main(sys.argv[1], int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None)

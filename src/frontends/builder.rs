@@ -232,7 +232,7 @@ mod tests {
         let large_f16 = TensorType::new(DType::F16, vec![1 << 20, 1 << 10]);
         let unknown = TensorType::new(DType::F32, vec![-1, 4]);
         // A small result always folds; a 4 GB one made from a shape does not.
-        assert!(fits_fold_cap(&[shape.clone()], &[small]));
+        assert!(fits_fold_cap(std::slice::from_ref(&shape), &[small]));
         assert!(!fits_fold_cap(&[shape], std::slice::from_ref(&large)));
         // A large weight transformed (same size, or cast to twice the size) folds.
         assert!(fits_fold_cap(
