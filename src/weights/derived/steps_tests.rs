@@ -6,7 +6,7 @@ use crate::weights::mapped::FileMap;
 fn numbered(shape: &[usize]) -> Tensor {
     let n: u32 = shape.iter().product::<usize>() as u32;
     let bytes: Vec<u8> = (0..n)
-        .flat_map(|v| (v * 2654435761).to_le_bytes())
+        .flat_map(|v| v.wrapping_mul(2654435761).to_le_bytes())
         .collect();
     Tensor::new(DType::U32, shape.to_vec(), bytes).unwrap()
 }
