@@ -92,13 +92,7 @@ fn extract(
     let mut total_bytes = 0usize;
     let mut layer_names = HashSet::new();
     for (layer_key, layer_value) in &layers.entries {
-        let layer = layer_key.to_text();
-        if !layer_names.insert(layer.clone()) {
-            return Err(malformed(format!(
-                "layer name {} appears twice (once as str, once as bytes)",
-                quoted(&layer)
-            )));
-        }
+        let layer = layer_key.unique_text(&mut layer_names, "layer name", None)?;
         let params = match layer_value {
             Value::Obj(id) => match &objects[*id] {
                 Object::Dict(dict) => Some(dict),
@@ -115,14 +109,8 @@ fn extract(
         })?;
         let mut param_names = HashSet::new();
         for (param_key, param_value) in &params.entries {
-            let param = param_key.to_text();
+            let param = param_key.unique_text(&mut param_names, "parameter", Some(&layer))?;
             let name = format!("{}/{}", layer, param);
-            if !param_names.insert(param.clone()) {
-                return Err(malformed(format!(
-                    "parameter {} appears twice (once as str, once as bytes)",
-                    quoted(&name)
-                )));
-            }
             let array = match param_value {
                 Value::Obj(id) => match &objects[*id] {
                     Object::Array(array) => Some(array),

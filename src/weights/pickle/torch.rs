@@ -81,13 +81,7 @@ fn decode(pkl: &[u8]) -> Res<Vec<(String, TorchTensorRef)>> {
     let mut storages: HashMap<&str, (DType, usize)> = HashMap::new();
     let mut out = Vec::with_capacity(dict.entries.len());
     for (key, value) in &dict.entries {
-        let name = key.to_text();
-        if !names.insert(name.clone()) {
-            return Err(malformed(format!(
-                "tensor name {} appears twice (once as str, once as bytes)",
-                quoted(&name)
-            )));
-        }
+        let name = key.unique_text(&mut names, "tensor name", None)?;
         let tensor = match value {
             Value::Obj(id) => match &objects[*id] {
                 Object::Tensor(tensor) => Some(tensor),

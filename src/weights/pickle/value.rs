@@ -1,14 +1,14 @@
 //! The values the machine manipulates: stack values, dict keys, dicts and the arena of mutable
 //! objects, plus the checks on value shapes that NumPy and PyTorch stand-ins share.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 
 use super::globals::Global;
 use super::numpy::{Array, Dtype};
 use super::torch::{Storage, TorchTensorRef};
-use super::{latin1, malformed, Res};
+use super::{latin1, malformed, quoted, Res};
 
 /// NumPy's own limit on the number of dimensions (also applied to PyTorch tensors).
 pub(super) const MAX_NDIM: usize = 64;
@@ -73,6 +73,28 @@ pub(super) enum Key<'a> {
 }
 
 impl Key<'_> {
+    /// The key as text, which must not be in `seen` yet (a dict may hold the same name once as
+    /// `str` and once as `bytes`); the error names it as `what`, under `parent/` when given.
+    pub(super) fn unique_text(
+        &self,
+        seen: &mut HashSet<String>,
+        what: &str,
+        parent: Option<&str>,
+    ) -> Res<String> {
+        let text = self.to_text();
+        if !seen.insert(text.clone()) {
+            let shown = match parent {
+                Some(p) => format!("{p}/{text}"),
+                None => text,
+            };
+            return Err(malformed(format!(
+                "{what} {} appears twice (once as str, once as bytes)",
+                quoted(&shown)
+            )));
+        }
+        Ok(text)
+    }
+
     /// The key as text: `str` as is, `bytes` as UTF-8 or else Latin-1.
     pub(super) fn to_text(&self) -> String {
         match self {

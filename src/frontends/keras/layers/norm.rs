@@ -36,18 +36,13 @@ pub fn batch_norm(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
             ("use_bias", AttrValue::Bool(center)),
         ],
     )?;
-    let mut i = 0;
-    for (on, param) in [
+    let present = [
         (scale, "scale"),
         (center, "bias"),
         (true, "mean"),
         (true, "var"),
-    ] {
-        if on {
-            cx.weight(&y, param, l.var(i)?, vec![]);
-            i += 1;
-        }
-    }
+    ];
+    stored_in_order(cx, l, &y, &present)?;
     Ok(vec![y])
 }
 
@@ -69,13 +64,7 @@ pub fn layer_norm(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
             ("use_bias", AttrValue::Bool(center)),
         ],
     )?;
-    let mut i = 0;
-    for (on, param) in [(scale, "scale"), (center, "bias")] {
-        if on {
-            cx.weight(&y, param, l.var(i)?, vec![]);
-            i += 1;
-        }
-    }
+    stored_in_order(cx, l, &y, &[(scale, "scale"), (center, "bias")])?;
     Ok(vec![y])
 }
 
@@ -95,13 +84,7 @@ pub fn group_norm(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
             ("use_bias", AttrValue::Bool(center)),
         ],
     )?;
-    let mut i = 0;
-    for (on, param) in [(scale, "scale"), (center, "bias")] {
-        if on {
-            cx.weight(&y, param, l.var(i)?, vec![]);
-            i += 1;
-        }
-    }
+    stored_in_order(cx, l, &y, &[(scale, "scale"), (center, "bias")])?;
     Ok(vec![y])
 }
 
@@ -205,4 +188,22 @@ pub fn rescaling(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
     }
     let o = broadcast_const(cx, &l.sub("offset"), offset, &shape, &last)?;
     Ok(vec![cx.op(&l.name, "Add", &[scaled, o], vec![])?])
+}
+
+/// Weights `params` of node `y` read from the layer's variables in order, each only when its
+/// flag says the layer has it (Keras stores the optional gamma and beta only when enabled).
+fn stored_in_order(
+    cx: &mut Cx,
+    l: &LayerCall,
+    y: &TensorRef,
+    params: &[(bool, &str)],
+) -> Result<()> {
+    let mut i = 0;
+    for &(on, param) in params {
+        if on {
+            cx.weight(y, param, l.var(i)?, vec![]);
+            i += 1;
+        }
+    }
+    Ok(())
 }
