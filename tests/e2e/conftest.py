@@ -13,13 +13,15 @@ Fixtures:
   run_mmdnn          run_mmdnn(*args, cwd=None, check=False) -> CompletedProcess
   run_in_subprocess  run_in_subprocess(code, cwd=None, check=True, env=None)
                      -> CompletedProcess; `import mmdnn_ir_schema` works there
-  tmp_path           pytest's own per-test temporary directory
+  tmp_path           pytest's own per-test temporary directory; removed as soon as its test
+                     passes (models of hundreds of MB per test would otherwise fill the disk)
 
 Marker `full`: a long suite, deselected unless MMDNN_FULL=1 (scripts/test --full).
 Helper `layout_problems(run_mmdnn, ir, work)`: the layout property on one model's IR.
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -94,6 +96,28 @@ def pytest_collection_modifyitems(config, items):
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keeps each phase's report on the test item, for `_drop_tmp_path_of_passed_tests`."""
+    report = yield
+    setattr(item, f"_report_{report.when}", report)
+    return report
+
+
+@pytest.fixture(autouse=True)
+def _drop_tmp_path_of_passed_tests(request):
+    """A passed test's `tmp_path` is deleted at its teardown; a failed test's stays for
+    inspection. Without this the suite keeps every converted model until the session ends."""
+    if "tmp_path" not in request.fixturenames:
+        yield
+        return
+    path = request.getfixturevalue("tmp_path")
+    yield
+    report = getattr(request.node, "_report_call", None)
+    if report is not None and report.passed:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def layout_problems(run_mmdnn, ir, work):

@@ -25,6 +25,7 @@ every model.
 """
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -127,7 +128,8 @@ def exports(tmp_path_factory, run_in_subprocess, mmdnn_full):
     models = [(n, SIZE.get(n, 128), n in SEGMENTATION) for n in names]
     code = f"import sys; sys.argv[1:] = {[str(out), json.dumps(models)]!r}\n" + EXPORT
     run_in_subprocess(code)
-    return out
+    yield out
+    shutil.rmtree(out, ignore_errors=True)
 
 
 @pytest.mark.parametrize("name", MODEL_PARAMS)
