@@ -131,3 +131,87 @@ fn unconvertible_layers_are_listed_together() {
     );
     assert!(err.contains("'my_doubler' (Doubler)"), "{err}");
 }
+
+/// A functional model whose two branches each fail (a softmax over two axes, which the layer
+/// check before conversion does not catch) and meet in an Add: both failures are listed in one error, and the Add that reads them is not
+/// reported a second time.
+fn two_failing_softmax_branches(as_layers: bool) -> String {
+    let layer = |name: &str, class: &str, config: serde_json::Value, inbound: &[&str]| {
+        let inbound: Vec<serde_json::Value> = inbound
+            .iter()
+            .map(|i| serde_json::json!([i, 0, 0, {}]))
+            .collect();
+        let mut config = config;
+        config["name"] = name.into();
+        // A layer's config has `trainable`; without it (and without a module) Keras 3 wrote an
+        // operation call (keras.ops.softmax).
+        if as_layers {
+            config["trainable"] = true.into();
+        }
+        serde_json::json!({
+            "class_name": class, "name": name, "config": config,
+            "inbound_nodes": if inbound.is_empty() { serde_json::json!([]) } else { serde_json::json!([inbound]) },
+        })
+    };
+    let softmax = |axes: [i64; 2]| serde_json::json!({"axis": axes});
+    let model = serde_json::json!({
+        "class_name": "Functional",
+        "config": {
+            "name": "two_bad_branches",
+            "layers": [
+                layer("x", "InputLayer", serde_json::json!({"batch_input_shape": [null, 3, 4, 5], "dtype": "float32"}), &[]),
+                layer("left", "Softmax", softmax([1, 2]), &["x"]),
+                layer("right", "Softmax", softmax([2, 3]), &["x"]),
+                layer("sum", "Add", serde_json::json!({}), &["left", "right"]),
+            ],
+            "input_layers": [["x", 0, 0]],
+            "output_layers": [["sum", 0, 0]],
+        },
+        "keras_version": "2.15.0",
+        "backend": "tensorflow",
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.json");
+    std::fs::write(&path, model.to_string()).unwrap();
+    let err = frontends::load(
+        "keras",
+        &SourceArgs {
+            network: Some(path),
+            ..Default::default()
+        },
+    )
+    .err()
+    .expect("the model has two failing layers");
+    format!("{err:#}")
+}
+
+#[test]
+fn every_failing_layer_is_listed_at_once() {
+    let err = two_failing_softmax_branches(true);
+    assert!(err.contains("(2 problems)"), "{err}");
+    assert!(
+        err.contains("layer 'left' (Softmax): softmax over several axes [1, 2]"),
+        "{err}"
+    );
+    assert!(
+        err.contains("layer 'right' (Softmax): softmax over several axes [2, 3]"),
+        "{err}"
+    );
+    assert!(!err.contains("'sum'"), "{err}");
+}
+
+/// The same through Keras 3 operation calls: a softmax over several axes is refused, not
+/// converted as a softmax over the last axis.
+#[test]
+fn softmax_operation_over_several_axes_is_refused() {
+    let err = two_failing_softmax_branches(false);
+    assert!(err.contains("(2 problems)"), "{err}");
+    assert!(
+        err.contains("softmax over axes [1,2] is not supported"),
+        "{err}"
+    );
+    assert!(
+        err.contains("softmax over axes [2,3] is not supported"),
+        "{err}"
+    );
+}

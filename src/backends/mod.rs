@@ -3,8 +3,11 @@
 //! every writer (one line each) and [`PLANNED`] the target names MMdnn accepted whose writers are
 //! still to come. A backend declares what it wants of the graph (its layout) and receives it
 //! [`Prepared`] by the passes stage; the CLI finds it by name and never names a framework.
+mod flags;
 pub mod onnx;
 pub mod pytorch;
+
+pub use flags::{CoremlFlags, OnnxFlags, TargetFlags};
 
 use crate::ir::passes::layout::Target;
 use crate::ir::passes::Prepared;
@@ -21,8 +24,9 @@ pub struct TargetOptions {
     pub keep_layout: bool,
     /// Python interpreter for targets that run generated code (`--python`).
     pub python: Option<PathBuf>,
-    /// Model file format (`--format`, PyTorch).
-    pub format: String,
+    /// Model file format (`--format`; the backend's first [`Backend::model_formats`] when
+    /// not given).
+    pub format: Option<String>,
     /// Opset of the written model (`--opset`, ONNX).
     pub opset: Option<i64>,
     /// Weights in a separate file whatever the size (`--external-data`, ONNX).
@@ -52,6 +56,10 @@ pub trait Backend: Sync {
     fn layout(&self) -> Target;
     /// The target-specific flags it takes (a usage error on any other target).
     fn flags(&self) -> &'static [&'static str];
+    /// The model file formats `--format` picks from, the default first (none: one format).
+    fn model_formats(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// `convert`: writes the model file `out` (and whatever goes with it).
     fn save_model(&self, model: Prepared<'_>, out: &Path, opts: &TargetOptions) -> Result<()>;
     /// `tocode`: writes readable code to `code` (which reads the IR weights `ir_weights`, or
@@ -197,6 +205,17 @@ pub fn find(name: &str) -> Result<&'static dyn Backend> {
         ),
         None => bail!("unknown target framework '{name}'"),
     }
+}
+
+/// Every `--format` value some backend writes, for the flag's parser.
+pub fn model_format_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = vec![];
+    for name in BACKENDS.iter().flat_map(|b| b.model_formats()) {
+        if !names.contains(name) {
+            names.push(name);
+        }
+    }
+    names
 }
 
 /// A usage error when target-specific flags in `given` do not belong to target `name`: names

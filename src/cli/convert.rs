@@ -1,8 +1,5 @@
 //! `mmdnn convert` (MMdnn's `mmconvert`): source model → target model in one step.
-use super::args::{
-    source_parser, target_options, target_parser, usage_error, OnnxFlags, ParserFlags, TargetFlags,
-};
-use crate::backends::pytorch::saver::Format;
+use super::args::{source_parser, target_parser, usage_error, ParserFlags};
 use crate::ir::passes::{self, Wants};
 use crate::{backends, frontends};
 use anyhow::{Context, Result};
@@ -31,7 +28,7 @@ pub struct Args {
     pub keep_layout: bool,
     /// [PyTorch] model file format: state_dict (default; no Python needed), torchscript,
     /// export (.pt2) or pickle (the whole module, as MMdnn saved it)
-    #[arg(long, value_parser = PossibleValuesParser::new(Format::NAMES))]
+    #[arg(long, value_parser = PossibleValuesParser::new(crate::backends::model_format_names()))]
     pub format: Option<String>,
     /// Python interpreter for the formats that run PyTorch (default: MMDNN_PYTHON, the active
     /// virtual environment, else python3)
@@ -40,18 +37,14 @@ pub struct Args {
     #[command(flatten)]
     pub parser: ParserFlags,
     #[command(flatten)]
-    pub target: TargetFlags,
-    #[command(flatten)]
-    pub onnx: OnnxFlags,
+    pub target: crate::backends::TargetFlags,
 }
 
 /// The pipeline, stage by stage: read (frontend, through the graph builder) → passes (what the
 /// backend wants) → write (backend).
 pub fn run(a: Args) -> Result<i32> {
-    let opts = match target_options(
+    let opts = match a.target.options(
         &a.dst_framework,
-        &a.target,
-        &a.onnx,
         a.format.as_deref(),
         a.keep_layout,
         a.python,

@@ -1,6 +1,6 @@
 //! `mmdnn inspect`: inputs and outputs with shapes, op histogram, parameter count and every
 //! unsupported op or other problem of an IR (ours or MMdnn's) or a model file.
-use crate::frontends::mmdnn::{load_graph, sibling_weights};
+use crate::frontends::ir_files::{is_ir_file, load_graph, sibling_weights};
 use crate::ir::{ops, validate, Graph};
 use crate::weights::{self, WeightReader};
 use anyhow::Result;
@@ -21,7 +21,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<i32> {
-    if a.model.extension().is_none_or(|e| e != "pb") {
+    if !is_ir_file(&a.model) {
         // A model file: its frontend lists every unsupported layer or op in its error.
         let loaded = super::run::load_model(None, &a.model, a.weights.clone())?;
         let report = Report::new(&loaded.graph, Some(loaded.weights.as_ref()), vec![], vec![]);

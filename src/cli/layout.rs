@@ -1,6 +1,6 @@
 //! `mmdnn layout`: converts an IR between channels-first and channels-last (the pass every
 //! emitter uses), writing a new IR; `--verbose` prints the decision taken at each node.
-use crate::frontends::mmdnn;
+use crate::frontends::ir_files;
 use crate::ir::passes::layout::{convert_layout, Target};
 use crate::ir::serialize::write_ir;
 use anyhow::Result;
@@ -30,8 +30,8 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<i32> {
-    let weights = a.weights.or_else(|| mmdnn::sibling_weights(&a.network));
-    let loaded = mmdnn::load_ir(&a.network, weights.as_deref())?;
+    let weights = a.weights.or_else(|| ir_files::sibling_weights(&a.network));
+    let loaded = ir_files::load_ir(&a.network, weights.as_deref())?;
     let target = if a.to == "channels_first" {
         Target::ChannelsFirst
     } else {

@@ -1,7 +1,7 @@
 //! `mmdnn tocode` (MMdnn's `mmtocode`): IR → readable target-framework Python code.
-use super::args::{target_options, target_parser, usage_error, OnnxFlags, TargetFlags};
+use super::args::{target_parser, usage_error};
 use crate::backends;
-use crate::frontends::mmdnn;
+use crate::frontends::ir_files;
 use crate::ir::passes::{self, Wants};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
@@ -27,13 +27,11 @@ pub struct Args {
     #[arg(long = "keep-layout")]
     pub keep_layout: bool,
     #[command(flatten)]
-    pub target: TargetFlags,
-    #[command(flatten)]
-    pub onnx: OnnxFlags,
+    pub target: crate::backends::TargetFlags,
 }
 
 pub fn run(a: Args) -> Result<i32> {
-    let opts = match target_options(&a.framework, &a.target, &a.onnx, None, a.keep_layout, None) {
+    let opts = match a.target.options(&a.framework, None, a.keep_layout, None) {
         Ok(opts) => opts,
         Err(msg) => return Ok(usage_error(&msg)),
     };
@@ -42,14 +40,14 @@ pub fn run(a: Args) -> Result<i32> {
     let Some(weights) = a
         .ir_weights
         .clone()
-        .or_else(|| mmdnn::sibling_weights(&a.ir_model))
+        .or_else(|| ir_files::sibling_weights(&a.ir_model))
     else {
         bail!(
             "no weights for {}: pass -w <prefix>.npz",
             a.ir_model.display()
         );
     };
-    let loaded = mmdnn::load_ir(&a.ir_model, Some(&weights))?;
+    let loaded = ir_files::load_ir(&a.ir_model, Some(&weights))?;
     let wants = Wants {
         layout: backend.layout(),
         keep_io: opts.keep_layout,

@@ -1,8 +1,7 @@
 //! `mmdnn tomodel` (MMdnn's `mmtomodel`): generated code + weights → target model file.
-use super::args::{target_options, target_parser, usage_error, OnnxFlags, TargetFlags};
-use crate::backends::pytorch::saver::Format;
+use super::args::{target_parser, usage_error};
 use crate::backends::{self, CodeWeights};
-use crate::frontends::mmdnn;
+use crate::frontends::ir_files;
 use crate::ir::passes::{self, Wants};
 use anyhow::{bail, Context, Result};
 use clap::builder::PossibleValuesParser;
@@ -25,7 +24,7 @@ pub struct Args {
     pub output_model: PathBuf,
     /// [PyTorch] model file format: state_dict (default; no Python needed), torchscript,
     /// export (.pt2) or pickle (the whole module, as MMdnn saved it)
-    #[arg(long, value_parser = PossibleValuesParser::new(Format::NAMES))]
+    #[arg(long, value_parser = PossibleValuesParser::new(crate::backends::model_format_names()))]
     pub format: Option<String>,
     /// Python interpreter for the formats that run PyTorch (default: MMDNN_PYTHON, the active
     /// virtual environment, else python3)
@@ -35,9 +34,7 @@ pub struct Args {
     #[arg(long = "keep-layout")]
     pub keep_layout: bool,
     #[command(flatten)]
-    pub target: TargetFlags,
-    #[command(flatten)]
-    pub onnx: OnnxFlags,
+    pub target: crate::backends::TargetFlags,
 }
 
 pub fn run(a: Args) -> Result<i32> {
@@ -47,14 +44,10 @@ pub fn run(a: Args) -> Result<i32> {
             "--keep-layout applies to tomodel from an IR graph (-n <prefix>.pb) only",
         ));
     }
-    let opts = match target_options(
-        &a.framework,
-        &a.target,
-        &a.onnx,
-        a.format.as_deref(),
-        a.keep_layout,
-        a.python,
-    ) {
+    let opts = match a
+        .target
+        .options(&a.framework, a.format.as_deref(), a.keep_layout, a.python)
+    {
         Ok(opts) => opts,
         Err(msg) => return Ok(usage_error(&msg)),
     };
@@ -64,7 +57,7 @@ pub fn run(a: Args) -> Result<i32> {
         keep_io: opts.keep_layout,
     };
     let prepare = |graph: &Path| {
-        let loaded = mmdnn::load_ir(graph, Some(&a.input_weight))?;
+        let loaded = ir_files::load_ir(graph, Some(&a.input_weight))?;
         Ok::<_, anyhow::Error>(loaded)
     };
     if from_ir {
@@ -81,7 +74,7 @@ pub fn run(a: Args) -> Result<i32> {
         return Ok(0);
     }
     // IR weights: the code's weights are made from them and the graph beside them.
-    let graph_path = a.input_weight.with_extension("pb");
+    let graph_path = ir_files::graph_beside(&a.input_weight);
     if !graph_path.exists() {
         bail!(
             "{} is not a weights file the {} target reads as it is; IR weights need their \
@@ -101,5 +94,5 @@ pub fn run(a: Args) -> Result<i32> {
 
 /// Whether `-n` names an IR graph rather than generated code.
 fn is_ir_graph(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e == "pb")
+    ir_files::is_ir_file(path)
 }

@@ -54,7 +54,7 @@ enum Side {
 
 impl Side {
     fn open(model: &std::path::Path, weights: Option<PathBuf>) -> Result<Side> {
-        if model.extension().is_some_and(|e| e == "pb") {
+        if crate::frontends::ir_files::is_ir_file(model) {
             return Ok(Side::Ir(load_model(None, model, weights)?));
         }
         match runners::framework_of(model) {

@@ -7,6 +7,12 @@ pub mod keras;
 pub mod mmdnn;
 pub mod onnx;
 
+/// The IR files the staged commands pass on (`<prefix>.pb` and its weights), which the IR
+/// frontend reads.
+pub mod ir_files {
+    pub use super::mmdnn::{graph_beside, is_ir_file, load_graph, load_ir, sibling_weights};
+}
+
 use crate::ir::Graph;
 use crate::weights::WeightReader;
 use anyhow::{bail, Result};

@@ -251,14 +251,8 @@ pub type OpFn = fn(&OpCtx, Vec<Value>) -> Result<Vec<Value>>;
 /// A family file's registry: the implementation of an op, if the family has it.
 type Registry = fn(&str) -> Option<OpFn>;
 
-/// Each family file's registry under the file's name (`stringify!` of the module, so the name
-/// cannot drift from the file).
-macro_rules! family_registries {
-    ($($file:ident),* $(,)?) => {
-        &[$((stringify!($file), $file::lookup as Registry)),*]
-    };
-}
-const FAMILY_REGISTRIES: &[(&str, Registry)] = family_registries![
+/// Each family file's registry under the file's name.
+const FAMILY_REGISTRIES: &[(&str, Registry)] = crate::ir::ops::family_table![lookup as Registry:
     io,
     conv,
     pool,

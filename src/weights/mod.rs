@@ -151,6 +151,22 @@ impl<R: WeightReader + ?Sized> WeightReader for &R {
     }
 }
 
+/// A boxed reader reads as the reader it holds.
+impl<R: WeightReader + ?Sized> WeightReader for Box<R> {
+    fn info(&self, node: &str, param: &str) -> Option<TensorInfo> {
+        (**self).info(node, param)
+    }
+    fn read(&self, node: &str, param: &str) -> Result<Tensor> {
+        (**self).read(node, param)
+    }
+    fn keys(&self) -> Vec<(String, String)> {
+        (**self).keys()
+    }
+    fn write_to(&self, node: &str, param: &str, w: &mut dyn Sink) -> Result<u64> {
+        (**self).write_to(node, param, w)
+    }
+}
+
 /// Writes a tensor's bytes to `w`, releasing mapped pages as written; returns their number.
 pub fn write_tensor(t: &Tensor, w: &mut dyn Sink) -> Result<u64> {
     w.write_mapped(&t.data)?;

@@ -41,6 +41,11 @@ impl Format {
         })
     }
 
+    /// The format `--format` picked; state_dict when not given.
+    pub fn of(opts: &crate::backends::TargetOptions) -> Result<Format> {
+        Format::parse(opts.format.as_deref().unwrap_or(Format::NAMES[0]))
+    }
+
     fn name(self) -> &'static str {
         Format::NAMES[self as usize]
     }

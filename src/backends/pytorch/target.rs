@@ -23,13 +23,11 @@ impl Backend for PyTorch {
     fn flags(&self) -> &'static [&'static str] {
         &["--format"]
     }
+    fn model_formats(&self) -> &'static [&'static str] {
+        &Format::NAMES
+    }
     fn save_model(&self, model: Prepared<'_>, out: &Path, opts: &TargetOptions) -> Result<()> {
-        saver::convert(
-            model,
-            out,
-            Format::parse(&opts.format)?,
-            opts.python.as_deref(),
-        )
+        saver::convert(model, out, Format::of(opts)?, opts.python.as_deref())
     }
     fn emit_code(
         &self,
@@ -52,7 +50,7 @@ impl Backend for PyTorch {
         out: &Path,
         opts: &TargetOptions,
     ) -> Result<()> {
-        let format = Format::parse(&opts.format)?;
+        let format = Format::of(opts)?;
         saver::tomodel(code, weights, out, format, opts.python.as_deref())
     }
 }

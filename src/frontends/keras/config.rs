@@ -26,6 +26,17 @@ pub enum Arg {
     Value(Json),
 }
 
+impl Arg {
+    /// Every tensor reference in the argument.
+    pub fn refs(&self) -> Vec<&KRef> {
+        match self {
+            Arg::Tensor(r) => vec![r],
+            Arg::List(items) => items.iter().flat_map(Arg::refs).collect(),
+            Arg::Value(_) => vec![],
+        }
+    }
+}
+
 /// One call of a layer: positional arguments (the first is the layer's inputs) and keywords.
 #[derive(Clone, Debug, Default)]
 pub struct Call {

@@ -12,7 +12,7 @@ use crate::weights::derived::{Derived, Step};
 use crate::weights::Tensor;
 use anyhow::{bail, Context, Result};
 use serde_json::Value as Json;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The graph under construction.
 pub struct Cx<'a> {
@@ -126,8 +126,23 @@ impl<'a> Cx<'a> {
     }
 }
 
+/// The error of a model call whose problems are already recorded in the builder (a layer of
+/// the nested model failed), so that the caller records no second one.
+#[derive(Debug)]
+struct AlreadyRecorded;
+
+impl std::fmt::Display for AlreadyRecorded {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a layer of this model could not be converted (listed separately)")
+    }
+}
+
+impl std::error::Error for AlreadyRecorded {}
+
 /// Converts `model`: its inputs are `bound` (a nested model's call inputs) or new graph inputs;
-/// returns its outputs.
+/// returns its outputs. A layer that fails is recorded as a problem in the builder and the
+/// layers that read it are skipped, so every failing layer is reported at once; the outputs
+/// are then an [`AlreadyRecorded`] error.
 pub fn convert_model(
     cx: &mut Cx,
     model: &Model,
@@ -137,6 +152,8 @@ pub fn convert_model(
 ) -> Result<Vec<TensorRef>> {
     let saved_as = saved_names(model);
     let mut produced: HashMap<(String, usize), Vec<TensorRef>> = HashMap::new();
+    // Layers that failed, or read one that did.
+    let mut broken: HashSet<&str> = HashSet::new();
     for (i, input) in model.inputs.iter().enumerate() {
         let layer = model
             .layer(&input.layer)
@@ -167,6 +184,16 @@ pub fn convert_model(
         for (li, k) in pending {
             let layer = &model.layers[li];
             let call = &layer.calls[k];
+            let reads_broken = call
+                .args
+                .iter()
+                .chain(call.kwargs.values())
+                .flat_map(Arg::refs)
+                .any(|r| broken.contains(r.layer.as_str()));
+            if reads_broken {
+                broken.insert(&layer.name);
+                continue;
+            }
             let args: Option<Vec<RArg>> = call
                 .args
                 .iter()
@@ -186,9 +213,18 @@ pub fn convert_model(
             } else {
                 format!("{prefix}{}_call{k}", layer.name)
             };
-            let outs = convert_call(cx, layer, scope, &saved_as[li], name, args, kwargs)
-                .with_context(|| format!("layer '{}' ({})", layer.name, layer.class))?;
-            produced.insert((layer.name.clone(), k), outs);
+            match convert_call(cx, layer, scope, &saved_as[li], name, args, kwargs) {
+                Ok(outs) => {
+                    produced.insert((layer.name.clone(), k), outs);
+                }
+                Err(e) => {
+                    if !e.is::<AlreadyRecorded>() {
+                        let at = format!("layer '{}' ({})", layer.name, layer.class);
+                        cx.core.problem(format!("{at}: {e:#}"));
+                    }
+                    broken.insert(&layer.name);
+                }
+            }
         }
         if waiting.len() == before {
             let stuck: Vec<String> = waiting
@@ -202,6 +238,9 @@ pub fn convert_model(
             );
         }
         pending = waiting;
+    }
+    if !broken.is_empty() {
+        return Err(AlreadyRecorded.into());
     }
     model
         .outputs

@@ -13,7 +13,7 @@ mod layers;
 mod weights;
 
 use super::{Loaded, SourceArgs};
-use crate::ir::validate;
+use crate::frontends::builder::finish_model;
 use anyhow::{bail, Context, Result};
 use serde_json::Value as Json;
 use std::io::Read;
@@ -246,17 +246,16 @@ pub fn load(args: &SourceArgs) -> Result<Loaded> {
         .transpose()
         .with_context(at)?;
     let mut cx = convert::Cx::new(index.as_ref(), source.keras3, &args.input_shapes);
-    let outputs =
-        convert::convert_model(&mut cx, &model, scope.as_ref(), None, "").with_context(at)?;
-    let mut graph = std::mem::take(&mut cx.core.graph);
-    graph.outputs = outputs;
-    graph.producer = format!("keras {}", source.version).trim().to_string();
+    let converted = convert::convert_model(&mut cx, &model, scope.as_ref(), None, "");
+    // Every failing layer is a problem of the builder's; any other error is the model's own.
+    let outputs = match converted {
+        Ok(outputs) => outputs,
+        Err(_) if cx.core.has_problems() => vec![],
+        Err(e) => return Err(e.context(at())),
+    };
     let entries = std::mem::take(&mut cx.weights);
-    drop(cx);
+    let mut graph = cx.core.finish(outputs).with_context(at)?;
+    graph.producer = format!("keras {}", source.version).trim().to_string();
     let reader = weights::reader(index.map(|i| i.file), entries, source.temp);
-    validate::check(&mut graph, Some(&reader)).with_context(at)?;
-    Ok(Loaded {
-        graph,
-        weights: Box::new(reader),
-    })
+    finish_model(graph, Box::new(reader), true).with_context(at)
 }

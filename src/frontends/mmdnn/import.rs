@@ -36,21 +36,13 @@ pub fn import(gd: &proto::GraphDef) -> Result<(Graph, WeightMap)> {
         ),
     }
     let mut cx = Importer::new(gd)?;
-    let mut problems = vec![];
     for def in &gd.node {
         let n = MmNode::new(def);
         let map = mapper(&def.op).expect("unsupported ops were rejected above");
         if let Err(e) = map(&mut cx, &n) {
-            problems.push(format!("node '{}' ({}): {e:#}", def.name, def.op));
+            cx.core
+                .problem(format!("node '{}' ({}): {e:#}", def.name, def.op));
         }
-    }
-    if !problems.is_empty() {
-        bail!(
-            "cannot map the MMdnn IR ({} problem{}):\n  - {}",
-            problems.len(),
-            if problems.len() == 1 { "" } else { "s" },
-            problems.join("\n  - ")
-        );
     }
     cx.finish()
 }
@@ -170,25 +162,23 @@ impl Importer {
 
     /// The sorted graph (inputs: the DataInput nodes; outputs: the nodes nothing reads),
     /// checked against the recorded shapes, and the map of its weights.
-    fn finish(self) -> Result<(Graph, WeightMap)> {
-        let mut graph = self.core.graph;
-        graph.inputs = graph
-            .nodes
+    fn finish(mut self) -> Result<(Graph, WeightMap)> {
+        let nodes = &self.core.graph.nodes;
+        self.core.graph.inputs = nodes
             .iter()
             .filter(|n| n.op == "DataInput")
             .map(|n| n.name.clone())
             .collect();
-        let consumed: HashSet<&str> = graph
-            .nodes
+        let consumed: HashSet<&str> = nodes
             .iter()
             .flat_map(|n| n.inputs.iter().map(|r| r.node.as_str()))
             .collect();
-        graph.outputs = graph
-            .nodes
+        let outputs = nodes
             .iter()
             .filter(|n| !consumed.contains(n.name.as_str()))
             .map(|n| n.output(0))
             .collect();
+        let mut graph = self.core.finish(outputs)?;
         graph.producer = "MMdnn 0.3.1 IR (imported)".to_string();
         graph.sort()?;
         check_recorded_shapes(&graph, &self.recorded)?;

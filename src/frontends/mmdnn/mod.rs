@@ -31,9 +31,10 @@ mod window;
 pub use import::import;
 pub use weights::WeightMap;
 
+use super::builder::finish_model;
 use super::{Loaded, SourceArgs};
 use crate::ir::serialize::{self, IrFile};
-use crate::ir::{validate, Graph};
+use crate::ir::Graph;
 use crate::weights::{self as weight_files, MemoryWeights, WeightReader};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -53,7 +54,7 @@ impl super::Frontend for Mmdnn {
     }
     /// An IR graph is a `.pb` (a GraphDef-like protobuf has no magic number to tell it by).
     fn detects(&self, path: &Path, _head: &[u8]) -> bool {
-        super::extension(path) == "pb"
+        is_ir_file(path)
     }
     fn read(&self, args: &SourceArgs) -> Result<Loaded> {
         load(args)
@@ -105,7 +106,7 @@ pub fn load_graph(path: &Path) -> Result<LoadedGraph> {
 /// Loads an IR graph and (optionally) its weights, validating both.
 pub fn load_ir(network: &Path, weights_path: Option<&Path>) -> Result<Loaded> {
     let loaded = load_graph(network)?;
-    let mut graph = loaded.graph;
+    let graph = loaded.graph;
     let mut reader: Box<dyn WeightReader> = match weights_path {
         Some(p) => weight_files::open(p)?,
         None => Box::new(MemoryWeights::default()),
@@ -122,15 +123,18 @@ pub fn load_ir(network: &Path, weights_path: Option<&Path>) -> Result<Loaded> {
         }
         reader = map.wrap(reader);
     }
-    validate::check(
-        &mut graph,
-        weights_path.is_some().then_some(reader.as_ref()),
-    )
-    .with_context(|| format!("checking {}", network.display()))?;
-    Ok(Loaded {
-        graph,
-        weights: reader,
-    })
+    finish_model(graph, reader, weights_path.is_some())
+        .with_context(|| format!("checking {}", network.display()))
+}
+
+/// Whether `path` names an IR graph (`<prefix>.pb`, ours or MMdnn's).
+pub fn is_ir_file(path: &Path) -> bool {
+    super::extension(path) == "pb"
+}
+
+/// The IR graph `<prefix>.pb` beside its weights `<prefix>.npz` (or `.npy`).
+pub fn graph_beside(weights: &Path) -> PathBuf {
+    weights.with_extension("pb")
 }
 
 /// `<prefix>.npz`, else `<prefix>.npy`, next to `<prefix>.pb`.

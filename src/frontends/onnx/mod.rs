@@ -11,7 +11,7 @@ mod ops;
 mod tensor;
 
 use super::{Loaded, SourceArgs};
-use crate::ir::{validate, DType, TensorType};
+use crate::ir::{DType, TensorType};
 use crate::proto::onnx::{type_proto, GraphProto, ModelProto, NodeProto, ValueInfoProto};
 use crate::weights::derived::DerivedWeights;
 use crate::weights::mapped::FileMap;
@@ -108,30 +108,21 @@ fn convert(model: &ModelProto, dir: &ModelDir, args: &SourceArgs) -> Result<Load
     }
     let mut broken = bind_initializers(&mut b, graph, dir);
     add_inputs(&mut b, graph, &args.input_shapes)?;
-    let mut problems = convert_nodes(&mut b, graph, &wanted, opset, dir, &mut broken);
+    let problems = convert_nodes(&mut b, graph, &wanted, opset, dir, &mut broken);
+    problems.into_iter().for_each(|p| b.core.problem(p));
     // Graph outputs: a constant one gets a Constant node named after it.
+    let mut refs = vec![];
     for name in outputs {
         match output_ref(&mut b, name, &broken) {
-            Ok(Some(r)) => b.core.graph.outputs.push(r),
+            Ok(Some(r)) => refs.push(r),
             Ok(None) => {}
-            Err(e) => problems.push(format!("graph output '{name}': {e:#}")),
+            Err(e) => b.core.problem(format!("graph output '{name}': {e:#}")),
         }
     }
-    if !problems.is_empty() {
-        let n = problems.len();
-        bail!(
-            "the model could not be converted ({n} problem{}):\n  - {}",
-            if n == 1 { "" } else { "s" },
-            problems.join("\n  - ")
-        );
-    }
-    let mut graph = b.core.graph;
+    let graph = b.core.finish(refs)?;
     let weights: DerivedWeights = b.weights.into_iter().collect();
-    validate::check(&mut graph, Some(&weights)).context("the converted graph is invalid")?;
-    Ok(Loaded {
-        graph,
-        weights: Box::new(weights),
-    })
+    super::builder::finish_model(graph, Box::new(weights), true)
+        .context("the converted graph is invalid")
 }
 
 /// Binds every initializer to a constant. Returns the ones that cannot be read (sparse ones,

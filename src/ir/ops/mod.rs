@@ -357,14 +357,19 @@ pub const DATA_FORMAT: AttrDef = choice(
     "channels_first: [N, C, *spatial]; channels_last: [N, *spatial, C]",
 );
 
-/// Each family file's ops under the file's name (`stringify!` of the module, so the name cannot
-/// drift from the file).
-macro_rules! family_files {
-    ($($file:ident),* $(,)?) => {
-        &[$((stringify!($file), $file::OPS)),*]
+/// `(file name, item)` for the item `$item` of each family file `$file` (the name is
+/// `stringify!` of the module, so it cannot drift from the file). Every stage lists its family
+/// files with it: the catalogue's op lists, the interpreter's registries, the ONNX writer's
+/// lowerings; `tests/families.rs` checks that an op is in the same family everywhere.
+macro_rules! family_table {
+    ($item:ident as $ty:ty: $($file:ident),* $(,)?) => {
+        &[$((stringify!($file), $file::$item as $ty)),*]
     };
 }
-const FAMILY_FILES: &[(&str, &[OpDef])] = family_files![
+pub(crate) use family_table;
+
+/// Each family file's ops under the file's name.
+const FAMILY_FILES: &[(&str, &[OpDef])] = family_table![OPS as &[OpDef]:
     io,
     conv,
     pool,

@@ -20,14 +20,8 @@ use anyhow::{anyhow, bail, Result};
 /// A family file's lowerings: the lowering of an op, if the family has it.
 type Lowerings = fn(&str) -> Option<Lower>;
 
-/// Each family file's lowerings under the file's name (`stringify!` of the module, so the name
-/// cannot drift from the file).
-macro_rules! family_lowerings {
-    ($($file:ident),* $(,)?) => {
-        &[$((stringify!($file), $file::find as Lowerings)),*]
-    };
-}
-const FAMILY_LOWERINGS: &[(&str, Lowerings)] = family_lowerings![
+/// Each family file's lowerings under the file's name.
+const FAMILY_LOWERINGS: &[(&str, Lowerings)] = crate::ir::ops::family_table![find as Lowerings:
     io,
     conv,
     pool,

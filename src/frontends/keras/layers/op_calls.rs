@@ -206,10 +206,12 @@ fn convert_op(cx: &mut Cx, l: &LayerCall, op: Op, what: &str) -> Result<Vec<Tens
         Op::Act(act) => activation::apply(cx, &first()?, act, &l.name)?,
         Op::Identity => cx.op(&l.name, "Identity", &[first()?], vec![])?,
         Op::Softmax => {
-            let axis = a
-                .literal(&["axis", "dim"], 1)
-                .map(|v| v.as_i64().unwrap_or(-1))
-                .unwrap_or(-1);
+            let axis = match a.literal(&["axis", "dim"], 1) {
+                None => -1,
+                Some(v) => v.as_i64().ok_or_else(|| {
+                    anyhow!("softmax over axes {v} is not supported (one axis only)")
+                })?,
+            };
             cx.op(
                 &l.name,
                 "Softmax",

@@ -1,10 +1,16 @@
 //! The graph builder every frontend builds its IR graph with: unique node names from the
 //! source's names, nodes typed by the catalogue's shape rules as they are added (so a frontend
 //! sees static shapes while it converts), constant folding through the reference interpreter
-//! with a size cap, dead-node removal, and every problem collected for one error.
+//! with a size cap, dead-node removal, and every problem collected for one error. Every
+//! frontend ends with [`GraphBuilder::finish`] (the problems) and [`finish_model`] (validation,
+//! constant folding, dead-node removal).
 //!
 //! A frontend keeps only what is its own (how a source name maps to a tensor, the ONNX
 //! reader's probed values, the Keras reader's weight sources) on top of this.
+mod fold;
+
+pub use fold::{finish_model, fold_constants};
+
 use crate::interp::{self, Value};
 use crate::ir::ops::{Attrs, InferCtx};
 use crate::ir::{Graph, Node, TensorRef, TensorType};
@@ -105,18 +111,23 @@ impl GraphBuilder {
         self.problems.push(message);
     }
 
-    /// The finished graph with `outputs`: nodes the outputs do not need are removed (graph
-    /// inputs stay); fails with every recorded problem at once. `what` names the model.
-    pub fn finish(mut self, outputs: Vec<TensorRef>, what: &str) -> Result<Graph> {
+    /// Whether a problem has been recorded.
+    pub fn has_problems(&self) -> bool {
+        !self.problems.is_empty()
+    }
+
+    /// The graph with `outputs`, or every recorded problem in one error. The model is finished
+    /// by [`finish_model`] (validation, folding, dead-node removal).
+    pub fn finish(mut self, outputs: Vec<TensorRef>) -> Result<Graph> {
         if !self.problems.is_empty() {
+            let n = self.problems.len();
             bail!(
-                "{what}: {} problem(s):\n  - {}",
-                self.problems.len(),
+                "the model could not be converted ({n} problem{}):\n  - {}",
+                if n == 1 { "" } else { "s" },
                 self.problems.join("\n  - ")
             );
         }
         self.graph.outputs = outputs;
-        remove_dead_nodes(&mut self.graph);
         Ok(self.graph)
     }
 }
@@ -161,8 +172,8 @@ pub fn fold(node: &Node, weights: &dyn WeightReader, inputs: Vec<Value>) -> Resu
         .with_context(|| format!("folding {} '{}'", node.op, node.name))
 }
 
-/// Removes the nodes that no graph output depends on (graph inputs stay).
-pub fn remove_dead_nodes(graph: &mut Graph) {
+/// Removes the nodes that no graph output depends on (graph inputs stay); returns their names.
+pub fn remove_dead_nodes(graph: &mut Graph) -> HashSet<String> {
     let index = graph.index();
     let mut live: HashSet<String> = HashSet::new();
     let mut stack: Vec<&str> = graph.outputs.iter().map(|r| r.node.as_str()).collect();
@@ -174,7 +185,15 @@ pub fn remove_dead_nodes(graph: &mut Graph) {
         }
     }
     live.extend(graph.inputs.iter().cloned());
-    graph.nodes.retain(|n| live.contains(&n.name));
+    let mut dead = HashSet::new();
+    graph.nodes.retain(|n| {
+        let keep = live.contains(&n.name);
+        if !keep {
+            dead.insert(n.name.clone());
+        }
+        keep
+    });
+    dead
 }
 
 #[cfg(test)]
@@ -210,9 +229,11 @@ mod tests {
         b.add(Node::new("relu", "Sigmoid").with_inputs([x]))
             .unwrap();
         assert_eq!(b.ty(&used).unwrap().shape, vec![-1, 3, 8, 8]);
-        let g = b.finish(vec![used], "test").unwrap();
+        let mut g = b.finish(vec![used]).unwrap();
+        let dead = remove_dead_nodes(&mut g);
         let names: Vec<&str> = g.nodes.iter().map(|n| n.name.as_str()).collect();
         assert_eq!(names, ["x", "relu"]);
+        assert_eq!(dead, HashSet::from(["relu_1".to_string()]));
     }
 
     #[test]
@@ -220,8 +241,9 @@ mod tests {
         let mut b = GraphBuilder::default();
         b.problem("node 'a' (Foo): unsupported".into());
         b.problem("node 'b' (Bar): unsupported".into());
-        let err = format!("{:#}", b.finish(vec![], "model.x").unwrap_err());
-        assert!(err.contains("2 problem(s)") && err.contains("'a'") && err.contains("'b'"));
+        assert!(b.has_problems());
+        let err = format!("{:#}", b.finish(vec![]).unwrap_err());
+        assert!(err.contains("(2 problems)") && err.contains("'a'") && err.contains("'b'"));
     }
 
     #[test]
