@@ -134,38 +134,27 @@ pub trait WeightReader {
     }
 }
 
-/// A borrowed reader reads as the reader it borrows (so a [`derived::DerivedWeights`] can be built over
-/// a reader it does not own).
-impl<R: WeightReader + ?Sized> WeightReader for &R {
-    fn info(&self, node: &str, param: &str) -> Option<TensorInfo> {
-        (**self).info(node, param)
-    }
-    fn read(&self, node: &str, param: &str) -> Result<Tensor> {
-        (**self).read(node, param)
-    }
-    fn keys(&self) -> Vec<(String, String)> {
-        (**self).keys()
-    }
-    fn write_to(&self, node: &str, param: &str, w: &mut dyn Sink) -> Result<u64> {
-        (**self).write_to(node, param, w)
-    }
+/// A borrowed or boxed reader reads as the reader it holds (so a [`derived::DerivedWeights`]
+/// can be built over a reader it does not own, or over a boxed one).
+macro_rules! forward_reader {
+    ($($holder:ty),*) => {$(
+        impl<R: WeightReader + ?Sized> WeightReader for $holder {
+            fn info(&self, node: &str, param: &str) -> Option<TensorInfo> {
+                (**self).info(node, param)
+            }
+            fn read(&self, node: &str, param: &str) -> Result<Tensor> {
+                (**self).read(node, param)
+            }
+            fn keys(&self) -> Vec<(String, String)> {
+                (**self).keys()
+            }
+            fn write_to(&self, node: &str, param: &str, w: &mut dyn Sink) -> Result<u64> {
+                (**self).write_to(node, param, w)
+            }
+        }
+    )*};
 }
-
-/// A boxed reader reads as the reader it holds.
-impl<R: WeightReader + ?Sized> WeightReader for Box<R> {
-    fn info(&self, node: &str, param: &str) -> Option<TensorInfo> {
-        (**self).info(node, param)
-    }
-    fn read(&self, node: &str, param: &str) -> Result<Tensor> {
-        (**self).read(node, param)
-    }
-    fn keys(&self) -> Vec<(String, String)> {
-        (**self).keys()
-    }
-    fn write_to(&self, node: &str, param: &str, w: &mut dyn Sink) -> Result<u64> {
-        (**self).write_to(node, param, w)
-    }
-}
+forward_reader!(&R, Box<R>);
 
 /// Writes a tensor's bytes to `w`, releasing mapped pages as written; returns their number.
 pub fn write_tensor(t: &Tensor, w: &mut dyn Sink) -> Result<u64> {
