@@ -549,3 +549,34 @@ fn weights_only_files_are_not_converted_or_downloaded() {
     assert!(server.requests().is_empty());
     assert!(files_in(out.path()).is_empty());
 }
+
+#[test]
+fn complete_part_file_is_checked_and_renamed() {
+    // A run cut after the last byte but before the rename: the server has nothing past it (416).
+    let body = payload(20_000, 7);
+    let server = Server::start(vec![(
+        "/net.onnx",
+        Route {
+            body: body.clone(),
+            ..Route::default()
+        },
+    )]);
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = catalogue(
+        tmp.path(),
+        "onnx",
+        "net",
+        &server.url("/net.onnx"),
+        ("sha256", &sha256_hex(&body)),
+    );
+    let out = tmp.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("net.onnx.part"), &body).unwrap();
+    download(Some(&cat), None, &["-f", "onnx", "-n", "net", "-o"])
+        .arg(&out)
+        .assert()
+        .success();
+    assert_eq!(server.requests()[0].1.as_deref(), Some("bytes=20000-"));
+    assert_eq!(files_in(&out), ["net.onnx"]);
+    assert_eq!(std::fs::read(out.join("net.onnx")).unwrap(), body);
+}

@@ -29,10 +29,16 @@ pub struct Args {
     #[arg(long, conflicts_with = "network")]
     pub list: bool,
     /// Download directory (created when missing); a partial download waits there as <file>.part
-    #[arg(short = 'p', short_alias = 'o', long = "path", default_value = "./")]
+    #[arg(
+        short = 'p',
+        visible_short_alias = 'o',
+        long = "path",
+        default_value = "./"
+    )]
     pub path: PathBuf,
     /// Convert the downloaded model to this framework, written as <path>/<network>.<ext>
-    #[arg(long = "convert-to", value_parser = target_parser(), requires = "network")]
+    #[arg(long = "convert-to", value_name = "FRAMEWORK", value_parser = target_parser(),
+          requires = "network")]
     pub convert_to: Option<String>,
     /// [MMdnn] image to classify after the download: not supported (use `mmdnn run`)
     #[arg(short = 'i', long = "image")]
