@@ -10,7 +10,7 @@ use crate::{backends, frontends};
 use anyhow::{bail, Context, Result};
 use catalogue::{Catalogue, Contents, Entry, BASE_ENV};
 use fetch::{fetch, Download, Outcome};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 #[command(
@@ -131,7 +131,7 @@ fn check_convertible(entry: &Entry, target: &str) -> Result<()> {
 }
 
 /// Fetches `entry` into `dir`; returns the file's path.
-fn download(entry: &Entry, dir: &std::path::Path, base: Option<&str>) -> Result<PathBuf> {
+fn download(entry: &Entry, dir: &Path, base: Option<&str>) -> Result<PathBuf> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the download directory {}", dir.display()))?;
     let url = entry.url_from(base);
@@ -167,12 +167,7 @@ fn download(entry: &Entry, dir: &std::path::Path, base: Option<&str>) -> Result<
 }
 
 /// `mmdnn convert -sf <framework> -iw <file> -df <target> -om <dir>/<name>.<ext>`.
-fn convert_download(
-    entry: &Entry,
-    file: PathBuf,
-    dir: &std::path::Path,
-    target: String,
-) -> Result<i32> {
+fn convert_download(entry: &Entry, file: PathBuf, dir: &Path, target: String) -> Result<i32> {
     let ext = backends::find(&target)?.model_extension();
     let out = dir.join(format!("{}.{ext}", entry.name));
     if out == file {
