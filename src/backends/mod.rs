@@ -60,6 +60,8 @@ pub trait Backend: Sync {
     fn model_formats(&self) -> &'static [&'static str] {
         &[]
     }
+    /// The extension of the model file `convert` writes in its default format (no dot).
+    fn model_extension(&self) -> &'static str;
     /// `convert`: writes the model file `out` (and whatever goes with it).
     fn save_model(&self, model: Prepared<'_>, out: &Path, opts: &TargetOptions) -> Result<()>;
     /// `tocode`: writes readable code to `code` (which reads the IR weights `ir_weights`, or

@@ -44,7 +44,7 @@ enum Command {
     Tocode(tocode::Args),
     /// Generated code + weights → target model file (MMdnn's mmtomodel)
     Tomodel(tomodel::Args),
-    /// Fetch or build a pretrained model (MMdnn's mmdownload)
+    /// Download a pretrained model from the catalogue, checksum verified (MMdnn's mmdownload)
     Download(download::Args),
     /// Summarise an IR or model file: inputs, outputs, ops, parameters, unsupported ops
     Inspect(inspect::Args),

@@ -31,6 +31,9 @@ impl Backend for Onnx {
     fn flags(&self) -> &'static [&'static str] {
         &["--opset", "--external-data"]
     }
+    fn model_extension(&self) -> &'static str {
+        "onnx"
+    }
     fn save_model(&self, model: Prepared<'_>, out: &Path, opts: &TargetOptions) -> Result<()> {
         save(model, out, options(opts))
     }

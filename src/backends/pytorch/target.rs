@@ -26,6 +26,9 @@ impl Backend for PyTorch {
     fn model_formats(&self) -> &'static [&'static str] {
         &Format::NAMES
     }
+    fn model_extension(&self) -> &'static str {
+        "pth"
+    }
     fn save_model(&self, model: Prepared<'_>, out: &Path, opts: &TargetOptions) -> Result<()> {
         saver::convert(model, out, Format::of(opts)?, opts.python.as_deref())
     }
