@@ -282,9 +282,7 @@ fn a_directory_given_for_a_file_is_named() {
     );
     assert!(!err.contains("os error"), "{err}");
     // An existing directory as the output: said once, with its path.
-    let out = convert(&ir.with_extension("npz"), &folder)
-        .assert()
-        .code(2);
+    let out = convert(&ir.with_extension("npz"), &folder).assert().code(2);
     let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(
         err.contains(&folder.display().to_string()) && err.matches("directory").count() == 1,
@@ -305,7 +303,9 @@ fn a_directory_given_for_a_file_is_named() {
     convert(&ir.with_extension("npz"), &d.join("nowhere/x.pth"))
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("nowhere").and(predicate::str::contains("does not exist")));
+        .stderr(
+            predicate::str::contains("nowhere").and(predicate::str::contains("does not exist")),
+        );
 }
 
 #[test]
@@ -351,5 +351,8 @@ fn alias_help_reads_as_the_mmdnn_command() {
         .arg("--bogus")
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("Usage: mmtoir").and(predicate::str::contains("mmtoir toir").not()));
+        .stderr(
+            predicate::str::contains("Usage: mmtoir")
+                .and(predicate::str::contains("mmtoir toir").not()),
+        );
 }

@@ -114,7 +114,13 @@ fn inspect_reports_every_unsupported_op_and_exits_1() {
     onnx_with_unsupported_ops(&model);
     let out = mmdnn().arg("inspect").arg(&model).assert().code(1);
     let text = stdout_of(&out);
-    for want in ["framework: onnx", "inputs:", "x  float32[1, 4]", "FooOp", "BarOp"] {
+    for want in [
+        "framework: onnx",
+        "inputs:",
+        "x  float32[1, 4]",
+        "FooOp",
+        "BarOp",
+    ] {
         assert!(text.contains(want), "missing '{want}' in:\n{text}");
     }
     let out = mmdnn()
@@ -232,21 +238,43 @@ fn formats_without_a_reader_are_named_by_content() {
         (file(d, "model.tflite", &tflite), "TensorFlow Lite"),
         (file(d, "noext", &tflite), "TensorFlow Lite"),
         (
-            file(d, "net.prototxt", b"name: \"Net\"\nlayer {\n  name: \"data\"\n}\n"),
+            file(
+                d,
+                "net.prototxt",
+                b"name: \"Net\"\nlayer {\n  name: \"data\"\n}\n",
+            ),
             "caffe",
         ),
-        (file(d, "w.caffemodel", &[0x0a, 3, b'N', b'e', b't']), "caffe"),
         (
-            file(d, "yolo.cfg", b"[net]\nbatch=1\n\n[convolutional]\nfilters=32\n"),
+            file(d, "w.caffemodel", &[0x0a, 3, b'N', b'e', b't']),
+            "caffe",
+        ),
+        (
+            file(
+                d,
+                "yolo.cfg",
+                b"[net]\nbatch=1\n\n[convolutional]\nfilters=32\n",
+            ),
             "darknet",
         ),
-        (file(d, "legacy.pt", &[0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc]), "pickle"),
         (
-            file(d, "model.pt", &zip_of(&["archive/data.pkl", "archive/version"])),
+            file(d, "legacy.pt", &[0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc]),
+            "pickle",
+        ),
+        (
+            file(
+                d,
+                "model.pt",
+                &zip_of(&["archive/data.pkl", "archive/version"]),
+            ),
             "pytorch",
         ),
         (
-            file(d, "checkpoint.pth", &zip_of(&["model/data.pkl", "model/data/0"])),
+            file(
+                d,
+                "checkpoint.pth",
+                &zip_of(&["model/data.pkl", "model/data/0"]),
+            ),
             "pytorch",
         ),
     ];
@@ -294,8 +322,12 @@ fn clashing_outputs(dir: &Path) -> PathBuf {
                 .with_attr("shape", AttrValue::Shape(vec![1, 3])),
         )
         .unwrap();
-    let a = g.add(Node::new("a/b", "Relu").with_inputs([x.clone()])).unwrap();
-    let b = g.add(Node::new("a_b", "Sigmoid").with_inputs([x.clone()])).unwrap();
+    let a = g
+        .add(Node::new("a/b", "Relu").with_inputs([x.clone()]))
+        .unwrap();
+    let b = g
+        .add(Node::new("a_b", "Sigmoid").with_inputs([x.clone()]))
+        .unwrap();
     let c = g.add(Node::new("A_B", "Tanh").with_inputs([x])).unwrap();
     g.outputs = vec![a, b, c];
     let w = MemoryWeights::default();
@@ -326,7 +358,8 @@ fn run_names_files_after_the_outputs_with_a_manifest() {
     names.sort();
     assert_eq!(
         names,
-        ["a_b.npy", "a_b_2.npy", "A_B_3.npy", "outputs.json"].map(String::from)
+        ["a_b.npy", "a_b_2.npy", "A_B_3.npy", "outputs.json"]
+            .map(String::from)
             .into_iter()
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
@@ -397,14 +430,39 @@ fn conversions_end_with_a_summary() {
     // toir, tocode and tomodel end the same way.
     let (pb, npz) = (prefix.with_extension("pb"), prefix.with_extension("npz"));
     let steps: Vec<Vec<std::ffi::OsString>> = vec![
-        vec!["toir".into(), "-f".into(), "mmdnn".into(), "-n".into(), pb.clone().into(),
-             "-o".into(), d.join("again").into()],
-        vec!["tocode".into(), "-f".into(), "pytorch".into(), "-n".into(), pb.clone().into(),
-             "-w".into(), npz.clone().into(), "-d".into(), d.join("m.py").into(),
-             "-dw".into(), d.join("w.pth").into()],
-        vec!["tomodel".into(), "-f".into(), "pytorch".into(), "-n".into(),
-             d.join("m.py").into(), "-w".into(), d.join("w.pth").into(), "-o".into(),
-             d.join("m.pth").into()],
+        vec![
+            "toir".into(),
+            "-f".into(),
+            "mmdnn".into(),
+            "-n".into(),
+            pb.clone().into(),
+            "-o".into(),
+            d.join("again").into(),
+        ],
+        vec![
+            "tocode".into(),
+            "-f".into(),
+            "pytorch".into(),
+            "-n".into(),
+            pb.clone().into(),
+            "-w".into(),
+            npz.clone().into(),
+            "-d".into(),
+            d.join("m.py").into(),
+            "-dw".into(),
+            d.join("w.pth").into(),
+        ],
+        vec![
+            "tomodel".into(),
+            "-f".into(),
+            "pytorch".into(),
+            "-n".into(),
+            d.join("m.py").into(),
+            "-w".into(),
+            d.join("w.pth").into(),
+            "-o".into(),
+            d.join("m.pth").into(),
+        ],
     ];
     for args in steps {
         let out = mmdnn().args(&args).arg("--json").assert().success();
@@ -432,7 +490,11 @@ fn exit_codes_say_what_failed() {
         .arg("--json")
         .assert()
         .code(1);
-    assert!(stderr_of(&out).contains("conversion failed"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("conversion failed"),
+        "{}",
+        stderr_of(&out)
+    );
     let doc: Json = serde_json::from_str(&stdout_of(&out)).expect("JSON on stdout");
     assert_eq!(doc["ok"], Json::Bool(false));
     assert_eq!(doc["exit_code"], 1);
@@ -522,12 +584,35 @@ fn a_closed_pipe_ends_every_printing_command_quietly() {
         vec!["ops".into(), "--markdown".into()],
         vec!["inspect".into(), pb.clone()],
         vec!["inspect".into(), h5.clone(), "--json".into()],
-        vec!["run".into(), "-n".into(), pb.clone(), "--random-input".into(), "-o".into(),
-             d.join("out").into()],
-        vec!["verify".into(), "--random-input".into(), "--reference".into(), pb.clone(),
-             "--candidate".into(), pb.clone(), "--per-layer".into()],
-        vec!["convert".into(), "-sf".into(), "keras".into(), "-iw".into(), h5,
-             "-df".into(), "onnx".into(), "-om".into(), d.join("m.onnx").into(), "--json".into()],
+        vec![
+            "run".into(),
+            "-n".into(),
+            pb.clone(),
+            "--random-input".into(),
+            "-o".into(),
+            d.join("out").into(),
+        ],
+        vec![
+            "verify".into(),
+            "--random-input".into(),
+            "--reference".into(),
+            pb.clone(),
+            "--candidate".into(),
+            pb.clone(),
+            "--per-layer".into(),
+        ],
+        vec![
+            "convert".into(),
+            "-sf".into(),
+            "keras".into(),
+            "-iw".into(),
+            h5,
+            "-df".into(),
+            "onnx".into(),
+            "-om".into(),
+            d.join("m.onnx").into(),
+            "--json".into(),
+        ],
         vec!["--help".into()],
     ];
     for args in cases {
