@@ -184,6 +184,15 @@ fn no_output_overwrites_an_input() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("ir.pb").and(predicate::str::contains("overwrite")));
+    // layout onto its input.
+    mmdnn()
+        .args(["layout", "--to", "channels_first", "-n"])
+        .arg(&pb)
+        .arg("-o")
+        .arg(&ir)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("overwrite"));
     // tocode's converted weights onto the IR weights.
     mmdnn()
         .args(["tocode", "-f", "pytorch", "-n"])
