@@ -18,12 +18,25 @@ impl AtomicFile {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
+        if path.is_dir() {
+            anyhow::bail!("cannot write {}: it is a directory", path.display());
+        }
         if !dir.is_dir() {
-            anyhow::bail!(
-                "cannot write {}: directory {} does not exist",
-                path.display(),
-                dir.display()
-            );
+            match dir
+                .ancestors()
+                .find(|a| a.exists() && !a.as_os_str().is_empty())
+            {
+                Some(file) if !file.is_dir() => anyhow::bail!(
+                    "cannot write {}: {} is a file, not a directory",
+                    path.display(),
+                    file.display()
+                ),
+                _ => anyhow::bail!(
+                    "cannot write {}: directory {} does not exist",
+                    path.display(),
+                    dir.display()
+                ),
+            }
         }
         let mut builder = tempfile::Builder::new();
         builder.prefix(".mmdnn-").suffix(".partial");
@@ -53,9 +66,10 @@ impl AtomicFile {
     /// gigabyte and protects only against a power loss.
     pub fn commit(self) -> Result<()> {
         let path = self.path;
+        // The rename's own error, once (the persist error repeats it as its source).
         self.tmp
             .persist(&path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error))?;
         Ok(())
     }
 }

@@ -512,7 +512,7 @@ fn convert_to_runs_the_convert_pipeline() {
     .arg(&out)
     .assert()
     .success()
-    .stdout(predicate::str::contains("PyTorch state_dict written to"));
+    .stderr(predicate::str::contains("(PyTorch state_dict)"));
     assert_eq!(files_in(&out), ["cnn_op7.onnx", "tiny.pth", "tiny.py"]);
     // The same files as `mmdnn convert` writes.
     let direct = tmp.path().join("direct");

@@ -24,7 +24,8 @@ fn save(g: &Graph, w: &dyn WeightReader, path: &Path, opts: Options) -> anyhow::
         layout: Target::ChannelsFirst,
         keep_io: opts.keep_layout,
     };
-    onnx::save(passes::prepare(g, w, wants)?, path, opts)
+    onnx::save(passes::prepare(g, w, wants)?, path, opts)?;
+    Ok(())
 }
 
 fn values(n: usize, seed: u32) -> Vec<f32> {

@@ -33,6 +33,24 @@ pub struct TargetOptions {
     pub external_data: bool,
 }
 
+/// What a backend wrote, for the command's summary: each file with what it holds, and what it
+/// changed on the way.
+#[derive(Clone, Debug, Default)]
+pub struct Written {
+    /// What each file holds ("ONNX model (opset 17)", "PyTorch code", …) and its path, in the
+    /// order written.
+    pub files: Vec<(String, PathBuf)>,
+    /// What the backend changed on the way, one line each (names made identifiers, …).
+    pub notes: Vec<String>,
+}
+
+impl Written {
+    pub fn file(mut self, what: impl Into<String>, path: &Path) -> Written {
+        self.files.push((what.into(), path.to_path_buf()));
+        self
+    }
+}
+
 /// The weights `tomodel` builds a model from, beside the generated code.
 pub enum CodeWeights<'p, 'w> {
     /// A file the backend reads as it is (one [`Backend::reads_weights`] accepts).
@@ -56,14 +74,20 @@ pub trait Backend: Sync {
     fn layout(&self) -> Target;
     /// The target-specific flags it takes (a usage error on any other target).
     fn flags(&self) -> &'static [&'static str];
+    /// The extensions of the model files it writes (lower case, no dot), the usual first: an
+    /// output model named with another extension is a usage error.
+    fn model_extensions(&self) -> &'static [&'static str];
     /// The model file formats `--format` picks from, the default first (none: one format).
     fn model_formats(&self) -> &'static [&'static str] {
         &[]
     }
-    /// The extension of the model file `convert` writes in its default format (no dot).
-    fn model_extension(&self) -> &'static str;
+    /// The extension of the model file `convert` writes in its default format (no dot): the
+    /// first of [`Backend::model_extensions`].
+    fn model_extension(&self) -> &'static str {
+        self.model_extensions().first().copied().unwrap_or_default()
+    }
     /// `convert`: writes the model file `out` (and whatever goes with it).
-    fn save_model(&self, model: Prepared<'_>, out: &Path, opts: &TargetOptions) -> Result<()>;
+    fn save_model(&self, model: Prepared<'_>, out: &Path, opts: &TargetOptions) -> Result<Written>;
     /// `tocode`: writes readable code to `code` (which reads the IR weights `ir_weights`, or
     /// the converted weights written to `weights_out`).
     fn emit_code(
@@ -73,7 +97,7 @@ pub trait Backend: Sync {
         code: &Path,
         weights_out: Option<&Path>,
         opts: &TargetOptions,
-    ) -> Result<()>;
+    ) -> Result<Written>;
     /// Whether `tomodel` takes `weights` as they are (else they are IR weights, and the graph
     /// beside them is prepared and handed over as [`CodeWeights::Ir`]).
     fn reads_weights(&self, code: &Path, weights: &Path) -> Result<bool>;
@@ -84,7 +108,7 @@ pub trait Backend: Sync {
         weights: CodeWeights<'_, '_>,
         out: &Path,
         opts: &TargetOptions,
-    ) -> Result<()>;
+    ) -> Result<Written>;
 }
 
 /// Every backend, one line each.

@@ -19,27 +19,29 @@ const DASH_FLAGS: &[(&str, &str)] = &[
     ("-node", "--dstNodeName"),
 ];
 
-/// Rewrites argv so clap can parse it: inserts the subcommand when invoked as an MMdnn command
-/// name, and spells MMdnn's single-dash long flags (also `-sf=keras`) with two dashes.
-pub fn normalize(argv: Vec<OsString>) -> Vec<OsString> {
-    let mut out = Vec::with_capacity(argv.len() + 1);
+/// Rewrites argv so clap can parse it: spells MMdnn's single-dash long flags (also
+/// `-sf=keras`) with two dashes. Returns the subcommand when invoked under an MMdnn command
+/// name (`mmconvert` → `convert`), whose arguments argv then holds.
+pub fn normalize(argv: Vec<OsString>) -> (Option<&'static str>, Vec<OsString>) {
+    let mut out = Vec::with_capacity(argv.len());
     let mut it = argv.into_iter();
     let program = it.next().unwrap_or_else(|| "mmdnn".into());
     let stem = std::path::Path::new(&program)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let sub = ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == stem)
+        .map(|(_, sub)| *sub);
     out.push(program);
-    if let Some((_, sub)) = ALIASES.iter().find(|(alias, _)| *alias == stem) {
-        out.push(sub.into());
-    }
     for arg in it {
         out.push(match arg.to_str() {
             Some(s) => rewrite_flag(s).map(OsString::from).unwrap_or(arg),
             None => arg,
         });
     }
-    out
+    (sub, out)
 }
 
 fn rewrite_flag(arg: &str) -> Option<String> {
@@ -130,29 +132,31 @@ pub fn usage_error(message: &str) -> i32 {
 mod tests {
     use super::*;
 
-    fn norm(args: &[&str]) -> Vec<String> {
-        normalize(args.iter().map(OsString::from).collect())
-            .into_iter()
-            .map(|s| s.into_string().unwrap())
-            .collect()
+    fn norm(args: &[&str]) -> (Option<&'static str>, Vec<String>) {
+        let (sub, argv) = normalize(args.iter().map(OsString::from).collect());
+        (
+            sub,
+            argv.into_iter().map(|s| s.into_string().unwrap()).collect(),
+        )
     }
 
     #[test]
     fn mmdnn_names_and_dash_flags() {
+        let (sub, argv) = norm(&[
+            "/usr/bin/mmconvert",
+            "-sf",
+            "keras",
+            "-iw=m.h5",
+            "-in",
+            "x",
+            "-om",
+            "o",
+        ]);
+        assert_eq!(sub, Some("convert"));
         assert_eq!(
-            norm(&[
-                "/usr/bin/mmconvert",
-                "-sf",
-                "keras",
-                "-iw=m.h5",
-                "-in",
-                "x",
-                "-om",
-                "o"
-            ]),
+            argv,
             [
                 "/usr/bin/mmconvert",
-                "convert",
                 "--srcFramework",
                 "keras",
                 "--inputWeight=m.h5",
@@ -164,12 +168,20 @@ mod tests {
         );
         assert_eq!(
             norm(&["mmdnn", "toir", "-inode", "a"]),
-            ["mmdnn", "toir", "--inNodeName", "a"]
+            (
+                None,
+                ["mmdnn", "toir", "--inNodeName", "a"]
+                    .map(String::from)
+                    .to_vec()
+            )
         );
         // Values that look like flags are left alone only when they are not MMdnn flags.
         assert_eq!(
             norm(&["mmtoir", "-f", "keras"]),
-            ["mmtoir", "toir", "-f", "keras"]
+            (
+                Some("toir"),
+                ["mmtoir", "-f", "keras"].map(String::from).to_vec()
+            )
         );
     }
 

@@ -1,5 +1,7 @@
 //! `mmdnn convert` (MMdnn's `mmconvert`): source model → target model in one step.
-use super::args::{source_parser, target_parser, usage_error, ParserFlags};
+use super::args::{source_parser, target_parser, ParserFlags};
+use super::paths::{check_model_extension, Paths};
+use super::summary::{self, Outcome, Progress, ReportFlags, Summary};
 use crate::ir::passes::{self, Wants};
 use crate::{backends, frontends};
 use anyhow::{Context, Result};
@@ -38,11 +40,18 @@ pub struct Args {
     pub parser: ParserFlags,
     #[command(flatten)]
     pub target: crate::backends::TargetFlags,
+    #[command(flatten)]
+    pub report: ReportFlags,
+}
+
+pub fn run(a: Args) -> Result<i32> {
+    let report = a.report.clone();
+    summary::conversion("convert", &report, |progress| convert(a, progress))
 }
 
 /// The pipeline, stage by stage: read (frontend, through the graph builder) → passes (what the
 /// backend wants) → write (backend).
-pub fn run(a: Args) -> Result<i32> {
+fn convert(a: Args, progress: &Progress) -> Result<Outcome> {
     let opts = match a.target.options(
         &a.dst_framework,
         a.format.as_deref(),
@@ -50,19 +59,48 @@ pub fn run(a: Args) -> Result<i32> {
         a.python,
     ) {
         Ok(opts) => opts,
-        Err(msg) => return Ok(usage_error(&msg)),
+        Err(msg) => return Ok(Outcome::Usage(msg)),
     };
     // Fail before the (possibly slow) read when the target cannot be written.
     let backend = backends::find(&a.dst_framework)?;
     let frontend = frontends::find(&a.src_framework)?;
+    if a.input_network.is_none() && a.input_weight.is_none() {
+        return Ok(Outcome::Usage(no_source(
+            "-iw/--inputWeight",
+            "-in/--inputNetwork",
+            "-iw/--inputWeight",
+        )));
+    }
+    let checked =
+        check_model_extension(backend, "-om/--outputModel", &a.output_model).and_then(|()| {
+            Paths::new()
+                .input("-in/--inputNetwork", a.input_network.as_deref())
+                .input("-iw/--inputWeight", a.input_weight.as_deref())
+                .output("-om/--outputModel", Some(&a.output_model))
+                .check()
+        });
+    if let Err(msg) = checked {
+        return Ok(Outcome::Usage(msg));
+    }
     let source = a.parser.source_args(a.input_network, a.input_weight);
     let loaded = frontend.read(&source)?;
+    progress.stage("preparing");
     let wants = Wants {
         layout: backend.layout(),
         keep_io: opts.keep_layout,
     };
     let prepared = passes::prepare(&loaded.graph, loaded.weights.as_ref(), wants)
         .with_context(|| format!("preparing the graph for the {} target", backend.name()))?;
-    backend.save_model(prepared, &a.output_model, &opts)?;
-    Ok(0)
+    let summary = Summary::prepared(&prepared, backend.layout());
+    progress.stage("writing");
+    let written = backend.save_model(prepared, &a.output_model, &opts)?;
+    Ok(Outcome::Done(summary.wrote(written)))
+}
+
+/// The usage error of a command given no source model: names the flags it takes.
+pub fn no_source(model_flag: &str, network_flag: &str, weights_flag: &str) -> String {
+    format!(
+        "no source model given: pass the model file with {model_flag} (for a model saved as \
+         two files, the network with {network_flag} and the weights with {weights_flag})"
+    )
 }

@@ -1,34 +1,79 @@
-//! `mmdnn inspect`: inputs and outputs with shapes, op histogram, parameter count and every
-//! unsupported op or other problem of an IR (ours or MMdnn's) or a model file.
+//! `mmdnn inspect`: the framework, inputs and outputs with shapes, op histogram, parameter
+//! count and every unsupported op or other problem of an IR (ours or MMdnn's) or a model file.
+//! A model its reader cannot convert whole is still reported (as far as it was read, with
+//! every problem); exit 1 then, or when anything is unsupported or wrong.
+use super::args::source_parser;
+use super::summary::Facts;
 use crate::frontends::ir_files::{is_ir_file, load_graph, sibling_weights};
+use crate::frontends::{self, SourceArgs, Unconverted};
 use crate::ir::{ops, validate, Graph};
 use crate::weights::{self, WeightReader};
 use anyhow::Result;
 use serde_json::json;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// IR graph (.pb) or model file
     pub model: PathBuf,
-    /// Weights file (default: <prefix>.npz or <prefix>.npy next to an IR graph)
+    /// Weights file (default: <prefix>.npz or <prefix>.npy next to an IR graph; the model file
+    /// itself for a model that holds its weights)
     #[arg(short = 'w', long = "weights")]
     pub weights: Option<PathBuf>,
+    /// Source framework (default: told by the file's content, then its extension)
+    #[arg(short = 'f', long = "framework", value_parser = source_parser())]
+    pub framework: Option<String>,
     /// Print the report as JSON
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(a: Args) -> Result<i32> {
-    if !is_ir_file(&a.model) {
-        // A model file: its frontend lists every unsupported layer or op in its error.
-        let loaded = super::run::load_model(None, &a.model, a.weights.clone())?;
-        let report = Report::new(&loaded.graph, Some(loaded.weights.as_ref()), vec![], vec![]);
-        return report.emit(&a, &a.weights);
+    let frontend = match &a.framework {
+        Some(f) => frontends::find(f)?,
+        None => frontends::detect(&a.model)?,
+    };
+    if is_ir_file(&a.model) && frontend.detects(&a.model, &[]) {
+        return inspect_ir(&a, frontend.name());
     }
+    let source = SourceArgs {
+        network: Some(a.model.clone()),
+        weights: a.weights.clone(),
+        ..Default::default()
+    };
+    let mut report = Report {
+        framework: frontend.name(),
+        weights: a.weights.clone(),
+        ..Report::default()
+    };
+    match frontend.read(&source) {
+        Ok(loaded) => {
+            if report.weights.is_none() && !loaded.weights.keys().is_empty() {
+                report.weights = Some(a.model.clone());
+                report.in_model = true;
+            }
+            report.producer = loaded.graph.producer.clone();
+            report.facts = Some(Facts::of(&loaded.graph, Some(loaded.weights.as_ref())));
+        }
+        Err(e) => {
+            let Some(u) = e.downcast_ref::<Unconverted>() else {
+                return Err(e);
+            };
+            report.failure = Some(u.message.lines().next().unwrap_or_default().to_string());
+            report.problems = u.problems.clone();
+            if let Some(g) = &u.partial {
+                report.producer = g.producer.clone();
+                report.facts = Some(Facts::of(g, None));
+            }
+        }
+    }
+    report.emit(&a)
+}
+
+/// An IR graph: read as it is, so unknown ops and invalid parts are reported, not refused.
+fn inspect_ir(a: &Args, framework: &'static str) -> Result<i32> {
     let loaded = load_graph(&a.model)?;
-    let mut graph = loaded.graph;
+    let mut graph: Graph = loaded.graph;
     let weights_path = a.weights.clone().or_else(|| sibling_weights(&a.model));
     let mut reader: Option<Box<dyn WeightReader>> = match &weights_path {
         Some(p) => Some(weights::open(p)?),
@@ -48,127 +93,87 @@ pub fn run(a: Args) -> Result<i32> {
         Err(e) => format!("{e:#}")
             .lines()
             .filter_map(|l| l.trim().strip_prefix("- ").map(str::to_string))
+            .filter(|p| !p.contains("unknown op"))
             .collect(),
     };
-    let report = Report::new(&graph, reader.as_deref(), unsupported, problems);
-    if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report.to_json(&a, &weights_path))?
-        );
-    } else {
-        report.print(&a, &weights_path);
+    Report {
+        framework,
+        producer: graph.producer.clone(),
+        weights: weights_path,
+        in_model: false,
+        facts: Some(Facts::of(&graph, reader.as_deref())),
+        unsupported,
+        problems,
+        failure: None,
     }
-    Ok(if report.ok() { 0 } else { 1 })
+    .emit(a)
 }
 
+#[derive(Default)]
 struct Report {
-    inputs: Vec<(String, String)>,
-    outputs: Vec<(String, String)>,
-    histogram: BTreeMap<String, usize>,
-    params: Option<(usize, usize, usize)>,
+    framework: &'static str,
+    producer: String,
+    weights: Option<PathBuf>,
+    /// The weights are the model file's own.
+    in_model: bool,
+    /// None when the reader did not get as far as the graph's inputs.
+    facts: Option<Facts>,
+    /// (node, op) of each node of an IR whose op the catalogue does not have.
     unsupported: Vec<(String, String)>,
     problems: Vec<String>,
-    producer: String,
-    nodes: usize,
+    /// Why the model could not be converted, when it could not.
+    failure: Option<String>,
 }
 
 impl Report {
-    fn new(
-        graph: &Graph,
-        weights: Option<&dyn WeightReader>,
-        unsupported: Vec<(String, String)>,
-        problems: Vec<String>,
-    ) -> Report {
-        let type_of = |name: &str, idx: usize| {
-            graph
-                .node(name)
-                .and_then(|n| n.outputs.get(idx))
-                .map(|t| t.to_string())
-                .unwrap_or_else(|| "unknown".to_string())
-        };
-        let mut histogram = BTreeMap::new();
-        for n in &graph.nodes {
-            *histogram.entry(n.op.clone()).or_insert(0) += 1;
-        }
-        let params = weights.map(|w| {
-            let (mut count, mut bytes, mut tensors) = (0, 0, 0);
-            for n in &graph.nodes {
-                for def in ops::get(&n.op).map(|d| d.weights).unwrap_or(&[]) {
-                    if let Some(info) = w.info(&n.name, def.name) {
-                        count += info.numel();
-                        bytes += info.nbytes();
-                        tensors += 1;
-                    }
-                }
-            }
-            (count, bytes, tensors)
-        });
-        Report {
-            inputs: graph
-                .inputs
-                .iter()
-                .map(|n| (n.clone(), type_of(n, 0)))
-                .collect(),
-            outputs: graph
-                .outputs
-                .iter()
-                .map(|r| (r.to_string(), type_of(&r.node, r.index)))
-                .collect(),
-            histogram,
-            params,
-            problems: problems
-                .into_iter()
-                .filter(|p| !p.contains("unknown op"))
-                .collect(),
-            unsupported,
-            producer: graph.producer.clone(),
-            nodes: graph.nodes.len(),
-        }
-    }
-
     /// Prints the report; exit code 1 when anything is unsupported or wrong.
-    fn emit(&self, a: &Args, weights: &Option<PathBuf>) -> Result<i32> {
+    fn emit(&self, a: &Args) -> Result<i32> {
         if a.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&self.to_json(a, weights))?
-            );
+            println!("{}", serde_json::to_string_pretty(&self.to_json(a))?);
         } else {
-            self.print(a, weights);
+            self.print(a);
         }
         Ok(if self.ok() { 0 } else { 1 })
     }
 
     fn ok(&self) -> bool {
-        self.unsupported.is_empty() && self.problems.is_empty()
+        self.unsupported.is_empty() && self.problems.is_empty() && self.failure.is_none()
     }
 
-    fn print(&self, a: &Args, weights: &Option<PathBuf>) {
-        println!("model:    {}", a.model.display());
+    fn print(&self, a: &Args) {
+        println!("model:     {}", a.model.display());
+        println!("framework: {}", self.framework);
         if !self.producer.is_empty() {
-            println!("producer: {}", self.producer);
+            println!("producer:  {}", self.producer);
         }
-        match weights {
-            Some(p) => println!("weights:  {}", p.display()),
-            None => println!("weights:  none found (pass -w)"),
+        match (&self.weights, self.in_model) {
+            (Some(p), true) => println!("weights:   {} (in the model file)", p.display()),
+            (Some(p), false) => println!("weights:   {}", p.display()),
+            (None, _) if self.failure.is_some() => println!("weights:   not read"),
+            (None, _) => println!("weights:   none found (pass -w)"),
         }
-        println!("inputs:");
-        for (n, t) in &self.inputs {
-            println!("  {n}  {t}");
+        match &self.facts {
+            Some(f) => {
+                for line in f.io_lines() {
+                    println!("{line}");
+                }
+                println!("ops ({} nodes):", f.nodes);
+                for (op, count) in &f.ops {
+                    println!("  {op:<20} {count}");
+                }
+                if let Some(line) = f.params_line() {
+                    println!("{line}");
+                }
+            }
+            None => println!("inputs, outputs, ops: unknown (the model was not read)"),
         }
-        println!("outputs:");
-        for (n, t) in &self.outputs {
-            println!("  {n}  {t}");
-        }
-        println!("ops ({} nodes):", self.nodes);
-        for (op, count) in &self.histogram {
-            println!("  {op:<20} {count}");
-        }
-        if let Some((count, bytes, tensors)) = self.params {
-            println!("parameters: {count} in {tensors} tensors ({bytes} bytes)");
-        }
-        if self.unsupported.is_empty() {
+        if self.failure.is_some() {
+            let n = self.problems.len();
+            println!(
+                "cannot be converted ({n} problem{}):",
+                if n == 1 { "" } else { "s" }
+            );
+        } else if self.unsupported.is_empty() {
             println!("unsupported ops: none");
         } else {
             println!("unsupported ops ({}):", self.unsupported.len());
@@ -176,30 +181,30 @@ impl Report {
                 println!("  {n}  ({op})");
             }
         }
-        if !self.problems.is_empty() {
+        if !self.problems.is_empty() && self.failure.is_none() {
             println!("problems ({}):", self.problems.len());
-            for p in &self.problems {
-                println!("  {p}");
-            }
+        }
+        for p in &self.problems {
+            println!("  {p}");
         }
     }
 
-    fn to_json(&self, a: &Args, weights: &Option<PathBuf>) -> serde_json::Value {
-        let pairs = |v: &[(String, String)], k: &str, t: &str| -> Vec<serde_json::Value> {
-            v.iter().map(|(a, b)| json!({ k: a, t: b })).collect()
-        };
-        json!({
+    fn to_json(&self, a: &Args) -> serde_json::Value {
+        let mut doc = json!({
+            "ok": self.ok(),
             "model": a.model,
+            "framework": self.framework,
             "producer": self.producer,
-            "weights": weights,
-            "inputs": pairs(&self.inputs, "name", "type"),
-            "outputs": pairs(&self.outputs, "name", "type"),
-            "nodes": self.nodes,
-            "ops": self.histogram,
-            "parameters": self.params.map(|p| p.0),
-            "parameter_bytes": self.params.map(|p| p.1),
-            "unsupported_ops": pairs(&self.unsupported, "node", "op"),
+            "weights": self.weights,
+            "unsupported_ops": self.unsupported.iter()
+                .map(|(n, op)| json!({"node": n, "op": op}))
+                .collect::<Vec<_>>(),
             "problems": self.problems,
-        })
+            "failure": self.failure.as_deref().map(|f| f.trim_end_matches(':')),
+        });
+        if let Some(f) = &self.facts {
+            f.json_fields(&mut doc);
+        }
+        doc
     }
 }

@@ -1,8 +1,10 @@
 //! `mmdnn layout`: converts an IR between channels-first and channels-last (the pass every
 //! emitter uses), writing a new IR; `--verbose` prints the decision taken at each node.
+use super::args::usage_error;
+use super::paths::Paths;
 use crate::frontends::ir_files;
 use crate::ir::passes::layout::{convert_layout, Target};
-use crate::ir::serialize::write_ir;
+use crate::ir::serialize::{with_suffix, write_ir};
 use anyhow::Result;
 use clap::builder::PossibleValuesParser;
 use std::path::PathBuf;
@@ -31,6 +33,20 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<i32> {
     let weights = a.weights.or_else(|| ir_files::sibling_weights(&a.network));
+    let outputs: Vec<PathBuf> = ["pb", "json", "npz"]
+        .iter()
+        .map(|ext| with_suffix(&a.output, ext))
+        .collect();
+    let paths = Paths::new()
+        .input("-n/--network", Some(&a.network))
+        .input("-w/--weights", weights.as_deref());
+    let checked = outputs
+        .iter()
+        .fold(paths, |paths, p| paths.output("-o/--output", Some(p)))
+        .check();
+    if let Err(msg) = checked {
+        return Ok(usage_error(&msg));
+    }
     let loaded = ir_files::load_ir(&a.network, weights.as_deref())?;
     let target = if a.to == "channels_first" {
         Target::ChannelsFirst

@@ -1,8 +1,10 @@
 //! The `mmdnn` command line: one file per subcommand. Invoked as `mmconvert`, `mmtoir`,
 //! `mmtocode`, `mmtomodel` or `mmdownload` (symlinks made by `mmdnn install-aliases`) it
 //! behaves as that MMdnn command. MMdnn's flag spellings are accepted with MMdnn's meaning,
-//! including its single-dash long flags (`-sf`, `-iw`, ...); an unknown flag or framework is a
-//! usage error (exit 2). A failed conversion exits 1.
+//! including its single-dash long flags (`-sf`, `-iw`, ...). Exit codes (docs/CLI.md): 0
+//! success, 1 a failed conversion or a verification out of tolerance, 2 bad usage (an unknown
+//! flag or framework, a path that cannot be right). An internal error is reported, exit 1,
+//! never as a panic.
 mod args;
 mod convert;
 mod download;
@@ -11,13 +13,15 @@ mod inspect;
 mod install_aliases;
 mod layout;
 mod ops;
+mod paths;
 mod run;
+mod summary;
 mod tocode;
 mod toir;
 mod tomodel;
 mod verify;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::ffi::OsString;
 
 #[derive(Parser)]
@@ -70,21 +74,29 @@ pub const ALIASES: &[(&str, &str)] = &[
 ];
 
 pub fn main() -> i32 {
+    // A panic is a bug: said as such, in one line, instead of a backtrace hint.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: internal error (a bug in mmdnn, please report it): {info}");
+    }));
     run(std::env::args_os().collect())
 }
 
 /// Runs the CLI on `argv` (argv[0] included) and returns the exit code.
 pub fn run(argv: Vec<OsString>) -> i32 {
-    let argv = args::normalize(argv);
-    let cli = match Cli::try_parse_from(argv) {
-        Ok(cli) => cli,
+    let (alias, argv) = args::normalize(argv);
+    let parsed = match alias {
+        Some(sub) => parse_alias(sub, argv),
+        None => Cli::try_parse_from(argv).map(|cli| cli.command),
+    };
+    let command = match parsed {
+        Ok(command) => command,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
             let _ = e.print();
             return code;
         }
     };
-    let result = match cli.command {
+    guarded(|| match command {
         Command::Convert(a) => convert::run(a),
         Command::Toir(a) => toir::run(a),
         Command::Tocode(a) => tocode::run(a),
@@ -96,12 +108,53 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         Command::Layout(a) => layout::run(a),
         Command::Ops(a) => ops::run(a),
         Command::InstallAliases(a) => install_aliases::run(a),
-    };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
+    })
+}
+
+/// Parses the arguments of an MMdnn command name as that subcommand's, so its help and errors
+/// read `mmconvert [OPTIONS] ...`.
+fn parse_alias(sub: &'static str, argv: Vec<OsString>) -> Result<Command, clap::Error> {
+    let alias = ALIASES
+        .iter()
+        .find(|(_, s)| *s == sub)
+        .map_or(sub, |(a, _)| *a);
+    let cmd = Cli::command()
+        .find_subcommand(sub)
+        .cloned()
+        .expect("every alias names a subcommand")
+        .name(alias)
+        .bin_name(alias)
+        .version(env!("CARGO_PKG_VERSION"));
+    let m = cmd.try_get_matches_from(argv)?;
+    Ok(match sub {
+        "convert" => Command::Convert(convert::Args::from_arg_matches(&m)?),
+        "toir" => Command::Toir(toir::Args::from_arg_matches(&m)?),
+        "tocode" => Command::Tocode(tocode::Args::from_arg_matches(&m)?),
+        "tomodel" => Command::Tomodel(tomodel::Args::from_arg_matches(&m)?),
+        _ => Command::Download(download::Args::from_arg_matches(&m)?),
+    })
+}
+
+/// Runs a command: its exit code, 1 for an error (printed) or a panic (printed by the hook).
+fn guarded(command: impl FnOnce() -> anyhow::Result<i32>) -> i32 {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(command)) {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
             eprintln!("error: {e:#}");
             1
         }
+        Err(_) => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_and_panics_exit_1() {
+        assert_eq!(guarded(|| Ok(2)), 2);
+        assert_eq!(guarded(|| anyhow::bail!("failed")), 1);
+        assert_eq!(guarded(|| panic!("internal")), 1);
     }
 }

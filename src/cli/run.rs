@@ -1,10 +1,15 @@
-//! `mmdnn run`: runs a model in the reference interpreter and writes every graph output (and
-//! with --intermediate every node's outputs) as `.npy` files.
+//! `mmdnn run`: runs a model in the reference interpreter and writes every graph output as
+//! `<output name>.npy` (names made safe file names, see [`FileNames`]) with a manifest,
+//! `outputs.json` (output name → file, shape, dtype); with --intermediate every node's outputs
+//! too, as `nodes/<node name>.<i>.npy`.
 use super::inputs::{feed, InputFlags};
 use crate::frontends::{self, SourceArgs};
 use crate::interp::Interpreter;
+use crate::output::write_atomic;
 use crate::weights::npy;
 use anyhow::{Context, Result};
+use serde_json::json;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -41,9 +46,11 @@ pub fn run(a: Args) -> Result<i32> {
     let outputs = if a.intermediate {
         let dir = a.output.join("nodes");
         std::fs::create_dir_all(&dir)?;
+        let mut names = FileNames::default();
         interp.run_all(&feeds, &mut |node, values| {
+            let stem = names.claim(&node.name);
             for (i, v) in values.iter().enumerate() {
-                let file = dir.join(format!("{}.{i}.npy", file_stem(&node.name)));
+                let file = dir.join(format!("{stem}.{i}.npy"));
                 if let Err(e) = v
                     .to_natural_tensor()
                     .and_then(|t| npy::write_file(&file, &t))
@@ -73,11 +80,25 @@ pub fn run(a: Args) -> Result<i32> {
             times.len()
         );
     }
+    let mut names = FileNames::default();
+    let mut manifest = serde_json::Map::new();
     for (r, v) in loaded.graph.outputs.iter().zip(&outputs) {
-        let file = a.output.join(format!("{}.npy", file_stem(&r.to_string())));
-        npy::write_file(&file, &v.to_natural_tensor()?)?;
-        println!("{r}  {:?}  -> {}", v.shape(), file.display());
+        let name = r.to_string();
+        let file = format!("{}.npy", names.claim(&name));
+        let tensor = v.to_natural_tensor()?;
+        npy::write_file(&a.output.join(&file), &tensor)?;
+        println!(
+            "{r}  {:?}  -> {}",
+            v.shape(),
+            a.output.join(&file).display()
+        );
+        manifest.insert(
+            name,
+            json!({"file": file, "shape": tensor.info.shape, "dtype": tensor.info.dtype.name()}),
+        );
     }
+    let text = serde_json::to_string_pretty(&manifest)? + "\n";
+    write_atomic(&a.output.join("outputs.json"), text.as_bytes())?;
     Ok(0)
 }
 
@@ -99,26 +120,57 @@ pub fn load_model(
     frontend.read(&args)
 }
 
-/// A file name stem for a tensor or node name: characters outside [A-Za-z0-9._-] become '_'
-/// (plus a hash of the original when anything was replaced, so distinct names stay distinct).
-pub fn file_stem(name: &str) -> String {
-    let clean: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let clean = clean.trim_start_matches('.').to_string();
-    if clean == name && !clean.is_empty() {
-        clean
-    } else {
-        let hash = name.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x100000001b3)
-        });
-        format!("{clean}-{:08x}", hash as u32)
+/// File name stems for tensor and node names, distinct in one directory: characters outside
+/// `[A-Za-z0-9._-]` become `_` (a leading `.` too; an empty name is `output`); a stem already
+/// taken — compared without case, for case-insensitive file systems — gets `_2`, `_3`, … in the
+/// order the names come.
+#[derive(Default)]
+pub struct FileNames {
+    taken: HashSet<String>,
+}
+
+impl FileNames {
+    pub fn claim(&mut self, name: &str) -> String {
+        let mut clean: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if clean.starts_with('.') {
+            clean.replace_range(..1, "_");
+        }
+        if clean.is_empty() {
+            clean = "output".into();
+        }
+        let stem = (1..)
+            .map(|i| match i {
+                1 => clean.clone(),
+                n => format!("{clean}_{n}"),
+            })
+            .find(|s| !self.taken.contains(&s.to_lowercase()))
+            .expect("a free name exists");
+        self.taken.insert(stem.to_lowercase());
+        stem
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FileNames;
+
+    #[test]
+    fn file_names_are_safe_and_distinct() {
+        let mut names = FileNames::default();
+        assert_eq!(names.claim("probs/softmax"), "probs_softmax");
+        assert_eq!(names.claim("probs_softmax"), "probs_softmax_2");
+        assert_eq!(names.claim("Probs_Softmax"), "Probs_Softmax_3");
+        assert_eq!(names.claim("../up"), "_._up");
+        assert_eq!(names.claim(""), "output");
+        assert_eq!(names.claim("x:1"), "x_1");
     }
 }

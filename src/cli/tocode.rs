@@ -1,9 +1,12 @@
 //! `mmdnn tocode` (MMdnn's `mmtocode`): IR → readable target-framework Python code.
-use super::args::{target_parser, usage_error};
+use super::args::target_parser;
+use super::paths::Paths;
+use super::summary::{self, Outcome, Progress, ReportFlags, Summary};
 use crate::backends;
 use crate::frontends::ir_files;
 use crate::ir::passes::{self, Wants};
-use anyhow::{bail, Context, Result};
+use crate::weights::resolve_path;
+use anyhow::{Context, Result};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -28,12 +31,19 @@ pub struct Args {
     pub keep_layout: bool,
     #[command(flatten)]
     pub target: crate::backends::TargetFlags,
+    #[command(flatten)]
+    pub report: ReportFlags,
 }
 
 pub fn run(a: Args) -> Result<i32> {
+    let report = a.report.clone();
+    summary::conversion("tocode", &report, |progress| tocode(a, progress))
+}
+
+fn tocode(a: Args, progress: &Progress) -> Result<Outcome> {
     let opts = match a.target.options(&a.framework, None, a.keep_layout, None) {
         Ok(opts) => opts,
-        Err(msg) => return Ok(usage_error(&msg)),
+        Err(msg) => return Ok(Outcome::Usage(msg)),
     };
     let backend = backends::find(&a.framework)?;
     // The code needs the weights' shapes: -w, else <prefix>.npz / .npy beside the graph.
@@ -42,24 +52,37 @@ pub fn run(a: Args) -> Result<i32> {
         .clone()
         .or_else(|| ir_files::sibling_weights(&a.ir_model))
     else {
-        bail!(
-            "no weights for {}: pass -w <prefix>.npz",
+        return Ok(Outcome::Usage(format!(
+            "no weights for {}: pass -w/--IRWeightPath <prefix>.npz",
             a.ir_model.display()
-        );
+        )));
     };
+    let checked = Paths::new()
+        .input("-n/--IRModelPath", Some(&a.ir_model))
+        .input("-w/--IRWeightPath", Some(&weights))
+        .output("-d/--dstModelPath", Some(&a.dst_model))
+        .output("-dw/--dstWeightPath", a.dst_weights.as_deref())
+        .check();
+    if let Err(msg) = checked {
+        return Ok(Outcome::Usage(msg));
+    }
+    let weights = resolve_path(&weights);
     let loaded = ir_files::load_ir(&a.ir_model, Some(&weights))?;
+    progress.stage("preparing");
     let wants = Wants {
         layout: backend.layout(),
         keep_io: opts.keep_layout,
     };
     let prepared = passes::prepare(&loaded.graph, loaded.weights.as_ref(), wants)
         .with_context(|| format!("preparing the graph for the {} target", backend.name()))?;
-    backend.emit_code(
+    let summary = Summary::prepared(&prepared, backend.layout());
+    progress.stage("writing");
+    let written = backend.emit_code(
         prepared,
         &weights,
         &a.dst_model,
         a.dst_weights.as_deref(),
         &opts,
     )?;
-    Ok(0)
+    Ok(Outcome::Done(summary.wrote(written)))
 }

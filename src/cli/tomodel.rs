@@ -1,8 +1,11 @@
 //! `mmdnn tomodel` (MMdnn's `mmtomodel`): generated code + weights → target model file.
-use super::args::{target_parser, usage_error};
+use super::args::target_parser;
+use super::paths::{check_model_extension, Paths};
+use super::summary::{self, Outcome, Progress, ReportFlags, Summary};
 use crate::backends::{self, CodeWeights};
 use crate::frontends::ir_files;
 use crate::ir::passes::{self, Wants};
+use crate::weights::resolve_path;
 use anyhow::{bail, Context, Result};
 use clap::builder::PossibleValuesParser;
 use std::path::{Path, PathBuf};
@@ -35,13 +38,20 @@ pub struct Args {
     pub keep_layout: bool,
     #[command(flatten)]
     pub target: crate::backends::TargetFlags,
+    #[command(flatten)]
+    pub report: ReportFlags,
 }
 
 pub fn run(a: Args) -> Result<i32> {
-    let from_ir = is_ir_graph(&a.input_network);
+    let report = a.report.clone();
+    summary::conversion("tomodel", &report, |progress| tomodel(a, progress))
+}
+
+fn tomodel(a: Args, progress: &Progress) -> Result<Outcome> {
+    let from_ir = ir_files::is_ir_file(&a.input_network);
     if a.keep_layout && !from_ir {
-        return Ok(usage_error(
-            "--keep-layout applies to tomodel from an IR graph (-n <prefix>.pb) only",
+        return Ok(Outcome::Usage(
+            "--keep-layout applies to tomodel from an IR graph (-n <prefix>.pb) only".into(),
         ));
     }
     let opts = match a
@@ -49,15 +59,29 @@ pub fn run(a: Args) -> Result<i32> {
         .options(&a.framework, a.format.as_deref(), a.keep_layout, a.python)
     {
         Ok(opts) => opts,
-        Err(msg) => return Ok(usage_error(&msg)),
+        Err(msg) => return Ok(Outcome::Usage(msg)),
     };
     let backend = backends::find(&a.framework)?;
+    let checked =
+        check_model_extension(backend, "-o/--outputModel", &a.output_model).and_then(|()| {
+            Paths::new()
+                .input("-n/--inputNetwork", Some(&a.input_network))
+                .input("-w/--inputWeight", Some(&a.input_weight))
+                .output("-o/--outputModel", Some(&a.output_model))
+                .check()
+        });
+    if let Err(msg) = checked {
+        return Ok(Outcome::Usage(msg));
+    }
+    // MMdnn's staged commands pass `prefix.npy` on; ours write `prefix.npz`.
+    let input_weight = resolve_path(&a.input_weight);
     let wants = Wants {
         layout: backend.layout(),
         keep_io: opts.keep_layout,
     };
     let prepare = |graph: &Path| {
-        let loaded = ir_files::load_ir(graph, Some(&a.input_weight))?;
+        let loaded = ir_files::load_ir(graph, Some(&input_weight))?;
+        progress.stage("preparing");
         Ok::<_, anyhow::Error>(loaded)
     };
     if from_ir {
@@ -65,16 +89,19 @@ pub fn run(a: Args) -> Result<i32> {
         let loaded = prepare(&a.input_network)?;
         let prepared = passes::prepare(&loaded.graph, loaded.weights.as_ref(), wants)
             .with_context(|| format!("preparing the graph for the {} target", backend.name()))?;
-        backend.save_model(prepared, &a.output_model, &opts)?;
-        return Ok(0);
+        let summary = Summary::prepared(&prepared, backend.layout());
+        progress.stage("writing");
+        let written = backend.save_model(prepared, &a.output_model, &opts)?;
+        return Ok(Outcome::Done(summary.wrote(written)));
     }
-    if backend.reads_weights(&a.input_network, &a.input_weight)? {
-        let weights = CodeWeights::Native(&a.input_weight);
-        backend.code_to_model(&a.input_network, weights, &a.output_model, &opts)?;
-        return Ok(0);
+    if backend.reads_weights(&a.input_network, &input_weight)? {
+        progress.stage("writing");
+        let weights = CodeWeights::Native(&input_weight);
+        let written = backend.code_to_model(&a.input_network, weights, &a.output_model, &opts)?;
+        return Ok(Outcome::Done(Summary::default().wrote(written)));
     }
     // IR weights: the code's weights are made from them and the graph beside them.
-    let graph_path = ir_files::graph_beside(&a.input_weight);
+    let graph_path = ir_files::graph_beside(&input_weight);
     if !graph_path.exists() {
         bail!(
             "{} is not a weights file the {} target reads as it is; IR weights need their \
@@ -87,12 +114,9 @@ pub fn run(a: Args) -> Result<i32> {
     let loaded = prepare(&graph_path)?;
     let prepared = passes::prepare(&loaded.graph, loaded.weights.as_ref(), wants)
         .with_context(|| format!("preparing the graph for the {} target", backend.name()))?;
+    let summary = Summary::prepared(&prepared, backend.layout());
+    progress.stage("writing");
     let weights = CodeWeights::Ir(Box::new(prepared));
-    backend.code_to_model(&a.input_network, weights, &a.output_model, &opts)?;
-    Ok(0)
-}
-
-/// Whether `-n` names an IR graph rather than generated code.
-fn is_ir_graph(path: &Path) -> bool {
-    ir_files::is_ir_file(path)
+    let written = backend.code_to_model(&a.input_network, weights, &a.output_model, &opts)?;
+    Ok(Outcome::Done(summary.wrote(written)))
 }

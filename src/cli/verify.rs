@@ -1,6 +1,7 @@
 //! `mmdnn verify`: runs a reference and a candidate model on the same inputs and compares them,
 //! per graph output and, matching nodes by name, per layer; names the first divergent node.
-//! Exit 1 when any output is out of tolerance.
+//! Exit 1 when any output is out of tolerance ("verification out of tolerance" on stderr, and
+//! as `failure` in `--json`), or when the models cannot be run.
 use super::inputs::{feed, InputFlags};
 use super::run::load_model;
 use crate::interp::{Interpreter, Value};
@@ -249,6 +250,7 @@ pub fn run(a: Args) -> Result<i32> {
     if a.json {
         let mut doc = json!({
             "ok": ok,
+            "failure": (!ok).then_some("verification out of tolerance"),
             "atol": a.atol,
             "rtol": a.rtol,
             "outputs": outputs.iter().map(Diff::to_json).collect::<Vec<_>>(),
@@ -280,6 +282,16 @@ pub fn run(a: Args) -> Result<i32> {
             Some(n) => println!("first divergent node: {n}"),
             None => println!("first divergent node: none"),
         }
+    }
+    if !ok {
+        let bad = outputs.iter().filter(|d| !d.within).count();
+        eprintln!(
+            "verification out of tolerance: {bad} of {} outputs differ by more than \
+             max({}, {}·|ref|)",
+            outputs.len(),
+            a.atol,
+            a.rtol
+        );
     }
     Ok(if ok { 0 } else { 1 })
 }

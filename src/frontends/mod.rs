@@ -1,11 +1,12 @@
 //! Source frameworks: each reads its model format natively and produces an IR graph plus a lazy
 //! weight reader. [`FRONTENDS`] registers every reader (one line each) and [`PLANNED`] the names
 //! MMdnn accepted whose readers are still to come; the CLI finds a frontend by name or by file
-//! ([`find`], [`detect`]) and never names a framework itself.
+//! ([`find`], [`detect`]: content first, see [`sniff`]) and never names a framework itself.
 pub mod builder;
 pub mod keras;
 pub mod mmdnn;
 pub mod onnx;
+pub mod sniff;
 
 /// The IR files the staged commands pass on (`<prefix>.pb` and its weights), which the IR
 /// frontend reads.
@@ -154,31 +155,40 @@ pub fn find(name: &str) -> Result<&'static dyn Frontend> {
     }
 }
 
-/// The frontend that reads `path`, told by its content and extension.
+/// The frontend that reads `path`, told by its content and extension; for a model no reader
+/// exists for yet, or a file that is no model, an error that says what it is.
 pub fn detect(path: &Path) -> Result<&'static dyn Frontend> {
-    let head = file_head(path);
-    if let Some(f) = FRONTENDS.iter().find(|f| f.detects(path, &head)) {
-        return Ok(*f);
+    match sniff::sniff(path) {
+        sniff::Kind::Reader(f) => Ok(f),
+        sniff::Kind::Planned { framework, what } => {
+            let why = match framework.and_then(|name| find(name).err()) {
+                Some(e) => format!("{e}"),
+                None => format!(
+                    "mmdnn {} has no reader for it. Frameworks that can be read now: {}",
+                    env!("CARGO_PKG_VERSION"),
+                    ready_names()
+                ),
+            };
+            bail!("{} is {what}: {why}", path.display())
+        }
+        sniff::Kind::Other(what) => bail!(
+            "{} is {what}, not a model file mmdnn reads (frameworks that can be read now: {})",
+            path.display(),
+            ready_names()
+        ),
+        sniff::Kind::Unknown => bail!(
+            "cannot tell the framework of {} from its content or extension; pass -f",
+            path.display()
+        ),
     }
-    let ext = extension(path);
-    if let Some(p) = PLANNED
-        .iter()
-        .find(|p| p.extensions.contains(&ext.as_str()))
-    {
-        return find(p.name);
-    }
-    bail!(
-        "cannot tell the framework of {} from its content or extension; pass -f",
-        path.display()
-    )
 }
 
 /// The file's first bytes (empty for a directory or an unreadable file).
-fn file_head(path: &Path) -> Vec<u8> {
+fn file_head(path: &Path, len: u64) -> Vec<u8> {
     use std::io::Read;
-    let mut head = Vec::with_capacity(64);
+    let mut head = Vec::with_capacity(len as usize);
     if let Ok(f) = std::fs::File::open(path) {
-        let _ = f.take(64).read_to_end(&mut head);
+        let _ = f.take(len).read_to_end(&mut head);
     }
     head
 }
@@ -212,6 +222,26 @@ pub struct SourceArgs {
     pub caffe_phase: Option<String>,
     pub darknet_start: Option<u8>,
 }
+
+/// The error of a model a reader could not convert whole: its message (as the reader words it),
+/// every problem, and the graph as far as it was converted, so `inspect` can still report on
+/// the model. Readers return it as an `anyhow::Error`; find it with `downcast_ref`.
+#[derive(Debug)]
+pub struct Unconverted {
+    pub message: String,
+    /// One line per problem (an unsupported op with the nodes using it, a failing layer, …).
+    pub problems: Vec<String>,
+    /// The inputs and the nodes converted, when the reader got that far.
+    pub partial: Option<Box<Graph>>,
+}
+
+impl std::fmt::Display for Unconverted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Unconverted {}
 
 /// A loaded source model: its graph (validated, typed) and lazily read weights.
 pub struct Loaded {

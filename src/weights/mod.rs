@@ -222,7 +222,8 @@ pub fn open(path: &Path) -> Result<Box<dyn WeightReader>> {
     )
 }
 
-fn resolve_path(path: &Path) -> std::path::PathBuf {
+/// The file [`open`] reads for `path`: `prefix.npz` for a missing `prefix.npy` beside it.
+pub fn resolve_path(path: &Path) -> std::path::PathBuf {
     if !path.exists() && path.extension().is_some_and(|e| e == "npy") {
         let npz = path.with_extension("npz");
         if npz.exists() {

@@ -7,26 +7,29 @@ use super::builder::Payload;
 use super::ops::onnx_dtype;
 use super::{build, ir_version, writer, Model, Options};
 use crate::backends::pytorch::names::py_str;
+use crate::backends::Written;
 use crate::ir::passes::layout::{derivation, Derivation};
 use crate::ir::passes::Prepared;
-use crate::output::stage;
+use crate::output::{commit_all, stage, AtomicFile};
 use crate::proto::onnx::{attribute_proto::AttributeType, type_proto, AttributeProto};
 use crate::runners;
 use crate::weights;
 use anyhow::{bail, Context, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 #[cfg(test)]
 mod snapshots;
 
-/// Writes the script for a prepared graph to `code`; it reads `weights_path` by default.
+/// Writes the script for a prepared graph to `code`; it reads `weights_path` by default, or
+/// with `-dw` a copy of them written there (MMdnn's staged commands pass the weights on).
 pub fn tocode(
     prepared: Prepared<'_>,
     weights_path: &Path,
     code: &Path,
+    weights_out: Option<&Path>,
     opts: Options,
-) -> Result<()> {
+) -> Result<Written> {
     if !is_npz(weights_path)? {
         bail!(
             "the generated script reads .npz IR weights with numpy; {} is MMdnn's pickled \
@@ -35,12 +38,58 @@ pub fn tocode(
         );
     }
     let model = build(prepared, opts)?;
-    let weights_path = std::fs::canonicalize(weights_path)
-        .with_context(|| format!("cannot resolve {}", weights_path.display()))?;
-    let text = render(&model, &weights_path, code)?;
-    stage(code, text.as_bytes())?.commit()?;
-    println!("ONNX model code written to {}", code.display());
-    Ok(())
+    let mut files = vec![stage_copy(weights_path, weights_out)?];
+    let script_weights = match weights_out {
+        Some(out) => absolute(&weights_file(out))?,
+        None => std::fs::canonicalize(weights_path)
+            .with_context(|| format!("cannot resolve {}", weights_path.display()))?,
+    };
+    let text = render(&model, &script_weights, code)?;
+    files.insert(0, Some(stage(code, text.as_bytes())?));
+    commit_all(files.into_iter().flatten().collect())?;
+    let written = Written::default().file("ONNX script", code);
+    Ok(match weights_out {
+        Some(out) => written.file("weights the script reads (.npz)", &weights_file(out)),
+        None => written,
+    })
+}
+
+/// Where `tocode -dw` puts the weights the script reads: an `.npz` archive, so a `.npy` name
+/// (MMdnn's) becomes `.npz` — where `tomodel -iw <prefix>.npy` looks, as for IR weights.
+fn weights_file(out: &Path) -> PathBuf {
+    if out.extension().is_some_and(|e| e == "npy") {
+        out.with_extension("npz")
+    } else {
+        out.to_path_buf()
+    }
+}
+
+/// A copy of the IR weights at `-dw`, staged (none without `-dw`).
+fn stage_copy(weights: &Path, out: Option<&Path>) -> Result<Option<AtomicFile>> {
+    let Some(out) = out else {
+        return Ok(None);
+    };
+    let out = weights_file(out);
+    let mut file = AtomicFile::create(&out)?;
+    let mut src = std::fs::File::open(weights)
+        .with_context(|| format!("cannot read weights file {}", weights.display()))?;
+    std::io::copy(&mut src, file.file())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(Some(file))
+}
+
+/// `path` made absolute through its (existing) directory.
+fn absolute(path: &Path) -> Result<PathBuf> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let dir =
+        std::fs::canonicalize(dir).with_context(|| format!("cannot resolve {}", dir.display()))?;
+    Ok(dir.join(
+        path.file_name()
+            .context("the weights path has no file name")?,
+    ))
 }
 
 fn is_npz(path: &Path) -> Result<bool> {
@@ -213,7 +262,7 @@ pub fn run_script(
     out: &Path,
     external_data: bool,
     python: Option<&Path>,
-) -> Result<()> {
+) -> Result<Written> {
     let dir = match out.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),
@@ -245,11 +294,12 @@ pub fn run_script(
         );
     }
     let tmp_data = writer::data_path(&tmp_model);
+    let mut written = Written::default();
     if tmp_data.exists() {
         std::fs::rename(&tmp_data, writer::data_path(out))
             .with_context(|| format!("cannot write {}", writer::data_path(out).display()))?;
+        written = written.file("ONNX external data", &writer::data_path(out));
     }
     std::fs::rename(&tmp_model, out).with_context(|| format!("cannot write {}", out.display()))?;
-    println!("ONNX model written to {}", out.display());
-    Ok(())
+    Ok(written.file("ONNX model", out))
 }

@@ -14,6 +14,7 @@ pub mod writer;
 pub use ops::lowering_files;
 pub use target::Onnx;
 
+use crate::backends::Written;
 use crate::ir::passes::layout::TransformedWeights;
 use crate::ir::passes::Prepared;
 use crate::ir::{validate, DType, Graph, TensorType};
@@ -232,20 +233,15 @@ fn value_info(name: &str, ty: &TensorType) -> ValueInfoProto {
 
 /// `convert` and `tomodel` from an IR: writes `out` (and its external data) from a prepared
 /// graph.
-pub fn save(prepared: Prepared<'_>, out: &Path, opts: Options) -> Result<()> {
+pub fn save(prepared: Prepared<'_>, out: &Path, opts: Options) -> Result<Written> {
     let model = build(prepared, opts)?;
     let files = writer::write(&model, out, opts.external_data)?;
     let external = files.len() > 1;
     commit_all(files)?;
-    println!(
-        "ONNX model (opset {}) written to {}{}",
-        model.opset,
-        out.display(),
-        if external {
-            format!(" with external data {}", writer::data_path(out).display())
-        } else {
-            String::new()
-        }
-    );
-    Ok(())
+    let written = Written::default().file(format!("ONNX model (opset {})", model.opset), out);
+    Ok(if external {
+        written.file("ONNX external data", &writer::data_path(out))
+    } else {
+        written
+    })
 }

@@ -1,7 +1,7 @@
 //! The ONNX target's entry in the backend registry: channels-first, `--opset` and
 //! `--external-data`, the native writer, and the `onnx.helper` script of [`super::code`].
 use super::{code, save, Options};
-use crate::backends::{Backend, CodeWeights, TargetOptions};
+use crate::backends::{Backend, CodeWeights, TargetOptions, Written};
 use crate::ir::passes::layout::Target;
 use crate::ir::passes::Prepared;
 use anyhow::{bail, Result};
@@ -28,13 +28,13 @@ impl Backend for Onnx {
     fn layout(&self) -> Target {
         Target::ChannelsFirst
     }
+    fn model_extensions(&self) -> &'static [&'static str] {
+        &["onnx"]
+    }
     fn flags(&self) -> &'static [&'static str] {
         &["--opset", "--external-data"]
     }
-    fn model_extension(&self) -> &'static str {
-        "onnx"
-    }
-    fn save_model(&self, model: Prepared<'_>, out: &Path, opts: &TargetOptions) -> Result<()> {
+    fn save_model(&self, model: Prepared<'_>, out: &Path, opts: &TargetOptions) -> Result<Written> {
         save(model, out, options(opts))
     }
     fn emit_code(
@@ -42,12 +42,12 @@ impl Backend for Onnx {
         model: Prepared<'_>,
         ir_weights: &Path,
         code: &Path,
-        _weights_out: Option<&Path>,
+        weights_out: Option<&Path>,
         opts: &TargetOptions,
-    ) -> Result<()> {
-        code::tocode(model, ir_weights, code, options(opts))
+    ) -> Result<Written> {
+        code::tocode(model, ir_weights, code, weights_out, options(opts))
     }
-    /// The script `tocode -f onnx` wrote reads the IR weights itself.
+    /// The script `tocode -f onnx` wrote reads IR weights itself.
     fn reads_weights(&self, code: &Path, _weights: &Path) -> Result<bool> {
         Ok(code.extension().is_some_and(|e| e == "py"))
     }
@@ -57,7 +57,7 @@ impl Backend for Onnx {
         weights: CodeWeights<'_, '_>,
         out: &Path,
         opts: &TargetOptions,
-    ) -> Result<()> {
+    ) -> Result<Written> {
         match weights {
             CodeWeights::Native(w) => {
                 code::run_script(code, w, out, opts.external_data, opts.python.as_deref())

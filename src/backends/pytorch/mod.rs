@@ -27,6 +27,9 @@ use names::Namer;
 use state::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+/// Graph names that became another Python identifier: (name, identifier), sorted.
+pub type Renamed = Vec<(String, String)>;
+
 /// The generated module and what its weights need.
 pub struct Generated<'w> {
     /// The Python source.
@@ -35,6 +38,7 @@ pub struct Generated<'w> {
     pub state: Vec<Entry>,
     /// The weights of the layout-converted graph the state dict is read from.
     pub weights: TransformedWeights<'w>,
+    pub renamed: Renamed,
 }
 
 /// Generates the PyTorch module of a graph prepared channels-first (with `keep_io`, the module
@@ -45,11 +49,12 @@ pub fn generate(prepared: Prepared<'_>) -> Result<Generated<'_>> {
         outputs: prepared.output_perms,
         source_inputs: prepared.source_inputs,
     };
-    let (code, state) = emit(&prepared.graph, &prepared.weights, &io)?;
+    let (code, state, renamed) = emit(&prepared.graph, &prepared.weights, &io)?;
     Ok(Generated {
         code,
         state,
         weights: prepared.weights,
+        renamed,
     })
 }
 
@@ -64,13 +69,14 @@ pub struct Boundary {
     pub source_inputs: Vec<Option<Vec<i64>>>,
 }
 
-/// Emits the module for a graph whose layout-sensitive ops are channels-first. Fails, before
-/// anything is written, with one message listing every node that cannot be emitted.
+/// Emits the module for a graph whose layout-sensitive ops are channels-first: its code, its
+/// state dict entries and the names that became other identifiers. Fails, before anything is
+/// written, with one message listing every node that cannot be emitted.
 pub fn emit(
     graph: &Graph,
     weights: &dyn WeightReader,
     io: &Boundary,
-) -> Result<(String, Vec<Entry>)> {
+) -> Result<(String, Vec<Entry>, Renamed)> {
     let mut graph = graph.clone();
     if graph.nodes.iter().any(|n| n.outputs.is_empty()) {
         validate::infer_types(&mut graph)?;
@@ -108,7 +114,14 @@ pub fn emit(
     let mut state = std::mem::take(&mut e.root_params);
     state.append(&mut e.root_buffers);
     state.append(&mut e.module_state);
-    Ok((code, state))
+    let mut renamed: Renamed = e
+        .idents
+        .iter()
+        .filter(|(name, ident)| name != ident)
+        .map(|(name, ident)| (name.clone(), ident.clone()))
+        .collect();
+    renamed.sort();
+    Ok((code, state, renamed))
 }
 
 /// Helper code a module may need; each is emitted only when used.

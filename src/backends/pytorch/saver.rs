@@ -4,7 +4,7 @@
 //! the generated code with Python (`--python`, `MMDNN_PYTHON`, the active virtual environment,
 //! else `python3`). Outputs appear together, whole, or not at all.
 use super::{generate, state};
-use crate::backends::CodeWeights;
+use crate::backends::{CodeWeights, Written};
 use crate::ir::passes::Prepared;
 use crate::output::{commit_all, stage, AtomicFile};
 use crate::runners;
@@ -52,7 +52,7 @@ impl Format {
 }
 
 /// `tocode`: writes the module to `code` and, when asked, its state dict to `weights_out`.
-pub fn tocode(model: Prepared<'_>, code: &Path, weights_out: Option<&Path>) -> Result<()> {
+pub fn tocode(model: Prepared<'_>, code: &Path, weights_out: Option<&Path>) -> Result<Written> {
     let g = generate(model)?;
     let mut files = vec![];
     if let Some(path) = weights_out {
@@ -60,11 +60,26 @@ pub fn tocode(model: Prepared<'_>, code: &Path, weights_out: Option<&Path>) -> R
     }
     files.push(stage(code, g.code.as_bytes())?);
     commit_all(files)?;
-    println!("PyTorch code written to {}", code.display());
+    let mut written = renames(&g.renamed).file("PyTorch code", code);
     if let Some(path) = weights_out {
-        println!("PyTorch state dict written to {}", path.display());
+        written = written.file("PyTorch state dict", path);
     }
-    Ok(())
+    Ok(written)
+}
+
+/// The summary's note on the graph names the code spells as other identifiers.
+fn renames(renamed: &[(String, String)]) -> Written {
+    let mut written = Written::default();
+    if let Some((name, ident)) = renamed.first() {
+        let more = match renamed.len() {
+            1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
+        written.notes.push(format!(
+            "names made Python identifiers: {name:?} → {ident}{more}"
+        ));
+    }
+    written
 }
 
 /// `tomodel`: makes `out` from the generated `code` and its weights (a state dict written by
@@ -75,14 +90,16 @@ pub fn tomodel(
     out: &Path,
     format: Format,
     python: Option<&Path>,
-) -> Result<()> {
+) -> Result<Written> {
     let work = tempfile::tempdir()?;
+    let mut written = Written::default();
     let state_dict = match weights {
         CodeWeights::Native(path) => path.to_path_buf(),
         CodeWeights::Ir(model) => {
             let g = generate(*model)?;
             let path = work.path().join("weights.pth");
             state::write_state_dict(&path, &g.state, &g.weights)?.commit()?;
+            written = renames(&g.renamed);
             path
         }
     };
@@ -91,8 +108,7 @@ pub fn tomodel(
         _ => run_saver(format, code, &state_dict, out, python, work.path())?,
     };
     file.commit()?;
-    println!("PyTorch {} written to {}", format.name(), out.display());
-    Ok(())
+    Ok(written.file(format!("PyTorch {}", format.name()), out))
 }
 
 /// `convert`: the module and its model file from a prepared graph; the code is kept next to
@@ -102,7 +118,7 @@ pub fn convert(
     out: &Path,
     format: Format,
     python: Option<&Path>,
-) -> Result<()> {
+) -> Result<Written> {
     let code_path = out.with_extension("py");
     if code_path == out {
         bail!(
@@ -126,9 +142,9 @@ pub fn convert(
         }
     };
     commit_all(vec![model_file, code_file])?;
-    println!("PyTorch code written to {}", code_path.display());
-    println!("PyTorch {} written to {}", format.name(), out.display());
-    Ok(())
+    Ok(renames(&g.renamed)
+        .file("PyTorch code", &code_path)
+        .file(format!("PyTorch {}", format.name()), out))
 }
 
 /// Whether `path` is a zip written by `torch.save` (it holds a `data.pkl`), not an `.npz`.

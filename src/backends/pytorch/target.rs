@@ -1,7 +1,7 @@
 //! The PyTorch target's entry in the backend registry: channels-first, `--format` and
 //! `--python`, and the commands of [`super::saver`].
 use super::saver::{self, Format};
-use crate::backends::{Backend, CodeWeights, TargetOptions};
+use crate::backends::{Backend, CodeWeights, TargetOptions, Written};
 use crate::ir::passes::layout::Target;
 use crate::ir::passes::Prepared;
 use anyhow::Result;
@@ -23,13 +23,15 @@ impl Backend for PyTorch {
     fn flags(&self) -> &'static [&'static str] {
         &["--format"]
     }
+    /// State dicts and pickled modules are `.pth`/`.pt` (`.pkl`, `.bin` also seen), TorchScript
+    /// `.pt`, `torch.export` programs `.pt2`.
+    fn model_extensions(&self) -> &'static [&'static str] {
+        &["pth", "pt", "pt2", "pkl", "bin"]
+    }
     fn model_formats(&self) -> &'static [&'static str] {
         &Format::NAMES
     }
-    fn model_extension(&self) -> &'static str {
-        "pth"
-    }
-    fn save_model(&self, model: Prepared<'_>, out: &Path, opts: &TargetOptions) -> Result<()> {
+    fn save_model(&self, model: Prepared<'_>, out: &Path, opts: &TargetOptions) -> Result<Written> {
         saver::convert(model, out, Format::of(opts)?, opts.python.as_deref())
     }
     fn emit_code(
@@ -39,7 +41,7 @@ impl Backend for PyTorch {
         code: &Path,
         weights_out: Option<&Path>,
         _opts: &TargetOptions,
-    ) -> Result<()> {
+    ) -> Result<Written> {
         saver::tocode(model, code, weights_out)
     }
     /// A state dict written by `tocode -dw` is taken as it is; anything else is IR weights.
@@ -52,7 +54,7 @@ impl Backend for PyTorch {
         weights: CodeWeights<'_, '_>,
         out: &Path,
         opts: &TargetOptions,
-    ) -> Result<()> {
+    ) -> Result<Written> {
         let format = Format::of(opts)?;
         saver::tomodel(code, weights, out, format, opts.python.as_deref())
     }

@@ -190,6 +190,10 @@ fn convert_download(entry: &Entry, file: PathBuf, dir: &Path, target: String) ->
             phase: "test".into(),
             ..Default::default()
         },
+        report: super::summary::ReportFlags {
+            quiet: false,
+            json: false,
+        },
     };
     convert::run(args).with_context(|| format!("converting {} to {target}", file.display()))
 }

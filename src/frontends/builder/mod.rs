@@ -11,6 +11,7 @@ mod fold;
 
 pub use fold::{finish_model, fold_constants};
 
+use super::Unconverted;
 use crate::interp::{self, Value};
 use crate::ir::ops::{Attrs, InferCtx};
 use crate::ir::{Graph, Node, TensorRef, TensorType};
@@ -119,16 +120,26 @@ impl GraphBuilder {
     /// The graph with `outputs`, or every recorded problem in one error. The model is finished
     /// by [`finish_model`] (validation, folding, dead-node removal).
     pub fn finish(mut self, outputs: Vec<TensorRef>) -> Result<Graph> {
+        self.graph.outputs = outputs;
         if !self.problems.is_empty() {
             let n = self.problems.len();
-            bail!(
-                "the model could not be converted ({n} problem{}):\n  - {}",
-                if n == 1 { "" } else { "s" },
-                self.problems.join("\n  - ")
-            );
+            return Err(Unconverted {
+                message: format!(
+                    "the model could not be converted ({n} problem{}):\n  - {}",
+                    if n == 1 { "" } else { "s" },
+                    self.problems.join("\n  - ")
+                ),
+                problems: self.problems,
+                partial: Some(Box::new(self.graph)),
+            }
+            .into());
         }
-        self.graph.outputs = outputs;
         Ok(self.graph)
+    }
+
+    /// The graph as far as it is built (for a reader that stops on problems of its own).
+    pub fn into_partial(self) -> Graph {
+        self.graph
     }
 }
 

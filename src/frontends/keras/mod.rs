@@ -215,9 +215,12 @@ impl super::Frontend for Keras {
     fn formats(&self) -> &'static str {
         ".h5, .keras, or -n model.json -w weights.h5"
     }
-    /// An HDF5 file, or a `.keras` archive (a zip, which says nothing more by its first bytes).
+    /// An HDF5 file, a JSON architecture (`{"class_name": …`), or a `.keras` archive (a zip,
+    /// which says nothing more by its first bytes).
     fn detects(&self, path: &Path, head: &[u8]) -> bool {
+        let json = String::from_utf8_lossy(head);
         head.starts_with(HDF5_MAGIC)
+            || (json.trim_start().starts_with('{') && json.contains("\"class_name\""))
             || matches!(super::extension(path).as_str(), "h5" | "hdf5" | "keras")
     }
     fn read(&self, args: &SourceArgs) -> Result<Loaded> {
@@ -232,12 +235,17 @@ pub fn load(args: &SourceArgs) -> Result<Loaded> {
     let model = config::parse_model(&source.model).with_context(at)?;
     let bad = layers::unsupported(&model);
     if !bad.is_empty() {
-        bail!(
-            "{}: {} layer(s) cannot be converted: {}",
-            path.display(),
-            bad.len(),
-            bad.join(", ")
-        );
+        return Err(super::Unconverted {
+            message: format!(
+                "{}: {} layer(s) cannot be converted: {}",
+                path.display(),
+                bad.len(),
+                bad.join(", ")
+            ),
+            problems: bad,
+            partial: None,
+        }
+        .into());
     }
     let index = source.weights.map(h5::WeightIndex::new);
     let scope = index

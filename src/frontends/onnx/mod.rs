@@ -3,14 +3,14 @@
 //! and maps the default-domain operators of opsets 7 to 28 onto IR ops, one small function per
 //! ONNX op (`ops/`); older opsets only for ops defined there as at opset 7. Initializers and `Constant` nodes become weights or `Constant` nodes;
 //! computations on constants, shape computations included, are folded (`builder`). Every
-//! unsupported op is listed in one error before anything is converted; every other problem is
-//! reported per node, all at once.
+//! unsupported op is listed in one error (with the graph converted up to them, for `inspect`);
+//! every other problem is reported per node, all at once.
 mod builder;
 mod node;
 mod ops;
 mod tensor;
 
-use super::{Loaded, SourceArgs};
+use super::{Loaded, SourceArgs, Unconverted};
 use crate::ir::{DType, TensorType};
 use crate::proto::onnx::{type_proto, GraphProto, ModelProto, NodeProto, ValueInfoProto};
 use crate::weights::derived::DerivedWeights;
@@ -101,12 +101,29 @@ fn convert(model: &ModelProto, dir: &ModelDir, args: &SourceArgs) -> Result<Load
     } else {
         args.dst_nodes.iter().map(String::as_str).collect()
     };
-    let wanted = wanted_nodes(graph, (!args.dst_nodes.is_empty()).then_some(&outputs))?;
-    check_supported(model, graph, &wanted, opset)?;
+    let mut wanted = wanted_nodes(graph, (!args.dst_nodes.is_empty()).then_some(&outputs))?;
+    // Unsupported ops stop the conversion; the nodes before them are still converted (and
+    // those after skipped) for the partial graph `inspect` reports on.
+    let unsupported = check_supported(model, graph, &wanted, opset).err();
+    if unsupported.is_some() {
+        wanted = supported(graph, &wanted);
+    }
     for n in &graph.node {
         n.output.iter().for_each(|o| b.reserve(o));
     }
     let mut broken = bind_initializers(&mut b, graph, dir);
+    if let Some(mut e) = unsupported {
+        for (n, _) in graph.node.iter().zip(&wanted).filter(|(_, w)| !**w) {
+            for o in &n.output {
+                broken.insert(o.clone(), None);
+            }
+        }
+        if add_inputs(&mut b, graph, &args.input_shapes).is_ok() {
+            convert_nodes(&mut b, graph, &wanted, opset, dir, &mut broken);
+            e.partial = Some(Box::new(b.core.into_partial()));
+        }
+        return Err(e.into());
+    }
     add_inputs(&mut b, graph, &args.input_shapes)?;
     let problems = convert_nodes(&mut b, graph, &wanted, opset, dir, &mut broken);
     problems.into_iter().for_each(|p| b.core.problem(p));
@@ -305,12 +322,26 @@ fn wanted_nodes(graph: &GraphProto, outputs: Option<&Vec<&str>>) -> Result<Vec<b
 }
 
 /// Fails listing every node whose op the reader does not map.
+/// `wanted` less the nodes whose ops the reader does not support.
+fn supported(graph: &GraphProto, wanted: &[bool]) -> Vec<bool> {
+    graph
+        .node
+        .iter()
+        .zip(wanted)
+        .map(|(n, &w)| {
+            let default = n.domain.is_empty() || n.domain == "ai.onnx";
+            w && default && ops::lookup(&n.op_type).is_some()
+        })
+        .collect()
+}
+
+/// Every unsupported op among the `wanted` nodes, in one error.
 fn check_supported(
     model: &ModelProto,
     graph: &GraphProto,
     wanted: &[bool],
     opset: i64,
-) -> Result<()> {
+) -> Result<(), Unconverted> {
     let version = |domain: &str| -> String {
         model
             .opset_import
@@ -362,12 +393,16 @@ fn check_supported(
             format!("{op} (domain {d}, {v}){why}: {}", names.join(", "))
         })
         .collect();
-    bail!(
-        "{count} node{} use{} ops the ONNX reader does not support:\n  - {}",
-        if count == 1 { "" } else { "s" },
-        if count == 1 { "s" } else { "" },
-        lines.join("\n  - ")
-    )
+    Err(Unconverted {
+        message: format!(
+            "{count} node{} use{} ops the ONNX reader does not support:\n  - {}",
+            if count == 1 { "" } else { "s" },
+            if count == 1 { "s" } else { "" },
+            lines.join("\n  - ")
+        ),
+        problems: lines,
+        partial: None,
+    })
 }
 
 /// How messages name a node: its name, else its position and first output.
