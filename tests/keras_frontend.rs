@@ -222,7 +222,10 @@ fn softmax_operation_over_several_axes_is_refused() {
 fn malformed_input_shapes_are_refused() {
     for (shape, expect) in [
         (serde_json::json!([]), "empty batch_input_shape"),
-        (serde_json::json!([null, "three"]), "dim \"three\" is not a size or null"),
+        (
+            serde_json::json!([null, "three"]),
+            "dim \"three\" is not a size or null",
+        ),
     ] {
         let model = serde_json::json!({
             "class_name": "Functional",
@@ -250,6 +253,9 @@ fn malformed_input_shapes_are_refused() {
         .err()
         .expect("refused");
         let err = format!("{err:#}");
-        assert!(err.contains("input layer 'x'") && err.contains(expect), "{err}");
+        assert!(
+            err.contains("input layer 'x'") && err.contains(expect),
+            "{err}"
+        );
     }
 }

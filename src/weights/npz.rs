@@ -243,10 +243,7 @@ impl WeightReader for NpzReader {
             // compressed entry that inflates further is not read to its end.
             let cap = (nbytes as u64).saturating_add(1 << 32);
             let mut all = Vec::new();
-            archive
-                .by_index(e.index)?
-                .take(cap)
-                .read_to_end(&mut all)?;
+            archive.by_index(e.index)?.take(cap).read_to_end(&mut all)?;
             let h = npy::parse_header(&all)?;
             let end = h.data_offset.saturating_add(nbytes);
             if all.len() < end {

@@ -440,7 +440,10 @@ fn data_input(cx: &mut Cx, layer: &Layer, prefix: &str, index: usize) -> Result<
         .map(|d| match d {
             Json::Null => Ok(-1),
             _ => d.as_i64().filter(|&v| v >= 0).with_context(|| {
-                format!("input layer '{}': dim {d} is not a size or null", layer.name)
+                format!(
+                    "input layer '{}': dim {d} is not a size or null",
+                    layer.name
+                )
             }),
         })
         .collect::<Result<_>>()?;
