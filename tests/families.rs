@@ -28,8 +28,9 @@ const STAGES: &[Stage] = &[
     },
     Stage {
         dir: "src/interp",
-        // Value helpers (threads, lanes, layouts) and the GEMM of convolutions and products.
-        others: &["util", "linalg"],
+        // Value helpers (threads, lanes, layouts), the GEMM of convolutions and products, and
+        // the memory budget every op is checked against.
+        others: &["util", "linalg", "budget"],
     },
     Stage {
         dir: "src/frontends/onnx/ops",

@@ -215,3 +215,47 @@ fn softmax_operation_over_several_axes_is_refused() {
         "{err}"
     );
 }
+
+/// An input layer whose `batch_input_shape` is `[]` (an underflow computing its dims besides the
+/// batch, with --inputShape) or holds a string is refused, naming the layer.
+#[test]
+fn malformed_input_shapes_are_refused() {
+    for (shape, expect) in [
+        (serde_json::json!([]), "empty batch_input_shape"),
+        (
+            serde_json::json!([null, "three"]),
+            "dim \"three\" is not a size or null",
+        ),
+    ] {
+        let model = serde_json::json!({
+            "class_name": "Functional",
+            "config": {
+                "name": "m",
+                "layers": [{
+                    "class_name": "InputLayer", "name": "x", "inbound_nodes": [],
+                    "config": {"name": "x", "batch_input_shape": shape, "dtype": "float32"},
+                }],
+                "input_layers": [["x", 0, 0]],
+                "output_layers": [["x", 0, 0]],
+            },
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.json");
+        std::fs::write(&path, model.to_string()).unwrap();
+        let err = frontends::load(
+            "keras",
+            &SourceArgs {
+                network: Some(path),
+                input_shapes: vec![vec![3]],
+                ..Default::default()
+            },
+        )
+        .err()
+        .expect("refused");
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("input layer 'x'") && err.contains(expect),
+            "{err}"
+        );
+    }
+}

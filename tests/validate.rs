@@ -129,3 +129,69 @@ fn declared_types_are_checked_and_weights_required() {
         "{err}"
     );
 }
+
+fn conv(name: &str, strides: Vec<i64>, dilations: Vec<i64>, pads: Vec<i64>) -> Node {
+    Node::new(name, "Conv")
+        .with_inputs([TensorRef::parse("x")])
+        .with_attr("kernel_shape", AttrValue::Ints(vec![3, 3]))
+        .with_attr("strides", AttrValue::Ints(strides))
+        .with_attr("dilations", AttrValue::Ints(dilations))
+        .with_attr("pads", AttrValue::Ints(pads))
+        .with_attr("out_channels", AttrValue::Int(4))
+}
+
+/// Hostile geometry is refused by validation, each naming its node: a zero stride (a division
+/// by zero in the shape rule before), a dilation of 2^30 (an output of size 0 before), negative
+/// and absurd pads.
+#[test]
+fn absurd_window_geometry_is_refused() {
+    let mut g = graph(
+        vec![
+            input("x", vec![1, 3, 8, 8]),
+            conv("zero_stride", vec![0, 0], vec![1, 1], vec![0; 4]),
+            conv("huge_dilation", vec![1, 1], vec![1 << 30, 1], vec![0; 4]),
+            conv("negative_pads", vec![1, 1], vec![1, 1], vec![-1, 0, 0, 0]),
+            conv(
+                "absurd_pads",
+                vec![1, 1],
+                vec![1, 1],
+                vec![1 << 40, 0, 0, 0],
+            ),
+        ],
+        &[
+            "zero_stride",
+            "huge_dilation",
+            "negative_pads",
+            "absurd_pads",
+        ],
+    );
+    let e = format!("{:#}", check(&mut g, None).unwrap_err());
+    assert!(e.contains("4 problems"), "{e}");
+    assert!(
+        e.contains("'zero_stride' (Conv): strides [0, 0]: 0 is not between 1"),
+        "{e}"
+    );
+    assert!(e.contains("'huge_dilation' (Conv): the window"), "{e}");
+    assert!(
+        e.contains("'negative_pads' (Conv): pads [-1, 0, 0, 0]"),
+        "{e}"
+    );
+    assert!(e.contains("'absurd_pads' (Conv): pads"), "{e}");
+}
+
+/// A shape whose byte count does not fit memory (2^62 float32 elements) is refused, where its
+/// element count used to wrap to a small number.
+#[test]
+fn shapes_larger_than_memory_are_refused() {
+    let mut g = graph(
+        vec![
+            input("x", vec![1 << 31, 1 << 31]),
+            Node::new("r", "Reshape")
+                .with_inputs([TensorRef::parse("x")])
+                .with_attr("shape", AttrValue::Ints(vec![1 << 62])),
+        ],
+        &["r"],
+    );
+    let e = format!("{:#}", check(&mut g, None).unwrap_err());
+    assert!(e.contains("more elements than memory can address"), "{e}");
+}

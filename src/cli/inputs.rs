@@ -20,10 +20,17 @@ pub struct InputFlags {
     /// Size used for unknown (-1) input dims, e.g. the batch
     #[arg(long = "unknown-dim", default_value_t = 1)]
     pub unknown_dim: usize,
+    /// The most bytes one value may take while the model runs (e.g. 4G, 512M; default: half
+    /// the machine's memory); an op whose output would be larger fails, naming the node
+    #[arg(long = "max-memory", value_parser = crate::interp::budget::parse_size)]
+    pub max_memory: Option<u64>,
 }
 
 /// The value of every graph input, by name.
 pub fn feed(graph: &Graph, flags: &InputFlags) -> Result<Vec<(String, Value)>> {
+    if let Some(bytes) = flags.max_memory {
+        crate::interp::budget::set_max_bytes(bytes);
+    }
     let mut files = std::collections::HashMap::new();
     for spec in &flags.input {
         let (name, file) = spec
@@ -51,7 +58,10 @@ pub fn feed(graph: &Graph, flags: &InputFlags) -> Result<Vec<(String, Value)>> {
                     .iter()
                     .map(|&d| if d < 0 { flags.unknown_dim } else { d as usize })
                     .collect();
-                random_value(attrs.dtype("dtype")?, &shape, &mut rng)?
+                let dtype = attrs.dtype("dtype")?;
+                let what = format!("random value for graph input '{name}'");
+                crate::interp::budget::check(&shape, dtype.size().max(4), &what)?;
+                random_value(dtype, &shape, &mut rng)?
             }
             None => bail!(
                 "graph input '{name}' has no value: pass --input {name}=FILE.npy or --random-input"

@@ -198,7 +198,7 @@ fn conv(ctx: &OpCtx, inputs: Vec<Value>) -> Result<Vec<Value>> {
             g.pad_begin[i],
             g.pad_end[i],
             false,
-        );
+        )?;
         outs[i] = o.max(0) as usize;
     }
     let p_out: usize = outs.iter().product();

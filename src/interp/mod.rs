@@ -11,6 +11,7 @@
 //! elementwise ops can work in place) and drops every intermediate value once its last consumer
 //! has run.
 mod activation;
+pub mod budget;
 mod conv;
 mod dense;
 mod elementwise;
@@ -500,6 +501,7 @@ impl<'a> Interpreter<'a> {
             weights: self.weights,
             cache: self.cache.as_ref(),
         };
+        check_budget(&ctx, &args)?;
         let outs = f(&ctx, args).with_context(context)?;
         if let Ok(expected) = expected_outputs(&ctx.attrs) {
             if outs.len() != expected {
@@ -524,7 +526,40 @@ pub fn run_op(node: &Node, weights: &dyn WeightReader, inputs: Vec<Value>) -> Re
         )
     })?;
     let ctx = OpCtx::new(node, weights)?;
+    check_budget(&ctx, &inputs)?;
     f(&ctx, inputs).with_context(|| format!("node '{}' ({})", node.name, node.op))
+}
+
+/// Fails when an output of the node, sized by its shape rule from the inputs' actual shapes,
+/// exceeds the memory budget. An op the rule cannot size here (the interpreter holds every
+/// integer type as i64, which some rules refuse) is left to run.
+fn check_budget(ctx: &OpCtx, inputs: &[Value]) -> Result<()> {
+    use crate::ir::ops::InferCtx;
+    use crate::ir::TensorType;
+    let types: Vec<TensorType> = inputs
+        .iter()
+        .map(|v| {
+            let dtype = match v {
+                Value::F32(_) => DType::F32,
+                Value::I64(_) => DType::I64,
+                Value::Bool(_) => DType::Bool,
+            };
+            TensorType::new(dtype, v.shape().iter().map(|&d| d as i64).collect())
+        })
+        .collect();
+    let infer = InferCtx {
+        attrs: ctx.attrs,
+        inputs: types.iter().collect(),
+    };
+    let Ok(outputs) = (ctx.attrs.def.infer)(&infer) else {
+        return Ok(());
+    };
+    for t in outputs {
+        let shape: Vec<usize> = t.shape.iter().map(|&d| d.max(0) as usize).collect();
+        let what = format!("node '{}' ({}): its output", ctx.node.name, ctx.node.op);
+        budget::check(&shape, t.dtype.size().max(4), &what)?;
+    }
+    Ok(())
 }
 
 fn expected_outputs(attrs: &Attrs) -> Result<usize> {

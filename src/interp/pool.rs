@@ -58,7 +58,7 @@ fn pool_f32(ctx: &OpCtx, x: ArrayD<f32>) -> Result<Vec<Value>> {
     let ins = [sh[2], sh[3], sh[4]];
     let mut outs = [0usize; 3];
     for i in 0..3 {
-        outs[i] = window_out(ins[i] as i64, k[i], s[i], d[i], pb[i], pe[i], ceil).max(0) as usize;
+        outs[i] = window_out(ins[i] as i64, k[i], s[i], d[i], pb[i], pe[i], ceil)?.max(0) as usize;
     }
     let p_in: usize = ins.iter().product();
     let p_out: usize = outs.iter().product();

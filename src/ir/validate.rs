@@ -45,6 +45,14 @@ pub fn check(graph: &mut Graph, weights: Option<&dyn WeightReader>) -> Result<()
         }
         match infer_node(node, &types) {
             Ok(Some(inferred)) => {
+                if let Some(t) = inferred.iter().find(|t| too_large(t)) {
+                    problems.push(format!(
+                        "node '{}' ({}): its output {t} has more elements than memory can address",
+                        node.name, node.op
+                    ));
+                    broken.insert(node.name.clone());
+                    continue;
+                }
                 if !node.outputs.is_empty() && !compatible(&node.outputs, &inferred) {
                     problems.push(format!(
                         "node '{}' ({}): declared output types {} do not match the inferred {}",
@@ -88,6 +96,17 @@ fn list(types: &[TensorType]) -> String {
         .map(|t| t.to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Whether a tensor of type `t` has more bytes than memory can address (its known dims only:
+/// a shape that only grows that large at run time is the interpreter's to refuse).
+fn too_large(t: &TensorType) -> bool {
+    let known: Vec<usize> = t
+        .shape
+        .iter()
+        .filter_map(|&d| usize::try_from(d).ok())
+        .collect();
+    crate::weights::checked_bytes(&known, t.dtype.size()).is_none()
 }
 
 /// Declared and inferred types agree where both are known.

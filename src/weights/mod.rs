@@ -42,12 +42,45 @@ pub struct TensorInfo {
     pub shape: Vec<usize>,
 }
 
+/// The most dims a stored tensor may have (NumPy's own limit).
+pub const MAX_RANK: usize = 64;
+
+/// Elements of a tensor of `shape`, with checked arithmetic: `None` when the count does not
+/// fit a `usize`. Every size read from a file goes through this or [`checked_bytes`].
+pub fn checked_numel(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
+/// Bytes of a tensor of `shape` with elements of `elem_size` bytes: `None` when they do not fit
+/// in memory's addressable range (`isize::MAX`).
+pub fn checked_bytes(shape: &[usize], elem_size: usize) -> Option<usize> {
+    checked_numel(shape)?
+        .checked_mul(elem_size)
+        .filter(|&b| b <= isize::MAX as usize)
+}
+
 impl TensorInfo {
-    pub fn numel(&self) -> usize {
-        self.shape.iter().product()
+    /// The info of a tensor whose shape came from a file: refused when it has more than
+    /// [`MAX_RANK`] dims or more bytes than memory can address (a count that would wrap).
+    pub fn checked(dtype: DType, shape: Vec<usize>) -> Result<TensorInfo> {
+        if shape.len() > MAX_RANK {
+            bail!(
+                "a tensor of {} dims (at most {MAX_RANK} are supported)",
+                shape.len()
+            );
+        }
+        if checked_bytes(&shape, dtype.size()).is_none() {
+            bail!("a {dtype} tensor of shape {shape:?} has more bytes than memory can address");
+        }
+        Ok(TensorInfo { dtype, shape })
     }
+    /// Elements (saturating: an info made by [`TensorInfo::checked`] never saturates).
+    pub fn numel(&self) -> usize {
+        checked_numel(&self.shape).unwrap_or(usize::MAX)
+    }
+    /// Bytes (saturating, like [`TensorInfo::numel`]).
     pub fn nbytes(&self) -> usize {
-        self.numel() * self.dtype.size()
+        self.numel().saturating_mul(self.dtype.size())
     }
 }
 
@@ -60,7 +93,7 @@ pub struct Tensor {
 
 impl Tensor {
     pub fn new(dtype: DType, shape: Vec<usize>, data: impl Into<Bytes>) -> Result<Tensor> {
-        let info = TensorInfo { dtype, shape };
+        let info = TensorInfo::checked(dtype, shape)?;
         let data = data.into();
         if data.len() != info.nbytes() {
             bail!(

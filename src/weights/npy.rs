@@ -204,6 +204,13 @@ fn parse(bytes: &[u8], read_order: bool) -> Result<Header> {
             _ => Err(bad_shape()),
         })
         .collect::<Result<Vec<_>>>()?;
+    if shape.len() > super::MAX_RANK || super::checked_bytes(&shape, 16).is_none() {
+        bail!(
+            "shape {} in .npy header is too large (more than {} dims, or more bytes than memory can address)",
+            shape_lit.render(),
+            super::MAX_RANK
+        );
+    }
     Ok(Header {
         descr,
         fortran_order,
@@ -540,5 +547,19 @@ mod tests {
                 .unwrap()
                 .fortran_order
         );
+    }
+
+    /// A header whose shape's byte count wraps (2^32 × 2^32 × 4 bytes) is refused: the count
+    /// wrapped to 0 before and matched an empty file.
+    #[test]
+    fn shapes_larger_than_memory_are_refused() {
+        for shape in ["(4294967296, 4294967296)", "(1099511627776, 1099511627776)"] {
+            let h = header(
+                1,
+                &format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}"),
+            );
+            let e = format!("{:#}", parse_header(&h).unwrap_err());
+            assert!(e.contains("too large"), "{e}");
+        }
     }
 }

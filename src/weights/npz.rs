@@ -139,7 +139,18 @@ impl NpzReader {
             let len = f.compressed_size() as usize;
             drop(f);
             let header: Header = if stored {
-                npy::parse_header(&map[start..start + len])
+                let body = start
+                    .checked_add(len)
+                    .and_then(|end| map.get(start..end))
+                    .with_context(|| {
+                        format!(
+                            "{}: entry '{name}' claims {len} bytes at offset {start}, past the \
+                             end of the file ({} bytes)",
+                            path.display(),
+                            map.len()
+                        )
+                    })?;
+                npy::parse_header(body)
             } else {
                 let mut head = vec![0u8; 1 << 16];
                 let mut rd = archive.by_index(index)?;
@@ -159,14 +170,20 @@ impl NpzReader {
                 }
                 dtype = m;
             }
-            let info = TensorInfo {
-                dtype,
-                shape: header.shape.clone(),
-            };
-            if stored && header.data_offset + info.nbytes() > len {
+            let info = TensorInfo::checked(dtype, header.shape.clone())
+                .with_context(|| format!("{}: entry '{name}'", path.display()))?;
+            if stored && header.data_offset.saturating_add(info.nbytes()) > len {
                 bail!("{}: entry '{name}' is truncated", path.display());
             }
-            by_key.insert((node.clone(), param.clone()), entries.len());
+            if by_key
+                .insert((node.clone(), param.clone()), entries.len())
+                .is_some()
+            {
+                bail!(
+                    "{}: weight '{param}' of node '{node}' is stored twice",
+                    path.display()
+                );
+            }
             entries.push(Entry {
                 param: (node, param),
                 info,
@@ -222,10 +239,22 @@ impl WeightReader for NpzReader {
             self.map.slice(e.start..e.start + nbytes)
         } else {
             let mut archive = ZipArchive::new(std::io::Cursor::new(&self.map[..]))?;
+            // At most the header (< 4 GiB by the format) and the data the header declared: a
+            // compressed entry that inflates further is not read to its end.
+            let cap = (nbytes as u64).saturating_add(1 << 32);
             let mut all = Vec::new();
-            archive.by_index(e.index)?.read_to_end(&mut all)?;
+            archive.by_index(e.index)?.take(cap).read_to_end(&mut all)?;
             let h = npy::parse_header(&all)?;
-            Bytes::from(all).slice(h.data_offset..h.data_offset + nbytes)
+            let end = h.data_offset.saturating_add(nbytes);
+            if all.len() < end {
+                bail!(
+                    "{}: weight '{param}' of node '{node}' is truncated ({} of {} bytes)",
+                    self.path.display(),
+                    all.len().saturating_sub(h.data_offset),
+                    nbytes
+                );
+            }
+            Bytes::from(all).slice(h.data_offset..end)
         };
         let _ = e.len;
         let data = normalize(raw, &e.info, e.fortran, e.big_endian);
@@ -348,5 +377,28 @@ mod tests {
             .map(|c| i16::from_le_bytes([c[0], c[1]]))
             .collect();
         assert_eq!(vals, vec![1, 2, 3, 4, 5, 6]);
+    }
+
+    /// A central directory that claims an entry runs past the end of the file (a panic on a
+    /// slice before) is refused, naming the entry, the offset and the file's size.
+    #[test]
+    fn entries_claiming_bytes_past_the_end_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.npz");
+        let mut w = NpzWriter::create(&path).unwrap();
+        w.add("n", "w", &Tensor::from_f32(vec![4], &[1.0; 4]).unwrap())
+            .unwrap();
+        w.finish().unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let cd = bytes
+            .windows(4)
+            .position(|w| w == b"PK\x01\x02")
+            .expect("a central directory entry");
+        for field in [20, 24] {
+            bytes[cd + field..cd + field + 4].copy_from_slice(&0x7fff_0000u32.to_le_bytes());
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let e = format!("{:#}", NpzReader::open(&path).err().expect("refused"));
+        assert!(e.contains("past the end of the file"), "{e}");
     }
 }

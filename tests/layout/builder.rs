@@ -241,7 +241,7 @@ impl Builder {
         );
         let sp =
             x.sp.iter()
-                .map(|&d| window_out(d, 2, 2, 1, 0, 0, true))
+                .map(|&d| window_out(d, 2, 2, 1, 0, 0, true).expect("a window that fits"))
                 .collect();
         self.push(r, x.c, sp);
     }

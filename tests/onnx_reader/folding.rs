@@ -166,3 +166,23 @@ fn folding_materialises_no_value_far_larger_than_its_inputs() {
     .unwrap();
     assert!(!ops(&l).iter().any(|o| o == "Transpose"), "{:?}", ops(&l));
 }
+
+/// A Range of 10^12 values (8 TB), and one whose limit minus start overflows an i64, are
+/// refused by the fold cap instead of allocated (an abort before) or wrapped.
+#[test]
+fn huge_ranges_are_refused_not_allocated() {
+    for (start, limit) in [(0, 1_000_000_000_000i64), (i64::MIN, i64::MAX)] {
+        let nodes = vec![
+            node("Range", &["start", "limit", "delta"], &["r"], vec![]),
+            node("Add", &["x", "r"], &["y"], vec![]),
+        ];
+        let inits = vec![
+            i64_typed("start", &[], &[start]),
+            i64_typed("limit", &[], &[limit]),
+            i64_typed("delta", &[], &[1]),
+        ];
+        let m = model(13, nodes, inits, value_info("x", &[D::N(1)]));
+        let e = err(load_model(&m));
+        assert!(e.contains("Range of") && e.contains("64 MB"), "{e}");
+    }
+}

@@ -128,3 +128,21 @@ fn zeros_like_an_input_of_unknown_shape_is_refused_without_allocating_it() {
         "{e}"
     );
 }
+
+/// An initializer of dims [2^32, 2^32] (and [2^40, 2^40]) with no data: its element count
+/// wrapped to 0 and matched the empty data. Now its size is refused, naming the tensor.
+#[test]
+fn initializers_larger_than_memory_are_refused() {
+    for d in [1i64 << 32, 1 << 40] {
+        let w = crate::common::f32_raw("w", &[d, d], &[]);
+        let m = model(
+            13,
+            vec![node("Add", &["x", "w"], &["y"], vec![])],
+            vec![w],
+            value_info("x", &[D::N(1)]),
+        );
+        let e = err(load_model(&m));
+        assert!(e.contains("more bytes than memory can address"), "{e}");
+        assert!(e.contains("'w'"), "{e}");
+    }
+}

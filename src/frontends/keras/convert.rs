@@ -435,7 +435,25 @@ fn data_input(cx: &mut Cx, layer: &Layer, prefix: &str, index: usize) -> Result<
         .find_map(|k| c.get(*k).filter(|v| !v.is_null()))
         .and_then(Json::as_array)
         .with_context(|| format!("input layer '{}' has no batch_input_shape", layer.name))?;
-    let mut shape: Vec<i64> = shape.iter().map(|d| d.as_i64().unwrap_or(-1)).collect();
+    let mut shape: Vec<i64> = shape
+        .iter()
+        .map(|d| match d {
+            Json::Null => Ok(-1),
+            _ => d.as_i64().filter(|&v| v >= 0).with_context(|| {
+                format!(
+                    "input layer '{}': dim {d} is not a size or null",
+                    layer.name
+                )
+            }),
+        })
+        .collect::<Result<_>>()?;
+    if shape.is_empty() {
+        bail!(
+            "input layer '{}' has an empty batch_input_shape (a Keras input has at least the \
+             batch dim)",
+            layer.name
+        );
+    }
     if let Some(given) = cx.input_shapes.get(index) {
         if given.len() + 1 != shape.len() {
             bail!(

@@ -215,7 +215,7 @@ fn decode_inner(t: &TensorProto, dir: &ModelDir) -> Result<Lazy> {
         .iter()
         .map(|&d| usize::try_from(d).map_err(|_| anyhow!("negative dim {d} in {:?}", t.dims)))
         .collect::<Result<Vec<usize>>>()?;
-    let info = TensorInfo { dtype, shape };
+    let info = TensorInfo::checked(dtype, shape)?;
     if t.segment.is_some() {
         bail!("segmented tensors are not supported");
     }

@@ -1,6 +1,8 @@
 //! Convolutions. Depthwise convolution is `Conv` with `group` = input channels; a separable
 //! convolution is a depthwise `Conv` followed by a 1×1 `Conv`.
-use super::shape_rules::{spatial_axes, spatial_list, split_pads, window_out};
+use super::shape_rules::{
+    check_window, spatial_axes, spatial_list, split_pads, window_out, MAX_WINDOW,
+};
 use super::*;
 use crate::ir::types::AttrKind as K;
 
@@ -150,6 +152,8 @@ impl Window {
             None => vec![1; n_spatial],
         };
         let (pad_begin, pad_end) = split_pads(attrs.ints("pads")?, n_spatial)?;
+        let pads = [&pad_begin[..], &pad_end[..]].concat();
+        check_window(&kernel, &strides, &dilations, &pads)?;
         Ok(Window {
             kernel,
             strides,
@@ -189,7 +193,7 @@ fn infer_conv(ctx: &InferCtx) -> Result<Vec<TensorType>> {
             w.pad_begin[i],
             w.pad_end[i],
             false,
-        );
+        )?;
     }
     Ok(vec![TensorType::new(x.dtype, shape)])
 }
@@ -205,16 +209,27 @@ fn infer_conv_transpose(ctx: &InferCtx) -> Result<Vec<TensorType>> {
         0,
         "output_padding",
     )?;
+    if let Some(v) = extra.iter().find(|&&v| !(0..=MAX_WINDOW).contains(&v)) {
+        bail!("output_padding {extra:?}: {v} is not between 0 and {MAX_WINDOW}");
+    }
     let mut shape = x.shape.clone();
     shape[c_axis] = ctx.attrs.int("out_channels")?;
     for (i, &a) in spatial.iter().enumerate() {
         shape[a] = if x.shape[a] < 0 {
             -1
         } else {
-            (x.shape[a] - 1) * w.strides[i] - w.pad_begin[i] - w.pad_end[i]
-                + w.dilations[i] * (w.kernel[i] - 1)
-                + extra[i]
-                + 1
+            // The window's terms are below 2^31 (check_window); only the input size is large.
+            (x.shape[a] - 1)
+                .checked_mul(w.strides[i])
+                .and_then(|v| v.checked_add(w.dilations[i] * (w.kernel[i] - 1) + extra[i] + 1))
+                .map(|v| v - w.pad_begin[i] - w.pad_end[i])
+                .filter(|&v| v > 0)
+                .with_context(|| {
+                    format!(
+                        "spatial axis {a} of size {} gives no valid output size",
+                        x.shape[a]
+                    )
+                })?
         };
     }
     Ok(vec![TensorType::new(x.dtype, shape)])

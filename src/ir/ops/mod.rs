@@ -412,6 +412,7 @@ pub fn lookup(node: &Node) -> Result<&'static OpDef> {
 }
 
 /// Typed access to a node's attributes, with the catalogue's defaults filled in.
+#[derive(Clone, Copy)]
 pub struct Attrs<'a> {
     pub node: &'a Node,
     pub def: &'static OpDef,

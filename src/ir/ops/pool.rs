@@ -95,7 +95,7 @@ fn infer_pool(ctx: &InferCtx) -> Result<Vec<TensorType>> {
             w.pad_begin[i],
             w.pad_end[i],
             ceil,
-        );
+        )?;
     }
     Ok(vec![TensorType::new(x.dtype, shape)])
 }

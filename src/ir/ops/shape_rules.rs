@@ -43,7 +43,9 @@ pub fn broadcast(a: &[i64], b: &[i64]) -> Result<Shape> {
     Ok(out)
 }
 
-/// Output size of a sliding window over one spatial axis.
+/// Output size of a sliding window over one spatial axis (-1 when the input size is unknown).
+/// Fails when the window, dilated, is larger than the padded input (there would be no output
+/// position). The geometry itself is checked by [`check_window`].
 pub fn window_out(
     size: i64,
     kernel: i64,
@@ -52,14 +54,19 @@ pub fn window_out(
     pad_begin: i64,
     pad_end: i64,
     ceil_mode: bool,
-) -> i64 {
+) -> Result<i64> {
     if size < 0 {
-        return -1;
+        return Ok(-1);
     }
+    // check_window keeps every term below 2^31, so these products and sums fit an i64.
     let effective = dilation * (kernel - 1) + 1;
-    let span = size + pad_begin + pad_end - effective;
+    let padded = size + pad_begin + pad_end;
+    let span = padded - effective;
     if span < 0 {
-        return 0;
+        bail!(
+            "the window ({kernel} with dilation {dilation}: {effective} wide) is larger than the \
+             padded input ({size} + {pad_begin} + {pad_end} = {padded})"
+        );
     }
     let mut out = if ceil_mode {
         (span + stride - 1) / stride + 1
@@ -70,15 +77,41 @@ pub fn window_out(
     if ceil_mode && (out - 1) * stride >= size + pad_begin {
         out -= 1;
     }
-    out
+    Ok(out)
 }
 
-/// Product of dims, -1 if any is unknown.
+/// The largest kernel, stride, dilation or pad a window may have (2^31 - 1): larger values
+/// are no real model's, and bounding them keeps the geometry's arithmetic from overflowing.
+pub const MAX_WINDOW: i64 = i32::MAX as i64;
+
+/// Checks a window's geometry: kernel sizes, strides and dilations at least 1, pads at least
+/// 0, none above [`MAX_WINDOW`].
+pub fn check_window(
+    kernel: &[i64],
+    strides: &[i64],
+    dilations: &[i64],
+    pads: &[i64],
+) -> Result<()> {
+    for (name, values, least) in [
+        ("kernel_shape", kernel, 1),
+        ("strides", strides, 1),
+        ("dilations", dilations, 1),
+        ("pads", pads, 0),
+    ] {
+        if let Some(v) = values.iter().find(|&&v| v < least || v > MAX_WINDOW) {
+            bail!("{name} {values:?}: {v} is not between {least} and {MAX_WINDOW}");
+        }
+    }
+    Ok(())
+}
+
+/// Product of dims, -1 if any is unknown; saturates at `i64::MAX` (validation refuses such a
+/// shape, so the product never wraps to a small, wrong count).
 pub fn numel(shape: &[i64]) -> i64 {
     if shape.iter().any(|&d| d < 0) {
         -1
     } else {
-        shape.iter().product()
+        shape.iter().fold(1i64, |n, &d| n.saturating_mul(d))
     }
 }
 

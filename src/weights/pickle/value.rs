@@ -60,9 +60,44 @@ pub(super) enum Value<'a> {
     Float,
     Str(&'a str),
     Bytes(Buf<'a>),
-    Tuple(Rc<[Value<'a>]>),
+    Tuple(Tuple<'a>),
     Global(Global),
     Obj(ObjId),
+}
+
+/// A Python tuple's items, shared. A file can nest tuples as deep as it has bytes, so dropping
+/// one never recurses: the items of a tuple dropped last are taken out and dropped in a loop.
+#[derive(Debug, Clone)]
+pub(super) struct Tuple<'a>(Rc<[Value<'a>]>);
+
+impl<'a> Tuple<'a> {
+    pub(super) fn new(items: Vec<Value<'a>>) -> Self {
+        Tuple(Rc::from(items))
+    }
+}
+
+impl<'a> std::ops::Deref for Tuple<'a> {
+    type Target = [Value<'a>];
+    fn deref(&self) -> &[Value<'a>] {
+        &self.0
+    }
+}
+
+impl Drop for Tuple<'_> {
+    fn drop(&mut self) {
+        let mut pending = vec![std::mem::replace(&mut self.0, Rc::from(Vec::new()))];
+        while let Some(mut items) = pending.pop() {
+            // Only the last holder of a tuple drops its items.
+            let Some(items) = Rc::get_mut(&mut items) else {
+                continue;
+            };
+            for item in items.iter_mut() {
+                if let Value::Tuple(inner) = item {
+                    pending.push(std::mem::replace(&mut inner.0, Rc::from(Vec::new())));
+                }
+            }
+        }
+    }
 }
 
 /// A dict key: Python `str` or `bytes` (Python 2 `str`).

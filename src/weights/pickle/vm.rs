@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use super::globals::{Global, Policy};
 use super::opcodes::{self, op};
-use super::value::{describe, Buf, Dict, Key, Object, Value};
+use super::value::{describe, Buf, Dict, Key, Object, Tuple, Value};
 use super::{malformed, quoted, refused, Fault, Res};
 
 /// Maximum interpreter steps (opcodes plus per-element work). A real MMdnn file needs roughly
@@ -352,12 +352,12 @@ impl<'a> Machine<'a> {
             }
 
             // Tuples, lists, dicts.
-            op::EMPTY_TUPLE => Value::Tuple(Rc::from(Vec::new())),
+            op::EMPTY_TUPLE => Value::Tuple(Tuple::new(Vec::new())),
             op::TUPLE1 | op::TUPLE2 | op::TUPLE3 => {
                 let n = usize::from(code - op::TUPLE1 + 1);
-                Value::Tuple(Rc::from(self.pop_n(n)?))
+                Value::Tuple(Tuple::new(self.pop_n(n)?))
             }
-            op::TUPLE => Value::Tuple(Rc::from(self.pop_mark()?)),
+            op::TUPLE => Value::Tuple(Tuple::new(self.pop_mark()?)),
             op::EMPTY_LIST => self.new_object(Object::List(Vec::new())),
             op::LIST => {
                 let items = self.pop_mark()?;

@@ -26,7 +26,9 @@ impl Builder {
                     self.rng.range(0, 2),
                     self.rng.range(0, 2),
                 );
-                if window_out(d, cand.0, cand.1, cand.2, cand.3, cand.4, false) >= 1 {
+                if window_out(d, cand.0, cand.1, cand.2, cand.3, cand.4, false)
+                    .is_ok_and(|o| o >= 1)
+                {
                     pick = cand;
                     break;
                 }
@@ -36,7 +38,10 @@ impl Builder {
             dil.push(pick.2);
             pb.push(pick.3);
             pe.push(pick.4);
-            sp.push(window_out(d, pick.0, pick.1, pick.2, pick.3, pick.4, false));
+            sp.push(
+                window_out(d, pick.0, pick.1, pick.2, pick.3, pick.4, false)
+                    .expect("a window that fits"),
+            );
         }
         let bias = self.rng.chance(0.5);
         let fmt = self.format();
@@ -142,7 +147,7 @@ impl Builder {
             st.push(s);
             pb.push(b);
             pe.push(e);
-            sp.push(window_out(d, kk, s, 1, b, e, ceil));
+            sp.push(window_out(d, kk, s, 1, b, e, ceil).expect("a window that fits"));
         }
         let include = self.rng.chance(0.5);
         let fmt = self.format();

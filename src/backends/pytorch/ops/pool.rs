@@ -65,8 +65,8 @@ fn pool(c: &mut Ctx) -> Result<()> {
             bail!("ceil_mode pooling with end padding on a spatial axis of unknown size");
         }
         let (k, s, d) = (kernel[i], strides[i], dilations[i]);
-        let ir = window_out(h, k, s, d, pb[i], pe[i], true);
-        let torch = window_out(h + pb[i] + pe[i], k, s, d, 0, 0, true);
+        let ir = window_out(h, k, s, d, pb[i], pe[i], true)?;
+        let torch = window_out(h + pb[i] + pe[i], k, s, d, 0, 0, true)?;
         crop.push(if ir < torch {
             format!(":{ir}")
         } else {
@@ -128,7 +128,7 @@ fn dilated_avg_pool(
         if h < 0 {
             bail!("ceil_mode average pooling with dilations on a spatial axis of unknown size");
         }
-        let out = window_out(h, k, s, d, pb[i], pe[i], true);
+        let out = window_out(h, k, s, d, pb[i], pe[i], true)?;
         let covered = (out - 1) * s + d * (k - 1) + 1;
         extra.push((covered - (h + pb[i] + pe[i])).max(0));
         crop.push(format!(":{out}"));

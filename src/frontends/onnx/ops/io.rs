@@ -118,7 +118,7 @@ fn range(ctx: &mut Ctx) -> Result<Vec<Val>> {
                 if d == 0 {
                     bail!("Range delta is 0");
                 }
-                let n = ((l - s) as f64 / d as f64).ceil().max(0.0) as usize;
+                let n = range_len((l as f64 - s as f64) / d as f64)?;
                 let vals: Vec<i64> = (0..n as i64).map(|i| s + i * d).collect();
                 Value::I64(ArrayD::from_shape_vec(IxDyn(&[n]), vals)?)
             }
@@ -127,13 +127,27 @@ fn range(ctx: &mut Ctx) -> Result<Vec<Val>> {
                 if d == 0.0 {
                     bail!("Range delta is 0");
                 }
-                let n = ((l - s) / d).ceil().max(0.0) as usize;
+                let n = range_len((l - s) / d)?;
                 let vals: Vec<f32> = (0..n).map(|i| (s + i as f64 * d) as f32).collect();
                 Value::F32(ArrayD::from_shape_vec(IxDyn(&[n]), vals)?)
             }
         })
     })?;
     Ok(vec![v])
+}
+
+/// The number of values of a Range covering `steps` steps, refused when its values (8 bytes at
+/// most each) would take more than the fold cap.
+fn range_len(steps: f64) -> Result<usize> {
+    let n = steps.ceil().max(0.0);
+    if !n.is_finite() || n * 8.0 > FOLD_CAP_BYTES as f64 {
+        bail!(
+            "Range of {n} values is larger than the {} MB a value computed at conversion time may \
+             take",
+            FOLD_CAP_BYTES >> 20
+        );
+    }
+    Ok(n as usize)
 }
 
 fn first(a: &ArrayD<i64>) -> Result<i64> {

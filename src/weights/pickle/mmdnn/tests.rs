@@ -394,3 +394,15 @@ fn rejects_malformed_containers() {
     let bad_version = b"\x93NUMPY\x04\x00";
     assert!(decode_err(bad_version).contains("version 4.0"));
 }
+
+/// Tuples nested 200,000 deep (a 200 KB file) are built and dropped without recursion: the
+/// file is refused for what it is, not by a stack overflow.
+#[test]
+fn deeply_nested_tuples_do_not_overflow_the_stack() {
+    let mut p = P::new(2).op(op::EMPTY_TUPLE);
+    for _ in 0..200_000 {
+        p = p.op(op::TUPLE1);
+    }
+    let err = decode_err(&p.op(op::STOP).npy());
+    assert!(err.contains("a tuple"), "{err}");
+}
