@@ -110,7 +110,8 @@ pub fn ops_markdown() -> String {
     s
 }
 
-/// One framework as a source or a target: (name, "yes" or "planned", formats).
+/// Each framework as a source and as a target: (name, status, formats), status "yes" or
+/// "planned", ready ones first, in registry order.
 fn entries(sources: bool) -> Vec<(&'static str, &'static str, &'static str)> {
     if sources {
         let ready = FRONTENDS.iter().map(|f| (f.name(), "yes", f.formats()));
@@ -127,7 +128,8 @@ fn entries(sources: bool) -> Vec<(&'static str, &'static str, &'static str)> {
     }
 }
 
-/// The README's support matrix: each framework as source and as target, from the registries.
+/// The README's support matrix, from the registries: what reads and writes today, then, apart,
+/// what is planned. A cell names the formats of that direction, or "—".
 pub fn support_matrix() -> String {
     let (sources, targets) = (entries(true), entries(false));
     let mut names: Vec<&str> = sources.iter().map(|e| e.0).collect();
@@ -136,37 +138,38 @@ pub fn support_matrix() -> String {
             names.push(t.0);
         }
     }
-    let status = |list: &[(&str, &'static str, &str)], n: &str| {
-        list.iter().find(|e| e.0 == n).map_or("—", |e| e.1)
+    let cell = |list: &[(&str, &str, &'static str)], n: &str, status: &str| {
+        list.iter()
+            .find(|e| e.0 == n && e.1 == status)
+            .map_or("—", |e| e.2)
     };
-    let mut s = String::new();
-    writeln!(
-        s,
-        "| framework | read (source) | write (target) | formats |"
-    )
-    .unwrap();
-    writeln!(s, "|---|---|---|---|").unwrap();
-    for n in names {
-        let formats = sources
-            .iter()
-            .chain(&targets)
-            .find(|e| e.0 == n)
-            .map(|e| e.2)
-            .unwrap_or_default();
+    let table = |s: &mut String, status: &str, heads: (&str, &str)| {
         writeln!(
             s,
-            "| {n} | {} | {} | {formats} |",
-            status(&sources, n),
-            status(&targets, n)
+            "| framework | {} | {} |\n|---|---|---|",
+            heads.0, heads.1
         )
         .unwrap();
-    }
+        for &n in &names {
+            let (read, write) = (cell(&sources, n, status), cell(&targets, n, status));
+            if (read, write) != ("—", "—") {
+                writeln!(s, "| {n} | {read} | {write} |").unwrap();
+            }
+        }
+    };
+    let mut s = String::from("**Works today:**\n\n");
+    table(&mut s, "yes", ("reads (source)", "writes (target)"));
     writeln!(
         s,
         "\nThe IR has {} ops (docs/ops.md). Verified tolerance for float32 paths: max |Δ| ≤ \
-         1e-4 · max(1, |reference|).",
+         1e-4 · max(1, |reference|).\n",
         ops::all().len()
     )
     .unwrap();
+    s.push_str(
+        "**Planned** (not implemented: the names are accepted, and a conversion from or to them \
+         stops with \"cannot read/write … models yet\", exit 1):\n\n",
+    );
+    table(&mut s, "planned", ("to read", "to write"));
     s
 }
