@@ -16,7 +16,8 @@
 //!
 //! Data is only ever read from the file given: a dataset stored in external files (the External
 //! Data Files message, `H5Pset_external`) and an external link (`h5py.ExternalLink`) are refused
-//! with an error naming the object and the file. Soft links within the file are followed.
+//! with an error naming the object and the file ([`H5File::check_inside`] checks a dataset
+//! without reading it). Soft links within the file are followed.
 use crate::ir::DType;
 use crate::weights::mapped::FileMap;
 use crate::weights::{Tensor, TensorInfo};
@@ -32,6 +33,7 @@ use std::sync::Arc;
 
 /// An open HDF5 file over a map of its bytes.
 pub struct H5File {
+    /// The file as messages name it (`model.keras/model.weights.h5` for an archive member).
     pub path: PathBuf,
     file: h5::Hdf5File,
     /// The file's bytes (the whole file, or the zip member holding it).
@@ -49,7 +51,7 @@ impl h5::ExternalLinkResolver for NoExternalLinks {
     }
 }
 
-/// Refuses every external raw data file (also checked before any read, in `H5File::dataset`).
+/// Refuses every external raw data file (also refused before any read, in `H5File::layout`).
 struct NoExternalFiles;
 
 impl h5::ExternalFileResolver for NoExternalFiles {
@@ -72,29 +74,40 @@ struct Layout {
 
 impl H5File {
     pub fn open(path: &Path) -> Result<H5File> {
-        let map = FileMap::open(path)?.bytes();
-        Self::over(path, map)
+        Self::open_as(path, path)
     }
 
-    /// Opens the HDF5 file stored as bytes `range` of `path` (an uncompressed zip member)
-    /// without copying it.
-    pub fn open_in_place(path: &Path, range: std::ops::Range<usize>) -> Result<H5File> {
+    /// Opens `path`, named `shown` in messages (a member extracted from an archive).
+    pub fn open_as(path: &Path, shown: &Path) -> Result<H5File> {
+        let map = FileMap::open(path)?.bytes();
+        Self::over(shown, map)
+    }
+
+    /// Opens the HDF5 file stored as bytes `range` of `path` (an uncompressed zip member, named
+    /// `shown` in messages) without copying it.
+    pub fn open_in_place(
+        path: &Path,
+        range: std::ops::Range<usize>,
+        shown: &Path,
+    ) -> Result<H5File> {
         let map = FileMap::open(path)?.bytes();
         if range.start > range.end || range.end > map.len() {
             bail!(
                 "{}: member extends past the end of the file",
-                path.display()
+                shown.display()
             );
         }
-        Self::over(path, map.slice(range))
+        Self::over(shown, map.slice(range))
     }
 
+    /// The file over its bytes; `path` is the name shown in messages.
     fn over(path: &Path, map: Bytes) -> Result<H5File> {
         let options = h5::OpenOptions::default()
             .with_chunk_cache_bytes(0)
             .with_external_link_resolver(Arc::new(NoExternalLinks))
             .with_external_file_resolver(Arc::new(NoExternalFiles));
         let file = h5::Hdf5File::from_owner(map.clone(), options)
+            .map_err(flat)
             .with_context(|| format!("cannot open {} as HDF5", path.display()))?;
         Ok(H5File {
             path: path.to_path_buf(),
@@ -106,7 +119,8 @@ impl H5File {
     fn group(&self, path: &str) -> Result<h5::group::Group> {
         self.file
             .group(path)
-            .with_context(|| format!("{}: no group '{path}'", self.path.display()))
+            .map_err(flat)
+            .with_context(|| format!("{}: group '{path}'", self.path.display()))
     }
 
     /// Whether `path` names a group; an error when reaching it needs what is refused (an
@@ -116,7 +130,7 @@ impl H5File {
             Ok(_) => Ok(true),
             Err(e) if not_found(&e) => Ok(false),
             Err(e) => {
-                Err(anyhow!(e)).with_context(|| format!("{}: group '{path}'", self.path.display()))
+                Err(flat(e)).with_context(|| format!("{}: group '{path}'", self.path.display()))
             }
         }
     }
@@ -138,6 +152,7 @@ impl H5File {
     fn members(&self, path: &str) -> Result<(Vec<String>, Vec<String>)> {
         self.group(path)?
             .member_names()
+            .map_err(flat)
             .with_context(|| format!("{}: members of group '{path}'", self.path.display()))
     }
 
@@ -153,7 +168,11 @@ impl H5File {
 
     fn attr(&self, group: &str, name: &str) -> Result<Option<Vec<String>>> {
         let at = || format!("{}: attribute '{name}' of '{group}'", self.path.display());
-        let attrs = self.group(group)?.attributes().with_context(at)?;
+        let attrs = self
+            .group(group)?
+            .attributes()
+            .map_err(flat)
+            .with_context(at)?;
         match attrs.into_iter().find(|a| a.name == name) {
             Some(a) => read_strings(&a).with_context(at).map(Some),
             None => Ok(None),
@@ -166,6 +185,15 @@ impl H5File {
         self.info_of(&ds, path)
     }
 
+    /// Fails when dataset `path` is reached through an external link or keeps its data in
+    /// external files. A name that resolves to nothing passes: reading it says so.
+    pub fn check_inside(&self, path: &str) -> Result<()> {
+        if let Some(ds) = self.find_dataset(path)? {
+            self.layout(&ds, path)?;
+        }
+        Ok(())
+    }
+
     fn info_of(&self, ds: &h5::Dataset, path: &str) -> Result<TensorInfo> {
         Ok(TensorInfo {
             dtype: dtype_of(ds.dtype())
@@ -174,13 +202,33 @@ impl H5File {
         })
     }
 
-    /// Opens dataset `path` and reads how it is stored, refusing external storage.
+    /// Dataset `path` and how it is stored; an error when it is missing or stored outside.
     fn dataset(&self, path: &str) -> Result<(h5::Dataset, Layout)> {
+        let ds = self
+            .find_dataset(path)?
+            .with_context(|| format!("{}: no dataset '{path}'", self.path.display()))?;
+        let layout = self.layout(&ds, path)?;
+        Ok((ds, layout))
+    }
+
+    /// Dataset `path`, or none when the name resolves to nothing.
+    fn find_dataset(&self, path: &str) -> Result<Option<h5::Dataset>> {
+        match self.file.dataset(path) {
+            Ok(ds) => Ok(Some(ds)),
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => {
+                Err(flat(e)).with_context(|| format!("{}: dataset '{path}'", self.path.display()))
+            }
+        }
+    }
+
+    /// How dataset `path` is stored, from its object header; external storage is refused.
+    fn layout(&self, ds: &h5::Dataset, path: &str) -> Result<Layout> {
         let at = || format!("{}: dataset '{path}'", self.path.display());
-        let ds = self.file.dataset(path).with_context(at)?;
         let header = self
             .file
             .get_or_parse_header(ds.address())
+            .map_err(flat)
             .with_context(at)?;
         let mut layout = Layout {
             contiguous: None,
@@ -189,7 +237,9 @@ impl H5File {
         for msg in &header.messages {
             match msg {
                 HdfMessage::ExternalFiles(ef) => {
-                    let names = self.external_names(ef).unwrap_or_default();
+                    let names = self
+                        .external_names(ef)
+                        .unwrap_or_else(|_| "(names unreadable)".into());
                     bail!(
                         "{}: its data is stored outside the file, in external file(s) {} \
                          (HDF5 external storage); mmdnn reads only what the given file holds",
@@ -206,7 +256,7 @@ impl H5File {
                 _ => {}
             }
         }
-        Ok((ds, layout))
+        Ok(layout)
     }
 
     /// The file names of an External Data Files message, quoted and comma-separated.
@@ -240,7 +290,7 @@ impl H5File {
             return Tensor::new(info.dtype, info.shape, bytes);
         }
         let at = || format!("{}: reading dataset '{path}'", self.path.display());
-        let mut data = ds.read_native_bytes().with_context(at)?;
+        let mut data = ds.read_native_bytes().map_err(flat).with_context(at)?;
         if info.dtype == DType::Bool {
             for b in &mut data {
                 *b = u8::from(*b != 0);
@@ -266,6 +316,15 @@ impl H5File {
             usize::try_from(self.file.superblock().base_address.checked_add(address)?).ok()?;
         let end = offset.checked_add(len)?;
         (end <= self.map.len()).then(|| self.map.slice(offset..end))
+    }
+}
+
+/// The crate's error as one message: the object path it adds is dropped (ours is in the
+/// context), and its `source` would repeat the message in a `{:#}` chain.
+fn flat(e: h5::error::Error) -> anyhow::Error {
+    match e {
+        h5::error::Error::Context { source, .. } => flat(*source),
+        e => anyhow!("{e}"),
     }
 }
 
@@ -329,13 +388,13 @@ fn read_strings(attr: &h5::Attribute) -> Result<Vec<String>> {
         Datatype::String {
             size: StringSize::Fixed(_),
             ..
-        } => Ok(attr.read_strings()?),
+        } => attr.read_strings().map_err(flat),
         Datatype::String { .. }
         | Datatype::VarLen {
             kind: VarLenKind::String,
             ..
         } => bail!("cannot decode its variable-length strings"),
-        _ if attr.num_elements()? == 0 => Ok(vec![]),
+        _ if attr.num_elements().map_err(flat)? == 0 => Ok(vec![]),
         t => bail!("expected strings, found {t:?}"),
     }
 }

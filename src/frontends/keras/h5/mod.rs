@@ -90,8 +90,18 @@ impl WeightIndex {
         })
     }
 
-    /// The variables of layer `name` in `scope`, in the order Keras stores them.
+    /// The variables of layer `name` in `scope`, in the order Keras stores them; each is checked
+    /// to be stored inside the file (no external link or external storage), so a hostile file
+    /// fails here with its own error rather than as a weight missing later.
     pub fn vars(&self, scope: &Scope, name: &str, saved_as: &str) -> Result<Vec<Var>> {
+        let vars = self.list_vars(scope, name, saved_as)?;
+        for v in &vars {
+            self.file.check_inside(&v.path)?;
+        }
+        Ok(vars)
+    }
+
+    fn list_vars(&self, scope: &Scope, name: &str, saved_as: &str) -> Result<Vec<Var>> {
         match scope {
             Scope::Legacy { root, group: None } => {
                 let g = join(root, name);
@@ -122,7 +132,12 @@ impl WeightIndex {
                     .collect())
             }
             Scope::V3 { layers } => {
-                let group = self.v3_group(layers, name, saved_as)?;
+                let group = match self.v3_path(layers, name)? {
+                    Some(p) => p,
+                    // An operation call (no saved name) has no weights.
+                    None if saved_as.is_empty() => return Ok(vec![]),
+                    None => join(layers, saved_as),
+                };
                 let mut out = vec![];
                 if self.file.has_group(&group)? {
                     self.walk_v3(&group, "", &mut out)?;
