@@ -12,14 +12,15 @@
 //! The file is memory-mapped and handed to the crate without a copy (an uncompressed member of a
 //! `.keras` zip is opened in place the same way). A contiguous little-endian dataset is returned
 //! as a slice of the map; anything else (chunked, compressed, big-endian, compact) is decoded by
-//! the crate, one dataset at a time, with no chunk cache kept between reads.
+//! the crate, one dataset and one chunk at a time, nothing cached between reads: its stored chunks
+//! are copied out of the map and their pages released, so memory stays near the dataset read.
 //!
 //! Data is only ever read from the file given: a dataset stored in external files (the External
 //! Data Files message, `H5Pset_external`) and an external link (`h5py.ExternalLink`) are refused
 //! with an error naming the object and the file ([`H5File::check_inside`] checks a dataset
 //! without reading it). Soft links within the file are followed.
 use crate::ir::DType;
-use crate::weights::mapped::FileMap;
+use crate::weights::mapped::{copy_releasing, FileMap};
 use crate::weights::{Tensor, TensorInfo};
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
@@ -65,10 +66,46 @@ impl h5::ExternalFileResolver for NoExternalFiles {
     }
 }
 
+/// The file's bytes as the crate reads them: small reads (metadata) are views of the map; large
+/// ones (the chunks of a compressed dataset) are copied and their pages released, so decoding a
+/// dataset does not keep its stored bytes resident beside the decoded ones.
+struct Mapped(Bytes);
+
+/// Reads at least this long (a page) are copied out of the map: stored chunks (h5py's are up to
+/// 1 MiB before compression), not the small reads of metadata.
+const COPY_FROM: usize = 4 << 10;
+
+impl h5::Storage for Mapped {
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    fn read_range(&self, offset: u64, len: usize) -> h5::error::Result<h5::StorageBuffer> {
+        let range = usize::try_from(offset)
+            .ok()
+            .and_then(|start| Some(start..start.checked_add(len)?))
+            .filter(|r| r.end <= self.0.len());
+        let Some(range) = range else {
+            return Err(h5::error::Error::UnexpectedEof {
+                offset,
+                needed: len as u64,
+                available: self.len().saturating_sub(offset),
+            });
+        };
+        let part = self.0.slice(range);
+        if len >= COPY_FROM {
+            Ok(h5::StorageBuffer::from_vec(copy_releasing(&part)))
+        } else {
+            h5::StorageBuffer::from_shared_owner(Arc::new(part), 0, len)
+        }
+    }
+}
+
 /// How a dataset is stored, from its object header.
 struct Layout {
     /// Offset and length of a contiguous dataset's bytes, from the start of the HDF5 data.
     contiguous: Option<(u64, u64)>,
+    chunked: bool,
     filtered: bool,
 }
 
@@ -106,7 +143,7 @@ impl H5File {
             .with_chunk_cache_bytes(0)
             .with_external_link_resolver(Arc::new(NoExternalLinks))
             .with_external_file_resolver(Arc::new(NoExternalFiles));
-        let file = h5::Hdf5File::from_owner(map.clone(), options)
+        let file = h5::Hdf5File::from_storage_with_options(Arc::new(Mapped(map.clone())), options)
             .map_err(flat)
             .with_context(|| format!("cannot open {} as HDF5", path.display()))?;
         Ok(H5File {
@@ -232,6 +269,7 @@ impl H5File {
             .with_context(at)?;
         let mut layout = Layout {
             contiguous: None,
+            chunked: false,
             filtered: false,
         };
         for msg in &header.messages {
@@ -247,11 +285,13 @@ impl H5File {
                         names
                     );
                 }
-                HdfMessage::DataLayout(dl) => {
-                    if let DataLayout::Contiguous { address, size } = dl.layout {
-                        layout.contiguous = Some((address, size));
+                HdfMessage::DataLayout(dl) => match dl.layout {
+                    DataLayout::Contiguous { address, size } => {
+                        layout.contiguous = Some((address, size))
                     }
-                }
+                    DataLayout::Chunked { .. } => layout.chunked = true,
+                    DataLayout::Compact { .. } => {}
+                },
                 HdfMessage::FilterPipeline(_) => layout.filtered = true,
                 _ => {}
             }
@@ -290,7 +330,15 @@ impl H5File {
             return Tensor::new(info.dtype, info.shape, bytes);
         }
         let at = || format!("{}: reading dataset '{path}'", self.path.display());
-        let mut data = ds.read_native_bytes().map_err(flat).with_context(at)?;
+        let mut data = if layout.chunked {
+            decode_chunked(&ds, &info).with_context(at)?
+        } else {
+            ds.read_raw_bytes().map_err(flat).with_context(at)?
+        };
+        let elem = info.dtype.size();
+        if byte_order(ds.dtype()) == Some(ByteOrder::BigEndian) && elem > 1 {
+            data.chunks_exact_mut(elem).for_each(<[u8]>::reverse);
+        }
         if info.dtype == DType::Bool {
             for b in &mut data {
                 *b = u8::from(*b != 0);
@@ -325,6 +373,85 @@ fn flat(e: h5::error::Error) -> anyhow::Error {
     match e {
         h5::error::Error::Context { source, .. } => flat(*source),
         e => anyhow!("{e}"),
+    }
+}
+
+/// Decodes a chunked dataset one chunk at a time into a buffer of its own (row-major, in the
+/// file's byte order); what no chunk covers holds the fill value. Each decoded chunk is dropped
+/// once placed (the crate's whole-dataset read would also keep a copy of every dataset up to
+/// 32 MB for the life of the file).
+fn decode_chunked(ds: &h5::Dataset, info: &TensorInfo) -> Result<Vec<u8>> {
+    let elem = info.dtype.size();
+    let n = info
+        .shape
+        .iter()
+        .try_fold(elem, |a, &d| a.checked_mul(d))
+        .context("the dataset's size overflows")?;
+    let mut out = Vec::new();
+    out.try_reserve_exact(n)
+        .map_err(|_| anyhow!("cannot allocate {n} bytes for it"))?;
+    out.resize(n, 0);
+    let fill = ds.fill_value().and_then(|f| f.value.as_deref());
+    if let Some(fill) = fill.filter(|v| v.len() == elem && v.iter().any(|&b| b != 0)) {
+        out.chunks_exact_mut(elem)
+            .for_each(|e| e.copy_from_slice(fill));
+    }
+    for chunk in ds.iter_chunks().map_err(flat)? {
+        place(&chunk.map_err(flat)?, &info.shape, elem, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Copies the part of a decoded chunk that lies inside the dataset (of `shape`) into `out`, one
+/// run along the last axis at a time.
+fn place(chunk: &h5::DatasetChunk, shape: &[usize], elem: usize, out: &mut [u8]) -> Result<()> {
+    let bad = || anyhow!("a chunk does not fit the dataset's shape {shape:?}");
+    let rank = shape.len();
+    let (at, cs) = (chunk.offsets(), chunk.shape());
+    if rank == 0 || at.len() < rank || cs.len() < rank {
+        return Err(bad());
+    }
+    let at: Vec<usize> = at[..rank].iter().map(|&d| d as usize).collect();
+    let cs: Vec<usize> = cs[..rank].iter().map(|&d| d as usize).collect();
+    let data = chunk.bytes();
+    if cs.iter().try_fold(elem, |a, &d| a.checked_mul(d)) != Some(data.len()) {
+        return Err(bad());
+    }
+    // The chunk's extent inside the dataset, per axis.
+    let mut ext = Vec::with_capacity(rank);
+    for i in 0..rank {
+        match shape[i].checked_sub(at[i]) {
+            Some(left) if left > 0 => ext.push(cs[i].min(left)),
+            _ => return Ok(()),
+        }
+    }
+    let run = ext[rank - 1] * elem;
+    let mut idx = vec![0usize; rank - 1];
+    loop {
+        let (mut c, mut d) = (0, 0);
+        for i in 0..rank - 1 {
+            c = c * cs[i] + idx[i];
+            d = d * shape[i] + at[i] + idx[i];
+        }
+        let c = c * cs[rank - 1] * elem;
+        let d = (d * shape[rank - 1] + at[rank - 1]) * elem;
+        let src = data.get(c..c + run).ok_or_else(bad)?;
+        out.get_mut(d..d + run)
+            .ok_or_else(bad)?
+            .copy_from_slice(src);
+        // Next run: the leading axes counted like digits, the last of them fastest.
+        let mut axis = rank - 1;
+        loop {
+            if axis == 0 {
+                return Ok(());
+            }
+            axis -= 1;
+            idx[axis] += 1;
+            if idx[axis] < ext[axis] {
+                break;
+            }
+            idx[axis] = 0;
+        }
     }
 }
 
