@@ -13,14 +13,14 @@
 //! `.keras` zip is opened in place the same way). A contiguous little-endian dataset is returned
 //! as a slice of the map; anything else (chunked, compressed, big-endian, compact) is decoded by
 //! the crate, one dataset and one chunk at a time, nothing cached between reads: its stored chunks
-//! are copied out of the map and their pages released, so memory stays near the dataset read.
+//! are read from the file into buffers of their own, so memory stays near the dataset read.
 //!
 //! Data is only ever read from the file given: a dataset stored in external files (the External
 //! Data Files message, `H5Pset_external`) and an external link (`h5py.ExternalLink`) are refused
 //! with an error naming the object and the file ([`H5File::check_inside`] checks a dataset
 //! without reading it). Soft links within the file are followed.
 use crate::ir::DType;
-use crate::weights::mapped::{copy_releasing, FileMap};
+use crate::weights::mapped::{copy_releasing, file_range, read_exact_at, FileMap};
 use crate::weights::{Tensor, TensorInfo};
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
@@ -67,11 +67,13 @@ impl h5::ExternalFileResolver for NoExternalFiles {
 }
 
 /// The file's bytes as the crate reads them: small reads (metadata) are views of the map; large
-/// ones (the chunks of a compressed dataset) are copied and their pages released, so decoding a
-/// dataset does not keep its stored bytes resident beside the decoded ones.
+/// ones (the chunks of a compressed dataset) are read from the file into buffers of their own,
+/// never touching the map, so decoding a dataset does not keep its stored bytes resident beside
+/// the decoded ones (released map pages would come back: the kernel maps the neighbours of each
+/// page touched).
 struct Mapped(Bytes);
 
-/// Reads at least this long (a page) are copied out of the map: stored chunks (h5py's are up to
+/// Reads at least this long (a page) are read from the file: stored chunks (h5py's are up to
 /// 1 MiB before compression), not the small reads of metadata.
 const COPY_FROM: usize = 4 << 10;
 
@@ -94,7 +96,15 @@ impl h5::Storage for Mapped {
         };
         let part = self.0.slice(range);
         if len >= COPY_FROM {
-            Ok(h5::StorageBuffer::from_vec(copy_releasing(&part)))
+            let copy = match file_range(&part) {
+                Some((file, at)) => {
+                    let mut buf = vec![0; len];
+                    read_exact_at(&file, &mut buf, at)?;
+                    buf
+                }
+                None => copy_releasing(&part),
+            };
+            Ok(h5::StorageBuffer::from_vec(copy))
         } else {
             h5::StorageBuffer::from_shared_owner(Arc::new(part), 0, len)
         }
