@@ -1,8 +1,9 @@
 //! The Keras frontend on small files written by Keras (tests/fixtures/keras, made by
 //! make_keras_fixtures.py): Keras 2 `.h5`, the `-n model.json -w weights.h5` pair, Keras 3
 //! `.keras` and `.h5`; each converted graph is run by the interpreter and compared with Keras's
-//! outputs. Also: the layout conventions of the converted graph and the errors for weights-only
-//! files and unconvertible layers.
+//! outputs. Also: the layout conventions of the converted graph, the errors for weights-only
+//! files and unconvertible layers, the HDF5 storage layouts the reader decodes, and hostile files
+//! whose data lies outside the file (made by make_hdf5_fixtures.py), which are refused.
 use mmdnn::frontends::{self, Loaded, SourceArgs};
 use mmdnn::interp::{Interpreter, Value};
 use mmdnn::ir::ops::Attrs;
@@ -80,6 +81,88 @@ fn keras2_json_and_weights_pair() {
         loaded.weights.info("bilstm", "B").unwrap().shape,
         vec![2, 24]
     );
+}
+
+/// New-style groups, a user block, gzip+shuffle chunks, big-endian data and a soft link read as
+/// the plain file does.
+#[test]
+fn hdf5_storage_layouts_read_like_the_plain_file() {
+    let loaded = load("k2_conv/model_layouts.h5", None).unwrap();
+    check_against_keras(&loaded, "k2_conv");
+}
+
+/// The hostile files of tests/fixtures/keras/hostile, what each error must name, and the
+/// "secret" float32 values they point at.
+const HOSTILE: [(&str, &[&str]); 3] = [
+    (
+        "external_storage.h5",
+        &[
+            "dataset '/model_weights/probs/probs/kernel:0'",
+            "external file(s) 'secret.bin'",
+        ],
+    ),
+    (
+        "external_link.h5",
+        &[
+            "dataset '/model_weights/probs/probs/kernel:0'",
+            "external link to file 'secret.h5'",
+        ],
+    ),
+    (
+        "external_group.h5",
+        &[
+            "group '/model_weights/conv'",
+            "external link to file 'secret.h5'",
+        ],
+    ),
+];
+
+#[test]
+fn data_outside_the_file_is_refused_by_name() {
+    for (file, names) in HOSTILE {
+        let err = format!(
+            "{:#}",
+            load(&format!("hostile/{file}"), None).err().unwrap()
+        );
+        assert!(err.contains(file), "{err}");
+        for name in names {
+            assert!(err.contains(name), "{file}: no {name:?} in: {err}");
+        }
+    }
+}
+
+/// `convert` on a hostile file, run where its relative external names resolve (HDF5 itself would
+/// read secret.bin and secret.h5 there): exit 1 and nothing written, while the same command on
+/// the plain model writes its output.
+#[test]
+fn converting_a_hostile_file_fails_and_writes_nothing() {
+    let convert = |model: &Path, out: &Path| {
+        assert_cmd::Command::new(assert_cmd::cargo::cargo_bin("mmdnn"))
+            .current_dir(fixture("hostile"))
+            .args(["convert", "-sf", "keras", "-iw"])
+            .arg(model)
+            .args(["-df", "onnx", "-om"])
+            .arg(out)
+            .assert()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    convert(&fixture("k2_conv/model.h5"), &dir.path().join("plain.onnx")).success();
+    assert!(dir.path().join("plain.onnx").is_file());
+    let secret = std::fs::read(fixture("hostile/secret.bin")).unwrap();
+    for (file, _) in HOSTILE {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("model.onnx");
+        let assert = convert(&fixture(&format!("hostile/{file}")), &out).code(1);
+        let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+        assert!(stderr.contains("external"), "{file}: {stderr}");
+        let written: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(written.is_empty(), "{file}: wrote {written:?}");
+        // Nor did the secret reach stdout or stderr.
+        let output = assert.get_output();
+        for stream in [&output.stdout, &output.stderr] {
+            assert!(!stream.windows(secret.len()).any(|w| w == secret));
+        }
+    }
 }
 
 #[test]

@@ -101,17 +101,18 @@ fn open_keras_zip(path: &Path) -> Result<Source> {
                 .map(str::to_string)
         })
         .unwrap_or_else(|| "3".into());
+    let shown = path.join("model.weights.h5");
     let (weights, temp) = match zip.by_name("model.weights.h5") {
         Ok(entry) if entry.compression() == zip::CompressionMethod::Stored => {
             let start = entry.data_start() as usize;
             let range = start..start + entry.size() as usize;
-            (Some(h5::H5File::open_in_place(path, range)?), None)
+            (Some(h5::H5File::open_in_place(path, range, &shown)?), None)
         }
         Ok(mut entry) => {
             let dir = tempfile::tempdir()?;
             let out = dir.path().join("model.weights.h5");
             std::io::copy(&mut entry, &mut std::fs::File::create(&out)?)?;
-            (Some(h5::H5File::open(&out)?), Some(dir))
+            (Some(h5::H5File::open_as(&out, &shown)?), Some(dir))
         }
         Err(zip::result::ZipError::FileNotFound) => (None, None),
         Err(e) => return Err(e.into()),
