@@ -48,7 +48,9 @@ pub fn descr(dtype: DType) -> &'static str {
 
 /// Dtype of a descriptor, and whether its bytes are big-endian.
 pub fn dtype_of(descr: &str) -> Result<(DType, bool)> {
-    let (order, code) = descr.split_at(1.min(descr.len()));
+    // The byte-order character is ASCII; a descriptor starting otherwise (even with a
+    // multi-byte character) is refused, never split inside a character.
+    let (order, code) = descr.split_at_checked(1).unwrap_or(("", descr));
     let big = match order {
         ">" => true,
         "<" | "|" | "=" => false,
@@ -560,6 +562,16 @@ mod tests {
             );
             let e = format!("{:#}", parse_header(&h).unwrap_err());
             assert!(e.contains("too large"), "{e}");
+        }
+    }
+
+    /// A descriptor whose first character takes several bytes ('äf3') is refused (a slice
+    /// inside a character panicked before; found by the `npy` fuzz target).
+    #[test]
+    fn descriptors_starting_with_a_multibyte_character_are_refused() {
+        for descr in ["äf3", "ä", ""] {
+            let e = format!("{:#}", dtype_of(descr).unwrap_err());
+            assert!(e.contains("unsupported NumPy dtype"), "{e}");
         }
     }
 }
