@@ -85,7 +85,8 @@ def _run(cmd, env, cwd=None):
         f"{' '.join(map(str, cmd))} exited with {proc.returncode}\n"
         f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
     )
-    return proc.stdout
+    # A report (help, inspect) is on stdout, a conversion's summary on stderr.
+    return proc.stdout + proc.stderr
 
 
 def _close(got, ref, what):
