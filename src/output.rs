@@ -98,3 +98,17 @@ pub fn commit_all(files: Vec<AtomicFile>) -> Result<()> {
     }
     Ok(())
 }
+
+/// `name` with every character but ASCII letters, digits, `.`, `_` and `-` replaced by `_`: a
+/// plain file name (for `run`'s output files and the file names shown in generated code).
+pub fn plain_file_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

@@ -131,16 +131,7 @@ pub struct FileNames {
 
 impl FileNames {
     pub fn claim(&mut self, name: &str) -> String {
-        let mut clean: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let mut clean = crate::output::plain_file_name(name);
         if clean.starts_with('.') {
             clean.replace_range(..1, "_");
         }

@@ -190,16 +190,7 @@ pub fn render(model: &Model, weights_path: &Path, code: &Path) -> Result<String>
     ctx.insert("opset", &model.opset);
     ctx.insert("ir_version", &ir_version(model.opset));
     // The docstring line is an example command: keep only plain file-name characters there.
-    let plain: String = script
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let plain = crate::output::plain_file_name(&script);
     ctx.insert("script", &plain);
     ctx.insert("default_weights", &py_str(&weights_path.to_string_lossy()));
     ctx.insert("default_output", &py_str(&output.to_string_lossy()));
