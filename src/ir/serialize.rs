@@ -11,6 +11,7 @@ use crate::proto;
 use crate::weights::{NpzWriter, WeightReader};
 use anyhow::{bail, Context, Result};
 use prost::Message;
+use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
 
 /// A `.pb` IR file as read.
@@ -86,39 +87,93 @@ pub fn with_suffix(prefix: &Path, ext: &str) -> std::path::PathBuf {
     s.into()
 }
 
-/// Protobuf JSON of an encoded GraphDef (proto field names, like MMdnn's `.json`).
+/// Protobuf JSON of an encoded GraphDef (proto field names, like MMdnn's `.json`), keys sorted
+/// so the same graph gives the same bytes (prost-reflect gives a map field, such as a node's
+/// attributes, in hash order). Written one node at a time: memory stays near the output's size
+/// however many nodes the graph has.
 pub fn to_json(encoded: &[u8]) -> Result<String> {
-    use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
-    let pool = DescriptorPool::decode(proto::DESCRIPTORS).context("internal: descriptor set")?;
-    let desc = pool
-        .get_message_by_name("mmdnn.ir.GraphDef")
-        .context("internal: GraphDef descriptor")?;
-    let msg = DynamicMessage::decode(desc, encoded)?;
-    let json = msg.serialize_with_options(
-        serde_json::value::Serializer,
-        &SerializeOptions::new().use_proto_field_name(true),
-    )?;
-    // Keys sorted: a map field (a node's attributes) comes out of prost-reflect in hash order,
-    // and the same graph must give the same bytes.
-    let mut out = serde_json::to_string_pretty(&sorted_keys(json))?;
-    out.push('\n');
+    let mut graph = proto::GraphDef::decode(encoded).context("internal: encoded GraphDef")?;
+    let nodes = std::mem::take(&mut graph.node);
+    let Json::Object(fields) = message_json("mmdnn.ir.GraphDef", &graph.encode_to_vec())? else {
+        bail!("internal: a GraphDef is not a JSON object");
+    };
+    let mut keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+    if !nodes.is_empty() {
+        keys.push("node");
+    }
+    keys.sort_unstable();
+    let mut out = String::from("{");
+    for (k, key) in keys.iter().enumerate() {
+        out.push_str(if k == 0 { "\n  " } else { ",\n  " });
+        out.push_str(&serde_json::to_string(key)?);
+        out.push_str(": ");
+        if *key != "node" {
+            push_indented(
+                &mut out,
+                &serde_json::to_string_pretty(&fields[*key])?,
+                "  ",
+            );
+            continue;
+        }
+        out.push('[');
+        for (i, node) in nodes.iter().enumerate() {
+            out.push_str(if i == 0 { "\n    " } else { ",\n    " });
+            let json = sorted_keys(message_json("mmdnn.ir.NodeDef", &node.encode_to_vec())?);
+            push_indented(&mut out, &serde_json::to_string_pretty(&json)?, "    ");
+        }
+        out.push_str("\n  ]");
+    }
+    out.push_str(if keys.is_empty() { "}\n" } else { "\n}\n" });
     Ok(out)
 }
 
-fn sorted_keys(v: serde_json::Value) -> serde_json::Value {
-    use serde_json::Value;
+/// The protobuf JSON of one encoded message of type `name`.
+fn message_json(name: &str, encoded: &[u8]) -> Result<Json> {
+    use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
+    static POOL: std::sync::OnceLock<DescriptorPool> = std::sync::OnceLock::new();
+    let pool = match POOL.get() {
+        Some(pool) => pool,
+        None => {
+            let pool =
+                DescriptorPool::decode(proto::DESCRIPTORS).context("internal: descriptor set")?;
+            POOL.get_or_init(|| pool)
+        }
+    };
+    let desc = pool
+        .get_message_by_name(name)
+        .with_context(|| format!("internal: no {name} descriptor"))?;
+    let msg = DynamicMessage::decode(desc, encoded)?;
+    Ok(msg.serialize_with_options(
+        serde_json::value::Serializer,
+        &SerializeOptions::new().use_proto_field_name(true),
+    )?)
+}
+
+/// Appends pretty-printed `json`, its lines after the first indented by `indent` (a JSON string
+/// holds no raw newline, so every newline is between tokens).
+fn push_indented(out: &mut String, json: &str, indent: &str) {
+    for (i, line) in json.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+            out.push_str(indent);
+        }
+        out.push_str(line);
+    }
+}
+
+fn sorted_keys(v: Json) -> Json {
     match v {
-        Value::Object(map) => {
-            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+        Json::Object(map) => {
+            let mut entries: Vec<(String, Json)> = map.into_iter().collect();
             entries.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(
+            Json::Object(
                 entries
                     .into_iter()
                     .map(|(k, v)| (k, sorted_keys(v)))
                     .collect(),
             )
         }
-        Value::Array(items) => Value::Array(items.into_iter().map(sorted_keys).collect()),
+        Json::Array(items) => Json::Array(items.into_iter().map(sorted_keys).collect()),
         other => other,
     }
 }
