@@ -185,10 +185,13 @@ pub(super) fn commit(pairs: &[(PathBuf, PathBuf)], guards: Vec<Registered>) -> R
         }
     }
     let mut result = Ok(());
-    for (from, to) in pairs {
+    for (i, (from, to)) in pairs.iter().enumerate() {
         if let Err(e) = std::fs::rename(from, to) {
             result = Err(anyhow::anyhow!("cannot write {}: {e}", to.display()));
             break;
+        }
+        if i == 0 && pairs.len() > 1 {
+            test_pause();
         }
     }
     for journal in &journals {
@@ -200,6 +203,17 @@ pub(super) fn commit(pairs: &[(PathBuf, PathBuf)], guards: Vec<Registered>) -> R
         }
     }
     result
+}
+
+/// A test hook: `MMDNN_TEST_COMMIT_PAUSE_MS` widens the window between a set's first rename and
+/// the next (the kill and concurrent-writer tests in `tests/outputs.rs` aim at it).
+fn test_pause() {
+    if let Some(ms) = std::env::var("MMDNN_TEST_COMMIT_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
 }
 
 /// A journal: `mmdnn-commit 1`, one `rename <from> <to>` line per pair and one `journal <path>`

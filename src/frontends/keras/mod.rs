@@ -122,6 +122,7 @@ fn open_keras_zip(path: &Path) -> Result<Source> {
         }
         Ok(mut entry) => {
             let dir = crate::output::TempDir::new()?;
+            check_space(dir.path(), entry.size(), &shown)?;
             let out = dir.path().join("model.weights.h5");
             let mut options = std::fs::OpenOptions::new();
             options.write(true).create_new(true);
@@ -147,6 +148,36 @@ fn open_keras_zip(path: &Path) -> Result<Source> {
         version,
         temp,
     })
+}
+
+/// Refuses to inflate `needed` bytes into `dir` when its file system has less room.
+#[cfg(target_os = "linux")]
+fn check_space(dir: &Path, needed: u64, shown: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return Ok(());
+    };
+    // SAFETY: statvfs fills the zeroed struct for a NUL-terminated path.
+    let free = unsafe {
+        let mut s: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(c.as_ptr(), &mut s) != 0 {
+            return Ok(());
+        }
+        u64::from(s.f_bavail).saturating_mul(u64::from(s.f_frsize))
+    };
+    if needed > free {
+        bail!(
+            "{} declares {needed} bytes once inflated; {} has only {free} bytes free",
+            shown.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn check_space(_dir: &Path, _needed: u64, _shown: &Path) -> Result<()> {
+    Ok(())
 }
 
 /// Reads a full-model `.h5`; a weights-only file is refused with what to pass instead.

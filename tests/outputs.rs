@@ -1,0 +1,485 @@
+//! Nothing left behind, sets never mixed (issue 15, items 7, 8 and 10): writers of an IR set
+//! (`toir`: `.pb` + `.json` + `.npz`) killed with SIGTERM and SIGKILL at many points, two
+//! writers at once, SIGINT while a `.keras` archive's weights are inflated, `.keras` zip bombs
+//! and duplicate entries, and outputs that are no regular file. Large inputs are generated here.
+#![cfg(target_os = "linux")]
+
+use mmdnn::backends::onnx::{self, Options};
+use mmdnn::ir::passes::{self, layout::Target, Wants};
+use mmdnn::ir::{AttrValue, DType, Graph, Node};
+use mmdnn::weights::{MemoryWeights, Tensor};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("mmdnn")
+}
+
+/// An ONNX model x [1, 512] → FullyConnected `<tag>_fc` (4096 units: 8 MB of weights), so every
+/// file of its IR names `tag`.
+fn model(dir: &Path, tag: &str) -> PathBuf {
+    let mut g = Graph::default();
+    let mut w = MemoryWeights::default();
+    let x = g
+        .add(
+            Node::new(format!("{tag}_x"), "DataInput")
+                .with_attr("dtype", AttrValue::Type(DType::F32))
+                .with_attr("shape", AttrValue::Shape(vec![1, 512])),
+        )
+        .unwrap();
+    g.inputs.push(format!("{tag}_x"));
+    let fc = Node::new(format!("{tag}_fc"), "FullyConnected")
+        .with_inputs([x])
+        .with_attr("units", AttrValue::Int(4096))
+        .with_attr("use_bias", AttrValue::Bool(false));
+    let f = g.add(fc).unwrap();
+    let values: Vec<f32> = (0..512 * 4096).map(|i| (i % 97) as f32).collect();
+    w.insert(
+        &format!("{tag}_fc"),
+        "weights",
+        Tensor::from_f32(vec![512, 4096], &values).unwrap(),
+    );
+    g.outputs.push(f);
+    mmdnn::ir::validate::check(&mut g, Some(&w)).unwrap();
+    let path = dir.join(format!("{tag}.onnx"));
+    let wants = Wants {
+        layout: Target::ChannelsFirst,
+        keep_io: false,
+    };
+    onnx::save(
+        passes::prepare(&g, &w, wants).unwrap(),
+        &path,
+        Options::default(),
+    )
+    .unwrap();
+    path
+}
+
+/// `mmdnn toir -f onnx -n <model> -o <prefix>`, started.
+fn toir(model: &Path, prefix: &Path, pause_ms: u64) -> std::process::Child {
+    Command::new(bin())
+        .args(["toir", "-f", "onnx", "-n"])
+        .arg(model)
+        .arg("-o")
+        .arg(prefix)
+        .env("MMDNN_TEST_COMMIT_PAUSE_MS", pause_ms.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+const SET: [&str; 3] = ["pb", "json", "npz"];
+
+/// Which model the file at `path` comes from (None: no file).
+fn tag_of(path: &Path) -> Option<&'static str> {
+    let bytes = std::fs::read(path).ok()?;
+    let has = |tag: &str| bytes.windows(tag.len()).any(|w| w == tag.as_bytes());
+    Some(match (has("old_fc"), has("new_fc")) {
+        (true, false) => "old",
+        (false, true) => "new",
+        other => panic!("{} holds {other:?}", path.display()),
+    })
+}
+
+/// Which model each file of the IR set at `prefix` comes from.
+fn set_of(prefix: &Path) -> Vec<&'static str> {
+    SET.iter()
+        .map(|ext| tag_of(&prefix.with_extension(ext)).expect("a file of the set is missing"))
+        .collect()
+}
+
+/// The one model the whole set comes from; panics on a mixed set.
+fn whole_set(prefix: &Path) -> &'static str {
+    let set = set_of(prefix);
+    assert!(set.iter().all(|s| *s == set[0]), "mixed set: {set:?}");
+    set[0]
+}
+
+/// The names in `dir` that are neither the IR set nor the models.
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".mmdnn-"))
+        .collect()
+}
+
+fn signal(child: &std::process::Child, sig: i32) {
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, sig) };
+}
+
+/// Kills writers with SIGTERM and SIGKILL at points spread over a whole run (the commit's
+/// window widened by the test hook, so some kills land between two renames): after SIGTERM the
+/// set is whole and nothing is left; after SIGKILL the next run in the directory (one that
+/// fails on a broken model, so it writes nothing itself) completes or removes what was left.
+#[test]
+fn killed_writers_leave_a_whole_set_and_no_temporaries() {
+    let d = tempfile::tempdir().unwrap();
+    let models = [model(d.path(), "old"), model(d.path(), "new")];
+    let broken = d.path().join("broken.onnx");
+    std::fs::write(&broken, b"not a model").unwrap();
+    let out = d.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let prefix = out.join("ir");
+    let pause = 150;
+    let t = Instant::now();
+    assert!(toir(&models[0], &prefix, pause).wait().unwrap().success());
+    let full = t.elapsed();
+    assert_eq!(whole_set(&prefix), "old");
+    let (mut seen_partial, mut seen_journal, mut finished) = (0, 0, 0);
+    for round in 0..24u32 {
+        let current = whole_set(&prefix);
+        let next = if current == "old" { 1 } else { 0 };
+        let mut child = toir(&models[next], &prefix, pause);
+        // Spread over the run, with a varying offset (Weyl sequence).
+        let frac = (f64::from(round) * 0.618_034).fract();
+        std::thread::sleep(full.mul_f64(frac * 1.1));
+        let sig = if round % 2 == 0 {
+            libc::SIGTERM
+        } else {
+            libc::SIGKILL
+        };
+        signal(&child, sig);
+        let status = child.wait().unwrap();
+        if status.success() {
+            finished += 1;
+        }
+        let left = leftovers(&out);
+        if sig == libc::SIGTERM {
+            use std::os::unix::process::ExitStatusExt;
+            assert!(
+                status.success() || status.code() == Some(143) || status.signal() == Some(15),
+                "{status:?}"
+            );
+            assert!(left.is_empty(), "after SIGTERM: {left:?}");
+            whole_set(&prefix);
+        } else {
+            seen_partial += left.iter().any(|n| n.ends_with(".partial")) as u32;
+            seen_journal += left.iter().any(|n| n.ends_with(".commit")) as u32;
+            let next_run = Command::new(bin())
+                .args(["toir", "-f", "onnx", "-n"])
+                .arg(&broken)
+                .arg("-o")
+                .arg(&prefix)
+                .output()
+                .unwrap();
+            assert_eq!(next_run.status.code(), Some(1));
+            let left = leftovers(&out);
+            assert!(left.is_empty(), "after SIGKILL and a next run: {left:?}");
+            whole_set(&prefix);
+        }
+    }
+    // The kills hit the writing and some the commit itself; some runs may have finished.
+    assert!(seen_partial > 0, "no kill landed while writing");
+    eprintln!(
+        "full run {full:?}; SIGKILL left partials {seen_partial}×, a journal {seen_journal}×; \
+         {finished} runs finished"
+    );
+}
+
+/// Two writers of the same set at once, the first paused inside its commit: the second waits
+/// for it, and the set is one writer's.
+#[test]
+fn two_writers_at_once_leave_one_writers_set() {
+    let d = tempfile::tempdir().unwrap();
+    let models = [model(d.path(), "old"), model(d.path(), "new")];
+    let prefix = d.path().join("ir");
+    let tags = ["old", "new"];
+    for round in 0..3 {
+        // The first writer writes the other model than the set on disk (old in round 0).
+        let first = match round {
+            0 => 0,
+            _ => usize::from(whole_set(&prefix) == "old"),
+        };
+        let second = 1 - first;
+        let mut a = toir(&models[first], &prefix, 1500);
+        // Start the second while the first is in its commit: its .npz (renamed first) is in
+        // place, its .pb not yet.
+        let t = Instant::now();
+        while tag_of(&prefix.with_extension("npz")) != Some(tags[first]) {
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "first writer never committed"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut b = toir(&models[second], &prefix, 0);
+        assert!(a.wait().unwrap().success());
+        assert!(b.wait().unwrap().success());
+        assert_eq!(whole_set(&prefix), tags[second]);
+        assert!(leftovers(d.path()).is_empty());
+    }
+}
+
+/// A zip written by hand: (name, method (0 stored, 8 deflated), declared size, data).
+fn zip(entries: &[(&str, u16, u64, &[u8])]) -> Vec<u8> {
+    let (mut out, mut dir) = (vec![], vec![]);
+    for (name, method, size, data) in entries {
+        let at = out.len() as u32;
+        let fields = |sig: &[u8], central: bool| {
+            let mut h = sig.to_vec();
+            if central {
+                h.extend(20u16.to_le_bytes()); // made by
+            }
+            h.extend(20u16.to_le_bytes()); // needed
+            h.extend(0u16.to_le_bytes()); // flags
+            h.extend(method.to_le_bytes());
+            h.extend([0u8; 4]); // time, date
+                                // The CRC of stored entries (read to their end); none for the bombs, whose reads
+                                // stop before their end.
+            let crc = if *method == 0 {
+                crc32fast::hash(data)
+            } else {
+                0
+            };
+            h.extend(crc.to_le_bytes());
+            h.extend((data.len() as u32).to_le_bytes());
+            h.extend((*size as u32).to_le_bytes());
+            h.extend((name.len() as u16).to_le_bytes());
+            h.extend(0u16.to_le_bytes()); // extra
+            if central {
+                h.extend([0u8; 6]); // comment length, disk, internal attributes
+                h.extend(0u32.to_le_bytes()); // external attributes
+                h.extend(at.to_le_bytes());
+            }
+            h.extend(name.as_bytes());
+            h
+        };
+        out.extend(fields(b"PK\x03\x04", false));
+        out.extend(*data);
+        dir.extend(fields(b"PK\x01\x02", true));
+    }
+    let start = out.len() as u32;
+    out.extend(&dir);
+    out.extend(b"PK\x05\x06");
+    out.extend([0u8; 4]);
+    out.extend((entries.len() as u16).to_le_bytes());
+    out.extend((entries.len() as u16).to_le_bytes());
+    out.extend((dir.len() as u32).to_le_bytes());
+    out.extend(start.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    out
+}
+
+/// A raw deflate stream of `mb` MiB of zeros, built from one compressed MiB repeated (each
+/// piece byte-aligned and not final, so the copies continue one stream).
+fn zeros_deflated(mb: usize) -> Vec<u8> {
+    use flate2::{Compress, Compression, FlushCompress};
+    let mut c = Compress::new(Compression::best(), false);
+    let mut piece = Vec::with_capacity(1 << 20);
+    c.compress_vec(&vec![0u8; 1 << 20], &mut piece, FlushCompress::Sync)
+        .unwrap();
+    let mut end = Vec::with_capacity(64);
+    c.compress_vec(&[], &mut end, FlushCompress::Finish)
+        .unwrap();
+    let mut out = Vec::with_capacity(piece.len() * mb + end.len());
+    for _ in 0..mb {
+        out.extend(&piece);
+    }
+    out.extend(end);
+    out
+}
+
+/// Runs mmdnn with `args`, TMPDIR=`tmp` and at most 1 GiB of address space; returns (exit
+/// code, stderr, seconds).
+fn limited(args: &[&std::ffi::OsStr], tmp: &Path) -> (Option<i32>, String, f64) {
+    use std::os::unix::process::CommandExt;
+    let t = Instant::now();
+    let mut cmd = Command::new(bin());
+    cmd.args(args).env("TMPDIR", tmp);
+    // SAFETY: setrlimit is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 1 << 30,
+                rlim_max: 1 << 30,
+            };
+            libc::setrlimit(libc::RLIMIT_AS, &limit);
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code(), err, t.elapsed().as_secs_f64())
+}
+
+fn convert_keras(model: &Path, dir: &Path) -> Vec<std::ffi::OsString> {
+    vec![
+        "convert".into(),
+        "-sf".into(),
+        "keras".into(),
+        "-iw".into(),
+        model.into(),
+        "-df".into(),
+        "onnx".into(),
+        "-om".into(),
+        dir.join("out.onnx").into(),
+    ]
+}
+
+fn os(v: &[std::ffi::OsString]) -> Vec<&std::ffi::OsStr> {
+    v.iter().map(|s| s.as_os_str()).collect()
+}
+
+/// A config.json declaring 2 bytes that inflates to 2 GiB, and a weights file declaring 1 MiB
+/// that inflates to 2 GiB: refused at once, within 1 GiB of address space, nothing left in
+/// TMPDIR.
+#[test]
+fn keras_zip_bombs_are_refused_quickly_in_bounded_memory() {
+    let d = tempfile::tempdir().unwrap();
+    let tmp = d.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let bomb = zeros_deflated(2048);
+    let cases = [
+        (
+            "config.keras",
+            zip(&[("config.json", 8, 2, &bomb)]),
+            "config.json",
+        ),
+        (
+            "weights.keras",
+            zip(&[
+                ("config.json", 0, 2, b"{}"),
+                ("model.weights.h5", 8, 1 << 20, &bomb),
+            ]),
+            "model.weights.h5",
+        ),
+    ];
+    for (name, bytes, entry) in cases {
+        let path = d.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let (code, err, secs) = limited(&os(&convert_keras(&path, d.path())), &tmp);
+        eprintln!("{name}: exit {code:?} in {secs:.2} s: {err}");
+        assert_eq!(code, Some(1), "{err}");
+        assert!(
+            err.contains(entry) && err.contains("inflates to more than"),
+            "{err}"
+        );
+        assert!(secs < 10.0, "{name} took {secs} s");
+        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+        assert!(!d.path().join("out.onnx").exists());
+    }
+}
+
+/// Two config.json entries: readers disagree on which counts (Keras takes the last), so the
+/// archive is refused, naming the entry.
+#[test]
+fn a_keras_zip_with_a_duplicate_entry_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("dup.keras");
+    std::fs::write(
+        &path,
+        zip(&[("config.json", 0, 2, b"{}"), ("config.json", 0, 2, b"[]")]),
+    )
+    .unwrap();
+    let (code, err, _) = limited(&os(&convert_keras(&path, d.path())), d.path());
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("dup.keras") && err.contains("two entries named 'config.json'"),
+        "{err}"
+    );
+}
+
+/// SIGINT while a compressed model.weights.h5 is being inflated into TMPDIR: exit 130 and the
+/// temporary directory is gone.
+#[test]
+fn sigint_while_inflating_keras_weights_removes_the_temporary() {
+    let d = tempfile::tempdir().unwrap();
+    let tmp = d.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let mb = 2048;
+    let weights = zeros_deflated(mb);
+    let path = d.path().join("big.keras");
+    let entries: [(&str, u16, u64, &[u8]); 2] = [
+        ("config.json", 0, 2, b"{}"),
+        ("model.weights.h5", 8, (mb as u64) << 20, &weights),
+    ];
+    std::fs::write(&path, zip(&entries)).unwrap();
+    let args = convert_keras(&path, d.path());
+    let mut child = Command::new(bin())
+        .args(&args)
+        .env("TMPDIR", &tmp)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the extracted file is there and growing.
+    let t = Instant::now();
+    let grown = loop {
+        let size: u64 = std::fs::read_dir(&tmp)
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read_dir(e.path()).ok())
+            .flatten()
+            .flatten()
+            .filter_map(|f| f.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        if size > 0 || t.elapsed() > Duration::from_secs(30) {
+            break size;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    assert!(grown > 0, "no extracted file appeared");
+    signal(&child, libc::SIGINT);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// An output that is a FIFO, or a symbolic link to /dev/null, is refused before anything is
+/// written (a usage error naming the flag), and stays what it was.
+#[test]
+fn an_output_that_is_no_regular_file_is_refused() {
+    use std::os::unix::fs::FileTypeExt;
+    let d = tempfile::tempdir().unwrap();
+    let model = model(d.path(), "old");
+    let fifo = d.path().join("fifo.onnx");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let null = d.path().join("null.onnx");
+    std::os::unix::fs::symlink("/dev/null", &null).unwrap();
+    for out in [&fifo, &null] {
+        let res = Command::new(bin())
+            .args(["convert", "-sf", "onnx", "-iw"])
+            .arg(&model)
+            .args(["-df", "onnx", "-om"])
+            .arg(out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("-om") && err.contains(&*out.to_string_lossy()),
+            "{err}"
+        );
+        assert!(err.contains("not a regular file"), "{err}");
+    }
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    assert!(std::fs::symlink_metadata(&null).unwrap().is_symlink());
+    // The code beside a PyTorch model is no flag's path: refused when it is written (exit 1).
+    let code = d.path().join("m.py");
+    let c = std::ffi::CString::new(code.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let res = Command::new(bin())
+        .args(["convert", "-sf", "onnx", "-iw"])
+        .arg(&model)
+        .args(["-df", "pytorch", "-om"])
+        .arg(d.path().join("m.pth"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("m.py") && err.contains("not a regular file"),
+        "{err}"
+    );
+    assert!(std::fs::metadata(&code).unwrap().file_type().is_fifo());
+    assert!(!d.path().join("m.pth").exists());
+    assert!(leftovers(d.path()).is_empty());
+}
