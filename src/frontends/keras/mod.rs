@@ -163,6 +163,8 @@ fn check_space(dir: &Path, needed: u64, shown: &Path) -> Result<()> {
         if libc::statvfs(c.as_ptr(), &mut s) != 0 {
             return Ok(());
         }
+        // The field types are narrower on some 32-bit targets.
+        #[allow(clippy::useless_conversion)]
         u64::from(s.f_bavail).saturating_mul(u64::from(s.f_frsize))
     };
     if needed > free {
