@@ -12,6 +12,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.join("descriptors.bin"),
         prost::Message::encode_to_vec(&fds),
     )?;
-    prost_build::Config::new().bytes(["."]).compile_fds(fds)?;
+    // Maps as BTreeMaps: a map field is encoded in key order, so the same graph gives the same bytes.
+    prost_build::Config::new()
+        .bytes(["."])
+        .btree_map(["."])
+        .compile_fds(fds)?;
     Ok(())
 }

@@ -342,3 +342,45 @@ fn malformed_input_shapes_are_refused() {
         );
     }
 }
+
+/// Two layers with one name (Keras refuses to build such a model): the second's output used to
+/// replace the first's silently.
+#[test]
+fn two_layers_with_one_name_are_refused() {
+    let dense = |inbound: &str| {
+        serde_json::json!({
+            "class_name": "Dense", "name": "d",
+            "config": {"name": "d", "units": 2, "use_bias": false, "trainable": true},
+            "inbound_nodes": [[[inbound, 0, 0, {}]]],
+        })
+    };
+    let model = serde_json::json!({
+        "class_name": "Functional",
+        "config": {
+            "name": "m",
+            "layers": [
+                {"class_name": "InputLayer", "name": "x", "inbound_nodes": [],
+                 "config": {"name": "x", "batch_input_shape": [null, 3], "dtype": "float32"}},
+                dense("x"),
+                dense("d"),
+            ],
+            "input_layers": [["x", 0, 0]],
+            "output_layers": [["d", 0, 0]],
+        },
+        "keras_version": "2.15.0",
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.json");
+    std::fs::write(&path, model.to_string()).unwrap();
+    let err = frontends::load(
+        "keras",
+        &SourceArgs {
+            network: Some(path),
+            ..Default::default()
+        },
+    )
+    .err()
+    .expect("two layers share a name");
+    let err = format!("{err:#}");
+    assert!(err.contains("model 'm' has two layers named 'd'"), "{err}");
+}

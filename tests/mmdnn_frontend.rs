@@ -6,7 +6,6 @@ use mmdnn::ir::{validate, AttrValue, DType, Graph, Node, TensorRef};
 use mmdnn::proto::{self, attr_value::Value};
 use mmdnn::weights::{MemoryWeights, NpzReader, Tensor, WeightReader};
 use prost::Message;
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 fn fixture_path(name: &str) -> PathBuf {
@@ -351,7 +350,7 @@ fn mm_node(
         attr: attrs
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
-            .collect::<HashMap<_, _>>(),
+            .collect::<std::collections::BTreeMap<_, _>>(),
         output_info: vec![],
     }
 }

@@ -195,3 +195,73 @@ fn shapes_larger_than_memory_are_refused() {
     let e = format!("{:#}", check(&mut g, None).unwrap_err());
     assert!(e.contains("more elements than memory can address"), "{e}");
 }
+
+/// Stored weights must have the shape their op expects for the node: a Conv bias of rank 100
+/// used to pass and make a `.pth` that `load_state_dict` refuses (a tensor of more than 64 dims
+/// is now refused when read, so this takes rank 3), as did a kernel for other channels.
+#[test]
+fn weights_of_the_wrong_shape_are_refused() {
+    let conv = |name: &str| {
+        Node::new(name, "Conv")
+            .with_inputs([TensorRef::parse("x")])
+            .with_attr("kernel_shape", AttrValue::Ints(vec![3, 3]))
+            .with_attr("out_channels", AttrValue::Int(4))
+            .with_attr("use_bias", AttrValue::Bool(true))
+    };
+    let mut g = graph(
+        vec![
+            input("x", vec![-1, 2, 8, 8]),
+            conv("good"),
+            conv("rank100"),
+            conv("kernel"),
+        ],
+        &["good", "rank100", "kernel"],
+    );
+    let zeros = |shape: Vec<usize>| {
+        let n = shape.iter().product();
+        Tensor::from_f32(shape, &vec![0.0; n]).unwrap()
+    };
+    let mut w = MemoryWeights::default();
+    for name in ["good", "rank100", "kernel"] {
+        w.insert(name, "weights", zeros(vec![4, 2, 3, 3]));
+        w.insert(name, "bias", zeros(vec![4]));
+    }
+    w.insert("rank100", "bias", zeros(vec![4, 1, 1]));
+    w.insert("kernel", "weights", zeros(vec![4, 3, 3, 3]));
+    let e = format!("{:#}", check(&mut g, Some(&w)).unwrap_err());
+    assert!(e.contains("(2 problems)"), "{e}");
+    assert!(
+        e.contains("node 'rank100' (Conv): weight 'bias' has shape [4, 1, 1]"),
+        "{e}"
+    );
+    assert!(e.contains("the op expects [4] ([out]"), "{e}");
+    assert!(
+        e.contains("node 'kernel' (Conv): weight 'weights' has shape [4, 3, 3, 3]; the op expects [4, 2, 3, 3]"),
+        "{e}"
+    );
+    assert!(!e.contains("'good'"), "{e}");
+}
+
+/// Ranks above the documented limit (64, NumPy's) are refused naming the node; elementwise
+/// inputs that do not broadcast are refused, naming both shapes.
+#[test]
+fn ranks_past_the_limit_and_broadcast_mismatches_are_refused() {
+    let mut g = graph(
+        vec![
+            input("deep", vec![1; 65]),
+            input("a", vec![2, 3]),
+            input("b", vec![4, 3]),
+            Node::new("sum", "Add").with_inputs([TensorRef::parse("a"), TensorRef::parse("b")]),
+        ],
+        &["deep", "sum"],
+    );
+    let e = format!("{:#}", check(&mut g, None).unwrap_err());
+    assert!(e.contains("(2 problems)"), "{e}");
+    assert!(
+        e.contains("node 'deep' (DataInput): its output float32[")
+            && e.contains("has 65 dims; at most 64"),
+        "{e}"
+    );
+    assert!(e.contains("node 'sum' (Add):"), "{e}");
+    assert!(e.contains("[2, 3]") && e.contains("[4, 3]"), "{e}");
+}

@@ -94,14 +94,33 @@ pub fn to_json(encoded: &[u8]) -> Result<String> {
         .get_message_by_name("mmdnn.ir.GraphDef")
         .context("internal: GraphDef descriptor")?;
     let msg = DynamicMessage::decode(desc, encoded)?;
-    let mut out = Vec::new();
-    let mut ser = serde_json::Serializer::pretty(&mut out);
-    msg.serialize_with_options(
-        &mut ser,
+    let json = msg.serialize_with_options(
+        serde_json::value::Serializer,
         &SerializeOptions::new().use_proto_field_name(true),
     )?;
-    out.push(b'\n');
-    Ok(String::from_utf8(out)?)
+    // Keys sorted: a map field (a node's attributes) comes out of prost-reflect in hash order,
+    // and the same graph must give the same bytes.
+    let mut out = serde_json::to_string_pretty(&sorted_keys(json))?;
+    out.push('\n');
+    Ok(out)
+}
+
+fn sorted_keys(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, sorted_keys(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sorted_keys).collect()),
+        other => other,
+    }
 }
 
 pub fn dtype_to_proto(d: DType) -> proto::DataType {

@@ -1,10 +1,11 @@
 //! Validation and type inference. `check` reports every problem in one error: unknown ops,
 //! attributes of the wrong type or value, wrong input counts, dangling inputs, cycles, shape
-//! mismatches and missing weights — each naming the node and its op.
+//! mismatches, weights missing or of the wrong shape, and ranks above `MAX_RANK` — each naming
+//! the node and its op.
 use super::graph::{Graph, Node};
 use super::ops::{self, Attrs, Default, InferCtx, Inputs, Outputs};
 use super::types::{AttrValue, TensorType};
-use crate::weights::WeightReader;
+use crate::weights::{WeightReader, MAX_RANK};
 use anyhow::{bail, Result};
 use std::collections::{HashMap, HashSet};
 
@@ -45,6 +46,19 @@ pub fn check(graph: &mut Graph, weights: Option<&dyn WeightReader>) -> Result<()
         }
         match infer_node(node, &types) {
             Ok(Some(inferred)) => {
+                if let Some(w) = weights {
+                    problems.extend(check_weight_shapes(node, &types, w));
+                }
+                if let Some(t) = inferred.iter().find(|t| t.rank() > MAX_RANK) {
+                    problems.push(format!(
+                        "node '{}' ({}): its output {t} has {} dims; at most {MAX_RANK} are allowed",
+                        node.name,
+                        node.op,
+                        t.rank()
+                    ));
+                    broken.insert(node.name.clone());
+                    continue;
+                }
                 if let Some(t) = inferred.iter().find(|t| too_large(t)) {
                     problems.push(format!(
                         "node '{}' ({}): its output {t} has more elements than memory can address",
@@ -213,11 +227,11 @@ pub fn weight_enabled(node: &Node, weight: &str) -> bool {
         .unwrap_or_default()
 }
 
-/// Runs the op's shape rule; `None` when some input's type is unknown.
-fn infer_node(
+/// The types of `node`'s inputs; `None` when some input's type is unknown.
+fn input_types<'t>(
     node: &Node,
-    types: &HashMap<String, Vec<TensorType>>,
-) -> Result<Option<Vec<TensorType>>> {
+    types: &'t HashMap<String, Vec<TensorType>>,
+) -> Result<Option<Vec<&'t TensorType>>> {
     let mut inputs = Vec::with_capacity(node.inputs.len());
     for r in &node.inputs {
         let Some(outs) = types.get(&r.node) else {
@@ -232,6 +246,52 @@ fn infer_node(
             ),
         }
     }
+    Ok(Some(inputs))
+}
+
+/// Every stored weight of `node` whose shape differs from the one its op expects for the
+/// node's attributes and input types (a Conv bias of rank 100 would make a model file its
+/// framework cannot load).
+fn check_weight_shapes(
+    node: &Node,
+    types: &HashMap<String, Vec<TensorType>>,
+    weights: &dyn WeightReader,
+) -> Vec<String> {
+    let (Ok(Some(inputs)), Ok(attrs)) = (input_types(node, types), Attrs::of(node)) else {
+        return vec![];
+    };
+    let ctx = InferCtx { attrs, inputs };
+    let mut problems = vec![];
+    for w in ctx.attrs.def.weights {
+        let (Some(expected), Some(info)) = (w.shape, weights.info(&node.name, w.name)) else {
+            continue;
+        };
+        let Ok(expected) = expected(&ctx) else {
+            continue; // the shape rule reports what is wrong with the attributes
+        };
+        let fits = expected.len() == info.shape.len()
+            && expected
+                .iter()
+                .zip(&info.shape)
+                .all(|(&e, &d)| e < 0 || usize::try_from(e) == Ok(d));
+        if !fits {
+            problems.push(format!(
+                "node '{}' ({}): weight '{}' has shape {:?}; the op expects {expected:?} ({})",
+                node.name, node.op, w.name, info.shape, w.layout
+            ));
+        }
+    }
+    problems
+}
+
+/// Runs the op's shape rule; `None` when some input's type is unknown.
+fn infer_node(
+    node: &Node,
+    types: &HashMap<String, Vec<TensorType>>,
+) -> Result<Option<Vec<TensorType>>> {
+    let Some(inputs) = input_types(node, types)? else {
+        return Ok(None);
+    };
     let attrs = Attrs::of(node)?;
     let ctx = InferCtx { attrs, inputs };
     let out = (ctx.attrs.def.infer)(&ctx)?;

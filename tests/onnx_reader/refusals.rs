@@ -146,3 +146,76 @@ fn initializers_larger_than_memory_are_refused() {
         assert!(e.contains("'w'"), "{e}");
     }
 }
+
+/// Two nodes writing one value: one of them used to be dropped silently. Every clash is listed,
+/// with both writers.
+#[test]
+fn a_graph_not_in_single_assignment_form_is_refused() {
+    let mut relu = node("Relu", &["x"], &["y"], vec![]);
+    relu.name = "relu".into();
+    let mut sigmoid = node("Sigmoid", &["x"], &["y"], vec![]);
+    sigmoid.name = "sigmoid".into();
+    let mut shadow = node("Neg", &["x"], &["x"], vec![]);
+    shadow.name = "shadow".into();
+    let m = model(
+        13,
+        vec![relu, sigmoid, shadow],
+        vec![],
+        value_info("x", &[D::N(2)]),
+    );
+    let e = err(load_model(&m));
+    assert!(e.contains("not in single-assignment form"), "{e}");
+    assert!(
+        e.contains("value 'y' is written by node 'relu' (Relu) and by node 'sigmoid' (Sigmoid)"),
+        "{e}"
+    );
+    assert!(
+        e.contains("value 'x' is written by a graph input and by node 'shadow' (Neg)"),
+        "{e}"
+    );
+}
+
+/// Constant Gather indices outside the gathered axis (data of known size) are refused when the
+/// model is read; before, they failed only when the model ran.
+#[test]
+fn constant_gather_indices_out_of_range_are_refused() {
+    let indices = |v: Vec<i64>| mmdnn::proto::onnx::TensorProto {
+        name: "idx".into(),
+        data_type: tensor_proto::DataType::Int64 as i32,
+        dims: vec![v.len() as i64],
+        int64_data: v,
+        ..Default::default()
+    };
+    for (bad, shown) in [
+        (vec![0, 3], "hold 3, outside [-3, 3)"),
+        (vec![-4], "hold -4"),
+    ] {
+        let m = model(
+            13,
+            vec![node(
+                "Gather",
+                &["x", "idx"],
+                &["y"],
+                vec![attr_i("axis", 1)],
+            )],
+            vec![indices(bad)],
+            value_info("x", &[D::S("N"), D::N(3)]),
+        );
+        let e = err(load_model(&m));
+        assert!(e.contains("indices out of range"), "{e}");
+        assert!(e.contains("(Gather): constant indices 'idx'"), "{e}");
+        assert!(e.contains(shown), "{e}");
+    }
+    let ok = model(
+        13,
+        vec![node(
+            "Gather",
+            &["x", "idx"],
+            &["y"],
+            vec![attr_i("axis", 1)],
+        )],
+        vec![indices(vec![0, 2, -3])],
+        value_info("x", &[D::S("N"), D::N(3)]),
+    );
+    load_model(&ok).unwrap();
+}

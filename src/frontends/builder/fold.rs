@@ -22,6 +22,7 @@ pub fn finish_model(
 ) -> Result<Loaded> {
     validate::check(&mut graph, check_weights.then_some(weights.as_ref()))?;
     let weights = fold_constants(&mut graph, weights)?;
+    super::indices::check_constant_indices(&graph, weights.as_ref())?;
     Ok(Loaded { graph, weights })
 }
 

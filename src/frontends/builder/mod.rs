@@ -8,6 +8,7 @@
 //! A frontend keeps only what is its own (how a source name maps to a tensor, the ONNX
 //! reader's probed values, the Keras reader's weight sources) on top of this.
 mod fold;
+mod indices;
 
 pub use fold::{finish_model, fold_constants};
 

@@ -8,7 +8,7 @@
 //! A Sequential model becomes a chain of single calls. Nested models stay nested (`Layer::model`).
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value as Json;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 /// A tensor produced by a layer call: output `tensor` of call `node` of `layer`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -155,6 +155,7 @@ fn parse_functional(config: &Json) -> Result<Model> {
         .with_context(|| format!("model '{name}' has no layers list"))?;
     let mut layers = Vec::with_capacity(entries.len());
     let mut keras2 = false;
+    let mut names = HashSet::new();
     for e in entries {
         let mut layer = parse_layer_head(e)?;
         let nodes = e.get("inbound_nodes").and_then(Json::as_array);
@@ -168,6 +169,12 @@ fn parse_functional(config: &Json) -> Result<Model> {
             layer.calls.push(call.with_context(|| {
                 format!("layer '{}' ({}): inbound nodes", layer.name, layer.class)
             })?);
+        }
+        if !names.insert(layer.name.clone()) {
+            bail!(
+                "model '{name}' has two layers named '{}': layer names must be unique",
+                layer.name
+            );
         }
         layers.push(layer);
     }

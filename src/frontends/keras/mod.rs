@@ -245,10 +245,11 @@ fn open(args: &SourceArgs) -> Result<(PathBuf, Source)> {
         Kind::Json => open_json(&main, extra_weights)?,
         kind => {
             let mut source = if kind == Kind::Zip {
-                open_keras_zip(&main)?
+                open_keras_zip(&main)
             } else {
-                open_h5_model(&main)?
-            };
+                open_h5_model(&main)
+            }
+            .with_context(|| format!("reading Keras model {}", main.display()))?;
             // A full model given with other weights (-n model.h5 -w other.h5) reads those.
             if let Some(w) = extra_weights {
                 source.weights = Some(h5::H5File::open(w)?);

@@ -82,6 +82,7 @@ fn convert(model: &ModelProto, dir: &ModelDir, args: &SourceArgs) -> Result<Load
         }
     };
     let opset = read_as(graph, opset)?;
+    check_single_assignment(graph)?;
     let mut b = Builder::default();
     let from = format!("{} {}", model.producer_name, model.producer_version);
     b.core.graph.producer = format!(
@@ -140,6 +141,41 @@ fn convert(model: &ModelProto, dir: &ModelDir, args: &SourceArgs) -> Result<Load
     let weights: DerivedWeights = b.weights.into_iter().collect();
     super::builder::finish_model(graph, Box::new(weights), true)
         .context("the converted graph is invalid")
+}
+
+/// Fails, listing every value written twice, when the graph is not in single-assignment form: a
+/// value is a graph input, an initializer (which may double as an input's default) or one node's
+/// output, never two of these (ONNX IR spec, "Names Within a Graph").
+fn check_single_assignment(graph: &GraphProto) -> Result<()> {
+    let mut writer: HashMap<&str, String> = HashMap::new();
+    let mut clashes = vec![];
+    for t in &graph.initializer {
+        if writer.insert(&t.name, "an initializer".into()).is_some() {
+            clashes.push(format!("value '{}' is two initializers", t.name));
+        }
+    }
+    for i in &graph.input {
+        if let Some(w) = writer.insert(&i.name, "a graph input".into()) {
+            if w != "an initializer" {
+                clashes.push(format!("value '{}' is two graph inputs", i.name));
+            }
+        }
+    }
+    for n in &graph.node {
+        let this = format!("node '{}' ({})", n.name, n.op_type);
+        for o in n.output.iter().filter(|o| !o.is_empty()) {
+            if let Some(w) = writer.insert(o, this.clone()) {
+                clashes.push(format!("value '{o}' is written by {w} and by {this}"));
+            }
+        }
+    }
+    if clashes.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "the graph is not in single-assignment form (each value must have one writer):\n  - {}",
+        clashes.join("\n  - ")
+    )
 }
 
 /// Binds every initializer to a constant. Returns the ones that cannot be read (sparse ones,

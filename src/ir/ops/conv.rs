@@ -69,8 +69,9 @@ pub const OPS: &[OpDef] = &[
             weight(
                 "weights",
                 "channels_first: [out, in/group, *kernel]; channels_last: [*kernel, in/group, out]",
-            ),
-            optional_weight("bias", "[out]; present when use_bias"),
+            )
+            .shaped(conv_kernel_shape),
+            optional_weight("bias", "[out]; present when use_bias").shaped(out_channels_shape),
         ],
         layout: Layout::DataFormat {
             kernel: Some(Kernel::OutIn),
@@ -118,8 +119,9 @@ pub const OPS: &[OpDef] = &[
             weight(
                 "weights",
                 "channels_first: [in, out/group, *kernel]; channels_last: [*kernel, out/group, in]",
-            ),
-            optional_weight("bias", "[out]; present when use_bias"),
+            )
+            .shaped(conv_transpose_kernel_shape),
+            optional_weight("bias", "[out]; present when use_bias").shaped(out_channels_shape),
         ],
         layout: Layout::DataFormat {
             kernel: Some(Kernel::InOut),
@@ -170,6 +172,46 @@ fn activation_rank(ctx: &InferCtx) -> Result<usize> {
         bail!("expects a rank 3 to 5 input, got {}", ctx.input(0)?);
     }
     Ok(rank)
+}
+
+/// A kernel's shape: `[a, b, *kernel]` channels first, `[*kernel, b, a]` channels last.
+fn kernel_shape(ctx: &InferCtx, a: i64, b: i64) -> Result<Vec<i64>> {
+    let kernel = ctx.attrs.ints("kernel_shape")?;
+    Ok(if ctx.attrs.channels_last()? {
+        kernel.iter().copied().chain([b, a]).collect()
+    } else {
+        [a, b].into_iter().chain(kernel.iter().copied()).collect()
+    })
+}
+
+/// `channels / group`, or -1 when the channels are unknown.
+fn per_group(channels: i64, ctx: &InferCtx) -> Result<i64> {
+    let group = ctx.attrs.int("group")?;
+    Ok(if channels < 0 || group <= 0 {
+        -1
+    } else {
+        channels / group
+    })
+}
+
+fn input_channels(ctx: &InferCtx) -> Result<i64> {
+    let x = ctx.input(0)?;
+    let (c_axis, _) = spatial_axes(x.rank(), ctx.attrs.channels_last()?);
+    Ok(x.shape[c_axis])
+}
+
+fn conv_kernel_shape(ctx: &InferCtx) -> Result<Vec<i64>> {
+    let in_per_group = per_group(input_channels(ctx)?, ctx)?;
+    kernel_shape(ctx, ctx.attrs.int("out_channels")?, in_per_group)
+}
+
+fn conv_transpose_kernel_shape(ctx: &InferCtx) -> Result<Vec<i64>> {
+    let out_per_group = per_group(ctx.attrs.int("out_channels")?, ctx)?;
+    kernel_shape(ctx, input_channels(ctx)?, out_per_group)
+}
+
+fn out_channels_shape(ctx: &InferCtx) -> Result<Vec<i64>> {
+    Ok(vec![ctx.attrs.int("out_channels")?])
 }
 
 fn infer_conv(ctx: &InferCtx) -> Result<Vec<TensorType>> {

@@ -20,8 +20,8 @@ pub const OPS: &[OpDef] = &[
             ),
         ],
         weights: &[
-            weight("weights", "[in, out]"),
-            optional_weight("bias", "[out]; present when use_bias"),
+            weight("weights", "[in, out]").shaped(fully_connected_weights_shape),
+            optional_weight("bias", "[out]; present when use_bias").shaped(units_shape),
         ],
         layout: Layout::FullyConnected,
         infer: infer_fully_connected,
@@ -81,11 +81,30 @@ pub const OPS: &[OpDef] = &[
             attr("input_dim", K::Int, Default::Required, "vocabulary size"),
             attr("output_dim", K::Int, Default::Required, "embedding size"),
         ],
-        weights: &[weight("weights", "[input_dim, output_dim]")],
+        weights: &[weight("weights", "[input_dim, output_dim]").shaped(embedding_shape)],
         layout: Layout::Fixed,
         infer: infer_embedding,
     },
 ];
+
+fn fully_connected_weights_shape(ctx: &InferCtx) -> Result<Vec<i64>> {
+    let x = ctx.input(0)?;
+    Ok(vec![
+        *x.shape.last().unwrap_or(&-1),
+        ctx.attrs.int("units")?,
+    ])
+}
+
+fn units_shape(ctx: &InferCtx) -> Result<Vec<i64>> {
+    Ok(vec![ctx.attrs.int("units")?])
+}
+
+fn embedding_shape(ctx: &InferCtx) -> Result<Vec<i64>> {
+    Ok(vec![
+        ctx.attrs.int("input_dim")?,
+        ctx.attrs.int("output_dim")?,
+    ])
+}
 
 fn infer_fully_connected(ctx: &InferCtx) -> Result<Vec<TensorType>> {
     let x = ctx.input(0)?;

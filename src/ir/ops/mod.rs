@@ -121,6 +121,22 @@ pub struct WeightDef {
     pub optional: bool,
     /// The documented layout of the tensor.
     pub layout: &'static str,
+    /// The shape the tensor must have for the node's attributes and input types (`-1` where
+    /// unknown); validation refuses a stored weight of any other shape.
+    pub shape: Option<WeightShape>,
+}
+
+/// Gives a weight's expected shape from the node's attributes and input types.
+pub type WeightShape = fn(&InferCtx) -> Result<Vec<i64>>;
+
+impl WeightDef {
+    /// This weight with its expected shape.
+    pub const fn shaped(self, shape: WeightShape) -> WeightDef {
+        WeightDef {
+            shape: Some(shape),
+            ..self
+        }
+    }
 }
 
 /// How many tensor inputs an op takes.
@@ -328,6 +344,7 @@ pub const fn weight(name: &'static str, layout: &'static str) -> WeightDef {
         name,
         optional: false,
         layout,
+        shape: None,
     }
 }
 
@@ -336,6 +353,7 @@ pub const fn optional_weight(name: &'static str, layout: &'static str) -> Weight
         name,
         optional: true,
         layout,
+        shape: None,
     }
 }
 

@@ -43,16 +43,35 @@ const fn norm(
     }
 }
 
+/// `[C]`, the size of the channel axis `axis` (-1 when unknown).
+fn channels_shape(ctx: &InferCtx) -> Result<Vec<i64>> {
+    let x = ctx.input(0)?;
+    Ok(vec![x.shape[ctx.axis(ctx.attrs.int("axis")?, x.rank())?]])
+}
+
+/// The sizes of the normalised axes `axes`, in order.
+fn normalised_shape(ctx: &InferCtx) -> Result<Vec<i64>> {
+    let x = ctx.input(0)?;
+    let mut axes = ctx
+        .attrs
+        .ints("axes")?
+        .iter()
+        .map(|&a| ctx.axis(a, x.rank()))
+        .collect::<Result<Vec<_>>>()?;
+    axes.sort_unstable();
+    Ok(axes.iter().map(|&a| x.shape[a]).collect())
+}
+
 pub const OPS: &[OpDef] = &[
     norm(
         "BatchNorm",
         "Inference batch norm: (x − mean) / sqrt(var + epsilon) · scale + bias along `axis`.",
         &[CHANNEL_AXIS, EPSILON, USE_SCALE, USE_BIAS],
         &[
-            weight("mean", "[C]"),
-            weight("var", "[C]"),
-            optional_weight("scale", "[C]; present when use_scale"),
-            optional_weight("bias", "[C]; present when use_bias"),
+            weight("mean", "[C]").shaped(channels_shape),
+            weight("var", "[C]").shaped(channels_shape),
+            optional_weight("scale", "[C]; present when use_scale").shaped(channels_shape),
+            optional_weight("bias", "[C]; present when use_bias").shaped(channels_shape),
         ],
         Layout::Axis(AxisRule::Kept),
     ),
@@ -66,8 +85,10 @@ pub const OPS: &[OpDef] = &[
             USE_BIAS,
         ],
         &[
-            optional_weight("scale", "shape of the normalised axes; present when use_scale"),
-            optional_weight("bias", "shape of the normalised axes; present when use_bias"),
+            optional_weight("scale", "shape of the normalised axes; present when use_scale")
+                .shaped(normalised_shape),
+            optional_weight("bias", "shape of the normalised axes; present when use_bias")
+                .shaped(normalised_shape),
         ],
         Layout::LayerNorm,
     ),
@@ -82,8 +103,8 @@ pub const OPS: &[OpDef] = &[
             USE_BIAS,
         ],
         &[
-            optional_weight("scale", "[C]; present when use_scale"),
-            optional_weight("bias", "[C]; present when use_bias"),
+            optional_weight("scale", "[C]; present when use_scale").shaped(channels_shape),
+            optional_weight("bias", "[C]; present when use_bias").shaped(channels_shape),
         ],
         Layout::Axis(AxisRule::KeptPerSample),
     ),
@@ -92,8 +113,8 @@ pub const OPS: &[OpDef] = &[
         "Normalises each channel of each sample over the spatial axes.",
         &[CHANNEL_AXIS, EPSILON, USE_SCALE, USE_BIAS],
         &[
-            optional_weight("scale", "[C]; present when use_scale"),
-            optional_weight("bias", "[C]; present when use_bias"),
+            optional_weight("scale", "[C]; present when use_scale").shaped(channels_shape),
+            optional_weight("bias", "[C]; present when use_bias").shaped(channels_shape),
         ],
         Layout::Axis(AxisRule::KeptPerSample),
     ),
