@@ -206,7 +206,7 @@ pub(super) fn commit(pairs: &[(PathBuf, PathBuf)], guards: Vec<Registered>) -> R
 }
 
 /// A test hook: `MMDNN_TEST_COMMIT_PAUSE_MS` widens the window between a set's first rename and
-/// the next (the kill and concurrent-writer tests in `tests/outputs.rs` aim at it).
+/// the next (the kill and concurrent-writer tests in `tests/outputs_kill.rs` aim at it).
 fn test_pause() {
     if let Some(ms) = std::env::var("MMDNN_TEST_COMMIT_PAUSE_MS")
         .ok()
