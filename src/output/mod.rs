@@ -147,11 +147,6 @@ impl AtomicFile {
     }
 }
 
-/// Writes `bytes` to `path` atomically.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    stage(path, bytes)?.commit()
-}
-
 /// Writes `bytes` to a temporary file that appears at `path` on commit.
 pub fn stage(path: &Path, bytes: &[u8]) -> Result<AtomicFile> {
     let mut f = AtomicFile::create(path)?;
