@@ -186,8 +186,8 @@ fn a_keras_zip_with_a_duplicate_entry_is_refused() {
     );
 }
 
-/// SIGINT while a compressed model.weights.h5 is being inflated into TMPDIR: exit 130 and the
-/// temporary directory is gone.
+/// SIGINT while a compressed model.weights.h5 is being inflated into TMPDIR (into a file of
+/// mode 0600): exit 130 and the temporary directory is gone.
 #[test]
 fn sigint_while_inflating_keras_weights_removes_the_temporary() {
     let d = tempfile::tempdir().unwrap();
@@ -208,24 +208,26 @@ fn sigint_while_inflating_keras_weights_removes_the_temporary() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until the extracted file is there and growing.
+    // Wait until the extracted file is there and growing; only its owner may read it.
     let t = Instant::now();
-    let grown = loop {
-        let size: u64 = std::fs::read_dir(&tmp)
+    let (grown, mode) = loop {
+        let files: Vec<std::fs::Metadata> = std::fs::read_dir(&tmp)
             .unwrap()
             .flatten()
             .filter_map(|e| std::fs::read_dir(e.path()).ok())
             .flatten()
             .flatten()
             .filter_map(|f| f.metadata().ok())
-            .map(|m| m.len())
-            .sum();
+            .collect();
+        let size: u64 = files.iter().map(|m| m.len()).sum();
         if size > 0 || t.elapsed() > Duration::from_secs(30) {
-            break size;
+            use std::os::unix::fs::PermissionsExt;
+            break (size, files.first().map(|m| m.permissions().mode() & 0o777));
         }
         std::thread::sleep(Duration::from_millis(2));
     };
     assert!(grown > 0, "no extracted file appeared");
+    assert_eq!(mode, Some(0o600));
     signal(&child, libc::SIGINT);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "{status:?}");

@@ -1,6 +1,6 @@
 //! Nothing left behind, sets never mixed (issue 15, item 8): writers of an IR set (`toir`:
-//! `.pb` + `.json` + `.npz`) killed with SIGTERM and SIGKILL at many points, and two writers of
-//! one set at once. The commit's window is widened by a test hook (`MMDNN_TEST_COMMIT_PAUSE_MS`,
+//! `.pb` + `.json` + `.npz`) killed with SIGTERM and SIGKILL at many points, two writers of one
+//! set at once, and SIGTERM while Python runs (its process and work directory go too). The commit's window is widened by a test hook (`MMDNN_TEST_COMMIT_PAUSE_MS`,
 //! `src/output/commit.rs`) so that kills and the second writer land inside it.
 #![cfg(target_os = "linux")]
 
@@ -212,4 +212,83 @@ fn two_writers_at_once_leave_one_writers_set() {
         assert_eq!(whole_set(&prefix), tags[second]);
         assert!(leftovers(d.path()).is_empty());
     }
+}
+
+/// SIGTERM while `tomodel` runs Python (a stand-in that sleeps): the child is stopped, the work
+/// directory beside the output is removed, and mmdnn exits with 143 at once.
+#[test]
+fn sigterm_stops_the_python_child_and_removes_its_work_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/mmdnn-ir");
+    let ir = d.path().join("ir");
+    let made = Command::new(bin())
+        .args(["toir", "-f", "mmdnn", "-n"])
+        .arg(example.join("keras_tiny.pb"))
+        .arg("-w")
+        .arg(example.join("keras_tiny.npy"))
+        .arg("-o")
+        .arg(&ir)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let script = d.path().join("code.py");
+    std::fs::write(&script, "# stands in for tocode's script\n").unwrap();
+    let python = d.path().join("python");
+    let pid_file = d.path().join("child.pid");
+    std::fs::write(
+        &python,
+        format!(
+            "#!/bin/sh\necho $$ > '{}'\nexec sleep 60\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = d.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let mut child = Command::new(bin())
+        .args(["tomodel", "-f", "onnx", "-in"])
+        .arg(&script)
+        .arg("-iw")
+        .arg(ir.with_extension("npz"))
+        .arg("-o")
+        .arg(out.join("model.onnx"))
+        .arg("--python")
+        .arg(&python)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let pid = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            break pid;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "Python never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(
+        leftovers(&out).len(),
+        1,
+        "the work directory is beside the output"
+    );
+    signal(&child, libc::SIGTERM);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143), "{status:?}");
+    assert!(t.elapsed() < Duration::from_secs(10));
+    // The child is gone (or a zombie left for init to reap).
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let running = state
+        .rsplit(')')
+        .next()
+        .and_then(|rest| rest.split_whitespace().next())
+        .is_some_and(|s| s != "Z" && s != "X");
+    assert!(!running, "the Python child still runs: {state}");
+    assert!(leftovers(&out).is_empty(), "{:?}", leftovers(&out));
 }

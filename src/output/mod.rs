@@ -226,3 +226,59 @@ pub fn plain_file_name(name: &str) -> String {
         })
         .collect()
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    /// A link is written through (the link stays, its target gets the bytes); a link to a
+    /// device and a link to nothing are refused, and the device stays.
+    #[test]
+    fn a_symbolic_link_is_written_through_and_a_device_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (target, link) = (dir.path().join("t.bin"), dir.path().join("l.bin"));
+        std::fs::write(&target, "old").unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write(&link, b"new").unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
+
+        let null = dir.path().join("null");
+        std::os::unix::fs::symlink("/dev/null", &null).unwrap();
+        let err = write(&null, b"x").unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        let err = write(Path::new("/dev/null"), b"x").unwrap_err().to_string();
+        assert!(
+            err.contains("/dev/null") && err.contains("not a regular file"),
+            "{err}"
+        );
+        assert!(!std::fs::metadata("/dev/null").unwrap().is_file());
+
+        let dangling = dir.path().join("gone");
+        std::os::unix::fs::symlink(dir.path().join("nothing"), &dangling).unwrap();
+        let err = write(&dangling, b"x").unwrap_err().to_string();
+        assert!(err.contains("symbolic link to nothing"), "{err}");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert_eq!(names.len(), 4, "{names:?}");
+    }
+
+    fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+        stage(path, bytes)?.commit()
+    }
+
+    /// Members of a set in two directories: both appear, no journal or temporary is left.
+    #[test]
+    fn a_set_across_two_directories_commits_whole() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let files = vec![
+            stage(&a.path().join("m.py"), b"code").unwrap(),
+            stage(&b.path().join("w.pth"), b"weights").unwrap(),
+        ];
+        commit_all(files).unwrap();
+        assert_eq!(std::fs::read(a.path().join("m.py")).unwrap(), b"code");
+        assert_eq!(std::fs::read(b.path().join("w.pth")).unwrap(), b"weights");
+        for d in [a.path(), b.path()] {
+            assert_eq!(std::fs::read_dir(d).unwrap().count(), 1);
+        }
+    }
+}
