@@ -1,6 +1,7 @@
 //! Nothing left behind, sets never mixed (issue 15, item 8): writers of an IR set (`toir`:
 //! `.pb` + `.json` + `.npz`) killed with SIGTERM and SIGKILL at many points, two writers of one
-//! set at once, and SIGTERM while Python runs (its process and work directory go too). The commit's window is widened by a test hook (`MMDNN_TEST_COMMIT_PAUSE_MS`,
+//! set at once, and SIGTERM while Python runs (its process and work directory go too). The
+//! commit's window is widened by a test hook (`MMDNN_TEST_COMMIT_PAUSE_MS`,
 //! `src/output/commit.rs`) so that kills and the second writer land inside it.
 #![cfg(target_os = "linux")]
 
