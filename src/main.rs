@@ -6,5 +6,7 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // First, before any thread starts: SIGINT, SIGTERM and SIGHUP remove the temporaries.
+    mmdnn::output::install_signal_handler();
     std::process::exit(mmdnn::cli::main());
 }

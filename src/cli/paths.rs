@@ -1,6 +1,6 @@
 //! The paths a command is given, checked before any work: each input is an existing file (a
 //! missing `prefix.npy` is read as `prefix.npz`, as everywhere), each output can be written (its
-//! directory exists and it is no directory itself), a model file's extension fits its target
+//! directory exists and it is a regular file if it exists), a model file's extension fits its target
 //! (the extensions come from the backend registry), and no output is an input or another
 //! output (compared as canonical paths, so `./a/../m.onnx` and symbolic links are seen
 //! through). A failed check is a usage error naming the flag, the path and what is wrong.
@@ -87,14 +87,18 @@ fn check_input(flag: &str, path: &Path) -> Result<PathBuf, String> {
     std::fs::canonicalize(&resolved).map_err(|e| format!("{flag} {}: {e}", path.display()))
 }
 
-/// An output: not a directory, in a directory that exists. Returns its canonical path (its
-/// directory's, joined with its name, when it does not exist yet).
+/// An output: not a directory, no device, FIFO or socket, in a directory that exists. Returns
+/// its canonical path (its directory's, joined with its name, when it does not exist yet).
+/// What a killed earlier run left in that directory is cleaned up first (`output::recover`).
 fn check_output(flag: &str, path: &Path) -> Result<PathBuf, String> {
     if path.is_dir() {
         return Err(format!(
             "{flag} {} is a directory; give a file path",
             path.display()
         ));
+    }
+    if let Some(why) = crate::output::unwritable(path) {
+        return Err(format!("{flag} {} {why}", path.display()));
     }
     let Some(name) = path.file_name() else {
         return Err(format!("{flag} {} names no file", path.display()));
@@ -121,6 +125,7 @@ fn check_output(flag: &str, path: &Path) -> Result<PathBuf, String> {
             ),
         });
     }
+    crate::output::recover(dir);
     if path.exists() {
         return std::fs::canonicalize(path).map_err(|e| format!("{flag} {}: {e}", path.display()));
     }

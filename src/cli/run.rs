@@ -1,11 +1,11 @@
 //! `mmdnn run`: runs a model in the reference interpreter and writes every graph output as
 //! `<output name>.npy` (names made safe file names, see [`FileNames`]) with a manifest,
-//! `outputs.json` (output name → file, shape, dtype); with --intermediate every node's outputs
+//! `outputs.json` (output name → file, shape, dtype), all appearing as one set; with --intermediate every node's outputs
 //! too, as `nodes/<node name>.<i>.npy`.
 use super::inputs::{feed, InputFlags};
 use crate::frontends::{self, SourceArgs};
 use crate::interp::Interpreter;
-use crate::output::write_atomic;
+use crate::output::{commit_all, stage};
 use crate::weights::npy;
 use anyhow::{Context, Result};
 use serde_json::json;
@@ -82,11 +82,12 @@ pub fn run(a: Args) -> Result<i32> {
     }
     let mut names = FileNames::default();
     let mut manifest = serde_json::Map::new();
+    let mut files = vec![];
     for (r, v) in loaded.graph.outputs.iter().zip(&outputs) {
         let name = r.to_string();
         let file = format!("{}.npy", names.claim(&name));
         let tensor = v.to_natural_tensor()?;
-        npy::write_file(&a.output.join(&file), &tensor)?;
+        files.push(npy::stage_file(&a.output.join(&file), &tensor)?);
         println!(
             "{r}  {:?}  -> {}",
             v.shape(),
@@ -98,7 +99,9 @@ pub fn run(a: Args) -> Result<i32> {
         );
     }
     let text = serde_json::to_string_pretty(&manifest)? + "\n";
-    write_atomic(&a.output.join("outputs.json"), text.as_bytes())?;
+    // The outputs and their manifest appear together.
+    files.push(stage(&a.output.join("outputs.json"), text.as_bytes())?);
+    commit_all(files)?;
     Ok(0)
 }
 

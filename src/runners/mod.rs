@@ -64,7 +64,7 @@ pub fn run(
         .iter()
         .find(|(f, _, _)| *f == framework)
         .with_context(|| format!("no runner can execute {framework} models"))?;
-    let work = tempfile::tempdir()?;
+    let work = crate::output::TempDir::new()?;
     std::fs::write(work.path().join("common.py"), COMMON)?;
     let script = work.path().join(format!("run_{framework}.py"));
     std::fs::write(&script, source)?;
@@ -81,12 +81,13 @@ pub fn run(
     let model = model
         .canonicalize()
         .with_context(|| format!("cannot find {}", model.display()))?;
-    let out = Command::new(python_path)
-        .arg(&script)
-        .arg(&model)
-        .arg(work.path())
-        .output()
-        .with_context(|| format!("cannot start {}", python_path.display()))?;
+    let out = crate::output::run_child(
+        Command::new(python_path)
+            .arg(&script)
+            .arg(&model)
+            .arg(work.path()),
+    )
+    .with_context(|| format!("cannot start {}", python_path.display()))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         if stderr.contains("ModuleNotFoundError") {

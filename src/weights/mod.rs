@@ -24,6 +24,7 @@ pub mod npz;
 pub mod permute;
 pub mod pickle;
 pub mod sink;
+pub mod zip_read;
 pub mod zip_writer;
 
 use crate::ir::DType;

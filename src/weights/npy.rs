@@ -436,9 +436,14 @@ pub fn read_file(path: &std::path::Path) -> Result<super::Tensor> {
 
 /// Writes a tensor as a `.npy` file, atomically.
 pub fn write_file(path: &std::path::Path, t: &super::Tensor) -> Result<()> {
+    stage_file(path, t)?.commit()
+}
+
+/// Writes a tensor as a `.npy` file that appears at `path` on commit (with others, as a set).
+pub fn stage_file(path: &std::path::Path, t: &super::Tensor) -> Result<crate::output::AtomicFile> {
     let mut bytes = header_bytes(descr(t.info.dtype), &t.info.shape);
     bytes.extend_from_slice(&t.data);
-    crate::output::write_atomic(path, &bytes)
+    crate::output::stage(path, &bytes)
 }
 
 #[cfg(test)]

@@ -124,6 +124,7 @@ impl NpzReader {
             .bytes();
         let mut archive = ZipArchive::new(std::io::Cursor::new(&map[..]))
             .with_context(|| format!("{} is not a valid .npz (zip) archive", path.display()))?;
+        super::zip_read::unique_names(&map, archive.central_directory_start(), path)?;
         let mut entries = Vec::new();
         let mut by_key = HashMap::new();
         for index in 0..archive.len() {
@@ -135,6 +136,9 @@ impl NpzReader {
             let (node, param, marked) =
                 parse_key(stem).with_context(|| format!("{}: entry '{name}'", path.display()))?;
             let stored = f.compression() == CompressionMethod::Stored;
+            if !stored {
+                super::zip_read::check_declared(&f, u64::MAX, path)?;
+            }
             let start = f.data_start() as usize;
             let len = f.compressed_size() as usize;
             drop(f);
@@ -239,11 +243,10 @@ impl WeightReader for NpzReader {
             self.map.slice(e.start..e.start + nbytes)
         } else {
             let mut archive = ZipArchive::new(std::io::Cursor::new(&self.map[..]))?;
-            // At most the header (< 4 GiB by the format) and the data the header declared: a
-            // compressed entry that inflates further is not read to its end.
-            let cap = (nbytes as u64).saturating_add(1 << 32);
-            let mut all = Vec::new();
-            archive.by_index(e.index)?.take(cap).read_to_end(&mut all)?;
+            // At most the size the entry declares (checked against deflate's limit on open):
+            // an entry that inflates further is refused, not read to its end.
+            let all =
+                super::zip_read::read_entry(&mut archive.by_index(e.index)?, u64::MAX, &self.path)?;
             let h = npy::parse_header(&all)?;
             let end = h.data_offset.saturating_add(nbytes);
             if all.len() < end {

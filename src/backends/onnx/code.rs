@@ -258,10 +258,7 @@ pub fn run_script(
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
-    let work = tempfile::Builder::new()
-        .prefix(".mmdnn-")
-        .tempdir_in(&dir)
-        .with_context(|| format!("cannot create a temporary directory in {}", dir.display()))?;
+    let work = crate::output::TempDir::new_in(&dir)?;
     let name = out.file_name().context("the output has no file name")?;
     let tmp_model = work.path().join(name);
     let python = runners::python(python);
@@ -274,8 +271,7 @@ pub fn run_script(
     if external_data {
         cmd.arg("--external-data");
     }
-    let result = cmd
-        .output()
+    let result = crate::output::run_child(&mut cmd)
         .with_context(|| format!("cannot start {}", python.display()))?;
     if !result.status.success() {
         bail!(
@@ -285,12 +281,15 @@ pub fn run_script(
         );
     }
     let tmp_data = writer::data_path(&tmp_model);
-    let mut written = Written::default();
+    let data = writer::data_path(out);
+    let mut made = vec![(tmp_model, out)];
     if tmp_data.exists() {
-        std::fs::rename(&tmp_data, writer::data_path(out))
-            .with_context(|| format!("cannot write {}", writer::data_path(out).display()))?;
-        written = written.file("ONNX external data", &writer::data_path(out));
+        made.push((tmp_data, &data));
     }
-    std::fs::rename(&tmp_model, out).with_context(|| format!("cannot write {}", out.display()))?;
+    crate::output::commit_made(&made)?;
+    let mut written = Written::default();
+    if made.len() > 1 {
+        written = written.file("ONNX external data", &data);
+    }
     Ok(written.file("ONNX model", out))
 }

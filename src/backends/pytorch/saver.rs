@@ -91,7 +91,7 @@ pub fn tomodel(
     format: Format,
     python: Option<&Path>,
 ) -> Result<Written> {
-    let work = tempfile::tempdir()?;
+    let work = crate::output::TempDir::new()?;
     let mut written = Written::default();
     let state_dict = match weights {
         CodeWeights::Native(path) => path.to_path_buf(),
@@ -131,7 +131,7 @@ pub fn convert(
     let model_file = match format {
         Format::StateDict => state::write_state_dict(out, &g.state, &g.weights)?,
         _ => {
-            let work = tempfile::tempdir()?;
+            let work = crate::output::TempDir::new()?;
             let state_dict = work.path().join("weights.pth");
             state::write_state_dict(&state_dict, &g.state, &g.weights)?.commit()?;
             let code = work
@@ -182,15 +182,16 @@ fn run_saver(
     std::fs::write(&script, include_str!("save.py"))?;
     let module = module_name(code);
     let target = work.join("model.out");
-    let result = Command::new(&python)
-        .arg(&script)
-        .arg(format.name())
-        .arg(&module)
-        .arg(code)
-        .arg(state_dict)
-        .arg(&target)
-        .output()
-        .with_context(|| format!("cannot start {}", python.display()))?;
+    let result = crate::output::run_child(
+        Command::new(&python)
+            .arg(&script)
+            .arg(format.name())
+            .arg(&module)
+            .arg(code)
+            .arg(state_dict)
+            .arg(&target),
+    )
+    .with_context(|| format!("cannot start {}", python.display()))?;
     let stderr = String::from_utf8_lossy(&result.stderr);
     if !result.status.success() {
         if stderr.contains("No module named 'torch'") {

@@ -72,23 +72,34 @@ struct Source {
     keras3: bool,
     version: String,
     /// Keeps an extracted `model.weights.h5` alive while it is read.
-    temp: Option<tempfile::TempDir>,
+    temp: Option<crate::output::TempDir>,
 }
 
-/// Reads a `.keras` archive: config.json, metadata.json and model.weights.h5.
+/// The most a `.keras` archive's config.json or metadata.json may hold.
+const TEXT_CEILING: u64 = 64 << 20;
+
+/// Reads a `.keras` archive: config.json, metadata.json and model.weights.h5. No entry may
+/// appear twice or inflate past the size it declares (`weights::zip_read`); a stored weights
+/// file is read in place, a compressed one is inflated into a file only this user can read, in
+/// a temporary directory removed when the model is dropped or on a signal.
 fn open_keras_zip(path: &Path) -> Result<Source> {
-    let file = std::fs::File::open(path)?;
-    let mut zip = zip::ZipArchive::new(file)
+    use crate::weights::zip_read;
+    let map = crate::weights::mapped::FileMap::open(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .bytes();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(&map[..]))
         .with_context(|| format!("{} is not a valid zip", path.display()))?;
+    zip_read::unique_names(&map, zip.central_directory_start(), path)?;
     let mut text = |name: &str| -> Result<Option<String>> {
         match zip.by_name(name) {
             Ok(mut entry) => {
-                let mut s = String::new();
-                entry.read_to_string(&mut s)?;
-                Ok(Some(s))
+                let bytes = zip_read::read_entry(&mut entry, TEXT_CEILING, path)?;
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| anyhow::anyhow!("{}: {name} is not UTF-8 text", path.display()))?;
+                Ok(Some(text))
             }
             Err(zip::result::ZipError::FileNotFound) => Ok(None),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e).with_context(|| format!("{}: cannot read {name}", path.display())),
         }
     };
     let config =
@@ -104,26 +115,71 @@ fn open_keras_zip(path: &Path) -> Result<Source> {
     let shown = path.join("model.weights.h5");
     let (weights, temp) = match zip.by_name("model.weights.h5") {
         Ok(entry) if entry.compression() == zip::CompressionMethod::Stored => {
-            let start = entry.data_start() as usize;
-            let range = start..start + entry.size() as usize;
+            let start = usize::try_from(entry.data_start()).unwrap_or(usize::MAX);
+            let len = usize::try_from(entry.size()).unwrap_or(usize::MAX);
+            let range = start..start.saturating_add(len);
             (Some(h5::H5File::open_in_place(path, range, &shown)?), None)
         }
         Ok(mut entry) => {
-            let dir = tempfile::tempdir()?;
+            let dir = crate::output::TempDir::new()?;
+            check_space(dir.path(), entry.size(), &shown)?;
             let out = dir.path().join("model.weights.h5");
-            std::io::copy(&mut entry, &mut std::fs::File::create(&out)?)?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options
+                .open(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            zip_read::copy_entry(&mut entry, &mut file, u64::MAX, path)?;
             (Some(h5::H5File::open_as(&out, &shown)?), Some(dir))
         }
         Err(zip::result::ZipError::FileNotFound) => (None, None),
-        Err(e) => return Err(e.into()),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("{}: cannot read model.weights.h5", path.display()))
+        }
     };
     Ok(Source {
-        model: serde_json::from_str(&config).context("config.json is not valid JSON")?,
+        model: serde_json::from_str(&config)
+            .with_context(|| format!("{}: config.json is not valid JSON", path.display()))?,
         weights,
         keras3: true,
         version,
         temp,
     })
+}
+
+/// Refuses to inflate `needed` bytes into `dir` when its file system has less room.
+#[cfg(target_os = "linux")]
+fn check_space(dir: &Path, needed: u64, shown: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return Ok(());
+    };
+    // SAFETY: statvfs fills the zeroed struct for a NUL-terminated path.
+    let free = unsafe {
+        let mut s: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(c.as_ptr(), &mut s) != 0 {
+            return Ok(());
+        }
+        // The field types are narrower on some 32-bit targets.
+        #[allow(clippy::useless_conversion)]
+        u64::from(s.f_bavail).saturating_mul(u64::from(s.f_frsize))
+    };
+    if needed > free {
+        bail!(
+            "{} declares {needed} bytes once inflated; {} has only {free} bytes free",
+            shown.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn check_space(_dir: &Path, _needed: u64, _shown: &Path) -> Result<()> {
+    Ok(())
 }
 
 /// Reads a full-model `.h5`; a weights-only file is refused with what to pass instead.

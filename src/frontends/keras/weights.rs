@@ -13,7 +13,7 @@ use std::path::Path;
 /// A Keras weights file, and the directory it was extracted to (removed when dropped).
 struct KerasFile {
     h5: H5File,
-    _temp: Option<tempfile::TempDir>,
+    _temp: Option<crate::output::TempDir>,
 }
 
 impl TensorFile for KerasFile {
@@ -33,7 +33,7 @@ impl TensorFile for KerasFile {
 pub fn reader(
     file: Option<H5File>,
     entries: BTreeMap<Key, Derived>,
-    temp: Option<tempfile::TempDir>,
+    temp: Option<crate::output::TempDir>,
 ) -> DerivedWeights<'static> {
     let weights: DerivedWeights = entries.into_iter().collect();
     match file {
