@@ -91,6 +91,8 @@ fn convert(a: Args, progress: &Progress) -> Result<Outcome> {
     };
     let prepared = passes::prepare(&loaded.graph, loaded.weights.as_ref(), wants)
         .with_context(|| format!("preparing the graph for the {} target", backend.name()))?;
+    // The source graph is not needed past here (the prepared one reads only its weights).
+    drop(loaded.graph);
     let summary = Summary::prepared(&prepared, backend.layout());
     progress.stage("writing");
     let written = backend.save_model(prepared, &a.output_model, &opts)?;
