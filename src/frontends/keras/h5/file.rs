@@ -340,6 +340,10 @@ impl H5File {
             return Tensor::new(info.dtype, info.shape, bytes);
         }
         let at = || format!("{}: reading dataset '{path}'", self.path.display());
+        // A declared size is only a claim (a chunked dataset with no chunk written takes a few
+        // bytes on disk whatever it declares): what does not fit the memory budget is refused.
+        crate::interp::budget::check(&info.shape, info.dtype.size(), "the dataset")
+            .with_context(at)?;
         let mut data = if layout.chunked {
             decode_chunked(&ds, &info).with_context(at)?
         } else {
@@ -533,5 +537,26 @@ fn read_strings(attr: &h5::Attribute) -> Result<Vec<String>> {
         } => bail!("cannot decode its variable-length strings"),
         _ if attr.num_elements().map_err(flat)? == 0 => Ok(vec![]),
         t => bail!("expected strings, found {t:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::H5File;
+    use std::path::Path;
+
+    /// A chunked dataset declaring 128 TiB with no chunk written (a 29 KB file): reading it is
+    /// refused by the memory budget, naming the file and the dataset, instead of allocating
+    /// (the C library aborted on such a size, leaving partial outputs).
+    #[test]
+    fn a_declared_size_past_the_memory_budget_is_refused() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/keras/hostile/huge_declared.h5");
+        let file = H5File::open(&path).unwrap();
+        let kernel = "model_weights/probs/probs/kernel:0";
+        assert_eq!(file.info(kernel).unwrap().shape, [1 << 20, 1 << 25]);
+        let e = format!("{:#}", file.read(kernel).unwrap_err());
+        assert!(e.contains("huge_declared.h5") && e.contains(kernel), "{e}");
+        assert!(e.contains("more than the memory budget"), "{e}");
     }
 }
