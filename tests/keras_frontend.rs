@@ -131,6 +131,19 @@ fn data_outside_the_file_is_refused_by_name() {
     }
 }
 
+/// A weight group linked into itself (a cycle of hard links) is refused by name, not walked
+/// until the stack overflows (found by the keras_zip fuzz target).
+#[test]
+fn a_weight_group_linked_into_itself_is_refused() {
+    let err = format!(
+        "{:#}",
+        load("hostile/cyclic_group.keras", None).err().unwrap()
+    );
+    assert!(err.contains("cyclic_group.keras"), "{err}");
+    assert!(err.contains("nested deeper than"), "{err}");
+    assert!(err.contains("layers/dense/loop/loop"), "{err}");
+}
+
 /// `convert` on a hostile file, run where its relative external names resolve (HDF5 itself would
 /// read secret.bin and secret.h5 there): exit 1 and nothing written, while the same command on
 /// the plain model writes its output.

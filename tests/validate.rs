@@ -195,3 +195,22 @@ fn shapes_larger_than_memory_are_refused() {
     let e = format!("{:#}", check(&mut g, None).unwrap_err());
     assert!(e.contains("more elements than memory can address"), "{e}");
 }
+
+/// A Concat whose axis sizes sum past i64 is an error, not an overflow (found by the ir_pb fuzz
+/// target).
+#[test]
+fn concat_sizes_that_overflow_are_refused() {
+    let big = i64::MAX / 2 + 1;
+    let mut g = graph(
+        vec![
+            input("x", vec![1, big]),
+            input("y", vec![1, big]),
+            Node::new("c", "Concat")
+                .with_inputs([TensorRef::parse("x"), TensorRef::parse("y")])
+                .with_attr("axis", AttrValue::Int(1)),
+        ],
+        &["c"],
+    );
+    let e = format!("{:#}", check(&mut g, None).unwrap_err());
+    assert!(e.contains("axis 1 overflows"), "{e}");
+}

@@ -12,6 +12,7 @@ use crate::weights::{NpzWriter, WeightReader};
 use anyhow::{bail, Context, Result};
 use prost::Message;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// A `.pb` IR file as read.
 pub enum IrFile {
@@ -88,11 +89,18 @@ pub fn with_suffix(prefix: &Path, ext: &str) -> std::path::PathBuf {
 
 /// Protobuf JSON of an encoded GraphDef (proto field names, like MMdnn's `.json`).
 pub fn to_json(encoded: &[u8]) -> Result<String> {
-    use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
-    let pool = DescriptorPool::decode(proto::DESCRIPTORS).context("internal: descriptor set")?;
-    let desc = pool
-        .get_message_by_name("mmdnn.ir.GraphDef")
-        .context("internal: GraphDef descriptor")?;
+    use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, SerializeOptions};
+    // Decoding the descriptor set costs more than most graphs: once per process.
+    static GRAPH_DEF: OnceLock<std::result::Result<MessageDescriptor, String>> = OnceLock::new();
+    let desc = GRAPH_DEF
+        .get_or_init(|| {
+            DescriptorPool::decode(proto::DESCRIPTORS)
+                .map_err(|e| format!("internal: descriptor set: {e}"))?
+                .get_message_by_name("mmdnn.ir.GraphDef")
+                .ok_or_else(|| "internal: no GraphDef descriptor".to_string())
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)?;
     let msg = DynamicMessage::decode(desc, encoded)?;
     let mut out = Vec::new();
     let mut ser = serde_json::Serializer::pretty(&mut out);

@@ -379,7 +379,11 @@ fn infer_concat(ctx: &InferCtx) -> Result<Vec<TensorType>> {
         }
         for (i, (d, &other)) in shape.iter_mut().zip(&t.shape).enumerate() {
             if i == axis {
-                *d = if *d < 0 || other < 0 { -1 } else { *d + other };
+                *d = match d.checked_add(other) {
+                    _ if *d < 0 || other < 0 => -1,
+                    Some(sum) => sum,
+                    None => bail!("Concat of {first} and {t}: axis {axis} overflows"),
+                };
             } else if *d >= 0 && other >= 0 && *d != other {
                 bail!("Concat inputs {first} and {t} differ off axis {axis}");
             } else if *d < 0 {
