@@ -220,3 +220,33 @@ fn concat_sizes_that_overflow_are_refused() {
     assert!(e.contains("node 'c' (Concat)"), "{e}");
     assert!(e.contains("axis 0 overflows"), "{e}");
 }
+
+/// Shape rules whose arithmetic would pass i64 report it (Tile found by the onnx fuzz target;
+/// Pad, Split and a Slice step of i64::MIN alike).
+#[test]
+fn shape_rules_that_overflow_are_refused() {
+    let cases = [
+        Node::new("t", "Tile").with_attr("repeats", AttrValue::Ints(vec![i64::MAX, 1])),
+        Node::new("t", "Pad").with_attr("pads", AttrValue::Ints(vec![i64::MAX, 0, 1, 0])),
+        Node::new("t", "Split")
+            .with_attr("axis", AttrValue::Int(0))
+            .with_attr("split", AttrValue::Ints(vec![i64::MAX, 1, -1])),
+        Node::new("t", "Slice")
+            .with_attr("starts", AttrValue::Ints(vec![0]))
+            .with_attr("ends", AttrValue::Ints(vec![1]))
+            .with_attr("steps", AttrValue::Ints(vec![i64::MIN])),
+    ];
+    for node in cases {
+        let op = node.op.clone();
+        let mut g = graph(
+            vec![
+                input("x", vec![2, 3]),
+                node.with_inputs([TensorRef::parse("x")]),
+            ],
+            &["t"],
+        );
+        let e = format!("{:#}", check(&mut g, None).unwrap_err());
+        assert!(e.contains(&format!("node 't' ({op})")), "{e}");
+        assert!(e.contains("overflows"), "{op}: {e}");
+    }
+}

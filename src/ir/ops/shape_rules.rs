@@ -3,6 +3,18 @@ use super::InferCtx;
 use crate::ir::types::{DType, Shape, TensorType};
 use anyhow::{anyhow, bail, Result};
 
+/// `a + b` for dims and sizes: an error instead of a wrapped value.
+pub fn dim_add(a: i64, b: i64) -> Result<i64> {
+    a.checked_add(b)
+        .ok_or_else(|| anyhow!("size {a} + {b} overflows"))
+}
+
+/// `a * b` for dims and sizes: an error instead of a wrapped value.
+pub fn dim_mul(a: i64, b: i64) -> Result<i64> {
+    a.checked_mul(b)
+        .ok_or_else(|| anyhow!("size {a} × {b} overflows"))
+}
+
 /// Normalises `axis` (negative counts from the end) against `rank`.
 pub fn norm_axis(axis: i64, rank: usize) -> Result<usize> {
     let r = rank as i64;
@@ -189,7 +201,10 @@ pub fn reshape_dims(input: &[i64], target: &[i64]) -> Result<Vec<i64>> {
     }
     let total = numel(input);
     if let [i] = unknown[..] {
-        let known: i64 = out.iter().filter(|&&d| d != -1).product();
+        let known = out
+            .iter()
+            .filter(|&&d| d != -1)
+            .try_fold(1, |n, &d| dim_mul(n, d))?;
         if total >= 0 && known > 0 {
             if total % known != 0 {
                 bail!("cannot reshape {} elements into {:?}", total, target);
