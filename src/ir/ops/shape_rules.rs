@@ -129,16 +129,19 @@ pub fn numel(shape: &[i64]) -> i64 {
 
 /// Total SAME padding of one spatial axis of size `size` (`size` < 0: unknown, then only a
 /// stride of 1 gives an answer): the output has ceil(size / stride) positions.
+/// `None` too for a geometry [`check_window`] refuses (a stride below 1, sizes that overflow).
 pub fn same_pad_total(size: i64, kernel: i64, stride: i64, dilation: i64) -> Option<i64> {
-    let span = dilation * (kernel - 1) + 1;
+    let span = dilation
+        .checked_mul(kernel.checked_sub(1)?)?
+        .checked_add(1)?;
     if stride == 1 {
         return Some(span - 1);
     }
-    if size < 0 {
+    if size < 0 || stride < 1 {
         return None;
     }
-    let out = (size + stride - 1) / stride;
-    Some(((out - 1) * stride + span - size).max(0))
+    let out = size.checked_add(stride - 1)? / stride;
+    Some(((out - 1).checked_mul(stride)?.checked_add(span)? - size).max(0))
 }
 
 /// Splits a total padding into (begin, end): SAME_UPPER / TensorFlow put the odd pixel at the
