@@ -340,8 +340,25 @@ impl H5File {
             return Tensor::new(info.dtype, info.shape, bytes);
         }
         let at = || format!("{}: reading dataset '{path}'", self.path.display());
+        // Declared sizes are checked before anything is allocated: a dataset of fill value
+        // only (no storage behind it) can claim any shape.
+        let file_len = self.map.len();
+        let (most, how) = if layout.chunked {
+            (file_len.saturating_mul(MAX_EXPANSION), " even compressed")
+        } else {
+            (file_len, "")
+        };
+        let n = info.nbytes();
+        if n > most {
+            bail!(
+                "{}: its shape {:?} needs {n} bytes, more than a {file_len}-byte file can \
+                 hold{how}",
+                at(),
+                info.shape
+            );
+        }
         let mut data = if layout.chunked {
-            decode_chunked(&ds, &info, self.map.len()).with_context(at)?
+            decode_chunked(&ds, &info).with_context(at)?
         } else {
             ds.read_raw_bytes().map_err(flat).with_context(at)?
         };
@@ -393,24 +410,14 @@ const MAX_EXPANSION: usize = 1032;
 /// Decodes a chunked dataset one chunk at a time into a buffer of its own (row-major, in the
 /// file's byte order); what no chunk covers holds the fill value. Each decoded chunk is dropped
 /// once placed (the crate's whole-dataset read would also keep a copy of every dataset up to
-/// 32 MB for the life of the file). A dataset declared larger than a file of `file_len` bytes
-/// can decode to (a shape of fill value with no chunks behind it) is refused before anything is
-/// allocated.
-fn decode_chunked(ds: &h5::Dataset, info: &TensorInfo, file_len: usize) -> Result<Vec<u8>> {
+/// 32 MB for the life of the file).
+fn decode_chunked(ds: &h5::Dataset, info: &TensorInfo) -> Result<Vec<u8>> {
     let elem = info.dtype.size();
     let n = info
         .shape
         .iter()
         .try_fold(elem, |a, &d| a.checked_mul(d))
         .context("the dataset's size overflows")?;
-    let most = file_len.saturating_mul(MAX_EXPANSION);
-    if n > most {
-        bail!(
-            "its shape {:?} needs {n} bytes, more than a {file_len}-byte file can hold even \
-             compressed ({MAX_EXPANSION}:1 at most)",
-            info.shape
-        );
-    }
     let mut out = Vec::new();
     out.try_reserve_exact(n)
         .map_err(|_| anyhow!("cannot allocate {n} bytes for it"))?;
@@ -555,16 +562,23 @@ mod tests {
     use super::H5File;
     use std::path::Path;
 
-    /// A chunked dataset declared 1 GiB with no chunks written (all fill value) in a 1.4 kB
-    /// file is refused before its buffer is allocated (found by the keras_h5 fuzz target).
+    /// Datasets declared 1 GiB with no storage written (all fill value) in a 2 kB file, chunked
+    /// and contiguous, are refused before their buffer is allocated (found by the keras_h5 fuzz
+    /// target).
     #[test]
-    fn a_dataset_larger_than_its_file_can_decode_to_is_refused() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/keras/hostile/sparse_chunked.h5");
+    fn a_dataset_larger_than_its_file_can_hold_is_refused() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keras/hostile/sparse.h5");
         let file = H5File::open(&path).unwrap();
-        let err = format!("{:#}", file.read("/big").unwrap_err());
-        assert!(err.contains("sparse_chunked.h5"), "{err}");
-        assert!(err.contains("dataset '/big'"), "{err}");
-        assert!(err.contains("needs 1073741824 bytes"), "{err}");
+        for (name, how) in [
+            ("/chunked", "file can hold even compressed"),
+            ("/contiguous", "file can hold"),
+        ] {
+            let err = format!("{:#}", file.read(name).unwrap_err());
+            assert!(err.contains("sparse.h5"), "{err}");
+            assert!(err.contains(&format!("dataset '{name}'")), "{err}");
+            assert!(err.contains("needs 1073741824 bytes"), "{err}");
+            assert!(err.contains(how), "{err}");
+        }
     }
 }
