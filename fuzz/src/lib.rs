@@ -6,14 +6,14 @@ use mmdnn::weights::WeightReader;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-/// This process's scratch directory: in memory (/dev/shm) where there is one.
+/// This process's scratch directory, under `MMDNN_FUZZ_SCRATCH` (scripts/fuzz sets it to a
+/// directory it removes when done), else in memory (/dev/shm) where there is one.
 fn scratch_dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let base = ["/dev/shm"]
-            .iter()
+        let base = std::env::var_os("MMDNN_FUZZ_SCRATCH")
             .map(PathBuf::from)
-            .find(|p| p.is_dir())
+            .or_else(|| Some(PathBuf::from("/dev/shm")).filter(|p| p.is_dir()))
             .unwrap_or_else(std::env::temp_dir);
         let dir = base.join(format!("mmdnn-fuzz-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("scratch directory");
