@@ -131,6 +131,19 @@ fn data_outside_the_file_is_refused_by_name() {
     }
 }
 
+/// A weight group linked into itself (a cycle of hard links) is refused by name, not walked
+/// until the stack overflows (found by the keras_zip fuzz target).
+#[test]
+fn a_weight_group_linked_into_itself_is_refused() {
+    let err = format!(
+        "{:#}",
+        load("hostile/cyclic_group.keras", None).err().unwrap()
+    );
+    assert!(err.contains("cyclic_group.keras"), "{err}");
+    assert!(err.contains("nested deeper than"), "{err}");
+    assert!(err.contains("layers/separable_conv2d/loop/loop"), "{err}");
+}
+
 /// `convert` on a hostile file, run where its relative external names resolve (HDF5 itself would
 /// read secret.bin and secret.h5 there): exit 1 and nothing written, while the same command on
 /// the plain model writes its output.
@@ -383,4 +396,50 @@ fn two_layers_with_one_name_are_refused() {
     .expect("two layers share a name");
     let err = format!("{err:#}");
     assert!(err.contains("model 'm' has two layers named 'd'"), "{err}");
+}
+
+/// A depthwise convolution with strides 0 and "same" padding is refused, naming the layer and
+/// the strides, not divided by (found by the keras_h5 fuzz target).
+#[test]
+fn zero_strides_with_same_padding_are_refused() {
+    let model = serde_json::json!({
+        "class_name": "Functional",
+        "config": {
+            "name": "m",
+            "layers": [
+                {
+                    "class_name": "InputLayer", "name": "x", "inbound_nodes": [],
+                    "config": {"name": "x", "batch_input_shape": [null, 8, 8, 3], "dtype": "float32"},
+                },
+                {
+                    "class_name": "DepthwiseConv2D", "name": "dw",
+                    "inbound_nodes": [[["x", 0, 0, {}]]],
+                    "config": {
+                        "name": "dw", "kernel_size": [3, 3], "strides": [0, 0],
+                        "padding": "same", "depth_multiplier": 1, "use_bias": false,
+                        "data_format": "channels_last", "dilation_rate": [1, 1],
+                        "activation": "linear",
+                    },
+                },
+            ],
+            "input_layers": [["x", 0, 0]],
+            "output_layers": [["dw", 0, 0]],
+        },
+        "keras_version": "2.15.0",
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.json");
+    std::fs::write(&path, model.to_string()).unwrap();
+    let err = frontends::load(
+        "keras",
+        &SourceArgs {
+            network: Some(path),
+            ..Default::default()
+        },
+    )
+    .err()
+    .expect("refused");
+    let err = format!("{err:#}");
+    assert!(err.contains("'dw'"), "{err}");
+    assert!(err.contains("strides [0, 0]: 0 is not between 1"), "{err}");
 }

@@ -265,3 +265,58 @@ fn ranks_past_the_limit_and_broadcast_mismatches_are_refused() {
     assert!(e.contains("node 'sum' (Add):"), "{e}");
     assert!(e.contains("[2, 3]") && e.contains("[4, 3]"), "{e}");
 }
+
+/// A Concat whose axis sizes sum past i64 is an error, not an overflow (found by the ir_pb fuzz
+/// target).
+#[test]
+fn concat_sizes_that_overflow_are_refused() {
+    // 2^62 bytes each fit in memory's range; their sum does not fit an i64 dim.
+    let half = |name: &str| {
+        Node::new(name, "DataInput")
+            .with_attr("dtype", AttrValue::Type(DType::U8))
+            .with_attr("shape", AttrValue::Shape(vec![1 << 62]))
+    };
+    let mut g = graph(
+        vec![
+            half("x"),
+            half("y"),
+            Node::new("c", "Concat")
+                .with_inputs([TensorRef::parse("x"), TensorRef::parse("y")])
+                .with_attr("axis", AttrValue::Int(0)),
+        ],
+        &["c"],
+    );
+    let e = format!("{:#}", check(&mut g, None).unwrap_err());
+    assert!(e.contains("node 'c' (Concat)"), "{e}");
+    assert!(e.contains("axis 0 overflows"), "{e}");
+}
+
+/// Shape rules whose arithmetic would pass i64 report it (Tile found by the onnx fuzz target;
+/// Pad, Split and a Slice step of i64::MIN alike).
+#[test]
+fn shape_rules_that_overflow_are_refused() {
+    let cases = [
+        Node::new("t", "Tile").with_attr("repeats", AttrValue::Ints(vec![i64::MAX, 1])),
+        Node::new("t", "Pad").with_attr("pads", AttrValue::Ints(vec![i64::MAX, 0, 1, 0])),
+        Node::new("t", "Split")
+            .with_attr("axis", AttrValue::Int(0))
+            .with_attr("split", AttrValue::Ints(vec![i64::MAX, 1, -1])),
+        Node::new("t", "Slice")
+            .with_attr("starts", AttrValue::Ints(vec![0]))
+            .with_attr("ends", AttrValue::Ints(vec![1]))
+            .with_attr("steps", AttrValue::Ints(vec![i64::MIN])),
+    ];
+    for node in cases {
+        let op = node.op.clone();
+        let mut g = graph(
+            vec![
+                input("x", vec![2, 3]),
+                node.with_inputs([TensorRef::parse("x")]),
+            ],
+            &["t"],
+        );
+        let e = format!("{:#}", check(&mut g, None).unwrap_err());
+        assert!(e.contains(&format!("node 't' ({op})")), "{e}");
+        assert!(e.contains("overflows"), "{op}: {e}");
+    }
+}

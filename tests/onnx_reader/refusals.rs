@@ -219,3 +219,25 @@ fn constant_gather_indices_out_of_range_are_refused() {
     );
     load_model(&ok).unwrap();
 }
+
+/// GroupNormalization with num_groups 0 is refused by name, not divided by (found by the onnx
+/// fuzz target).
+#[test]
+fn group_norm_with_zero_groups_is_refused() {
+    use crate::common::f32_raw;
+    let gn = node(
+        "GroupNormalization",
+        &["x", "s", "b"],
+        &["y"],
+        vec![attr_i("num_groups", 0)],
+    );
+    let m = model(
+        18,
+        vec![gn],
+        vec![f32_raw("s", &[0], &[]), f32_raw("b", &[0], &[])],
+        value_info("x", &[D::N(1), D::N(4), D::N(2)]),
+    );
+    let e = err(load_model(&m));
+    assert!(e.contains("GroupNormalization"), "{e}");
+    assert!(e.contains("num_groups 0 is not positive"), "{e}");
+}

@@ -126,7 +126,7 @@ fn infer_recurrent(ctx: &InferCtx) -> Result<Vec<TensorType>> {
     } else {
         1
     };
-    let h = ctx.attrs.int("hidden_size")? * d;
+    let h = shape_rules::dim_mul(ctx.attrs.int("hidden_size")?, d)?;
     let (n, t) = (x.shape[0], x.shape[1]);
     let mut out = vec![
         TensorType::new(x.dtype, vec![n, t, h]),

@@ -1,5 +1,7 @@
 //! Shape manipulation, indexing and data movement.
-use super::shape_rules::{broadcast, norm_axis, numel, reshape_dims, spatial_axes};
+use super::shape_rules::{
+    broadcast, dim_add, dim_mul, norm_axis, numel, reshape_dims, spatial_axes,
+};
 use super::*;
 use crate::ir::types::AttrKind as K;
 
@@ -379,7 +381,11 @@ fn infer_concat(ctx: &InferCtx) -> Result<Vec<TensorType>> {
         }
         for (i, (d, &other)) in shape.iter_mut().zip(&t.shape).enumerate() {
             if i == axis {
-                *d = if *d < 0 || other < 0 { -1 } else { *d + other };
+                *d = match d.checked_add(other) {
+                    _ if *d < 0 || other < 0 => -1,
+                    Some(sum) => sum,
+                    None => bail!("Concat of {first} and {t}: axis {axis} overflows"),
+                };
             } else if *d >= 0 && other >= 0 && *d != other {
                 bail!("Concat inputs {first} and {t} differ off axis {axis}");
             } else if *d < 0 {
@@ -394,7 +400,7 @@ fn infer_split(ctx: &InferCtx) -> Result<Vec<TensorType>> {
     let x = ctx.input(0)?;
     let axis = norm_axis(ctx.attrs.int("axis")?, x.rank())?;
     let split = ctx.attrs.ints("split")?;
-    let total: i64 = split.iter().sum();
+    let total = split.iter().try_fold(0, |n, &s| dim_add(n, s))?;
     if x.shape[axis] >= 0 && total != x.shape[axis] {
         bail!("split sizes {split:?} do not add up to axis {axis} of {x}");
     }
@@ -423,11 +429,13 @@ pub fn slice_axis(dim: i64, start: i64, end: i64, step: i64) -> Result<(i64, i64
             clamp(norm(end), -1, dim - 1),
         )
     };
-    let count = if step > 0 {
-        ((e - s).max(0) + step - 1) / step
+    // s and e lie in [-1, dim]: their difference fits; a step past i64's range does not.
+    let (span, stride) = if step > 0 {
+        ((e - s).max(0), step)
     } else {
-        ((s - e).max(0) + (-step) - 1) / (-step)
+        ((s - e).max(0), dim_mul(step, -1)?)
     };
+    let count = dim_add(span, stride - 1)? / stride;
     Ok((s, step, count))
 }
 
@@ -458,7 +466,7 @@ fn infer_slice(ctx: &InferCtx) -> Result<Vec<TensorType>> {
         if x.shape[axis] >= 0 {
             shape[axis] = slice_axis(x.shape[axis], start, end, step)?.2;
         } else if start >= 0 && (0..i64::MAX / 2).contains(&end) && step > 0 {
-            shape[axis] = ((end - start).max(0) + step - 1) / step;
+            shape[axis] = dim_add((end - start).max(0), step - 1)? / step;
         }
     }
     Ok(vec![TensorType::new(x.dtype, shape)])
@@ -474,12 +482,12 @@ fn infer_pad(ctx: &InferCtx) -> Result<Vec<TensorType>> {
     let shape = (0..r)
         .map(|i| {
             if x.shape[i] < 0 {
-                -1
+                Ok(-1)
             } else {
-                x.shape[i] + pads[i] + pads[i + r]
+                dim_add(dim_add(x.shape[i], pads[i])?, pads[i + r])
             }
         })
-        .collect();
+        .collect::<Result<_>>()?;
     Ok(vec![TensorType::new(x.dtype, shape)])
 }
 
@@ -493,8 +501,8 @@ fn infer_tile(ctx: &InferCtx) -> Result<Vec<TensorType>> {
         .shape
         .iter()
         .zip(&reps)
-        .map(|(&d, &r)| if d < 0 { -1 } else { d * r })
-        .collect();
+        .map(|(&d, &r)| if d < 0 { Ok(-1) } else { dim_mul(d, r) })
+        .collect::<Result<_>>()?;
     Ok(vec![TensorType::new(x.dtype, shape)])
 }
 
@@ -570,22 +578,25 @@ fn block_rearrange(ctx: &InferCtx, to_space: bool) -> Result<Vec<TensorType>> {
         bail!("expects a 4-d input, got {x}");
     }
     let b = ctx.attrs.int("blocksize")?;
+    if b < 1 {
+        bail!("blocksize {b} is not positive");
+    }
+    let b2 = dim_mul(b, b)?;
     let (c, spatial) = spatial_axes(4, ctx.attrs.channels_last()?);
     let mut shape = x.shape.clone();
     let scale = |d: i64, up: bool| {
         if d < 0 {
-            -1
+            Ok(-1)
         } else if up {
-            d * b
+            dim_mul(d, b)
         } else {
-            d / b
+            Ok(d / b)
         }
     };
-    if to_space && x.shape[c] > 0 && x.shape[c] % (b * b) != 0 {
+    if to_space && x.shape[c] > 0 && x.shape[c] % b2 != 0 {
         bail!(
-            "channels {} are not divisible by blocksize² = {}",
-            x.shape[c],
-            b * b
+            "channels {} are not divisible by blocksize² = {b2}",
+            x.shape[c]
         );
     }
     if !to_space
@@ -598,12 +609,12 @@ fn block_rearrange(ctx: &InferCtx, to_space: bool) -> Result<Vec<TensorType>> {
     shape[c] = if x.shape[c] < 0 {
         -1
     } else if to_space {
-        x.shape[c] / (b * b)
+        x.shape[c] / b2
     } else {
-        x.shape[c] * b * b
+        dim_mul(x.shape[c], b2)?
     };
     for a in spatial {
-        shape[a] = scale(x.shape[a], to_space);
+        shape[a] = scale(x.shape[a], to_space)?;
     }
     Ok(vec![TensorType::new(x.dtype, shape)])
 }

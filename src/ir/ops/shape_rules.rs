@@ -3,6 +3,18 @@ use super::InferCtx;
 use crate::ir::types::{DType, Shape, TensorType};
 use anyhow::{anyhow, bail, Result};
 
+/// `a + b` for dims and sizes: an error instead of a wrapped value.
+pub fn dim_add(a: i64, b: i64) -> Result<i64> {
+    a.checked_add(b)
+        .ok_or_else(|| anyhow!("size {a} + {b} overflows"))
+}
+
+/// `a * b` for dims and sizes: an error instead of a wrapped value.
+pub fn dim_mul(a: i64, b: i64) -> Result<i64> {
+    a.checked_mul(b)
+        .ok_or_else(|| anyhow!("size {a} × {b} overflows"))
+}
+
 /// Normalises `axis` (negative counts from the end) against `rank`.
 pub fn norm_axis(axis: i64, rank: usize) -> Result<usize> {
     let r = rank as i64;
@@ -117,16 +129,19 @@ pub fn numel(shape: &[i64]) -> i64 {
 
 /// Total SAME padding of one spatial axis of size `size` (`size` < 0: unknown, then only a
 /// stride of 1 gives an answer): the output has ceil(size / stride) positions.
+/// `None` too for a geometry [`check_window`] refuses (a stride below 1, sizes that overflow).
 pub fn same_pad_total(size: i64, kernel: i64, stride: i64, dilation: i64) -> Option<i64> {
-    let span = dilation * (kernel - 1) + 1;
+    let span = dilation
+        .checked_mul(kernel.checked_sub(1)?)?
+        .checked_add(1)?;
     if stride == 1 {
         return Some(span - 1);
     }
-    if size < 0 {
+    if size < 0 || stride < 1 {
         return None;
     }
-    let out = (size + stride - 1) / stride;
-    Some(((out - 1) * stride + span - size).max(0))
+    let out = size.checked_add(stride - 1)? / stride;
+    Some(((out - 1).checked_mul(stride)?.checked_add(span)? - size).max(0))
 }
 
 /// Splits a total padding into (begin, end): SAME_UPPER / TensorFlow put the odd pixel at the
@@ -189,7 +204,10 @@ pub fn reshape_dims(input: &[i64], target: &[i64]) -> Result<Vec<i64>> {
     }
     let total = numel(input);
     if let [i] = unknown[..] {
-        let known: i64 = out.iter().filter(|&&d| d != -1).product();
+        let known = out
+            .iter()
+            .filter(|&&d| d != -1)
+            .try_fold(1, |n, &d| dim_mul(n, d))?;
         if total >= 0 && known > 0 {
             if total % known != 0 {
                 bail!("cannot reshape {} elements into {:?}", total, target);

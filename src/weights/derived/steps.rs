@@ -4,7 +4,7 @@ use super::numeric;
 use crate::ir::DType;
 use crate::weights::mapped::{copy_releasing, release};
 use crate::weights::permute::permute_bytes;
-use crate::weights::{Tensor, TensorInfo};
+use crate::weights::{checked_numel, Tensor, TensorInfo};
 use anyhow::{bail, Result};
 use bytes::Bytes;
 
@@ -68,7 +68,7 @@ impl Step {
         };
         Ok(match self {
             Step::Reshape(to) => {
-                if to.iter().product::<usize>() != src.numel() {
+                if checked_numel(to) != Some(src.numel()) {
                     bail!("cannot view {shape:?} as {to:?}");
                 }
                 with_shape(to.clone())

@@ -55,6 +55,17 @@ fn reshape_keeps_the_bytes() {
 }
 
 #[test]
+fn reshape_to_a_shape_whose_size_overflows_is_refused() {
+    // 2^40 * 2^40 wraps to 0 elements: as many as a tensor with a zero dim.
+    let empty = TensorInfo {
+        dtype: DType::F32,
+        shape: vec![0],
+    };
+    let step = Step::Reshape(vec![1 << 40, 1 << 40, 1 << 40]);
+    assert!(step.infos(vec![empty]).is_err());
+}
+
+#[test]
 fn permute_pads_then_transposes() {
     for (shape, perm) in [
         (vec![3, 4, 5], vec![2, 0, 1]),

@@ -15,6 +15,10 @@ use anyhow::{bail, Result};
 pub use file::H5File;
 use std::collections::HashMap;
 
+/// How deep the weight groups of one Keras 3 layer may nest (a layer holding sublayers holding
+/// cells: a few levels in any real model).
+const MAX_V3_DEPTH: usize = 32;
+
 /// One weight variable of a layer: where it is stored and its name relative to the layer
 /// (`kernel`, `lstm_cell/bias`, `forward_lstm/lstm_cell/kernel` in `.h5`; `0`, `cell/2`,
 /// `forward_layer/cell/0`, `query_dense/1` in Keras 3 weight files).
@@ -140,7 +144,7 @@ impl WeightIndex {
                 };
                 let mut out = vec![];
                 if self.file.has_group(&group)? {
-                    self.walk_v3(&group, "", &mut out)?;
+                    self.walk_v3(&group, "", 0, &mut out)?;
                 }
                 Ok(out)
             }
@@ -180,7 +184,16 @@ impl WeightIndex {
     }
 
     /// Collects `vars/0..n` of `group`, then of its child objects (depth first, by name).
-    fn walk_v3(&self, group: &str, prefix: &str, out: &mut Vec<Var>) -> Result<()> {
+    /// `depth` counts the groups above `group`: a group linked into itself (a cycle of hard
+    /// links) would otherwise be walked until the stack overflows.
+    fn walk_v3(&self, group: &str, prefix: &str, depth: usize, out: &mut Vec<Var>) -> Result<()> {
+        if depth > MAX_V3_DEPTH {
+            bail!(
+                "{}: weight groups nested deeper than {MAX_V3_DEPTH} levels at '{group}' (a \
+                 group linked into itself?)",
+                self.file.path.display()
+            );
+        }
         let vars = join(group, "vars");
         if self.file.has_group(&vars)? {
             let mut idx: Vec<usize> = self
@@ -200,7 +213,7 @@ impl WeightIndex {
         for child in self.file.child_groups(group)? {
             let p = join(group, &child);
             if child != "vars" {
-                self.walk_v3(&p, &format!("{prefix}{child}/"), out)?;
+                self.walk_v3(&p, &format!("{prefix}{child}/"), depth + 1, out)?;
             }
         }
         Ok(())

@@ -5,7 +5,7 @@
 //! rule: the odd pixel at the end), "causal" pads the beginning only.
 use super::super::convert::Cx;
 use super::{activation, data_format, LayerCall};
-use crate::ir::ops::shape_rules::{same_pad_total, spatial_axes, split_same};
+use crate::ir::ops::shape_rules::{check_window, same_pad_total, spatial_axes, split_same};
 use crate::ir::{AttrValue, TensorRef};
 use crate::weights::derived::Step;
 use anyhow::{bail, Context, Result};
@@ -20,6 +20,7 @@ pub fn pads(
     strides: &[i64],
     dilations: &[i64],
 ) -> Result<Vec<i64>> {
+    check_window(kernel, strides, dilations, &[])?;
     let n = kernel.len();
     let shape = cx.shape(x)?;
     let (_, axes) = spatial_axes(shape.len(), channels_last);

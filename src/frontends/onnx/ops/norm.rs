@@ -227,6 +227,9 @@ fn group_norm(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let groups = ctx
         .opt_int("num_groups")?
         .ok_or_else(|| anyhow::anyhow!("num_groups is missing"))?;
+    if groups < 1 {
+        bail!("num_groups {groups} is not positive");
+    }
     let eps = ctx.float("epsilon", 1e-5)?;
     ctx.ignore(&["stash_type"]);
     let channels = x.shape().get(1).copied().unwrap_or(-1);

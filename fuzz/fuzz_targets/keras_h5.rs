@@ -1,0 +1,10 @@
+//! Fuzzes a Keras .h5 model (HDF5 read in pure Rust, config, weights), read as `convert` reads it, then every weight.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let args = mmdnn_fuzz::network(mmdnn_fuzz::scratch("model.h5", data));
+    if let Ok(loaded) = mmdnn::frontends::keras::load(&args) {
+        mmdnn_fuzz::read_loaded(&loaded);
+    }
+});
