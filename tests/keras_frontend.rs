@@ -231,6 +231,22 @@ fn unconvertible_layers_are_listed_together() {
 /// A functional model whose two branches each fail (a softmax over two axes, which the layer
 /// check before conversion does not catch) and meet in an Add: both failures are listed in one error, and the Add that reads them is not
 /// reported a second time.
+/// The error of loading `model` (a Keras JSON config) with `input_shapes`; fails if it loads.
+fn refusal(model: &serde_json::Value, input_shapes: Vec<Vec<i64>>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.json");
+    std::fs::write(&path, model.to_string()).unwrap();
+    let loaded = frontends::load(
+        "keras",
+        &SourceArgs {
+            network: Some(path),
+            input_shapes,
+            ..Default::default()
+        },
+    );
+    format!("{:#}", loaded.err().expect("the model is refused"))
+}
+
 fn two_failing_softmax_branches(as_layers: bool) -> String {
     let layer = |name: &str, class: &str, config: serde_json::Value, inbound: &[&str]| {
         let inbound: Vec<serde_json::Value> = inbound
@@ -266,19 +282,7 @@ fn two_failing_softmax_branches(as_layers: bool) -> String {
         "keras_version": "2.15.0",
         "backend": "tensorflow",
     });
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("model.json");
-    std::fs::write(&path, model.to_string()).unwrap();
-    let err = frontends::load(
-        "keras",
-        &SourceArgs {
-            network: Some(path),
-            ..Default::default()
-        },
-    )
-    .err()
-    .expect("the model has two failing layers");
-    format!("{err:#}")
+    refusal(&model, vec![])
 }
 
 #[test]
@@ -335,20 +339,7 @@ fn malformed_input_shapes_are_refused() {
                 "output_layers": [["x", 0, 0]],
             },
         });
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("model.json");
-        std::fs::write(&path, model.to_string()).unwrap();
-        let err = frontends::load(
-            "keras",
-            &SourceArgs {
-                network: Some(path),
-                input_shapes: vec![vec![3]],
-                ..Default::default()
-            },
-        )
-        .err()
-        .expect("refused");
-        let err = format!("{err:#}");
+        let err = refusal(&model, vec![vec![3]]);
         assert!(
             err.contains("input layer 'x'") && err.contains(expect),
             "{err}"
@@ -382,19 +373,7 @@ fn two_layers_with_one_name_are_refused() {
         },
         "keras_version": "2.15.0",
     });
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("model.json");
-    std::fs::write(&path, model.to_string()).unwrap();
-    let err = frontends::load(
-        "keras",
-        &SourceArgs {
-            network: Some(path),
-            ..Default::default()
-        },
-    )
-    .err()
-    .expect("two layers share a name");
-    let err = format!("{err:#}");
+    let err = refusal(&model, vec![]);
     assert!(err.contains("model 'm' has two layers named 'd'"), "{err}");
 }
 
@@ -427,19 +406,7 @@ fn zero_strides_with_same_padding_are_refused() {
         },
         "keras_version": "2.15.0",
     });
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("model.json");
-    std::fs::write(&path, model.to_string()).unwrap();
-    let err = frontends::load(
-        "keras",
-        &SourceArgs {
-            network: Some(path),
-            ..Default::default()
-        },
-    )
-    .err()
-    .expect("refused");
-    let err = format!("{err:#}");
+    let err = refusal(&model, vec![]);
     assert!(err.contains("'dw'"), "{err}");
     assert!(err.contains("strides [0, 0]: 0 is not between 1"), "{err}");
 }
