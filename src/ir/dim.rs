@@ -256,6 +256,11 @@ pub fn is_symbolic(d: i64) -> bool {
     })
 }
 
+/// Whether `v` lies where symbolic ids are: an integer there that is not one is a mangled dim.
+pub fn in_id_range(v: i64) -> bool {
+    (ID_BASE - MAX_EXPRS as i64 * ID_STRIDE..=ID_BASE).contains(&v)
+}
+
 /// Refuses a dim that is neither a size, [`UNKNOWN`] nor an interned symbolic dim.
 pub fn check(d: i64) -> Result<()> {
     if d >= UNKNOWN || is_symbolic(d) {
@@ -415,6 +420,16 @@ pub fn text_with(d: i64, name: &dyn Fn(&str) -> String) -> String {
         Some(p) => p.text(name),
         None if d == UNKNOWN => "?".to_string(),
         None => format!("<invalid dim {d}>"),
+    }
+}
+
+/// The text of an integer that may be a symbolic dim: its expression, else the integer (so a
+/// literal -1 in a computed shape reads "-1", not "?").
+pub fn text_or_int(v: i64) -> String {
+    if is_symbolic(v) {
+        text(v)
+    } else {
+        v.to_string()
     }
 }
 

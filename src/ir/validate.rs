@@ -146,14 +146,14 @@ fn compatible(declared: &[TensorType], inferred: &[TensorType]) -> bool {
 }
 
 /// A dim in an attribute that is not one: in a shape any negative other than -1 must be a
-/// symbolic dim; in an integer list (where small negatives are axes or offsets) a value far below
-/// any axis must be.
+/// symbolic dim; in an integer list (where negatives are axes, offsets or "to the start"
+/// sentinels) a value in the range of symbolic ids must be one.
 fn bad_dim(value: &AttrValue) -> Option<anyhow::Error> {
     match value {
         AttrValue::Shape(s) => s.iter().find_map(|&d| dim::check(d).err()),
         AttrValue::Ints(v) => v
             .iter()
-            .filter(|&&d| d < i32::MIN as i64)
+            .filter(|&&d| dim::in_id_range(d))
             .find_map(|&d| dim::check(d).err()),
         _ => None,
     }

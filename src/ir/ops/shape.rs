@@ -381,8 +381,8 @@ fn infer_concat(ctx: &InferCtx) -> Result<Vec<TensorType>> {
         }
         for (i, (d, &other)) in shape.iter_mut().zip(&t.shape).enumerate() {
             if i == axis {
-                *d = dim_add(*d, other)
-                    .with_context(|| format!("Concat of {first} and {t} on axis {axis}"))?;
+                *d = crate::ir::dim::add(*d, other)
+                    .map_err(|_| anyhow!("Concat of {first} and {t}: axis {axis} overflows"))?;
             } else {
                 *d = unify(*d, other).with_context(|| {
                     format!("Concat inputs {first} and {t} differ off axis {axis}")
@@ -496,7 +496,7 @@ fn infer_pad(ctx: &InferCtx) -> Result<Vec<TensorType>> {
     let shape = (0..r)
         .map(|i| match pads[i].checked_add(pads[i + r]) {
             Some(p) => crate::ir::dim::offset(x.shape[i], p),
-            None => bail!("pads {pads:?} overflow"),
+            None => bail!("pads {pads:?}: their sum overflows"),
         })
         .collect::<Result<_>>()?;
     Ok(vec![TensorType::new(x.dtype, shape)])

@@ -4,16 +4,24 @@ use crate::ir::dim;
 use crate::ir::types::{DType, Shape, TensorType};
 use anyhow::{anyhow, bail, Result};
 
-/// `a + b` for dims and sizes (symbolic dims give their sum, an unknown one unknown): an error
-/// instead of a wrapped value.
+/// `a + b` for dims and sizes: an error instead of a wrapped value. Symbolic dims give their
+/// sum (with an unknown one: unknown); other values add as integers.
 pub fn dim_add(a: i64, b: i64) -> Result<i64> {
-    dim::add(a, b)
+    if dim::is_symbolic(a) || dim::is_symbolic(b) {
+        return dim::add(a, b);
+    }
+    a.checked_add(b)
+        .ok_or_else(|| anyhow!("size {a} + {b} overflows"))
 }
 
-/// `a * b` for dims and sizes (symbolic dims give their product): an error instead of a
-/// wrapped value.
+/// `a * b` for dims and sizes: an error instead of a wrapped value. Symbolic dims give their
+/// product; other values multiply as integers.
 pub fn dim_mul(a: i64, b: i64) -> Result<i64> {
-    dim::mul(a, b)
+    if dim::is_symbolic(a) || dim::is_symbolic(b) {
+        return dim::mul(a, b);
+    }
+    a.checked_mul(b)
+        .ok_or_else(|| anyhow!("size {a} × {b} overflows"))
 }
 
 /// The one dim two dims that must be equal stand for: a size over a symbol, a symbol over an
@@ -248,6 +256,12 @@ pub fn reshape_dims(input: &[i64], target: &[i64]) -> Result<Vec<i64>> {
         } else if known != 0 && total != dim::UNKNOWN && known != dim::UNKNOWN {
             out[i] = dim::exact_div(total, known).unwrap_or(dim::UNKNOWN);
         }
+    } else if let Some(k) = symbolic_ratio(total, &out)? {
+        bail!(
+            "cannot reshape {} into {}: the target has 1/{k} of its elements",
+            crate::ir::types::shape_string(input),
+            crate::ir::types::shape_string(&out)
+        );
     } else if total >= 0 && numel(&out) >= 0 && numel(&out) != total {
         bail!(
             "cannot reshape {} ({} elements) into {:?}",
@@ -257,6 +271,20 @@ pub fn reshape_dims(input: &[i64], target: &[i64]) -> Result<Vec<i64>> {
         );
     }
     Ok(out)
+}
+
+/// For symbolic element counts: the constant ratio (not 1) between the input's count and a
+/// target's, when there is one (`[N, 3, 4]` into `[3, N]`: 4). `None` when they are equal or not
+/// comparable.
+fn symbolic_ratio(total: i64, target: &[i64]) -> Result<Option<i64>> {
+    if !dim::is_symbolic(total) {
+        return Ok(None);
+    }
+    let product = dims_product(target)?;
+    if product == dim::UNKNOWN || product == 0 {
+        return Ok(None);
+    }
+    Ok(dim::exact_div(total, product).filter(|&k| k >= 0 && k != 1))
 }
 
 /// Splits an activation shape into (channel axis, spatial axes) by data format.
