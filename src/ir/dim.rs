@@ -406,6 +406,52 @@ pub fn as_symbol(d: i64) -> Option<String> {
     }
 }
 
+/// A dim's expression as a tree, for backends that compute it at run time from the inputs'
+/// shapes (the ONNX writer's `Shape → Mul → Concat`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    Const(i64),
+    Sym(String),
+    Sum(Vec<Expr>),
+    Product(Vec<Expr>),
+    FloorDiv(Box<Expr>, i64),
+}
+
+impl Poly {
+    fn tree(&self) -> Expr {
+        let mut terms: Vec<Expr> = self
+            .0
+            .iter()
+            .map(|(m, &c)| {
+                let mut factors: Vec<Expr> = m
+                    .iter()
+                    .map(|a| match a {
+                        Atom::Sym(s) => Expr::Sym(s.clone()),
+                        Atom::FloorDiv(p, k) => Expr::FloorDiv(Box::new(p.tree()), *k),
+                    })
+                    .collect();
+                if c != 1 || factors.is_empty() {
+                    factors.insert(0, Expr::Const(c));
+                }
+                match factors.len() {
+                    1 => factors.pop().expect("one factor"),
+                    _ => Expr::Product(factors),
+                }
+            })
+            .collect();
+        match terms.len() {
+            0 => Expr::Const(0),
+            1 => terms.pop().expect("one term"),
+            _ => Expr::Sum(terms),
+        }
+    }
+}
+
+/// The expression of a dim (a size is a constant); `None` for [`UNKNOWN`].
+pub fn expr(d: i64) -> Option<Expr> {
+    Some(poly(d)?.tree())
+}
+
 /// The text of a dim: its size, `?` for [`UNKNOWN`], else its expression.
 pub fn text(d: i64) -> String {
     text_with(d, &|s| s.to_string())
@@ -613,6 +659,25 @@ mod tests {
         assert_eq!(add(UNKNOWN, n).unwrap(), UNKNOWN);
         assert_eq!(mul(UNKNOWN, 0).unwrap(), 0);
         assert!(sub(3, 5).is_err());
+    }
+
+    #[test]
+    fn trees_follow_the_expression() {
+        let h = symbol("H");
+        let d = parse("(H - 1) // 2 + 1").unwrap();
+        let sym = || Expr::Sym("H".into());
+        assert_eq!(
+            expr(d),
+            Some(Expr::Sum(vec![
+                Expr::Const(1),
+                Expr::FloorDiv(Box::new(Expr::Sum(vec![Expr::Const(-1), sym()])), 2)
+            ]))
+        );
+        assert_eq!(
+            expr(mul(h, 3).unwrap()),
+            Some(Expr::Product(vec![Expr::Const(3), sym()]))
+        );
+        assert_eq!(expr(5), Some(Expr::Const(5)));
     }
 
     #[test]
