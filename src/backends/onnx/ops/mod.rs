@@ -35,9 +35,11 @@ const FAMILY_LOWERINGS: &[(&str, Lowerings)] = crate::ir::ops::family_table![fin
     recurrent,
 ];
 
-/// Ops whose lowering computes the symbolic dims of their attributes at run time
+/// Ops whose lowering computes the symbolic dims of their attributes at run time (a
+/// DataInput's declared shape is the interface: `dim_param`s)
 /// (`Ctx::shape_ints`); any other op with a symbolic dim in an attribute is refused.
-const WRITES_SYMBOLIC_ATTRS: &[&str] = &["Reshape", "Expand", "Tile", "Slice"];
+const WRITES_SYMBOLIC_ATTRS: &[&str] =
+    &["DataInput", "Reshape", "Expand", "Tile", "Slice", "Resize"];
 
 /// Lowers one IR node.
 pub fn lower(c: &mut Ctx) -> Result<()> {

@@ -74,7 +74,7 @@ pub fn lower(e: &mut Emitter, node: &Node) -> Result<()> {
 
 /// Ops whose lowering writes symbolic dims of their attributes as expressions of the inputs'
 /// `shape`s ([`Ctx::py_dim`]).
-const WRITES_SYMBOLIC_ATTRS: &[&str] = &["Reshape", "Expand"];
+const WRITES_SYMBOLIC_ATTRS: &[&str] = &["DataInput", "Reshape", "Expand", "Resize"];
 
 /// The first attribute holding a symbolic dim, with that dim.
 fn symbolic_attr(node: &Node) -> Option<(&str, i64)> {
