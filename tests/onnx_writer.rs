@@ -22,7 +22,7 @@ use std::path::Path;
 fn save(g: &Graph, w: &dyn WeightReader, path: &Path, opts: Options) -> anyhow::Result<()> {
     let wants = Wants {
         layout: Target::ChannelsFirst,
-        keep_io: opts.keep_layout,
+        io: Default::default(),
     };
     onnx::save(passes::prepare(g, w, wants)?, path, opts)?;
     Ok(())

@@ -27,8 +27,13 @@ use names::Namer;
 use state::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-/// Graph names that became another Python identifier: (name, identifier), sorted.
-pub type Renamed = Vec<(String, String)>;
+/// Graph names that became another Python identifier: (name, identifier), sorted; and the
+/// graph inputs whose `forward()` argument is named otherwise, with why.
+#[derive(Clone, Debug, Default)]
+pub struct Renamed {
+    pub layers: Vec<(String, String)>,
+    pub args: Vec<(String, String, &'static str)>,
+}
 
 /// The generated module and what its weights need.
 pub struct Generated<'w> {
@@ -114,13 +119,17 @@ pub fn emit(
     let mut state = std::mem::take(&mut e.root_params);
     state.append(&mut e.root_buffers);
     state.append(&mut e.module_state);
-    let mut renamed: Renamed = e
+    let mut layers: Vec<(String, String)> = e
         .idents
         .iter()
-        .filter(|(name, ident)| name != ident)
+        .filter(|(name, ident)| name != ident && !graph.inputs.contains(name))
         .map(|(name, ident)| (name.clone(), ident.clone()))
         .collect();
-    renamed.sort();
+    layers.sort();
+    let renamed = Renamed {
+        layers,
+        args: std::mem::take(&mut e.args_renamed),
+    };
     Ok((code, state, renamed))
 }
 
@@ -138,6 +147,8 @@ pub(crate) struct Emitter<'a> {
     pub namer: Namer,
     /// Identifier of each emitted node (its layer attribute and its variable).
     pub idents: HashMap<String, String>,
+    /// Graph inputs whose `forward()` argument is named otherwise: (name, argument, why).
+    pub args_renamed: Vec<(String, String, &'static str)>,
     /// Python expression of each computed tensor.
     pub vars: HashMap<TensorRef, String>,
     pub init: Vec<String>,
@@ -153,13 +164,20 @@ pub(crate) struct Emitter<'a> {
 impl<'a> Emitter<'a> {
     fn new(graph: &'a Graph, weights: &'a dyn WeightReader) -> Self {
         let mut namer = Namer::new();
-        // Graph inputs first, so the forward arguments keep the plainest names.
+        // Graph inputs first: the forward arguments keep their names where Python allows.
         let mut idents = HashMap::new();
-        for name in graph
-            .inputs
-            .iter()
-            .chain(graph.nodes.iter().map(|n| &n.name))
-        {
+        let mut args_renamed = vec![];
+        for name in &graph.inputs {
+            if idents.contains_key(name) {
+                continue;
+            }
+            let (arg, why) = namer.arg(name);
+            if let Some(why) = why {
+                args_renamed.push((name.clone(), arg.clone(), why));
+            }
+            idents.insert(name.clone(), arg);
+        }
+        for name in graph.nodes.iter().map(|n| &n.name) {
             if !idents.contains_key(name) {
                 idents.insert(name.clone(), namer.ident(name));
             }
@@ -169,6 +187,7 @@ impl<'a> Emitter<'a> {
             weights,
             namer,
             idents,
+            args_renamed,
             vars: HashMap::new(),
             init: vec![],
             forward: vec![],
