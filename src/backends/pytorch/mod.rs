@@ -260,11 +260,12 @@ impl<'a> Emitter<'a> {
                     Some(t) => format!("{ident}: {}{}", t.dtype, shape_string(&t.shape)),
                     None => ident.clone(),
                 };
-                if let (Some(Some(_)), Some(Some(src))) =
+                if let (Some(Some(p)), Some(Some(src))) =
                     (io.inputs.get(i), io.source_inputs.get(i))
                 {
                     line.push_str(&format!(
-                        " (channels-first; the source took {})",
+                        " ({}; the source took {}, --io-layout)",
+                        layout_word(p),
                         shape_string(src)
                     ));
                 }
@@ -273,19 +274,22 @@ impl<'a> Emitter<'a> {
             .collect()
     }
 
+    /// One docstring line per returned tensor: the source's output name, type and layout.
     fn doc_outputs(&self, io: &Boundary) -> Vec<String> {
         self.graph
             .outputs
             .iter()
             .enumerate()
             .map(|(i, r)| {
+                let name = names::quoted_name(&self.graph.output_name(i));
                 let mut line = match self.graph.tensor_type(r) {
-                    Some(t) => format!("{}{}", t.dtype, shape_string(&t.shape)),
-                    None => "tensor".to_string(),
+                    Some(t) => format!("{name}: {}{}", t.dtype, shape_string(&t.shape)),
+                    None => format!("{name}: tensor"),
                 };
                 if let Some(Some(p)) = io.outputs.get(i) {
                     line.push_str(&format!(
-                        " (channels-first: the source's output permuted by {p:?})"
+                        " ({}: the source's output permuted by {p:?}, --io-layout)",
+                        layout_word(p)
                     ));
                 }
                 line
@@ -322,6 +326,16 @@ impl<'a> Emitter<'a> {
             .get(r)
             .cloned()
             .with_context(|| format!("internal: tensor '{r}' has not been computed"))
+    }
+}
+
+/// The layout an interface tensor permuted by `p` (`--io-layout`) is in: `p` moves the last
+/// axis to 1 (channels-first) or axis 1 to the end (channels-last).
+fn layout_word(p: &[usize]) -> &'static str {
+    if p.get(1) == Some(&(p.len() - 1)) {
+        "channels-first"
+    } else {
+        "channels-last"
     }
 }
 

@@ -1,8 +1,8 @@
 //! The converter: tracks the new form and permutation of every source tensor, materialises the
 //! forms uses need (inserted Transposes and Unsqueezes, permuted constants), dispatches every
 //! node on the layout rule its op declares ([`Layout`]), and assembles the result.
-use super::perm::format_perm;
 use super::perm::{compose, fmt_perm, identity, ints, inverse, is_identity, lift, permute};
+use super::perm::{format_perm, switch_perm};
 use super::{IoLayout, LayoutResult, Perm, Target};
 use crate::ir::ops::{self, Attrs, Layout};
 use crate::ir::{validate, AttrValue, Graph, Node, TensorRef};
@@ -37,6 +37,10 @@ pub(super) struct Converter<'a, 'w> {
     pub(super) input_perms: HashMap<String, Perm>,
     /// Inputs and outputs `--io-layout` named whose layout is not known (left as they are).
     pub(super) io_unknown: Vec<String>,
+    /// Whether a graph input or a data_format op switched layout. Without a switch the graph
+    /// is already in the target layout, and an output whose permutation merely looks like a
+    /// layout switch (a source Transpose) is not taken for an image in the other layout.
+    pub(super) switched: bool,
     pub(super) transposes: usize,
     pub(super) log: Vec<String>,
 }
@@ -103,6 +107,7 @@ impl<'a, 'w> Converter<'a, 'w> {
             inserted: HashSet::new(),
             input_perms: HashMap::new(),
             io_unknown: vec![],
+            switched: false,
             transposes: 0,
             log: vec![],
         }
@@ -443,7 +448,15 @@ impl<'a, 'w> Converter<'a, 'w> {
             (0..src.outputs.len()).map(|i| src.output_name(i)).collect();
         for (r, name) in src.outputs.iter().zip(&output_names) {
             let rank = self.rank(r)?;
-            let layout = self.output_layout(r)?;
+            // Its layout, found back through the source graph; else, after a layout switch, a
+            // tensor the switch left permuted as an image is (e.g. through a Reshape).
+            let switch = (3..=5).contains(&rank)
+                && self.switched
+                && self.perm_of(r)? == switch_perm(rank, !self.target.is_last());
+            let layout = match self.output_layout(r)? {
+                Some(last) => Some(last),
+                None => switch.then_some(!self.target.is_last()),
+            };
             let p = self.io_perm(name, layout, rank);
             let before = self.transposes;
             outputs.push(self.get(r, &p)?);

@@ -152,6 +152,7 @@ impl Converter<'_, '_> {
             ));
         }
         self.emit(new, vec![outer.clone()]);
+        self.switched |= !is_identity(&inner);
         if inner != outer {
             let t = self.get(&r, &inner)?;
             self.tracked.insert(r, (t, inner.clone()));
@@ -182,6 +183,7 @@ impl Converter<'_, '_> {
         let x = self.get(&node.inputs[0], &q)?;
         let mut new = self.derived(node, x)?;
         let target = self.target.data_format();
+        self.switched |= !is_identity(&q);
         let mut what = if is_identity(&q) {
             format!("already {target}")
         } else {
