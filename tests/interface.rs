@@ -115,11 +115,14 @@ fn nhwc_onnx(path: &Path) {
     std::fs::write(path, model.encode_to_vec()).unwrap();
 }
 
+/// (name, dims) of each input or output of a model.
+type Tensors = Vec<(String, Vec<i64>)>;
+
 /// (name, dims) of each input and output of an ONNX file.
-fn onnx_interface(path: &Path) -> (Vec<(String, Vec<i64>)>, Vec<(String, Vec<i64>)>) {
+fn onnx_interface(path: &Path) -> (Tensors, Tensors) {
     let m = ModelProto::decode(std::fs::read(path).unwrap().as_slice()).unwrap();
     let g = m.graph.unwrap();
-    let io = |v: &[ValueInfoProto]| -> Vec<(String, Vec<i64>)> {
+    let io = |v: &[ValueInfoProto]| -> Tensors {
         v.iter()
             .map(|v| {
                 let Some(type_proto::Value::TensorType(t)) =

@@ -161,7 +161,6 @@ fn external_data_framing() {
     let opts = Options {
         opset: Some(13),
         external_data: true,
-        ..Default::default()
     };
     save(&g, &w, &path, opts).unwrap();
     let data = std::fs::read(writer::data_path(&path)).unwrap();
@@ -223,7 +222,6 @@ fn unsupported_nodes_are_listed_at_once_and_nothing_is_written() {
     let opts = Options {
         opset: Some(17),
         external_data: true,
-        ..Default::default()
     };
     let err = format!("{:#}", save(&g, &w, &path, opts).unwrap_err());
     assert!(

@@ -96,7 +96,7 @@ fn convert(a: Args, progress: &Progress) -> Result<Outcome> {
     let summary = Summary::prepared(&prepared, backend.layout());
     progress.stage("writing");
     let written = backend.save_model(prepared, &a.output_model, &opts)?;
-    Ok(Outcome::Done(summary.wrote(written)))
+    Ok(Outcome::Done(Box::new(summary.wrote(written))))
 }
 
 /// The usage error of a command given no source model: names the flags it takes.

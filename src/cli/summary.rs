@@ -268,7 +268,7 @@ impl Summary {
 
 /// How a conversion ended, short of an error.
 pub enum Outcome {
-    Done(Summary),
+    Done(Box<Summary>),
     /// A usage error found after parsing (exit 2).
     Usage(String),
 }

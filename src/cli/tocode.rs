@@ -86,5 +86,5 @@ fn tocode(a: Args, progress: &Progress) -> Result<Outcome> {
         a.dst_weights.as_deref(),
         &opts,
     )?;
-    Ok(Outcome::Done(summary.wrote(written)))
+    Ok(Outcome::Done(Box::new(summary.wrote(written))))
 }

@@ -97,13 +97,13 @@ fn tomodel(a: Args, progress: &Progress) -> Result<Outcome> {
         let summary = Summary::prepared(&prepared, backend.layout());
         progress.stage("writing");
         let written = backend.save_model(prepared, &a.output_model, &opts)?;
-        return Ok(Outcome::Done(summary.wrote(written)));
+        return Ok(Outcome::Done(Box::new(summary.wrote(written))));
     }
     if backend.reads_weights(&a.input_network, &input_weight)? {
         progress.stage("writing");
         let weights = CodeWeights::Native(&input_weight);
         let written = backend.code_to_model(&a.input_network, weights, &a.output_model, &opts)?;
-        return Ok(Outcome::Done(Summary::default().wrote(written)));
+        return Ok(Outcome::Done(Box::new(Summary::default().wrote(written))));
     }
     // IR weights: the code's weights are made from them and the graph beside them.
     let graph_path = ir_files::graph_beside(&input_weight);
@@ -123,5 +123,5 @@ fn tomodel(a: Args, progress: &Progress) -> Result<Outcome> {
     progress.stage("writing");
     let weights = CodeWeights::Ir(Box::new(prepared));
     let written = backend.code_to_model(&a.input_network, weights, &a.output_model, &opts)?;
-    Ok(Outcome::Done(summary.wrote(written)))
+    Ok(Outcome::Done(Box::new(summary.wrote(written))))
 }
