@@ -46,8 +46,8 @@ pub struct Generated<'w> {
     pub renamed: Renamed,
 }
 
-/// Generates the PyTorch module of a graph prepared channels-first (with `keep_io`, the module
-/// takes and returns tensors in the source's layout).
+/// Generates the PyTorch module of a graph prepared channels-first (the module takes and
+/// returns tensors in the source's layout unless `--io-layout` changed them).
 pub fn generate(prepared: Prepared<'_>) -> Result<Generated<'_>> {
     let io = Boundary {
         inputs: prepared.input_perms,
