@@ -362,6 +362,7 @@ pub fn to_proto(graph: &Graph) -> proto::GraphDef {
         outputs: graph.outputs.iter().map(|r| r.to_string()).collect(),
         ir_version: IR_VERSION,
         producer: graph.producer.clone(),
+        output_names: graph.output_names.clone(),
     }
 }
 
@@ -389,6 +390,7 @@ pub fn from_proto(gd: &proto::GraphDef) -> Result<Graph> {
         nodes,
         inputs: gd.inputs.clone(),
         outputs: gd.outputs.iter().map(|s| TensorRef::parse(s)).collect(),
+        output_names: gd.output_names.clone(),
         producer: gd.producer.clone(),
     })
 }

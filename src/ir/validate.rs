@@ -358,6 +358,19 @@ fn check_endpoints(graph: &Graph, problems: &mut Vec<String>) {
     if graph.outputs.is_empty() {
         problems.push("the graph declares no outputs".to_string());
     }
+    if !graph.output_names.is_empty() && graph.output_names.len() != graph.outputs.len() {
+        problems.push(format!(
+            "the graph names {} outputs but has {}",
+            graph.output_names.len(),
+            graph.outputs.len()
+        ));
+    }
+    let mut names = std::collections::HashSet::new();
+    for name in &graph.output_names {
+        if !names.insert(name) {
+            problems.push(format!("two graph outputs are named '{name}'"));
+        }
+    }
     for r in &graph.outputs {
         match index.get(r.node.as_str()).map(|&i| &graph.nodes[i]) {
             None => problems.push(format!("graph output '{r}' names no node")),

@@ -129,15 +129,19 @@ fn convert(model: &ModelProto, dir: &ModelDir, args: &SourceArgs) -> Result<Load
     let problems = convert_nodes(&mut b, graph, &wanted, opset, dir, &mut broken);
     problems.into_iter().for_each(|p| b.core.problem(p));
     // Graph outputs: a constant one gets a Constant node named after it.
-    let mut refs = vec![];
+    let (mut refs, mut names) = (vec![], vec![]);
     for name in outputs {
         match output_ref(&mut b, name, &broken) {
-            Ok(Some(r)) => refs.push(r),
+            Ok(Some(r)) => {
+                refs.push(r);
+                names.push(name.to_string());
+            }
             Ok(None) => {}
             Err(e) => b.core.problem(format!("graph output '{name}': {e:#}")),
         }
     }
-    let graph = b.core.finish(refs)?;
+    let mut graph = b.core.finish(refs)?;
+    graph.output_names = super::builder::unique_names(&names);
     let weights: DerivedWeights = b.weights.into_iter().collect();
     super::builder::finish_model(graph, Box::new(weights), true)
         .context("the converted graph is invalid")
