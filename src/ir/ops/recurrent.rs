@@ -31,7 +31,9 @@ pub const OPS: &[OpDef] = &[
     OpDef {
         name: "LSTM",
         family: Family::Recurrent,
-        doc: "Long short-term memory; gates i, o, f, c; cell clip none; optional peepholes.",
+        doc:
+            "Long short-term memory; gates i, o, f, c; cell clip none; optional peepholes; initial \
+              states h0, c0 [N, D·H] (absent: zeros).",
         inputs: Inputs::Fixed {
             names: &["x", "h0", "c0"],
             required: 1,
@@ -69,7 +71,7 @@ pub const OPS: &[OpDef] = &[
     OpDef {
         name: "GRU",
         family: Family::Recurrent,
-        doc: "Gated recurrent unit; gates z, r, h.",
+        doc: "Gated recurrent unit; gates z, r, h; initial state h0 [N, D·H] (absent: zeros).",
         inputs: Inputs::Fixed {
             names: &["x", "h0"],
             required: 1,
@@ -104,7 +106,9 @@ pub const OPS: &[OpDef] = &[
     OpDef {
         name: "RNN",
         family: Family::Recurrent,
-        doc: "Simple recurrent layer: h = act(x·Wᵀ + h·Rᵀ + b).",
+        doc:
+            "Simple recurrent layer: h = act(x·Wᵀ + h·Rᵀ + b); initial state h0 [N, D·H] (absent: \
+              zeros).",
         inputs: Inputs::Fixed {
             names: &["x", "h0"],
             required: 1,
