@@ -16,13 +16,16 @@ pub struct Diff {
     pub within: bool,
     /// The permutation applied to the reference before comparing, if any.
     pub perm: Option<Vec<usize>>,
+    /// Out of tolerance element by element, but the same values in another order (a layer
+    /// that holds its tensor in another layout, e.g. a Flatten after a layout change).
+    pub reordered: bool,
 }
 
 impl Diff {
     pub fn to_json(&self) -> serde_json::Value {
         json!({"name": self.name, "max_abs_error": self.max_abs, "max_rel_error": self.max_rel,
                "argmax_agrees": self.argmax_agrees, "within_tolerance": self.within,
-               "permutation": self.perm})
+               "permutation": self.perm, "same_values_reordered": self.reordered})
     }
 }
 
@@ -138,7 +141,26 @@ pub fn compare(
         argmax_agrees: r.is_empty() || argmax(&r) == argmax(&c),
         within,
         perm: perm.map(<[usize]>::to_vec),
+        reordered: false,
     })
+}
+
+/// For a layer out of tolerance: whether its values, sorted, agree within tolerance (sorting
+/// moves no pair further apart, so a corrupted value still shows).
+pub fn mark_reordered(d: &mut Diff, reference: &Value, candidate: &Value, tol: Tolerance) {
+    if d.within || reference.len() != candidate.len() {
+        return;
+    }
+    let sorted = |v: &Value| {
+        let mut x: Vec<f32> = v.to_f32().iter().copied().collect();
+        x.sort_by(f32::total_cmp);
+        x
+    };
+    let (r, c) = (sorted(reference), sorted(candidate));
+    d.reordered = r.iter().zip(&c).all(|(&a, &b)| {
+        let (a, b) = (a as f64, b as f64);
+        (a - b).abs() <= tol.atol.max(tol.rtol * a.abs()) || (a.is_nan() && b.is_nan())
+    });
 }
 
 /// The position of the largest element in logical (row-major) order.
@@ -190,6 +212,20 @@ mod tests {
             .unwrap();
         assert!(d.within && d.max_abs == 0.0, "{d:?}");
         assert_eq!(d.perm, Some(vec![0, 2, 1]));
+        // The same values in another order: a reordering, not a divergence.
+        let flat =
+            |v: Vec<f32>| Value::F32(ArrayD::from_shape_vec(ndarray::IxDyn(&[1, 6]), v).unwrap());
+        let (a, b) = (
+            flat(vec![0., 1., 2., 3., 4., 5.]),
+            flat(vec![0., 3., 1., 4., 2., 5.]),
+        );
+        let mut d = compare("f", &a, &b, None, tol).unwrap();
+        mark_reordered(&mut d, &a, &b, tol);
+        assert!(!d.within && d.reordered, "{d:?}");
+        let c = flat(vec![0., 3., 1., 4., 2., 5.5]);
+        let mut d = compare("f", &a, &c, None, tol).unwrap();
+        mark_reordered(&mut d, &a, &c, tol);
+        assert!(!d.reordered, "{d:?}");
         let mut bad = r.clone();
         bad[[0, 1, 2]] += 0.5;
         let d = compare("t", &Value::F32(r), &Value::F32(bad), None, tol).unwrap();

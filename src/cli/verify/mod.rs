@@ -97,7 +97,10 @@ pub fn run(a: Args) -> Result<i32> {
     let python = runners::python(a.python.as_deref());
     let reference = Side::open(&a.reference, a.reference_weights.clone(), &python)?;
     let candidate = Side::open(&a.candidate, a.candidate_weights.clone(), &python)?;
-    let files = input_files(&a.inputs)?;
+    let files = match input_names(&a.inputs) {
+        Ok(f) => f,
+        Err(e) => return Ok(usage_error(&format!("{e:#}"))),
+    };
     let mut notes = vec![];
     let (primary, links) = match (reference.inputs()?, candidate.inputs()?) {
         (Some(r), c) => {
@@ -139,6 +142,7 @@ pub fn run(a: Args) -> Result<i32> {
             )));
         }
     }
+    let files = read_inputs(&files)?;
     let specs: Vec<Option<&SizeSpec>> = if !a.sizes.is_empty() {
         a.sizes.iter().map(Some).collect()
     } else if !files.is_empty() || a.inputs.unknown_dim.is_some() {
@@ -299,7 +303,10 @@ fn compare_run(r: &RunOutput, c: &RunOutput, tol: Tolerance) -> Result<RunReport
         }
     }
     let layers = match_layers(&r.layers, &c.layers, tol)?;
-    let first_divergent = layers.iter().find(|d| !d.within).map(|d| d.name.clone());
+    let first_divergent = layers
+        .iter()
+        .find(|d| !d.within && !d.reordered)
+        .map(|d| d.name.clone());
     Ok(RunReport {
         sizes: vec![],
         outputs,
@@ -344,7 +351,8 @@ fn match_layers(
             .find_map(|k| index.get(k))
             .or_else(|| keys.iter().find_map(|k| index.get(&normalized(k))));
         if let (Some(&j), Some(name)) = (found, keys.first()) {
-            if let Some(d) = compare_any(name, v, &c[j].1, tol)? {
+            if let Some(mut d) = compare_any(name, v, &c[j].1, tol)? {
+                compare::mark_reordered(&mut d, v, &c[j].1, tol);
                 out.push(d);
             }
         }
@@ -399,7 +407,11 @@ fn print_report(a: &Args, notes: &[String], reports: &[RunReport], layered: bool
             d.max_abs,
             d.max_rel,
             if d.argmax_agrees { "same" } else { "DIFFERS" },
-            if d.within { "ok" } else { "OUT OF TOLERANCE" },
+            match (d.within, d.reordered) {
+                (true, _) => "ok",
+                (false, true) => "ok: same values in another order (a layout change)",
+                (false, false) => "OUT OF TOLERANCE",
+            },
             d.perm
                 .as_ref()
                 .map(|p| format!("  (permuted by {p:?})"))
@@ -434,8 +446,8 @@ fn print_report(a: &Args, notes: &[String], reports: &[RunReport], layered: bool
     Ok(())
 }
 
-/// The `--input NAME=FILE` values, in the order given.
-fn input_files(flags: &InputFlags) -> Result<Vec<(String, Value)>> {
+/// The `--input NAME=FILE` flags, in the order given.
+fn input_names(flags: &InputFlags) -> Result<Vec<(String, PathBuf)>> {
     flags
         .input
         .iter()
@@ -443,9 +455,18 @@ fn input_files(flags: &InputFlags) -> Result<Vec<(String, Value)>> {
             let (name, file) = spec
                 .split_once('=')
                 .with_context(|| format!("--input '{spec}' is not NAME=FILE"))?;
-            let t = crate::weights::npy::read_file(std::path::Path::new(file))
-                .with_context(|| format!("reading --input {name} from {file}"))?;
-            Ok((name.to_string(), Value::from_tensor(&t)?))
+            Ok((name.to_string(), PathBuf::from(file)))
+        })
+        .collect()
+}
+
+fn read_inputs(files: &[(String, PathBuf)]) -> Result<Vec<(String, Value)>> {
+    files
+        .iter()
+        .map(|(name, file)| {
+            let t = crate::weights::npy::read_file(file)
+                .with_context(|| format!("reading --input {name} from {}", file.display()))?;
+            Ok((name.clone(), Value::from_tensor(&t)?))
         })
         .collect()
 }

@@ -118,7 +118,7 @@ impl Side {
                     let outs = Interpreter::new(&l.graph, l.weights.as_ref()).run_all(
                         &feeds,
                         &mut |node, values| {
-                            if layers && node.op != "Input" {
+                            if layers && node.op != "DataInput" {
                                 for (i, v) in values.iter().enumerate() {
                                     recorded.push((vec![node.output(i).to_string()], v.clone()));
                                 }

@@ -90,7 +90,7 @@ pub fn shapes(
                     .flatten()
                     .any(|d| *d == Dim::Free(Some(name.clone())))
             });
-            if !is_input && !(is_dim && dims.len() == 1) {
+            if !(is_input || (is_dim && dims.len() == 1)) {
                 let dims: Vec<String> = inputs
                     .iter()
                     .flat_map(|i| i.dims.iter().flatten())
