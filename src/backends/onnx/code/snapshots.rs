@@ -678,3 +678,46 @@ fn gru() {
         "#]],
     );
 }
+
+#[test]
+fn symbolic_reshape_targets_are_computed_from_the_inputs_shapes() {
+    let (n, s) = (crate::ir::dim::symbol("N"), crate::ir::dim::symbol("S"));
+    let ns = crate::ir::dim::mul(n, s).unwrap();
+    check(
+        OneOp::new("Reshape")
+            .input("x", &[n, s, 768])
+            .ints("shape", &[ns, 12, 64]),
+        expect![[r#"
+            initializers = [
+                tensor("reshape/shape_2", 7, [2], bytes.fromhex("0c000000000000004000000000000000")),
+            ]
+            nodes = [
+                node("Shape", ["x"], ["reshape/shape"], "reshape", {"start": 0, "end": 1}),
+                node("Shape", ["x"], ["reshape/shape_1"], "reshape/Shape", {"start": 1, "end": 2}),
+                node("Mul", ["reshape/shape", "reshape/shape_1"], ["reshape/mul"], "reshape/Mul", {}),
+                node("Concat", ["reshape/mul", "reshape/shape_2"], ["reshape/concat"], "reshape/Concat", {"axis": 0}),
+                node("Reshape", ["x", "reshape/concat"], ["reshape"], "reshape/Reshape", {}),
+            ]
+        "#]],
+    );
+}
+
+#[test]
+fn range_takes_scalars() {
+    check(
+        OneOp::new("Range")
+            .int("start", 2)
+            .int("limit", 9)
+            .int("delta", 3),
+        expect![[r#"
+            initializers = [
+                tensor("range/start", 7, [], bytes.fromhex("0200000000000000")),
+                tensor("range/delta", 7, [], bytes.fromhex("0300000000000000")),
+                tensor("range/limit", 7, [], bytes.fromhex("0900000000000000")),
+            ]
+            nodes = [
+                node("Range", ["range/start", "range/limit", "range/delta"], ["range"], "range", {}),
+            ]
+        "#]],
+    );
+}
