@@ -321,6 +321,15 @@ impl<'b, 'a> Ctx<'b, 'a> {
         self.b.weights.info(&self.node.name, param).is_some()
     }
 
+    /// A 1-d int64 tensor: an initializer, or computed at run time when `values` holds
+    /// symbolic dims (see `super::dims`; for the ops in `ops::WRITES_SYMBOLIC_ATTRS`).
+    pub fn shape_ints(&mut self, suffix: &str, values: &[i64]) -> Result<String> {
+        if values.iter().any(|&v| crate::ir::dim::is_symbolic(v)) {
+            return self.dims_tensor(suffix, values);
+        }
+        Ok(self.ints(suffix, values))
+    }
+
     /// A 1-d int64 initializer.
     pub fn ints(&mut self, suffix: &str, values: &[i64]) -> String {
         let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();

@@ -7,6 +7,7 @@
 //! same model as a Python script that builds it with `onnx.helper` (`tocode`).
 pub mod builder;
 pub mod code;
+mod dims;
 mod ops;
 mod target;
 pub mod writer;
@@ -215,13 +216,20 @@ fn lower(g: &Graph, weights: &dyn WeightReader, opset: i64) -> Result<Lowered> {
     Ok((b.nodes, inputs, outputs, b.inits))
 }
 
-/// A value's name and tensor type (unknown dims left without a value).
+/// A value's name and tensor type (symbolic dims as `dim_param`s, unknown ones left without a
+/// value).
 fn value_info(name: &str, ty: &TensorType) -> ValueInfoProto {
     let dims = ty
         .shape
         .iter()
         .map(|&d| Dimension {
-            value: (d >= 0).then_some(dimension::Value::DimValue(d)),
+            value: if d >= 0 {
+                Some(dimension::Value::DimValue(d))
+            } else if crate::ir::dim::is_symbolic(d) {
+                Some(dimension::Value::DimParam(crate::ir::dim::text(d)))
+            } else {
+                None
+            },
             ..Default::default()
         })
         .collect();
