@@ -792,7 +792,7 @@ def test_channels_last_io_layout(tmp_path, run_mmdnn, run_in_subprocess):
     convert_and_compare(tmp_path, run_mmdnn, run_in_subprocess, {"cf": g},
                         ["--io-layout", "channels_first"])
     code = (tmp_path / "cf" / "model.py").read_text()
-    assert "(1, 3, 7, 7)" in code and "channels-first; the source took [1, 7, 7, 3]" in code, code
+    assert "(1, 3, 7, 7)" in code and "channels-first; the source took [?, 7, 7, 3]" in code, code
 
 
 def test_every_catalogue_op_is_covered(run_mmdnn):
