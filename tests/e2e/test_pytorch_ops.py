@@ -369,6 +369,18 @@ def conv_cases():
     g.w(t4, "weights", g.rand(2, 3, 2))
     g.output(t, t2, t3, t4)
     cases["conv_transpose"] = g
+
+    # RuntimeConv: kernel and bias as inputs, one computed (Relu of an input), one a Constant.
+    g = Graph(5)
+    x = g.input([2, 4, 7, 6])
+    w, b = g.input([6, 2, 3, 3], batch_unknown=False), g.input([6], batch_unknown=False)
+    r = g.op("RuntimeConv", [x, g.op("Relu", [w]), b], kernel_shape=[3, 3], strides=[2, 1],
+             pads=[0, 1, 1, 1], group=2, out_channels=6)
+    y = g.input([1, 3, 9])
+    r2 = g.op("RuntimeConv", [y, g.const(g.rand(2, 3, 3))], kernel_shape=[3], pads=[2, 2],
+              dilations=[2], out_channels=2)
+    g.output(r, r2)
+    cases["runtime_conv"] = g
     return cases
 
 
