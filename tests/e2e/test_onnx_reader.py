@@ -129,6 +129,10 @@ def test_recurrent(tmp_path, run_in_subprocess, run_mmdnn, opset):
     check(tmp_path, run_in_subprocess, run_mmdnn, "recurrent", opset=opset)
 
 
+def test_recurrent_initial_states(tmp_path, run_in_subprocess, run_mmdnn):
+    check(tmp_path, run_in_subprocess, run_mmdnn, "recurrent_states")
+
+
 def test_recurrent_batch_first_layout(tmp_path, run_in_subprocess, run_mmdnn):
     """layout = 1 (opset 14), which ONNX Runtime does not run: the same weights on the same
     data give layout 0's outputs with batch and time (or direction) swapped."""
