@@ -304,9 +304,9 @@ fn verify_names_the_first_divergent_node_of_a_corrupted_weight() {
     verify(&prefix)
         .assert()
         .success()
-        .stdout(predicate::str::contains("first divergent node: none"));
+        .stdout(predicate::str::contains("first divergent layer: none"));
     verify(&bad).arg("--per-layer").assert().code(1).stdout(
-        predicate::str::contains("first divergent node: conv2d_1:0")
+        predicate::str::contains("first divergent layer: conv2d_1\n")
             .and(predicate::str::contains("OUT OF TOLERANCE")),
     );
 }

@@ -18,6 +18,7 @@ fn graph(nodes: Vec<Node>, outputs: &[&str]) -> Graph {
             .collect(),
         nodes,
         outputs: outputs.iter().map(|o| TensorRef::parse(o)).collect(),
+        output_names: vec![],
         producer: "test".into(),
     }
 }

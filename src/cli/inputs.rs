@@ -17,9 +17,10 @@ pub struct InputFlags {
     /// Seed for --random-input
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Size used for unknown (-1) input dims, e.g. the batch
-    #[arg(long = "unknown-dim", default_value_t = 1)]
-    pub unknown_dim: usize,
+    /// Size used for unknown (-1) input dims, e.g. the batch (default 1; `verify` without it
+    /// runs at two automatic sizes)
+    #[arg(long = "unknown-dim")]
+    pub unknown_dim: Option<usize>,
     /// The most bytes one value may take while the model runs (e.g. 4G, 512M; default: half
     /// the machine's memory); an op whose output would be larger fails, naming the node
     #[arg(long = "max-memory", value_parser = crate::interp::budget::parse_size)]
@@ -44,7 +45,7 @@ pub fn feed(graph: &Graph, flags: &InputFlags) -> Result<Vec<(String, Value)>> {
         }
         files.insert(name.to_string(), PathBuf::from(file));
     }
-    let mut rng = SplitMix(flags.seed);
+    let mut rng = SplitMix::new(flags.seed);
     let mut out = vec![];
     for name in &graph.inputs {
         let value = match files.get(name) {
@@ -56,7 +57,13 @@ pub fn feed(graph: &Graph, flags: &InputFlags) -> Result<Vec<(String, Value)>> {
                 let shape: Vec<usize> = attrs
                     .ints("shape")?
                     .iter()
-                    .map(|&d| if d < 0 { flags.unknown_dim } else { d as usize })
+                    .map(|&d| {
+                        if d < 0 {
+                            flags.unknown_dim.unwrap_or(1)
+                        } else {
+                            d as usize
+                        }
+                    })
                     .collect();
                 let dtype = attrs.dtype("dtype")?;
                 let what = format!("random value for graph input '{name}'");
@@ -72,7 +79,8 @@ pub fn feed(graph: &Graph, flags: &InputFlags) -> Result<Vec<(String, Value)>> {
     Ok(out)
 }
 
-fn random_value(dtype: DType, shape: &[usize], rng: &mut SplitMix) -> Result<Value> {
+/// A seeded random value: standard normal floats, integers 0 to 9 (within the type), bools.
+pub fn random_value(dtype: DType, shape: &[usize], rng: &mut SplitMix) -> Result<Value> {
     let n: usize = shape.iter().product();
     Ok(match dtype {
         d if d.is_float() => Value::F32(ArrayD::from_shape_vec(
@@ -95,9 +103,13 @@ fn random_value(dtype: DType, shape: &[usize], rng: &mut SplitMix) -> Result<Val
 }
 
 /// SplitMix64: a small, seedable generator (stable across releases, unlike library RNGs).
-struct SplitMix(u64);
+pub struct SplitMix(u64);
 
 impl SplitMix {
+    pub fn new(seed: u64) -> SplitMix {
+        SplitMix(seed)
+    }
+
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
         let mut z = self.0;

@@ -207,7 +207,10 @@ for case in json.loads(sys.argv[1]):
     model = module.KitModel()
     model.load_state_dict(torch.load(case["weights"], weights_only=True))
     model.eval()
-    # The docstring says which inputs and outputs are channels-first where the source was not.
+    if "names" in case:  # the forward() arguments are the source's input names
+        import inspect
+        assert list(inspect.signature(model.forward).parameters) == case["names"], case["name"]
+    # The docstring says which inputs and outputs --io-layout made channels-first.
     doc = type(model).__doc__
     doc_in = doc.split("Inputs:")[1].split("Returns:")[0].strip().splitlines()
     doc_out = doc.split("Returns:")[1].strip().splitlines()
@@ -790,6 +793,18 @@ def test_ops(tmp_path, run_mmdnn, run_in_subprocess, family):
 def test_channels_last_keep_layout(tmp_path, run_mmdnn, run_in_subprocess):
     g = conv_cases()["conv_channels_last"]
     convert_and_compare(tmp_path, run_mmdnn, run_in_subprocess, {"kept": g}, ["--keep-layout"])
+    code = (tmp_path / "kept" / "model.py").read_text()
+    assert "(1, 7, 7, 3)" in code and "channels-first" not in code, code
+
+
+def test_channels_last_io_layout(tmp_path, run_mmdnn, run_in_subprocess):
+    """--io-layout channels_first: the module takes and returns channels-first tensors (the
+    docstring says so, and the runner above feeds and reads them accordingly)."""
+    g = conv_cases()["conv_channels_last"]
+    convert_and_compare(tmp_path, run_mmdnn, run_in_subprocess, {"cf": g},
+                        ["--io-layout", "channels_first"])
+    code = (tmp_path / "cf" / "model.py").read_text()
+    assert "(1, 3, 7, 7)" in code and "channels-first; the source took [1, 7, 7, 3]" in code, code
 
 
 def test_every_catalogue_op_is_covered(run_mmdnn):

@@ -158,15 +158,14 @@ fn recurrent(ctx: &mut Ctx, op: &'static str) -> Result<Vec<Val>> {
     Ok(vals)
 }
 
-/// True when an initial state is absent or zero everywhere (also under each probe of a value
-/// computed from unknown dims, as exporters write zeros shaped like the batch).
+/// True when an initial state is absent or a constant zero everywhere. (Zeros shaped like a
+/// symbolic batch are made at run time, by an Expand: a run-time state like any other.)
 fn zero_state(v: Option<&Val>) -> Result<bool> {
     let zero = |v: &Value| v.to_f32().iter().all(|&x| x == 0.0);
     Ok(match v {
         None => true,
         Some(Val::Const(c)) => zero(&c.value()?),
-        Some(Val::Probed(p)) => p.values.iter().all(zero),
-        Some(Val::Runtime(_)) => false,
+        Some(Val::Dims(_) | Val::Runtime(_)) => false,
     })
 }
 
@@ -197,9 +196,7 @@ fn initial_states(
     let width = dim_mul(dirs, hidden)?;
     let mut out = vec![];
     for (g, &(_, name)) in given.into_iter().zip(slots) {
-        // A zero state computed from unknown dims cannot be an input: zeros are made instead.
-        let probed_zero = matches!(g, Some(Val::Probed(_))) && zero_state(g.as_ref())?;
-        let Some(v) = g.filter(|_| !probed_zero) else {
+        let Some(v) = g else {
             let n = x.shape()[if batch_first { 0 } else { 1 }];
             if n < 0 {
                 bail!(
