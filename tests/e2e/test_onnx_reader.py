@@ -129,6 +129,12 @@ def test_recurrent(tmp_path, run_in_subprocess, run_mmdnn, opset):
     check(tmp_path, run_in_subprocess, run_mmdnn, "recurrent", opset=opset)
 
 
+def test_recurrent_initial_states_symbolic_batch(tmp_path, run_in_subprocess, run_mmdnn):
+    """A symbolic batch: LSTM's absent initial_h beside a given initial_c is a zero row
+    expanded to the batch at run time."""
+    check(tmp_path, run_in_subprocess, run_mmdnn, "recurrent_states", batch="N")
+
+
 def test_recurrent_initial_states(tmp_path, run_in_subprocess, run_mmdnn):
     time_first, _ = check(tmp_path, run_in_subprocess, run_mmdnn, "recurrent_states")
     # layout = 1, which ONNX Runtime does not run: the same values batch first give layout 0's
