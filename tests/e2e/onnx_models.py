@@ -539,7 +539,9 @@ def recurrent_states(path, opset=14, layout=0, seed=0, batch=None):
     n = Net(seed)
     t_, b_, f_, h_ = 5, 2, 3, 4
     outs = []
-    bf = (lambda shape: [shape[1], shape[0], *shape[2:]]) if layout else (lambda shape: shape)  # noqa: E731
+
+    def bf(shape):  # the shape in the model's layout
+        return [shape[1], shape[0], *shape[2:]] if layout else shape
 
     def named(shape, axis):  # the batch axis named `batch`
         return [batch if batch and i == axis else d for i, d in enumerate(shape)]

@@ -12,8 +12,6 @@ converted with no pinning; the written ONNX model keeps the batch symbolic.
 import json
 
 import numpy as np
-import pytest
-
 from test_onnx_reader import compare
 
 NAMES = ["x", "h0", "c0", "g0"]

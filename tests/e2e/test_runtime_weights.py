@@ -9,7 +9,6 @@ source within max|Δ| ≤ 1e-4 · max(1, |ref|).
 import json
 
 import numpy as np
-
 from test_onnx_reader import compare
 
 EXPORT = r"""
