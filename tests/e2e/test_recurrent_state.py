@@ -6,7 +6,9 @@ the states the target itself returned from the previous call, compared at every 
 onnxruntime on the source model doing the same, within max|Δ| ≤ 1e-4 · max(1, |ref|).
 
 With a dynamic batch (dynamic_axes on every input and output) the same runs at batch 2 and 3,
-converted with no pinning; the written ONNX model keeps the batch symbolic.
+converted with no pinning; the written ONNX model keeps the batch symbolic. A Keras 3 model
+whose LSTM, GRU and Bidirectional SimpleRNN take `initial_state` from Input layers streams the
+same way through `mmdnn run`, against Keras.
 """
 
 import json
@@ -192,3 +194,50 @@ def test_lstm_gru_states_static_batch(tmp_path, run_in_subprocess, run_mmdnn):
 def test_lstm_gru_states_dynamic_batch(tmp_path, run_in_subprocess, run_mmdnn):
     src = export(tmp_path, run_in_subprocess, True, [2, 3])
     check_all_targets(tmp_path, run_in_subprocess, run_mmdnn, src, [2, 3], dynamic=True)
+
+
+# Keras 3 model with initial_state from Input layers (keras_models._recurrent_state): outputs
+# [z, h1, c1, g1, b], inputs [x, h, c, g, fw, bw]; three calls, h, c and g fed back each time.
+KERAS_STREAM = r"""
+import numpy as np
+import keras_models
+keras = keras_models._keras("keras")
+model = keras_models._recurrent_state(keras)
+keras_models.randomize(model)
+model.save({path!r})
+rng = np.random.default_rng(3)
+names = ["x", "h", "c", "g", "fw", "bw"]
+feed = [rng.standard_normal([2] + [int(d) for d in t.shape[1:]]).astype(np.float32)
+        for t in model.inputs]
+for step in range(3):
+    if step:
+        feed[0] = rng.standard_normal(feed[0].shape).astype(np.float32)
+        feed[1:4] = [np.asarray(outs[i]) for i in (1, 2, 3)]
+    outs = model(feed, training=False)
+    for k, v in zip(names, feed):
+        np.save(f"{path}.{{step}}.{{k}}.npy", v)
+    for i, v in enumerate(outs):
+        np.save(f"{path}.{{step}}.ref{{i}}.npy", np.asarray(v))
+"""
+
+
+def test_keras_initial_state_streaming(tmp_path, run_in_subprocess, run_mmdnn):
+    src = tmp_path / "stream.keras"
+    run_in_subprocess(KERAS_STREAM.format(path=str(src)))
+    names, feedback = ["x", "h", "c", "g", "fw", "bw"], {"h": 1, "c": 2, "g": 3}
+    feeds = {k: f"{src}.0.{k}.npy" for k in names}
+    worst, files = 0.0, []  # files: the previous call's outputs
+    for step in range(STEPS):
+        if step:
+            feeds["x"] = f"{src}.{step}.x.npy"
+            feeds.update({k: files[i] for k, i in feedback.items()})
+        args = ["run", "-n", src, "-o", tmp_path / f"ir{step}"]
+        for k, f in feeds.items():
+            args += ["--input", f"{k}={f}"]
+        proc = run_mmdnn(*args, check=True)
+        files = [line.split("-> ")[-1] for line in proc.stdout.splitlines() if "-> " in line]
+        assert len(files) == 5, proc.stdout
+        for i, f in enumerate(files):
+            ref = np.load(f"{src}.{step}.ref{i}.npy")
+            worst = max(worst, compare(np.load(f), ref, f"Keras call {step}, output {i}"))
+    print(f"Keras: max |Δ| over {STEPS} streaming calls", worst)
