@@ -158,6 +158,15 @@ fn runtime_conv(ctx: &OpCtx, inputs: Vec<Value>) -> Result<Vec<Value>> {
         bail!("expects the inputs x and w");
     };
     let b = inputs.next();
+    let (a, xs) = (&ctx.attrs, x.shape());
+    let cin = xs.get(1).copied().unwrap_or(0) as i64 / a.int("group")?.max(1);
+    let want: Vec<i64> = [a.int("out_channels")?, cin]
+        .into_iter()
+        .chain(a.ints("kernel_shape")?)
+        .collect();
+    if !w.shape().iter().map(|&d| d as i64).eq(want.iter().copied()) {
+        bail!("kernel w has shape {:?}; expected {want:?}", w.shape());
+    }
     let mut node = ctx.node.clone();
     node.op = "Conv".into();
     let flag = AttrValue::Bool(b.is_some());
