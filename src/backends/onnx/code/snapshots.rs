@@ -88,6 +88,27 @@ fn conv_with_groups_and_asymmetric_pads() {
 }
 
 #[test]
+fn runtime_conv_is_conv_on_its_inputs() {
+    check(
+        OneOp::new("RuntimeConv")
+            .input("x", &[1, 4, 8, 8])
+            .input("w", &[6, 2, 3, 3])
+            .input("b", &[6])
+            .ints("kernel_shape", &[3, 3])
+            .ints("pads", &[0, 0, 1, 1])
+            .int("group", 2)
+            .int("out_channels", 6),
+        expect![[r#"
+            initializers = [
+            ]
+            nodes = [
+                node("Conv", ["x", "w", "b"], ["runtimeconv"], "runtimeconv", {"kernel_shape": [3, 3], "group": 2, "pads": [0, 0, 1, 1]}),
+            ]
+        "#]],
+    );
+}
+
+#[test]
 fn conv_transpose_with_output_padding() {
     check(
         OneOp::new("ConvTranspose")
