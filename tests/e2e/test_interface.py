@@ -104,7 +104,7 @@ def test_conv1d_lstm_io_layout_channels_first(tmp_path, run_mmdnn, run_in_subpro
                      tmp_path / "cf.onnx", "--io-layout", "channels_first", "--json", check=True)
     interface = json.loads(proc.stdout)["interface"]
     assert {"change": "layout", "kind": "input", "name": "series", "perm": [0, 2, 1],
-            "type": f"float32[?, {FEATURES}, {T}]"} in interface, interface
+            "type": f"float32[batch, {FEATURES}, {T}]"} in interface, interface
     proc = run_in_subprocess(ONNX_RUN.format(model=str(tmp_path / "cf.onnx"), x=str(x),
                                              out=str(tmp_path), same=False))
     io = json.loads(proc.stdout.strip().splitlines()[-1])
