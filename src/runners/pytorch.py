@@ -67,7 +67,8 @@ def load(model, weights):
         m = _from_code(code, model)
     if kind != "export":
         m.eval()
-    return {"model": m, "kind": kind}
+    what = {"module": "generated code + state dict", "script": "TorchScript", "export": "torch.export"}[kind]
+    return {"model": m, "kind": kind, "runtime": f"torch {torch.__version__} ({what})"}
 
 
 def describe(h):
