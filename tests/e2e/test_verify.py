@@ -13,9 +13,6 @@ from onnx import helper, numpy_helper
 
 from onnx_models import Net, tensor_input
 
-PYTHON_ENV = None
-
-
 def _python():
     import sys
 
@@ -70,6 +67,21 @@ def test_onnx_source_against_converted_pytorch_at_two_batch_sizes(run_mmdnn, tmp
     doc = doc_of(verify(run_mmdnn, src, tmp_path / "cnn.pth", "--sizes", "N=3", "--sizes", "N=5"))
     assert [r["sizes"]["x"][0] for r in doc["runs"]] == [3, 5], doc
     assert doc["ok"], doc
+
+
+def test_every_pytorch_format_against_the_onnx_source(run_mmdnn, tmp_path):
+    """TorchScript, torch.export and pickled-module files (with the generated .py beside them)."""
+    src = tmp_path / "cnn.onnx"
+    dynamic_cnn(src)
+    for fmt, name, runtime in (("torchscript", "s.pt", "TorchScript"), ("export", "e.pt2", "torch.export"),
+                               ("pickle", "p.pkl", "pickled module")):
+        run_mmdnn("convert", "-sf", "onnx", "-iw", src, "-df", "pytorch", "-om", tmp_path / name,
+                  "--format", fmt, "-q", check=True)
+        proc = verify(run_mmdnn, src, tmp_path / name)
+        doc = doc_of(proc)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert runtime in doc["runtimes"]["candidate"], doc
+        assert all(r["outputs"][0]["within_tolerance"] for r in doc["runs"]), doc
 
 
 def test_keras2_h5_against_converted_onnx(run_mmdnn, run_in_subprocess, tmp_path):

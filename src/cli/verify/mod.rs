@@ -103,8 +103,16 @@ pub fn run(a: Args) -> Result<i32> {
     };
     let mut notes = vec![];
     let (primary, links) = match (reference.inputs()?, candidate.inputs()?) {
-        (Some(r), c) => {
+        (Some(mut r), c) => {
             let links = map_inputs(&r, c.as_deref(), &mut notes)?;
+            // Sizes the candidate fixes are the only ones both can run at.
+            for link in &links {
+                if let Some(dims) = r[link.from].dims.as_mut() {
+                    for &(axis, n) in &link.pins {
+                        dims[axis] = sizes::Dim::Size(n);
+                    }
+                }
+            }
             (r, links)
         }
         (None, Some(c)) => {
