@@ -401,13 +401,12 @@ fn conversions_end_with_a_summary() {
     let err = stderr_of(&out);
     for want in [
         "inputs:",
-        "image  float32[?, 3, 7, 7]",
+        "image  float32[?, 7, 7, 3]",
         "outputs:",
         "ops:",
         "Conv 2",
         "parameters: 184",
-        "layout: channels_first",
-        "input image: now fed transposed by [0, 3, 1, 2]",
+        "layout: channels_first inside",
         "a.onnx",
         "elapsed:",
     ] {

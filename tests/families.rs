@@ -28,9 +28,9 @@ const STAGES: &[Stage] = &[
     },
     Stage {
         dir: "src/interp",
-        // Value helpers (threads, lanes, layouts), the GEMM of convolutions and products, and
-        // the memory budget every op is checked against.
-        others: &["util", "linalg", "budget"],
+        // Value helpers (threads, lanes, layouts), the GEMM of convolutions and products, the
+        // memory budget every op is checked against, and symbolic dims bound at run time.
+        others: &["util", "linalg", "budget", "symbols"],
     },
     Stage {
         dir: "src/frontends/onnx/ops",

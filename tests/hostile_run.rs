@@ -20,6 +20,7 @@ fn ir(dir: &Path, input: Vec<i64>, repeats: Vec<i64>) -> std::path::PathBuf {
         ],
         inputs: vec!["x".into()],
         outputs: vec![TensorRef::parse("tile")],
+        output_names: vec![],
         producer: "test".into(),
     };
     check(&mut g, None).unwrap();

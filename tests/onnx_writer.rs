@@ -22,7 +22,7 @@ use std::path::Path;
 fn save(g: &Graph, w: &dyn WeightReader, path: &Path, opts: Options) -> anyhow::Result<()> {
     let wants = Wants {
         layout: Target::ChannelsFirst,
-        keep_io: opts.keep_layout,
+        io: Default::default(),
     };
     onnx::save(passes::prepare(g, w, wants)?, path, opts)?;
     Ok(())
@@ -161,7 +161,6 @@ fn external_data_framing() {
     let opts = Options {
         opset: Some(13),
         external_data: true,
-        ..Default::default()
     };
     save(&g, &w, &path, opts).unwrap();
     let data = std::fs::read(writer::data_path(&path)).unwrap();
@@ -223,7 +222,6 @@ fn unsupported_nodes_are_listed_at_once_and_nothing_is_written() {
     let opts = Options {
         opset: Some(17),
         external_data: true,
-        ..Default::default()
     };
     let err = format!("{:#}", save(&g, &w, &path, opts).unwrap_err());
     assert!(

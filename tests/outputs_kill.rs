@@ -46,7 +46,7 @@ fn model(dir: &Path, tag: &str) -> PathBuf {
     let path = dir.join(format!("{tag}.onnx"));
     let wants = Wants {
         layout: Target::ChannelsFirst,
-        keep_io: false,
+        io: Default::default(),
     };
     onnx::save(
         passes::prepare(&g, &w, wants).unwrap(),

@@ -199,7 +199,7 @@ fn resnet50_code_matches_the_golden_file() {
     let (graph, weights) = resnet50();
     let wants = Wants {
         layout: Target::ChannelsFirst,
-        keep_io: false,
+        io: Default::default(),
     };
     let prepared = passes::prepare(&graph, &weights, wants).expect("converts the layout");
     let generated = pytorch::generate(prepared).expect("emits");

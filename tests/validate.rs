@@ -18,6 +18,7 @@ fn graph(nodes: Vec<Node>, outputs: &[&str]) -> Graph {
             .collect(),
         nodes,
         outputs: outputs.iter().map(|o| TensorRef::parse(o)).collect(),
+        output_names: vec![],
         producer: "test".into(),
     }
 }
@@ -319,4 +320,61 @@ fn shape_rules_that_overflow_are_refused() {
         assert!(e.contains(&format!("node 't' ({op})")), "{e}");
         assert!(e.contains("overflows"), "{op}: {e}");
     }
+}
+
+/// A recurrent node `name` reading x [N, 5, 3] and the given initial states, bidirectional with
+/// H = 4.
+fn recurrent(name: &str, op: &str, states: &[&str]) -> Node {
+    let mut inputs = vec![TensorRef::parse("x")];
+    inputs.extend(states.iter().map(|s| TensorRef::parse(s)));
+    Node::new(name, op)
+        .with_inputs(inputs)
+        .with_attr("hidden_size", AttrValue::Int(4))
+        .with_attr("direction", AttrValue::Str("bidirectional".into()))
+}
+
+#[test]
+fn recurrent_initial_states_are_shaped_like_the_final_ones() {
+    // h0/c0 are [N, D·H] = [N, 8]; the batch unknown in x is taken from the states.
+    let mut g = graph(
+        vec![
+            input("x", vec![-1, 5, 3]),
+            input("h0", vec![2, 8]),
+            input("c0", vec![2, -1]),
+            recurrent("rnn", "LSTM", &["h0", "c0"]),
+        ],
+        &["rnn:0", "rnn:1", "rnn:2"],
+    );
+    check(&mut g, None).unwrap();
+    let outs = &g.node("rnn").unwrap().outputs;
+    assert_eq!(outs[0].shape, vec![2, 5, 8]);
+    assert_eq!(outs[1].shape, vec![2, 8]);
+    assert_eq!(outs[2].shape, vec![2, 8]);
+}
+
+#[test]
+fn recurrent_initial_states_of_the_wrong_shape_or_count_are_refused() {
+    // h0 of one direction only ([N, H] instead of [N, D·H]), a GRU given a cell state, and a
+    // state whose batch differs from x's.
+    let mut g = graph(
+        vec![
+            input("x", vec![2, 5, 3]),
+            input("h_one_dir", vec![2, 4]),
+            input("h3", vec![3, 8]),
+            recurrent("rnn", "LSTM", &["h_one_dir"]),
+            recurrent("gru", "GRU", &["h3", "h3"]),
+            recurrent("rnn2", "RNN", &["h3"]),
+        ],
+        &["rnn", "gru", "rnn2"],
+    );
+    let err = format!("{:#}", check(&mut g, None).unwrap_err());
+    assert!(
+        err.contains("initial state h0 is float32[2, 4]; expected float32[2, 8]"),
+        "{err}"
+    );
+    assert!(err.contains("takes 1 to 2 inputs, got 3"), "{err}");
+    assert!(
+        err.contains("initial state h0 is float32[3, 8]; expected float32[2, 8]"),
+        "{err}"
+    );
 }

@@ -102,7 +102,6 @@ impl TargetFlags {
         &self,
         target: &str,
         format: Option<&str>,
-        keep_layout: bool,
         python: Option<PathBuf>,
     ) -> Result<TargetOptions, String> {
         let mut given = self.given();
@@ -111,7 +110,6 @@ impl TargetFlags {
         }
         check_flags(target, &given)?;
         Ok(TargetOptions {
-            keep_layout,
             python,
             format: format.map(str::to_string),
             opset: self.onnx.opset,

@@ -17,11 +17,9 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// The target-side options of `convert`, `tocode` and `tomodel`, as the user gave them. Each
-/// backend reads those it declares in [`Backend::flags`] (plus `keep_layout` and `python`).
+/// backend reads those it declares in [`Backend::flags`] (plus `python`).
 #[derive(Clone, Debug, Default)]
 pub struct TargetOptions {
-    /// Keep the source's input and output layout (`--keep-layout`).
-    pub keep_layout: bool,
     /// Python interpreter for targets that run generated code (`--python`).
     pub python: Option<PathBuf>,
     /// Model file format (`--format`; the backend's first [`Backend::model_formats`] when
@@ -42,6 +40,20 @@ pub struct Written {
     pub files: Vec<(String, PathBuf)>,
     /// What the backend changed on the way, one line each (names made identifiers, …).
     pub notes: Vec<String>,
+    /// Graph inputs and outputs the written model names otherwise than the source.
+    pub renamed: Vec<IoRename>,
+}
+
+/// A graph input or output the target names otherwise than the source, because its syntax
+/// forces it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IoRename {
+    /// "input" or "output".
+    pub kind: &'static str,
+    pub from: String,
+    pub to: String,
+    /// Why, e.g. "a Python keyword".
+    pub why: String,
 }
 
 impl Written {

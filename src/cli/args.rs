@@ -1,7 +1,9 @@
 //! Argument spellings shared by the subcommands: MMdnn's single-dash long flags, command aliases
-//! by program name, and the parsers for framework names and `--inputShape`.
+//! by program name, the parsers for framework names and `--inputShape`, and the interface flags
+//! (`--io-layout`, `--keep-layout`).
 use super::ALIASES;
 use crate::frontends::SourceArgs;
+use crate::ir::passes::layout::IoLayout;
 use clap::builder::PossibleValuesParser;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -193,5 +195,30 @@ mod tests {
         assert!(parse_shape("3,x").is_err());
         assert!(parse_shape("0,3").is_err());
         assert!(parse_shape("").is_err());
+    }
+}
+
+/// The layout of the converted model's inputs and outputs (`convert`, `tocode`, `tomodel`).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct IoFlags {
+    /// Layout of the converted model's inputs and outputs: keep (the default: the source's),
+    /// channels_first or channels_last (every input and output whose layout is known), or
+    /// LAYOUT:NAME,NAME… (only the inputs and outputs named)
+    #[arg(long = "io-layout", value_name = "LAYOUT[:NAMES]", value_parser = IoLayout::parse)]
+    pub io_layout: Option<IoLayout>,
+    /// Keep the source's input and output layout: the default now (same as --io-layout keep)
+    #[arg(long = "keep-layout", conflicts_with = "io_layout")]
+    pub keep_layout: bool,
+}
+
+impl IoFlags {
+    /// The interface layout asked for.
+    pub fn io(&self) -> IoLayout {
+        self.io_layout.clone().unwrap_or_default()
+    }
+
+    /// Whether either flag was given.
+    pub fn given(&self) -> bool {
+        self.keep_layout || self.io_layout.is_some()
     }
 }

@@ -1,5 +1,5 @@
 //! `mmdnn convert` (MMdnn's `mmconvert`): source model → target model in one step.
-use super::args::{source_parser, target_parser, ParserFlags};
+use super::args::{source_parser, target_parser, IoFlags, ParserFlags};
 use super::paths::{check_model_extension, Paths};
 use super::summary::{self, Outcome, Progress, ReportFlags, Summary};
 use crate::ir::passes::{self, Wants};
@@ -25,9 +25,8 @@ pub struct Args {
     /// Output model path
     #[arg(long = "outputModel")]
     pub output_model: PathBuf,
-    /// Keep the source's input and output layout (default: image tensors become channels-first)
-    #[arg(long = "keep-layout")]
-    pub keep_layout: bool,
+    #[command(flatten)]
+    pub io: IoFlags,
     /// [PyTorch] model file format: state_dict (default; no Python needed), torchscript,
     /// export (.pt2) or pickle (the whole module, as MMdnn saved it)
     #[arg(long, value_parser = PossibleValuesParser::new(crate::backends::model_format_names()))]
@@ -52,12 +51,10 @@ pub fn run(a: Args) -> Result<i32> {
 /// The pipeline, stage by stage: read (frontend, through the graph builder) → passes (what the
 /// backend wants) → write (backend).
 fn convert(a: Args, progress: &Progress) -> Result<Outcome> {
-    let opts = match a.target.options(
-        &a.dst_framework,
-        a.format.as_deref(),
-        a.keep_layout,
-        a.python,
-    ) {
+    let opts = match a
+        .target
+        .options(&a.dst_framework, a.format.as_deref(), a.python)
+    {
         Ok(opts) => opts,
         Err(msg) => return Ok(Outcome::Usage(msg)),
     };
@@ -85,9 +82,12 @@ fn convert(a: Args, progress: &Progress) -> Result<Outcome> {
     let source = a.parser.source_args(a.input_network, a.input_weight);
     let loaded = frontend.read(&source)?;
     progress.stage("preparing");
+    if let Err(msg) = passes::check_io_names(&loaded.graph, &a.io.io()) {
+        return Ok(Outcome::Usage(msg));
+    }
     let wants = Wants {
         layout: backend.layout(),
-        keep_io: opts.keep_layout,
+        io: a.io.io(),
     };
     let prepared = passes::prepare(&loaded.graph, loaded.weights.as_ref(), wants)
         .with_context(|| format!("preparing the graph for the {} target", backend.name()))?;
@@ -96,7 +96,7 @@ fn convert(a: Args, progress: &Progress) -> Result<Outcome> {
     let summary = Summary::prepared(&prepared, backend.layout());
     progress.stage("writing");
     let written = backend.save_model(prepared, &a.output_model, &opts)?;
-    Ok(Outcome::Done(summary.wrote(written)))
+    Ok(Outcome::Done(Box::new(summary.wrote(written))))
 }
 
 /// The usage error of a command given no source model: names the flags it takes.

@@ -83,13 +83,13 @@ pub fn run(a: Args) -> Result<i32> {
     let mut names = FileNames::default();
     let mut manifest = serde_json::Map::new();
     let mut files = vec![];
-    for (r, v) in loaded.graph.outputs.iter().zip(&outputs) {
-        let name = r.to_string();
+    for (i, v) in outputs.iter().enumerate() {
+        let name = loaded.graph.output_name(i);
         let file = format!("{}.npy", names.claim(&name));
         let tensor = v.to_natural_tensor()?;
         files.push(npy::stage_file(&a.output.join(&file), &tensor)?);
         println!(
-            "{r}  {:?}  -> {}",
+            "{name}  {:?}  -> {}",
             v.shape(),
             a.output.join(&file).display()
         );

@@ -84,7 +84,8 @@ impl Facts {
             outputs: graph
                 .outputs
                 .iter()
-                .map(|r| (r.to_string(), type_of(&r.node, r.index)))
+                .enumerate()
+                .map(|(i, r)| (graph.output_name(i), type_of(&r.node, r.index)))
                 .collect(),
             ops,
             nodes: graph.nodes.len(),
@@ -130,11 +131,15 @@ pub struct Summary {
     pub facts: Option<Facts>,
     /// What was changed on the way, one line each.
     pub changes: Vec<String>,
+    /// What changed at the interface (inputs and outputs renamed or permuted), as JSON objects;
+    /// each also has its line in `changes`.
+    pub interface: Vec<serde_json::Value>,
     pub written: Written,
 }
 
 impl Summary {
-    /// The summary of a graph prepared for a target: its facts, and the layout conversion.
+    /// The summary of a graph prepared for a target: its facts, the layout conversion, and
+    /// what it changed at the interface.
     pub fn prepared(prepared: &Prepared<'_>, layout: Target) -> Summary {
         let g = &prepared.graph;
         let rewritten = prepared
@@ -142,34 +147,82 @@ impl Summary {
             .iter()
             .filter(|l| !l.ends_with(": unchanged"))
             .count();
-        let mut changes = vec![if rewritten == 0 {
-            format!("layout: {} (unchanged)", layout.data_format())
-        } else {
-            format!(
-                "layout: {} ({rewritten} decisions of the passes stage; `mmdnn layout \
-                 --verbose` lists them)",
-                layout.data_format()
-            )
-        }];
-        for (name, perm) in g.inputs.iter().zip(&prepared.input_perms) {
-            if let Some(p) = perm {
-                changes.push(format!("input {name}: now fed transposed by {p:?}"));
-            }
-        }
-        for (r, perm) in g.outputs.iter().zip(&prepared.output_perms) {
-            if let Some(p) = perm {
-                changes.push(format!("output {r}: now produced transposed by {p:?}"));
-            }
-        }
-        Summary {
+        let mut s = Summary {
             facts: Some(Facts::of(g, Some(&prepared.weights))),
-            changes,
-            written: Written::default(),
+            changes: vec![if rewritten == 0 {
+                format!("layout: {} (unchanged)", layout.data_format())
+            } else {
+                format!(
+                    "layout: {} inside ({rewritten} decisions of the passes stage; `mmdnn \
+                     layout --verbose` lists them)",
+                    layout.data_format()
+                )
+            }],
+            ..Summary::default()
+        };
+        let facts = s
+            .facts
+            .as_ref()
+            .map(|f| (f.inputs.clone(), f.outputs.clone()));
+        let (inputs, outputs) = facts.unwrap_or_default();
+        let sources = prepared.source_inputs.iter().map(Option::as_ref);
+        for ((name, perm), src) in g.inputs.iter().zip(&prepared.input_perms).zip(sources) {
+            if let Some(p) = perm {
+                let now = inputs
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, t)| t.as_str());
+                let from = src.map(|s| crate::ir::types::shape_string(s));
+                s.permuted("input", name, p, from, now);
+            }
         }
+        for (i, perm) in prepared.output_perms.iter().enumerate() {
+            if let Some(p) = perm {
+                let now = outputs.get(i).map(|(_, t)| t.as_str());
+                s.permuted("output", &g.output_name(i), p, None, now);
+            }
+        }
+        for name in &prepared.io_unknown {
+            s.changes.push(format!(
+                "{name}: left as it is: --io-layout names it, but its layout is not known (no \
+                 convolution, pooling or other data-format op reads or makes it)"
+            ));
+        }
+        s
     }
 
-    /// Adds what the backend wrote (and its notes to the changes).
+    /// Notes that interface tensor `name` is fed or produced transposed by `perm`.
+    fn permuted(
+        &mut self,
+        kind: &str,
+        name: &str,
+        perm: &[usize],
+        from: Option<String>,
+        now: Option<&str>,
+    ) {
+        let verb = if kind == "input" { "fed" } else { "produced" };
+        let shapes = match (&from, now) {
+            (Some(f), Some(n)) => format!(" (the source's {f}, now {n})"),
+            (None, Some(n)) => format!(" (now {n})"),
+            _ => String::new(),
+        };
+        self.changes.push(format!(
+            "{kind} {name}: now {verb} transposed by {perm:?}{shapes}, as --io-layout asks"
+        ));
+        self.interface
+            .push(json!({"change": "layout", "kind": kind, "name": name,
+                                   "perm": perm, "type": now}));
+    }
+
+    /// Adds what the backend wrote (its notes and the inputs and outputs it renamed).
     pub fn wrote(mut self, written: Written) -> Summary {
+        for r in &written.renamed {
+            self.changes
+                .push(format!("{} {} renamed {}: {}", r.kind, r.from, r.to, r.why));
+            self.interface
+                .push(json!({"change": "renamed", "kind": r.kind, "from": r.from,
+                                       "to": r.to, "why": r.why}));
+        }
         self.changes.extend(written.notes.iter().cloned());
         self.written.files.extend(written.files);
         self
@@ -201,6 +254,7 @@ impl Summary {
             f.json_fields(&mut doc);
         }
         doc["changes"] = json!(self.changes);
+        doc["interface"] = json!(self.interface);
         doc["files"] = self
             .written
             .files
@@ -214,7 +268,7 @@ impl Summary {
 
 /// How a conversion ended, short of an error.
 pub enum Outcome {
-    Done(Summary),
+    Done(Box<Summary>),
     /// A usage error found after parsing (exit 2).
     Usage(String),
 }

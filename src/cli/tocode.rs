@@ -1,5 +1,5 @@
 //! `mmdnn tocode` (MMdnn's `mmtocode`): IR → readable target-framework Python code.
-use super::args::target_parser;
+use super::args::{target_parser, IoFlags};
 use super::paths::Paths;
 use super::summary::{self, Outcome, Progress, ReportFlags, Summary};
 use crate::backends;
@@ -26,9 +26,8 @@ pub struct Args {
     /// Converted weights path; MMdnn's -dw / -ow
     #[arg(long = "dstWeightPath")]
     pub dst_weights: Option<PathBuf>,
-    /// Keep the source's input and output layout (default: image tensors become channels-first)
-    #[arg(long = "keep-layout")]
-    pub keep_layout: bool,
+    #[command(flatten)]
+    pub io: IoFlags,
     #[command(flatten)]
     pub target: crate::backends::TargetFlags,
     #[command(flatten)]
@@ -41,7 +40,7 @@ pub fn run(a: Args) -> Result<i32> {
 }
 
 fn tocode(a: Args, progress: &Progress) -> Result<Outcome> {
-    let opts = match a.target.options(&a.framework, None, a.keep_layout, None) {
+    let opts = match a.target.options(&a.framework, None, None) {
         Ok(opts) => opts,
         Err(msg) => return Ok(Outcome::Usage(msg)),
     };
@@ -69,9 +68,12 @@ fn tocode(a: Args, progress: &Progress) -> Result<Outcome> {
     let weights = resolve_path(&weights);
     let loaded = ir_files::load_ir(&a.ir_model, Some(&weights))?;
     progress.stage("preparing");
+    if let Err(msg) = passes::check_io_names(&loaded.graph, &a.io.io()) {
+        return Ok(Outcome::Usage(msg));
+    }
     let wants = Wants {
         layout: backend.layout(),
-        keep_io: opts.keep_layout,
+        io: a.io.io(),
     };
     let prepared = passes::prepare(&loaded.graph, loaded.weights.as_ref(), wants)
         .with_context(|| format!("preparing the graph for the {} target", backend.name()))?;
@@ -84,5 +86,5 @@ fn tocode(a: Args, progress: &Progress) -> Result<Outcome> {
         a.dst_weights.as_deref(),
         &opts,
     )?;
-    Ok(Outcome::Done(summary.wrote(written)))
+    Ok(Outcome::Done(Box::new(summary.wrote(written))))
 }

@@ -88,5 +88,5 @@ fn toir(a: Args, progress: &Progress) -> Result<Outcome> {
         };
         written = written.file(what, &p);
     }
-    Ok(Outcome::Done(summary.wrote(written)))
+    Ok(Outcome::Done(Box::new(summary.wrote(written))))
 }

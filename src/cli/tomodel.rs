@@ -1,5 +1,5 @@
 //! `mmdnn tomodel` (MMdnn's `mmtomodel`): generated code + weights → target model file.
-use super::args::target_parser;
+use super::args::{target_parser, IoFlags};
 use super::paths::{check_model_extension, Paths};
 use super::summary::{self, Outcome, Progress, ReportFlags, Summary};
 use crate::backends::{self, CodeWeights};
@@ -33,9 +33,9 @@ pub struct Args {
     /// virtual environment, else python3)
     #[arg(long)]
     pub python: Option<PathBuf>,
-    /// [From an IR graph given with -n] keep the source's input and output layout
-    #[arg(long = "keep-layout")]
-    pub keep_layout: bool,
+    /// [From an IR graph given with -n] the layout of the inputs and outputs
+    #[command(flatten)]
+    pub io: IoFlags,
     #[command(flatten)]
     pub target: crate::backends::TargetFlags,
     #[command(flatten)]
@@ -49,14 +49,16 @@ pub fn run(a: Args) -> Result<i32> {
 
 fn tomodel(a: Args, progress: &Progress) -> Result<Outcome> {
     let from_ir = ir_files::is_ir_file(&a.input_network);
-    if a.keep_layout && !from_ir {
+    if a.io.given() && !from_ir {
         return Ok(Outcome::Usage(
-            "--keep-layout applies to tomodel from an IR graph (-n <prefix>.pb) only".into(),
+            "--io-layout and --keep-layout apply to tomodel from an IR graph (-n <prefix>.pb) \
+             only"
+                .into(),
         ));
     }
     let opts = match a
         .target
-        .options(&a.framework, a.format.as_deref(), a.keep_layout, a.python)
+        .options(&a.framework, a.format.as_deref(), a.python)
     {
         Ok(opts) => opts,
         Err(msg) => return Ok(Outcome::Usage(msg)),
@@ -77,7 +79,7 @@ fn tomodel(a: Args, progress: &Progress) -> Result<Outcome> {
     let input_weight = resolve_path(&a.input_weight);
     let wants = Wants {
         layout: backend.layout(),
-        keep_io: opts.keep_layout,
+        io: a.io.io(),
     };
     let prepare = |graph: &Path| {
         let loaded = ir_files::load_ir(graph, Some(&input_weight))?;
@@ -87,18 +89,21 @@ fn tomodel(a: Args, progress: &Progress) -> Result<Outcome> {
     if from_ir {
         // The model straight from the IR: the same pipeline as `convert`.
         let loaded = prepare(&a.input_network)?;
+        if let Err(msg) = passes::check_io_names(&loaded.graph, &wants.io) {
+            return Ok(Outcome::Usage(msg));
+        }
         let prepared = passes::prepare(&loaded.graph, loaded.weights.as_ref(), wants)
             .with_context(|| format!("preparing the graph for the {} target", backend.name()))?;
         let summary = Summary::prepared(&prepared, backend.layout());
         progress.stage("writing");
         let written = backend.save_model(prepared, &a.output_model, &opts)?;
-        return Ok(Outcome::Done(summary.wrote(written)));
+        return Ok(Outcome::Done(Box::new(summary.wrote(written))));
     }
     if backend.reads_weights(&a.input_network, &input_weight)? {
         progress.stage("writing");
         let weights = CodeWeights::Native(&input_weight);
         let written = backend.code_to_model(&a.input_network, weights, &a.output_model, &opts)?;
-        return Ok(Outcome::Done(Summary::default().wrote(written)));
+        return Ok(Outcome::Done(Box::new(Summary::default().wrote(written))));
     }
     // IR weights: the code's weights are made from them and the graph beside them.
     let graph_path = ir_files::graph_beside(&input_weight);
@@ -118,5 +123,5 @@ fn tomodel(a: Args, progress: &Progress) -> Result<Outcome> {
     progress.stage("writing");
     let weights = CodeWeights::Ir(Box::new(prepared));
     let written = backend.code_to_model(&a.input_network, weights, &a.output_model, &opts)?;
-    Ok(Outcome::Done(summary.wrote(written)))
+    Ok(Outcome::Done(Box::new(summary.wrote(written))))
 }

@@ -23,6 +23,7 @@ mod recurrent;
 mod reduce;
 mod resize;
 mod shape;
+mod symbols;
 mod util;
 
 use crate::ir::ops::Attrs;
@@ -423,6 +424,7 @@ impl<'a> Interpreter<'a> {
                 bail!("input '{name}' is given twice");
             }
         }
+        let bindings = symbols::Bindings::of_inputs(graph, &feeds)?;
         // Remaining uses of each tensor by the nodes that will run and by the graph outputs.
         let mut uses: HashMap<TensorRef, usize> = HashMap::new();
         for &i in &order {
@@ -435,7 +437,7 @@ impl<'a> Interpreter<'a> {
         }
         let mut values: HashMap<TensorRef, Value> = HashMap::new();
         for &i in &order {
-            let node = &graph.nodes[i];
+            let node = &*bindings.specialise(&graph.nodes[i])?;
             let mut args = Vec::with_capacity(node.inputs.len());
             for r in &node.inputs {
                 let left = uses.get_mut(r).expect("every input is counted");

@@ -1,10 +1,10 @@
-//! LSTM, GRU and simple RNN with ONNX equations, batch-first inputs and zero initial state.
+//! LSTM, GRU and simple RNN with ONNX equations and batch-first inputs; the initial states h0
+//! and c0 (optional inputs, zeros when absent) are [N, D·H] like the final ones.
 //!
 //! Weights: W [D, G·H, F], R [D, G·H, H], B [D, 2·G·H] (input then recurrent biases, zeros
 //! when absent); gates LSTM i, o, f, c; GRU z, r, h. Bidirectional outputs concatenate
 //! [forward, reverse] on the last axis, the reverse outputs in forward time order.
 use super::linalg::gemm;
-use super::util::one;
 use super::{OpCtx, OpFn, Value};
 use anyhow::{bail, Result};
 use ndarray::{s, Array2, Array3, ArrayView2, Axis};
@@ -45,7 +45,11 @@ struct Dir {
 }
 
 fn run(ctx: &OpCtx, inputs: Vec<Value>, kind: Kind) -> Result<Vec<Value>> {
-    let x = one(inputs)?.into_f32()?;
+    let mut inputs = inputs.into_iter();
+    let x = match inputs.next() {
+        Some(x) => x.into_f32()?,
+        None => bail!("expects an input"),
+    };
     if x.ndim() != 3 {
         bail!("expects a [N, T, F] input, got shape {:?}", x.shape());
     }
@@ -64,6 +68,36 @@ fn run(ctx: &OpCtx, inputs: Vec<Value>, kind: Kind) -> Result<Vec<Value>> {
         other => bail!("unknown direction '{other}'"),
     };
     let d = dirs.len();
+    // Initial states [N, D·H]: h0, then (LSTM) c0.
+    let given: Vec<Value> = inputs.collect();
+    let names: &[&str] = if kind == Kind::Lstm {
+        &["h0", "c0"]
+    } else {
+        &["h0"]
+    };
+    if given.len() > names.len() {
+        bail!(
+            "takes at most {} initial state(s), got {}",
+            names.len(),
+            given.len()
+        );
+    }
+    let mut states = vec![];
+    for (v, name) in given.into_iter().zip(names) {
+        let v = v.into_f32()?;
+        if v.shape() != [n, d * h] {
+            bail!(
+                "initial state {name} has shape {:?}; expected [{n}, {}]",
+                v.shape(),
+                d * h
+            );
+        }
+        states.push(v.into_dimensionality::<ndarray::Ix2>()?);
+    }
+    let state = |k: usize, di: usize| match states.get(k) {
+        Some(s) => s.slice(s![.., di * h..(di + 1) * h]).to_owned(),
+        None => Array2::<f32>::zeros((n, h)),
+    };
     let g = match kind {
         Kind::Lstm => 4,
         Kind::Gru => 3,
@@ -136,8 +170,8 @@ fn run(ctx: &OpCtx, inputs: Vec<Value>, kind: Kind) -> Result<Vec<Value>> {
         for mut row in xw.rows_mut() {
             row.iter_mut().zip(&dir.wb).for_each(|(v, b)| *v += b);
         }
-        let mut hs = Array2::<f32>::zeros((n, h));
-        let mut cs = Array2::<f32>::zeros((n, h));
+        let mut hs = state(0, di);
+        let mut cs = state(1, di);
         let mut hr = Array2::<f32>::zeros((n, gh));
         for step in 0..t {
             let ti = if reverse { t - 1 - step } else { step };

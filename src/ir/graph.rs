@@ -90,11 +90,23 @@ pub struct Graph {
     pub inputs: Vec<String>,
     /// The graph's results, in order.
     pub outputs: Vec<TensorRef>,
+    /// The source model's name of each output, in the order of `outputs` (empty: the outputs
+    /// are named by their tensor references; see [`Graph::output_name`]).
+    pub output_names: Vec<String>,
     /// Who wrote the graph (tool and frontend).
     pub producer: String,
 }
 
 impl Graph {
+    /// The name of graph output `i`: the source model's, else its tensor reference.
+    pub fn output_name(&self, i: usize) -> String {
+        match (self.output_names.get(i), self.outputs.get(i)) {
+            (Some(name), _) if self.output_names.len() == self.outputs.len() => name.clone(),
+            (_, Some(r)) => r.to_string(),
+            _ => String::new(),
+        }
+    }
+
     /// Map from node name to position in `nodes`.
     pub fn index(&self) -> HashMap<&str, usize> {
         self.nodes

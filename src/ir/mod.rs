@@ -1,4 +1,5 @@
 //! The IR: graph, op catalogue, validation, serialization and graph passes.
+pub mod dim;
 pub mod graph;
 pub mod narrow;
 pub mod ops;

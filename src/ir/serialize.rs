@@ -2,6 +2,7 @@
 //! graph as protobuf JSON with proto field names, as MMdnn wrote it). A file without
 //! `ir_version` was written in other conventions (MMdnn 0.3.1's): it is returned as its raw
 //! GraphDef, for the frontend that knows them to import.
+use super::dim;
 use super::graph::{Graph, Node, TensorRef};
 use super::ops;
 use super::types::{AttrValue, DType, TensorType};
@@ -237,23 +238,36 @@ pub fn dtype_from_proto(v: i32) -> Result<DType> {
     })
 }
 
+/// A shape as MMdnn's `TensorShape`: a symbolic dim is size -1 with its text as the name.
 pub fn shape_to_proto(shape: &[i64]) -> proto::TensorShape {
     proto::TensorShape {
         dim: shape
             .iter()
-            .map(|&size| proto::tensor_shape::Dim {
-                size,
-                name: String::new(),
+            .map(|&d| match dim::is_symbolic(d) {
+                true => proto::tensor_shape::Dim {
+                    size: -1,
+                    name: dim::text(d),
+                },
+                false => proto::tensor_shape::Dim {
+                    size: d,
+                    name: String::new(),
+                },
             })
             .collect(),
         unknown_rank: false,
     }
 }
 
+/// A shape from a `TensorShape`: a negative size with a name that parses is that symbolic dim;
+/// any other negative size is unknown (-1).
 pub fn shape_from_proto(s: &proto::TensorShape) -> Vec<i64> {
     s.dim
         .iter()
-        .map(|d| if d.size < 0 { -1 } else { d.size })
+        .map(|d| match d.size {
+            n if n >= 0 => n,
+            _ if d.name.is_empty() => -1,
+            _ => dim::parse(&d.name).unwrap_or(-1),
+        })
         .collect()
 }
 
@@ -267,6 +281,11 @@ fn attr_to_proto(v: &AttrValue) -> proto::AttrValue {
         AttrValue::Str(s) => Value::S(s.clone().into_bytes().into()),
         AttrValue::Type(t) => Value::Type(dtype_to_proto(*t) as i32),
         AttrValue::Shape(s) => Value::Shape(shape_to_proto(s)),
+        // A list holding symbolic dims (a Reshape target) is written as a shape, whose dims
+        // carry their names; reading coerces it back to the list the op declares.
+        AttrValue::Ints(v) if v.iter().any(|&d| dim::is_symbolic(d)) => {
+            Value::Shape(shape_to_proto(v))
+        }
         AttrValue::Ints(v) => list(ListValue {
             i: v.clone(),
             ..Default::default()
@@ -343,6 +362,7 @@ pub fn to_proto(graph: &Graph) -> proto::GraphDef {
         outputs: graph.outputs.iter().map(|r| r.to_string()).collect(),
         ir_version: IR_VERSION,
         producer: graph.producer.clone(),
+        output_names: graph.output_names.clone(),
     }
 }
 
@@ -370,6 +390,7 @@ pub fn from_proto(gd: &proto::GraphDef) -> Result<Graph> {
         nodes,
         inputs: gd.inputs.clone(),
         outputs: gd.outputs.iter().map(|s| TensorRef::parse(s)).collect(),
+        output_names: gd.output_names.clone(),
         producer: gd.producer.clone(),
     })
 }

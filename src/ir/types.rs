@@ -167,21 +167,13 @@ impl fmt::Display for DType {
     }
 }
 
-/// A tensor shape; `-1` marks a dimension whose size is not known (typically the batch).
+/// A tensor shape: each dim a size, `-1` for a size nobody can name, or a symbolic dim (see
+/// [`crate::ir::dim`]).
 pub type Shape = Vec<i64>;
 
-/// Formats a shape as `[?, 224, 224, 3]`.
+/// Formats a shape as `[N, 3, H, W]` (`?` for an unnamed unknown dim).
 pub fn shape_string(shape: &[i64]) -> String {
-    let dims: Vec<String> = shape
-        .iter()
-        .map(|&d| {
-            if d < 0 {
-                "?".to_string()
-            } else {
-                d.to_string()
-            }
-        })
-        .collect();
+    let dims: Vec<String> = shape.iter().map(|&d| crate::ir::dim::text(d)).collect();
     format!("[{}]", dims.join(", "))
 }
 

@@ -2,6 +2,7 @@
 //! attributes of the wrong type or value, wrong input counts, dangling inputs, cycles, shape
 //! mismatches, weights missing or of the wrong shape, and ranks above `MAX_RANK` — each naming
 //! the node and its op.
+use super::dim;
 use super::graph::{Graph, Node};
 use super::ops::{self, Attrs, Default, InferCtx, Inputs, Outputs};
 use super::types::{AttrValue, TensorType};
@@ -56,6 +57,14 @@ pub fn check(graph: &mut Graph, weights: Option<&dyn WeightReader>) -> Result<()
                         node.op,
                         t.rank()
                     ));
+                    broken.insert(node.name.clone());
+                    continue;
+                }
+                if let Some(e) = inferred
+                    .iter()
+                    .find_map(|t| t.shape.iter().find_map(|&d| dim::check(d).err()))
+                {
+                    problems.push(format!("node '{}' ({}): {e:#}", node.name, node.op));
                     broken.insert(node.name.clone());
                     continue;
                 }
@@ -136,6 +145,20 @@ fn compatible(declared: &[TensorType], inferred: &[TensorType]) -> bool {
         })
 }
 
+/// A dim in an attribute that is not one: in a shape any negative other than -1 must be a
+/// symbolic dim; in an integer list (where negatives are axes, offsets or "to the start"
+/// sentinels) a value in the range of symbolic ids must be one.
+fn bad_dim(value: &AttrValue) -> Option<anyhow::Error> {
+    match value {
+        AttrValue::Shape(s) => s.iter().find_map(|&d| dim::check(d).err()),
+        AttrValue::Ints(v) => v
+            .iter()
+            .filter(|&&d| dim::in_id_range(d))
+            .find_map(|&d| dim::check(d).err()),
+        _ => None,
+    }
+}
+
 fn check_names(graph: &Graph, problems: &mut Vec<String>) {
     let mut seen = HashSet::new();
     for n in &graph.nodes {
@@ -161,6 +184,10 @@ fn check_node(node: &Node, problems: &mut Vec<String>) {
             problems.push(at(format!("unknown attribute '{name}'")));
             continue;
         };
+        if let Some(e) = bad_dim(value) {
+            problems.push(at(format!("attribute '{name}': {e:#}")));
+            continue;
+        }
         match value.clone().coerce(a.kind) {
             Err(e) => problems.push(at(format!("attribute '{name}': {e}"))),
             Ok(AttrValue::Str(s)) if !a.allowed.is_empty() && !a.allowed.contains(&s.as_str()) => {
@@ -330,6 +357,19 @@ fn check_endpoints(graph: &Graph, problems: &mut Vec<String>) {
     }
     if graph.outputs.is_empty() {
         problems.push("the graph declares no outputs".to_string());
+    }
+    if !graph.output_names.is_empty() && graph.output_names.len() != graph.outputs.len() {
+        problems.push(format!(
+            "the graph names {} outputs but has {}",
+            graph.output_names.len(),
+            graph.outputs.len()
+        ));
+    }
+    let mut names = std::collections::HashSet::new();
+    for name in &graph.output_names {
+        if !names.insert(name) {
+            problems.push(format!("two graph outputs are named '{name}'"));
+        }
     }
     for r in &graph.outputs {
         match index.get(r.node.as_str()).map(|&i| &graph.nodes[i]) {

@@ -317,6 +317,18 @@ def _recurrent(keras):
     return keras.Model(tok, outs, name="recurrent")
 
 
+def _recurrent_state(keras):
+    """Initial states from Input layers and final states returned: a streaming model."""
+    L = keras.layers
+    x = keras.Input((5, 3), name="x")
+    h, c, g = (keras.Input((4,), name=n) for n in ("h", "c", "g"))
+    fw, bw = keras.Input((2,), name="fw"), keras.Input((2,), name="bw")
+    y, h1, c1 = L.LSTM(4, return_sequences=True, return_state=True)(x, initial_state=[h, c])
+    z, g1 = L.GRU(4, return_state=True, go_backwards=True)(y, initial_state=[g])
+    b = L.Bidirectional(L.SimpleRNN(2, return_sequences=True))(x, initial_state=[fw, bw])
+    return keras.Model([x, h, c, g, fw, bw], [z, h1, c1, g1, b], name="recurrent_state")
+
+
 def _wrappers(keras):
     L = keras.layers
     s = keras.Input((5, 6), name="seq")
@@ -377,6 +389,7 @@ FAMILIES = {
     "reshaping": _reshaping,
     "merging": _merging,
     "recurrent": _recurrent,
+    "recurrent_state": _recurrent_state,
     "wrappers": _wrappers,
     "structure": _structure,
     "sequential": _sequential,
@@ -421,7 +434,7 @@ def _legacy_structure(keras):
     return keras.Model([a, b, tok], [sub(ia), L.Add()([ia, ib]), n], name="legacy_structure")
 
 
-LEGACY = {"ops": _legacy_ops, "structure": _legacy_structure}
+LEGACY = {"ops": _legacy_ops, "structure": _legacy_structure, "recurrent_state": _recurrent_state}
 
 
 # ---------------------------------------------------------------------------------------------

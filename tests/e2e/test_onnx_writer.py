@@ -6,9 +6,10 @@ for hand-built graphs (every catalogue op, reusing test_pytorch_ops's cases) and
 applications, onnxruntime on the source model for ONNX → IR → ONNX round trips. Tolerance:
 max|Δ| ≤ 1e-4·max(1, |ref|) elementwise; integer and bool outputs equal.
 
-Inputs whose layout the writer changed (image tensors become channels-first) are fed
-transposed, and such outputs transposed back, recognised by the declared input shapes and the
-reference output shapes. CI runs the default opset on every family plus opsets 13, 18, 21 and 25
+The written models keep the source's interface: each input is fed under its own name and shape
+and each output has the reference's shape. Only with `--io-layout channels_first`
+(test_io_layout) are image inputs fed transposed and such outputs transposed back, recognised by
+the declared input shapes and the reference output shapes. CI runs the default opset on every family plus opsets 13, 18, 21 and 25
 on the families whose ONNX form changes with the opset; MMDNN_FULL=1 runs every family at
 every supported opset, the whole Keras zoo and every light ONNX model.
 """
@@ -45,12 +46,15 @@ for job in json.loads(sys.argv[1]):
     onnx.checker.check_model(job["model"], full_check=True)
     session = ort.InferenceSession(job["model"], options, providers=["CPUExecutionProvider"])
     feeds = {}
+    assert len(session.get_inputs()) == len(job["feeds"]), job["model"]
     for decl, (name, file) in zip(session.get_inputs(), job["feeds"]):
+        assert decl.name == name, (job["model"], decl.name, name)
         x = np.load(file)
         dims = [d if isinstance(d, int) else None for d in decl.shape]
         fits = lambda a: a.ndim == len(dims) and all(d is None or d == s for d, s in zip(dims, a.shape))
-        if not fits(x) and x.ndim >= 3 and fits(np.moveaxis(x, -1, 1)):
-            x = np.moveaxis(x, -1, 1)  # the writer made this input channels-first
+        if job.get("io_layout") and not fits(x) and x.ndim >= 3 and fits(np.moveaxis(x, -1, 1)):
+            x = np.moveaxis(x, -1, 1)  # --io-layout channels_first made this input channels-first
+        assert fits(x), (job["model"], name, decl.shape, x.shape)
         feeds[decl.name] = x
     outs = session.run(None, feeds)
     for i, o in enumerate(outs):
@@ -65,12 +69,13 @@ def run_ort(run_in_subprocess, jobs):
     run_in_subprocess(ORT_RUNNER.replace("sys.argv[1]", repr(json.dumps(jobs))))
 
 
-def ort_results(out, refs):
-    """The outputs of one job, channels-first ones moved back to the reference's layout."""
+def ort_results(out, refs, io_layout=False):
+    """The outputs of one job (with `io_layout`, channels-first ones moved back to the
+    reference's layout)."""
     got = []
     for i, ref in enumerate(refs):
         g = np.load(out / f"ort{i}.npy")
-        if g.shape != ref.shape and g.ndim >= 3 and np.moveaxis(g, 1, -1).shape == ref.shape:
+        if io_layout and g.shape != ref.shape and g.ndim >= 3 and np.moveaxis(g, 1, -1).shape == ref.shape:
             g = np.moveaxis(g, 1, -1)
         got.append(g)
     assert not (out / f"ort{len(refs)}.npy").exists(), f"{out}: more outputs than the reference"
@@ -80,6 +85,7 @@ def ort_results(out, refs):
 def write_and_compare(tmp_path, run_mmdnn, run_in_subprocess, cases, args=()):
     """cases: {name: Graph}. Writes each IR as ONNX with `tomodel -f onnx`, runs all in one
     onnxruntime subprocess and compares with `mmdnn run` on the IR."""
+    io_layout = "--io-layout" in args
     jobs = []
     for name, g in cases.items():
         d = tmp_path / name
@@ -88,14 +94,14 @@ def write_and_compare(tmp_path, run_mmdnn, run_in_subprocess, cases, args=()):
         g.save(prefix)
         run_mmdnn("tomodel", "-f", "onnx", "-n", f"{prefix}.pb", "-w", f"{prefix}.npz",
                   "-o", d / "model.onnx", *args, check=True)
-        jobs.append({"model": str(d / "model.onnx"), "out": str(d),
+        jobs.append({"model": str(d / "model.onnx"), "out": str(d), "io_layout": io_layout,
                      "feeds": [(n, f"{prefix}.in{i}.npy") for i, n in enumerate(g.inputs)]})
     run_ort(run_in_subprocess, jobs)
     errors = {}
     for name, g in cases.items():
         d = tmp_path / name
         refs = mmdnn_outputs(run_mmdnn, d / "ir", len(g.inputs), g.inputs, d / "ref")
-        got = ort_results(d, refs)
+        got = ort_results(d, refs, io_layout)
         errors[name] = [compare(a, b, f"{name} output {i}") for i, (a, b) in enumerate(zip(got, refs))]
     return errors
 
@@ -174,6 +180,21 @@ def test_keep_layout(tmp_path, run_mmdnn, run_in_subprocess):
     write_and_compare(tmp_path, run_mmdnn, run_in_subprocess, {"kept": g}, ["--keep-layout"])
 
 
+def test_io_layout(tmp_path, run_mmdnn, run_in_subprocess):
+    """--io-layout channels_first: the channels_last image input and output become
+    channels-first (checked through their shapes), the values stay the source's."""
+    g = ALL["conv"]()["conv_channels_last"]
+    write_and_compare(tmp_path, run_mmdnn, run_in_subprocess, {"cf": g},
+                      ["--io-layout", "channels_first"])
+    check = f"""
+import onnx
+m = onnx.load({str(tmp_path / "cf" / "model.onnx")!r})
+dims = [d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim]
+assert dims[1] < dims[-1], dims  # [N, C, H, W]: fewer channels than columns in this case
+"""
+    run_in_subprocess(check)
+
+
 def test_forced_external_data(tmp_path, run_mmdnn, run_in_subprocess):
     cases = ALL["conv"]()
     g = Graph(3)
@@ -228,7 +249,7 @@ def test_unsupported_ops_are_listed_and_nothing_is_written(tmp_path, run_mmdnn):
 
 
 # ---------------------------------------------------------------------------------------------
-# Keras applications: .keras → ONNX (channels-first) vs `mmdnn run` on the IR.
+# Keras applications: .keras → ONNX (the source's interface) vs `mmdnn run` on the IR.
 
 KERAS_CI = ["MobileNetV3Small", "EfficientNetB0"]
 

@@ -207,7 +207,10 @@ for case in json.loads(sys.argv[1]):
     model = module.KitModel()
     model.load_state_dict(torch.load(case["weights"], weights_only=True))
     model.eval()
-    # The docstring says which inputs and outputs are channels-first where the source was not.
+    if "names" in case:  # the forward() arguments are the source's input names
+        import inspect
+        assert list(inspect.signature(model.forward).parameters) == case["names"], case["name"]
+    # The docstring says which inputs and outputs --io-layout made channels-first.
     doc = type(model).__doc__
     doc_in = doc.split("Inputs:")[1].split("Returns:")[0].strip().splitlines()
     doc_out = doc.split("Returns:")[1].strip().splitlines()
@@ -693,10 +696,10 @@ def recurrent_cases():
     cases = {}
     f, h, t = 3, 4, 5
 
-    def layer(g, op, x, direction="forward", bias=True, **attrs):
+    def layer(g, op, x, direction="forward", bias=True, states=(), **attrs):
         gates = {"LSTM": 4, "GRU": 3, "RNN": 1}[op]
         d = 2 if direction == "bidirectional" else 1
-        n = g.op(op, [x], hidden_size=h, direction=direction, **attrs)
+        n = g.op(op, [x, *states], hidden_size=h, direction=direction, **attrs)
         g.w(n, "W", g.rand(d, gates * h, f))
         g.w(n, "R", g.rand(d, gates * h, h))
         if bias:
@@ -735,6 +738,29 @@ def recurrent_cases():
         outs += [n, f"{n}:1", f"{n}:2"]
     g.output(*outs)
     cases["recurrent_explicit"] = g
+
+    # Initial states as inputs ([N, D·H]), through nn.LSTM/GRU/RNN and the helper.
+    g = Graph(17)
+    x = g.input([2, t, f])
+    s1, s2 = g.input([2, h]), g.input([2, 2 * h])
+    c1, c2 = g.input([2, h]), g.input([2, 2 * h])
+    outs = []
+    for direction in ["forward", "reverse", "bidirectional"]:
+        s, c = (s2, c2) if direction == "bidirectional" else (s1, c1)
+        n = layer(g, "LSTM", x, direction, states=[s, c])
+        outs += [n, f"{n}:1", f"{n}:2"]
+        n = layer(g, "GRU", x, direction, states=[s], linear_before_reset=True)
+        outs += [n, f"{n}:1"]
+        n = layer(g, "RNN", x, direction, states=[s], bias=False)
+        outs += [n, f"{n}:1"]
+        n = layer(g, "GRU", x, direction, states=[s])
+        outs += [n, f"{n}:1"]
+        n = layer(g, "LSTM", x, direction, states=[s], recurrent_activation="hard_sigmoid")
+        outs += [n, f"{n}:1", f"{n}:2"]
+    n = layer(g, "LSTM", x, states=[s1])
+    outs += [n, f"{n}:2"]
+    g.output(*outs)
+    cases["recurrent_states"] = g
     return cases
 
 
@@ -755,6 +781,18 @@ def test_ops(tmp_path, run_mmdnn, run_in_subprocess, family):
 def test_channels_last_keep_layout(tmp_path, run_mmdnn, run_in_subprocess):
     g = conv_cases()["conv_channels_last"]
     convert_and_compare(tmp_path, run_mmdnn, run_in_subprocess, {"kept": g}, ["--keep-layout"])
+    code = (tmp_path / "kept" / "model.py").read_text()
+    assert "(1, 7, 7, 3)" in code and "channels-first" not in code, code
+
+
+def test_channels_last_io_layout(tmp_path, run_mmdnn, run_in_subprocess):
+    """--io-layout channels_first: the module takes and returns channels-first tensors (the
+    docstring says so, and the runner above feeds and reads them accordingly)."""
+    g = conv_cases()["conv_channels_last"]
+    convert_and_compare(tmp_path, run_mmdnn, run_in_subprocess, {"cf": g},
+                        ["--io-layout", "channels_first"])
+    code = (tmp_path / "cf" / "model.py").read_text()
+    assert "(1, 3, 7, 7)" in code and "channels-first; the source took [1, 7, 7, 3]" in code, code
 
 
 def test_every_catalogue_op_is_covered(run_mmdnn):

@@ -4,7 +4,8 @@ Each model (tests/e2e/keras_models.py, tests/e2e/onnx_models.py) is converted in
 `mmdnn convert -df pytorch` (native state dict; the code is kept as <out>.py). The module runs in
 PyTorch in a subprocess and must match both `mmdnn run` on the model's IR and the source
 framework's own outputs: max|Δ| ≤ 1e-4·max(1, |ref|), same argmax. The generated code must pass
-`ruff check` and `py_compile`. Image inputs are fed channels-first, as the module takes them.
+`ruff check` and `py_compile`. The module keeps the source's interface: its forward()
+arguments are the source's input names, fed the source's arrays as they are.
 """
 
 import json
@@ -59,7 +60,8 @@ def check_case(tmp_path, run_mmdnn, run_in_subprocess, src, model, inputs, out, 
     feeds = [out / f"in{i}.npy" for i in range(len(inputs))]
     refs_ir = mmdnn_outputs(run_mmdnn, out / "ir", len(inputs), inputs, out / "run", feeds=[str(f) for f in feeds])
     run_torch(run_in_subprocess, [{"name": out.name, "dir": str(pt), "code": str(pt / "model.py"),
-                                   "weights": str(pt / "model.pth"), "inputs": [str(f) for f in feeds]}])
+                                   "weights": str(pt / "model.pth"), "inputs": [str(f) for f in feeds],
+                                   "names": list(inputs)}])
     got = torch_results(pt, refs_ir)
     refs_src = [np.load(out / f"ref{j}.npy") for j in range(n_refs)]
     assert len(got) == len(refs_src)

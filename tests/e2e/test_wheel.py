@@ -39,7 +39,7 @@ TORCH_CHECK = r"""
 import numpy as np
 import torch
 
-x = torch.from_numpy(np.load("x.npy").transpose(0, 3, 1, 2).copy())
+x = torch.from_numpy(np.load("x.npy"))  # the source's [N, 32, 32, 3]: the interface is kept
 with torch.no_grad():
     np.save("torch.npy", model(x).numpy())
 """
@@ -51,8 +51,10 @@ import onnxruntime
 
 onnx.checker.check_model("small_cnn.onnx", full_check=True)
 session = onnxruntime.InferenceSession("small_cnn.onnx", providers=["CPUExecutionProvider"])
-x = np.load("x.npy").transpose(0, 3, 1, 2).copy()
-(out,) = session.run(None, {session.get_inputs()[0].name: x})
+assert [i.name for i in session.get_inputs()] == ["image"]
+assert [o.name for o in session.get_outputs()] == ["scores"]
+x = np.load("x.npy")  # the source's [N, 32, 32, 3]: the interface is kept
+(out,) = session.run(None, {"image": x})
 np.save("onnx.npy", out)
 """
 

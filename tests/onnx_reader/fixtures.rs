@@ -46,11 +46,15 @@ fn fixtures_match_onnxruntime() {
 }
 
 #[test]
-fn symbolic_batch_stays_unknown_and_transformer_reshapes_copy_it() {
+fn symbolic_batch_stays_symbolic_and_transformer_reshapes_copy_it() {
     let path = Path::new(FIXTURES).join("transformer_op13_symbolic_batch.onnx");
     let l = load(&path, vec![]).unwrap();
     let x = l.graph.node("x").unwrap();
-    assert_eq!(x.attrs["shape"], AttrValue::Shape(vec![-1, 6, 16]));
+    let AttrValue::Shape(shape) = &x.attrs["shape"] else {
+        panic!("{:?}", x.attrs["shape"]);
+    };
+    assert!(mmdnn::ir::dim::is_symbolic(shape[0]), "{shape:?}");
+    assert_eq!(shape[1..], [6, 16]);
     // Shape -> Gather -> Unsqueeze -> Concat chains are folded; the batch entry is a copy.
     assert!(
         !ops(&l).iter().any(|o| o == "Shape" || o == "Concat"),
@@ -63,7 +67,7 @@ fn symbolic_batch_stays_unknown_and_transformer_reshapes_copy_it() {
         AttrValue::Ints(vec![0, 6, 3, 2, 8])
     );
     assert_eq!(reshapes[1].attrs["shape"], AttrValue::Ints(vec![0, 6, 16]));
-    // --inputShape (batch excluded) keeps the batch unknown and checks the rest.
+    // --inputShape (batch excluded) keeps the batch symbolic and checks the rest.
     assert!(load(&path, vec![vec![6, 16]]).is_ok());
     let e = err(load(&path, vec![vec![7, 16]]));
     assert!(e.contains("conflicts with its declared dim 6"), "{e}");

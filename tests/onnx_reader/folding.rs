@@ -4,7 +4,8 @@ use crate::common::{
     ops, run, save, value_info, D,
 };
 use mmdnn::interp::Value;
-use mmdnn::ir::AttrValue;
+use mmdnn::ir::types::shape_string;
+use mmdnn::ir::{dim, AttrValue};
 use mmdnn::proto::onnx::{ModelProto, ValueInfoProto};
 use ndarray::{ArrayD, IxDyn};
 
@@ -58,7 +59,7 @@ fn shape_computations_fold_into_attributes() {
 }
 
 #[test]
-fn unknown_dims_copy_or_infer_else_ask_for_input_shape() {
+fn symbolic_reshape_targets_copy_keep_or_infer_and_wrong_ones_are_refused() {
     // [N, -1] with N the input's own dim 0: a copy.
     let x = || value_info("x", &[D::S("N"), D::S("C"), D::N(4)]);
     let l = load_model(&shape_chain(&[0], x(), 13)).unwrap();
@@ -67,17 +68,25 @@ fn unknown_dims_copy_or_infer_else_ask_for_input_shape() {
         AttrValue::Ints(vec![0, -1])
     );
     assert_eq!(run(&l, arange(&[5, 3, 4]))[0].shape(), [5, 12]);
-    // [C, N, -1]: neither is the input's dim at its position, and there is a -1 already.
+    // [C, N, -1]: the symbols kept, the -1 inferred as 4 = N*C*4 / (C*N).
     let m = shape_chain(&[1, 0], x(), 13);
-    let e = err(load_model(&m));
-    assert!(e.contains("--inputShape") && e.contains("Reshape"), "{e}");
-    // With C pinned (batch excluded), only N is open: it becomes the inferred dim... but the
-    // target has a -1 already, so N must stay a copy: it is at position 1, not 0 — refused.
+    let l = load_model(&m).unwrap();
+    let AttrValue::Ints(t) = attr_of(&l, "Reshape", "shape") else {
+        panic!("not a list");
+    };
+    assert_eq!(
+        t.iter().map(|&d| dim::text_or_int(d)).collect::<Vec<_>>(),
+        ["C", "N", "-1"]
+    );
+    let y = l.graph.node("y").unwrap();
+    assert_eq!(shape_string(&y.outputs[0].shape), "[C, N, 4]");
+    assert_eq!(run(&l, arange(&[5, 3, 4]))[0].shape(), [3, 5, 4]);
+    // The same with C pinned (batch excluded): [3, N, 4].
     let dir = tempfile::tempdir().unwrap();
     let path = save(dir.path(), "m.onnx", &m);
-    let e = err(load(&path, vec![vec![3, 4]]));
-    assert!(e.contains("--inputShape"), "{e}");
-    // [C, N] without -1: one open entry, which becomes the inferred one.
+    let l = load(&path, vec![vec![3, 4]]).unwrap();
+    assert_eq!(run(&l, arange(&[2, 3, 4]))[0].shape(), [3, 2, 4]);
+    // [C, N] without -1 has a quarter of the elements of [N, C, 4]: refused, not inferred.
     let mut m = shape_chain(&[1, 0], x(), 13);
     let g = m.graph.as_mut().unwrap();
     g.node
@@ -86,15 +95,8 @@ fn unknown_dims_copy_or_infer_else_ask_for_input_shape() {
         .unwrap()
         .input
         .pop();
-    let path = save(dir.path(), "m2.onnx", &m);
-    let l = load(&path, vec![vec![3, 4]]).unwrap();
-    assert_eq!(
-        attr_of(&l, "Reshape", "shape"),
-        AttrValue::Ints(vec![3, -1])
-    );
-    let x = l.graph.node("x").unwrap();
-    assert_eq!(x.attrs["shape"], AttrValue::Shape(vec![-1, 3, 4]));
-    assert_eq!(run(&l, arange(&[2, 3, 4]))[0].shape(), [3, 8]);
+    let e = err(load_model(&m));
+    assert!(e.contains("cannot reshape [N, C, 4] into [C, N]"), "{e}");
 }
 
 #[test]

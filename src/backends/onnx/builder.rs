@@ -64,11 +64,29 @@ impl<'a> Builder<'a> {
             weight_names: HashMap::new(),
             node_names: HashSet::new(),
         };
-        // IR tensors keep their names (`node`, `node:i`), so the model reads like the source.
+        // The interface keeps the source's names: the graph inputs', then each output's for its
+        // tensor (unless that tensor is an input or an earlier output: `lower` names those).
+        // Every other IR tensor keeps its own name (`node`, `node:i`) where it is free, so the
+        // model reads like the source.
+        let mut named: HashMap<TensorRef, String> = HashMap::new();
+        for name in &graph.inputs {
+            b.used.insert(name.clone());
+            named.insert(TensorRef::new(name.clone(), 0), name.clone());
+        }
+        for (i, r) in graph.outputs.iter().enumerate() {
+            let name = graph.output_name(i);
+            if !named.contains_key(r) && !b.used.contains(&name) {
+                b.used.insert(name.clone());
+                named.insert(r.clone(), name);
+            }
+        }
         for node in &graph.nodes {
             for i in 0..node.outputs.len().max(1) {
                 let r = node.output(i);
-                let name = b.fresh(&r.to_string());
+                let name = match named.remove(&r) {
+                    Some(name) => name,
+                    None => b.fresh(&r.to_string()),
+                };
                 b.values.insert(r, name);
             }
         }
@@ -301,6 +319,15 @@ impl<'b, 'a> Ctx<'b, 'a> {
     /// Whether this node has weight `param`.
     pub fn has_weight(&self, param: &str) -> bool {
         self.b.weights.info(&self.node.name, param).is_some()
+    }
+
+    /// A 1-d int64 tensor: an initializer, or computed at run time when `values` holds
+    /// symbolic dims (see `super::dims`; for the ops in `ops::WRITES_SYMBOLIC_ATTRS`).
+    pub fn shape_ints(&mut self, suffix: &str, values: &[i64]) -> Result<String> {
+        if values.iter().any(|&v| crate::ir::dim::is_symbolic(v)) {
+            return self.dims_tensor(suffix, values);
+        }
+        Ok(self.ints(suffix, values))
     }
 
     /// A 1-d int64 initializer.

@@ -47,7 +47,7 @@ pub fn tocode(
     let text = render(&model, &script_weights, code)?;
     files.insert(0, Some(stage(code, text.as_bytes())?));
     commit_all(files.into_iter().flatten().collect())?;
-    let written = Written::default().file("ONNX script", code);
+    let written = super::renames(&model).file("ONNX script", code);
     Ok(match weights_out {
         Some(out) => written.file("weights the script reads (.npz)", &weights_file(out)),
         None => written,

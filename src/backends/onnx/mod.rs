@@ -1,5 +1,5 @@
 //! The ONNX target, written natively (no Python). [`build`] takes a graph the passes stage made
-//! channels-first (ONNX's layout; `--keep-layout` keeps the source's at the graph boundary) and
+//! channels-first (ONNX's layout; the inputs and outputs keep the source's unless `--io-layout` says otherwise) and
 //! lowers each IR node the outputs need to ONNX nodes at the chosen opset (`ops/`, one function
 //! per op). Weights become initializers that are only referenced while building; [`writer`]
 //! streams them into the file one tensor at a time, inline or as external data. Every node that
@@ -7,6 +7,7 @@
 //! same model as a Python script that builds it with `onnx.helper` (`tocode`).
 pub mod builder;
 pub mod code;
+mod dims;
 mod ops;
 mod target;
 pub mod writer;
@@ -14,7 +15,7 @@ pub mod writer;
 pub use ops::lowering_files;
 pub use target::Onnx;
 
-use crate::backends::Written;
+use crate::backends::{IoRename, Written};
 use crate::ir::passes::layout::TransformedWeights;
 use crate::ir::passes::Prepared;
 use crate::ir::{validate, DType, Graph, TensorType};
@@ -55,8 +56,6 @@ pub struct Options {
     /// None: [`DEFAULT_OPSET`], or the first later opset that has every element type the graph
     /// uses (`ops::min_opset`) and can express every node.
     pub opset: Option<i64>,
-    /// Keep the source's input and output layout.
-    pub keep_layout: bool,
     /// Write the weights to an external data file even when the model would fit in 2 GB.
     pub external_data: bool,
 }
@@ -72,6 +71,8 @@ pub struct Model<'w> {
     pub weights: TransformedWeights<'w>,
     /// The IR graph's producer, kept as the model's doc string.
     pub doc: String,
+    /// Graph outputs the model names otherwise: (the graph's name, the model's).
+    pub renamed: Vec<(String, String)>,
 }
 
 /// Lowers a graph prepared channels-first to ONNX at `opts.opset`. Fails, before anything is
@@ -99,6 +100,12 @@ pub fn build(prepared: Prepared<'_>, opts: Options) -> Result<Model<'_>> {
             .ok_or(err)?,
         Err(err) => return Err(err),
     };
+    let renamed = outputs
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (g.output_name(i), v.name.clone()))
+        .filter(|(want, got)| want != got)
+        .collect();
     Ok(Model {
         opset,
         nodes,
@@ -107,6 +114,7 @@ pub fn build(prepared: Prepared<'_>, opts: Options) -> Result<Model<'_>> {
         inits,
         weights: converted.weights,
         doc: g.producer.clone(),
+        renamed,
     })
 }
 
@@ -186,13 +194,13 @@ fn lower(g: &Graph, weights: &dyn WeightReader, opset: i64) -> Result<Lowered> {
     let input_names: HashSet<String> = inputs.iter().map(|v| v.name.clone()).collect();
     let mut seen = HashSet::new();
     let mut outputs = vec![];
-    for r in &g.outputs {
+    for (i, r) in g.outputs.iter().enumerate() {
         let ty = g
             .tensor_type(r)
             .with_context(|| format!("graph output '{r}' has no type"))?;
         let mut name = b.value(r)?;
         if input_names.contains(&name) || seen.contains(&name) {
-            let out = b.fresh(&format!("{name}/output"));
+            let out = b.fresh(&g.output_name(i));
             b.nodes.push(NodeProto {
                 input: vec![name],
                 output: vec![out.clone()],
@@ -208,13 +216,20 @@ fn lower(g: &Graph, weights: &dyn WeightReader, opset: i64) -> Result<Lowered> {
     Ok((b.nodes, inputs, outputs, b.inits))
 }
 
-/// A value's name and tensor type (unknown dims left without a value).
+/// A value's name and tensor type (symbolic dims as `dim_param`s, unknown ones left without a
+/// value).
 fn value_info(name: &str, ty: &TensorType) -> ValueInfoProto {
     let dims = ty
         .shape
         .iter()
         .map(|&d| Dimension {
-            value: (d >= 0).then_some(dimension::Value::DimValue(d)),
+            value: if d >= 0 {
+                Some(dimension::Value::DimValue(d))
+            } else if crate::ir::dim::is_symbolic(d) {
+                Some(dimension::Value::DimParam(crate::ir::dim::text(d)))
+            } else {
+                None
+            },
             ..Default::default()
         })
         .collect();
@@ -231,6 +246,20 @@ fn value_info(name: &str, ty: &TensorType) -> ValueInfoProto {
     }
 }
 
+/// The summary's notes on the outputs the model names otherwise than the graph.
+fn renames(model: &Model) -> Written {
+    let mut written = Written::default();
+    for (want, got) in &model.renamed {
+        written.renamed.push(IoRename {
+            kind: "output",
+            from: want.clone(),
+            to: got.clone(),
+            why: "an ONNX graph output is a value of its own, and that name is taken".into(),
+        });
+    }
+    written
+}
+
 /// `convert` and `tomodel` from an IR: writes `out` (and its external data) from a prepared
 /// graph.
 pub fn save(prepared: Prepared<'_>, out: &Path, opts: Options) -> Result<Written> {
@@ -238,7 +267,7 @@ pub fn save(prepared: Prepared<'_>, out: &Path, opts: Options) -> Result<Written
     let files = writer::write(&model, out, opts.external_data)?;
     let external = files.len() > 1;
     commit_all(files)?;
-    let written = Written::default().file(format!("ONNX model (opset {})", model.opset), out);
+    let written = renames(&model).file(format!("ONNX model (opset {})", model.opset), out);
     Ok(if external {
         written.file("ONNX external data", &writer::data_path(out))
     } else {

@@ -13,7 +13,6 @@ pub struct Onnx;
 fn options(opts: &TargetOptions) -> Options {
     Options {
         opset: opts.opset,
-        keep_layout: opts.keep_layout,
         external_data: opts.external_data,
     }
 }

@@ -27,8 +27,13 @@ use names::Namer;
 use state::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-/// Graph names that became another Python identifier: (name, identifier), sorted.
-pub type Renamed = Vec<(String, String)>;
+/// Graph names that became another Python identifier: (name, identifier), sorted; and the
+/// graph inputs whose `forward()` argument is named otherwise, with why.
+#[derive(Clone, Debug, Default)]
+pub struct Renamed {
+    pub layers: Vec<(String, String)>,
+    pub args: Vec<(String, String, &'static str)>,
+}
 
 /// The generated module and what its weights need.
 pub struct Generated<'w> {
@@ -41,8 +46,8 @@ pub struct Generated<'w> {
     pub renamed: Renamed,
 }
 
-/// Generates the PyTorch module of a graph prepared channels-first (with `keep_io`, the module
-/// takes and returns tensors in the source's layout).
+/// Generates the PyTorch module of a graph prepared channels-first (the module takes and
+/// returns tensors in the source's layout unless `--io-layout` changed them).
 pub fn generate(prepared: Prepared<'_>) -> Result<Generated<'_>> {
     let io = Boundary {
         inputs: prepared.input_perms,
@@ -114,13 +119,17 @@ pub fn emit(
     let mut state = std::mem::take(&mut e.root_params);
     state.append(&mut e.root_buffers);
     state.append(&mut e.module_state);
-    let mut renamed: Renamed = e
+    let mut layers: Vec<(String, String)> = e
         .idents
         .iter()
-        .filter(|(name, ident)| name != ident)
+        .filter(|(name, ident)| name != ident && !graph.inputs.contains(name))
         .map(|(name, ident)| (name.clone(), ident.clone()))
         .collect();
-    renamed.sort();
+    layers.sort();
+    let renamed = Renamed {
+        layers,
+        args: std::mem::take(&mut e.args_renamed),
+    };
     Ok((code, state, renamed))
 }
 
@@ -138,6 +147,8 @@ pub(crate) struct Emitter<'a> {
     pub namer: Namer,
     /// Identifier of each emitted node (its layer attribute and its variable).
     pub idents: HashMap<String, String>,
+    /// Graph inputs whose `forward()` argument is named otherwise: (name, argument, why).
+    pub args_renamed: Vec<(String, String, &'static str)>,
     /// Python expression of each computed tensor.
     pub vars: HashMap<TensorRef, String>,
     pub init: Vec<String>,
@@ -153,13 +164,20 @@ pub(crate) struct Emitter<'a> {
 impl<'a> Emitter<'a> {
     fn new(graph: &'a Graph, weights: &'a dyn WeightReader) -> Self {
         let mut namer = Namer::new();
-        // Graph inputs first, so the forward arguments keep the plainest names.
+        // Graph inputs first: the forward arguments keep their names where Python allows.
         let mut idents = HashMap::new();
-        for name in graph
-            .inputs
-            .iter()
-            .chain(graph.nodes.iter().map(|n| &n.name))
-        {
+        let mut args_renamed = vec![];
+        for name in &graph.inputs {
+            if idents.contains_key(name) {
+                continue;
+            }
+            let (arg, why) = namer.arg(name);
+            if let Some(why) = why {
+                args_renamed.push((name.clone(), arg.clone(), why));
+            }
+            idents.insert(name.clone(), arg);
+        }
+        for name in graph.nodes.iter().map(|n| &n.name) {
             if !idents.contains_key(name) {
                 idents.insert(name.clone(), namer.ident(name));
             }
@@ -169,6 +187,7 @@ impl<'a> Emitter<'a> {
             weights,
             namer,
             idents,
+            args_renamed,
             vars: HashMap::new(),
             init: vec![],
             forward: vec![],
@@ -241,11 +260,12 @@ impl<'a> Emitter<'a> {
                     Some(t) => format!("{ident}: {}{}", t.dtype, shape_string(&t.shape)),
                     None => ident.clone(),
                 };
-                if let (Some(Some(_)), Some(Some(src))) =
+                if let (Some(Some(p)), Some(Some(src))) =
                     (io.inputs.get(i), io.source_inputs.get(i))
                 {
                     line.push_str(&format!(
-                        " (channels-first; the source took {})",
+                        " ({}; the source took {}, --io-layout)",
+                        layout_word(p),
                         shape_string(src)
                     ));
                 }
@@ -254,19 +274,22 @@ impl<'a> Emitter<'a> {
             .collect()
     }
 
+    /// One docstring line per returned tensor: the source's output name, type and layout.
     fn doc_outputs(&self, io: &Boundary) -> Vec<String> {
         self.graph
             .outputs
             .iter()
             .enumerate()
             .map(|(i, r)| {
+                let name = names::quoted_name(&self.graph.output_name(i));
                 let mut line = match self.graph.tensor_type(r) {
-                    Some(t) => format!("{}{}", t.dtype, shape_string(&t.shape)),
-                    None => "tensor".to_string(),
+                    Some(t) => format!("{name}: {}{}", t.dtype, shape_string(&t.shape)),
+                    None => format!("{name}: tensor"),
                 };
                 if let Some(Some(p)) = io.outputs.get(i) {
                     line.push_str(&format!(
-                        " (channels-first: the source's output permuted by {p:?})"
+                        " ({}: the source's output permuted by {p:?}, --io-layout)",
+                        layout_word(p)
                     ));
                 }
                 line
@@ -303,6 +326,16 @@ impl<'a> Emitter<'a> {
             .get(r)
             .cloned()
             .with_context(|| format!("internal: tensor '{r}' has not been computed"))
+    }
+}
+
+/// The layout an interface tensor permuted by `p` (`--io-layout`) is in: `p` moves the last
+/// axis to 1 (channels-first) or axis 1 to the end (channels-last).
+fn layout_word(p: &[usize]) -> &'static str {
+    if p.get(1) == Some(&(p.len() - 1)) {
+        "channels-first"
+    } else {
+        "channels-last"
     }
 }
 

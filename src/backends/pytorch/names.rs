@@ -37,10 +37,27 @@ const RESERVED: [&str; 3] = [
     training xpu zero_grad",
 ];
 
+/// Names a `forward()` argument must not take, beyond the keywords: the names the generated
+/// code reads (its modules and helpers, and the builtins it calls). Other builtins and
+/// `nn.Module` attributes may be shadowed by an argument: the generated code never reads them
+/// bare.
+const ARG_RESERVED: &str = "\
+    self cls torch nn F math KitModel example_inputs resample Recurrent abs all any bool dict
+    enumerate eval float getattr int isinstance len list max min range round set slice sorted
+    str sum super tuple type zip";
+
+/// Python's keywords (hard ones: the soft ones are valid names).
+const KEYWORDS: &str = "\
+    False None True and as assert async await break class continue def del elif else except
+    finally for from global if import in is lambda nonlocal not or pass raise return try while
+    with yield";
+
 /// Hands out unique, safe identifiers.
 #[derive(Default)]
 pub struct Namer {
     used: HashSet<String>,
+    /// The identifiers handed out so far.
+    handed: HashSet<String>,
 }
 
 impl Namer {
@@ -51,7 +68,31 @@ impl Namer {
                 .flat_map(|list| list.split_whitespace())
                 .map(String::from)
                 .collect(),
+            handed: HashSet::new(),
         }
+    }
+
+    /// The `forward()` argument for graph input `name`: the name itself when Python allows it
+    /// there (an ASCII identifier, no keyword, no name the generated code reads, not taken),
+    /// else an [`Namer::ident`] made from it, with the reason.
+    pub fn arg(&mut self, name: &str) -> (String, Option<&'static str>) {
+        let why = if !is_identifier(name) {
+            Some("not a Python identifier")
+        } else if KEYWORDS.split_whitespace().any(|k| k == name) {
+            Some("a Python keyword")
+        } else if ARG_RESERVED.split_whitespace().any(|k| k == name) {
+            Some("a name the generated code uses")
+        } else if self.handed.contains(name) {
+            Some("the name of another argument")
+        } else {
+            None
+        };
+        if why.is_some() {
+            return (self.ident(name), why);
+        }
+        self.used.insert(name.to_string());
+        self.handed.insert(name.to_string());
+        (name.to_string(), None)
     }
 
     /// A fresh identifier resembling `name`: ASCII letters, digits and single underscores,
@@ -66,8 +107,18 @@ impl Namer {
             k += 1;
         }
         self.used.insert(candidate.clone());
+        self.handed.insert(candidate.clone());
         candidate
     }
+}
+
+/// Whether `name` is an ASCII Python identifier.
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// The identifier form of a name, before collisions are resolved.
@@ -158,6 +209,29 @@ mod tests {
         assert_eq!(long.len(), MAX_IDENT);
         let evil = n.ident("x\"); __import__(\"os\").system(\"touch pwned\") #");
         assert!(evil.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    }
+
+    #[test]
+    fn arguments_keep_their_names_where_python_allows() {
+        let mut n = Namer::new();
+        assert_eq!(n.arg("input"), ("input".to_string(), None));
+        assert_eq!(n.arg("_x2"), ("_x2".to_string(), None));
+        assert_eq!(
+            n.arg("class"),
+            ("class_1".to_string(), Some("a Python keyword"))
+        );
+        assert_eq!(n.arg("len").1, Some("a name the generated code uses"));
+        assert_eq!(
+            n.arg("x:0"),
+            ("x_0".to_string(), Some("not a Python identifier"))
+        );
+        // Taken by an argument: the next one is numbered.
+        assert_eq!(
+            n.arg("input"),
+            ("input_1".to_string(), Some("the name of another argument"))
+        );
+        // Layers named like an argument get another identifier.
+        assert_eq!(n.ident("input"), "input_2");
     }
 
     #[test]

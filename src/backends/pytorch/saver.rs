@@ -3,8 +3,8 @@
 //! written natively; TorchScript, `torch.export` and pickled-module files are made by running
 //! the generated code with Python (`--python`, `MMDNN_PYTHON`, the active virtual environment,
 //! else `python3`). Outputs appear together, whole, or not at all.
-use super::{generate, state};
-use crate::backends::{CodeWeights, Written};
+use super::{generate, state, Renamed};
+use crate::backends::{CodeWeights, IoRename, Written};
 use crate::ir::passes::Prepared;
 use crate::output::{commit_all, stage, AtomicFile};
 use crate::runners;
@@ -67,11 +67,20 @@ pub fn tocode(model: Prepared<'_>, code: &Path, weights_out: Option<&Path>) -> R
     Ok(written)
 }
 
-/// The summary's note on the graph names the code spells as other identifiers.
-fn renames(renamed: &[(String, String)]) -> Written {
+/// The summary's notes on the graph names the code spells as other identifiers: each renamed
+/// `forward()` argument, and the layers in one line.
+fn renames(renamed: &Renamed) -> Written {
     let mut written = Written::default();
-    if let Some((name, ident)) = renamed.first() {
-        let more = match renamed.len() {
+    for (name, arg, why) in &renamed.args {
+        written.renamed.push(IoRename {
+            kind: "input",
+            from: name.clone(),
+            to: arg.clone(),
+            why: format!("as a forward() argument, {name:?} is {why}"),
+        });
+    }
+    if let Some((name, ident)) = renamed.layers.first() {
+        let more = match renamed.layers.len() {
             1 => String::new(),
             n => format!(" and {} more", n - 1),
         };

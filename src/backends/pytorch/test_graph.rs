@@ -96,15 +96,15 @@ impl OneOp {
     }
 }
 
-/// The graph prepared as the pipeline does for the PyTorch and ONNX targets (channels-first,
-/// the source's layout kept nowhere).
+/// The graph prepared as the pipeline does by default for the PyTorch and ONNX targets
+/// (channels-first inside, the source's layout at the inputs and outputs).
 pub fn channels_first<'w>(
     graph: &crate::ir::Graph,
     weights: &'w dyn crate::weights::WeightReader,
 ) -> anyhow::Result<crate::ir::passes::Prepared<'w>> {
     let wants = crate::ir::passes::Wants {
         layout: crate::ir::passes::layout::Target::ChannelsFirst,
-        keep_io: false,
+        io: Default::default(),
     };
     crate::ir::passes::prepare(graph, weights, wants)
 }

@@ -182,7 +182,7 @@ fn convert_download(entry: &Entry, file: PathBuf, dir: &Path, target: String) ->
         input_weight: Some(file.clone()),
         dst_framework: target.clone(),
         output_model: out,
-        keep_layout: false,
+        io: Default::default(),
         format: None,
         python: None,
         parser: ParserFlags::default(),

@@ -144,6 +144,25 @@ impl GraphBuilder {
     }
 }
 
+/// Graph output names as a source model gives them, made unique (a repeated name gets `_1`,
+/// `_2`, …, as Keras and ONNX exporters number their duplicates).
+pub fn unique_names<S: AsRef<str>>(names: &[S]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    names
+        .iter()
+        .map(|n| {
+            let base = n.as_ref();
+            let mut name = base.to_string();
+            let mut k = 0;
+            while !seen.insert(name.clone()) {
+                k += 1;
+                name = format!("{base}_{k}");
+            }
+            name
+        })
+        .collect()
+}
+
 /// Output types of `node` for inputs of `types` (the op's shape rule).
 pub fn infer(node: &Node, types: &[TensorType]) -> Result<Vec<TensorType>> {
     let ctx = InferCtx {

@@ -322,6 +322,8 @@ pub fn load(args: &SourceArgs) -> Result<Loaded> {
     let entries = std::mem::take(&mut cx.weights);
     let mut graph = cx.core.finish(outputs).with_context(at)?;
     graph.producer = format!("keras {}", source.version).trim().to_string();
+    let names: Vec<&str> = model.outputs.iter().map(|o| o.layer.as_str()).collect();
+    graph.output_names = super::builder::unique_names(&names);
     let reader = weights::reader(index.map(|i| i.file), entries, source.temp);
     finish_model(graph, Box::new(reader), true).with_context(at)
 }

@@ -1,34 +1,25 @@
 //! The IR graph under construction. Every ONNX value name is bound to a [`Val`]: a tensor an IR
-//! node computes at run time, a constant known now, or a value derived from dims that are
-//! unknown now ("probed"). [`Builder::emit`] adds an IR node — or, when no input is computed at
-//! run time, folds it through the reference interpreter (`interp::run_op`), so shape
-//! computations (`Shape → Gather → Concat → Reshape`) and weight transforms become constants.
-//!
-//! Unknown dims are handled by probing: each unknown input dim gets two unusual sizes (one per
-//! probe), every run-time tensor carries its shape under both, and shape computations are
-//! evaluated under both. A result that agrees is a constant; one that differs depends on the
-//! unknown dims, and the ops that take it as an attribute (Reshape, Expand, Slice) accept it
-//! only where it provably equals their input's own dim (see `ops::shape`).
+//! node computes at run time, a constant known now, or a shape-like integer tensor whose
+//! entries are symbolic dims ([`Dims`]). [`Builder::emit`] adds an IR node — or, when no input
+//! is computed at run time, folds it: through the reference interpreter (`interp::run_op`) for
+//! constants, so shape computations and weight transforms become constants, and through the
+//! symbolic evaluation of `super::dims` when an input holds symbolic dims, so
+//! `Shape → Gather → Concat → Reshape` over `[N, S, 768]` becomes the target `[N, S, 12, 64]`.
 use super::tensor::Lazy;
 use crate::frontends::builder::{fits_fold_cap, infer, GraphBuilder};
 use crate::interp::{self, Value};
-use crate::ir::{AttrValue, DType, Node, TensorRef, TensorType};
+use crate::ir::{dim, AttrValue, DType, Node, TensorRef, TensorType};
 use crate::weights::derived::{Derived, Key};
 use crate::weights::MemoryWeights;
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-/// Shapes of a run-time tensor under the two probes.
-pub type Probes = Arc<[Vec<i64>; 2]>;
-
 /// A tensor computed by an IR node at run time.
 #[derive(Clone, Debug)]
 pub struct Runtime {
     pub r: TensorRef,
     pub ty: TensorType,
-    /// Its shape under each probe; `None` when a shape rule could not follow the probes.
-    pub probes: Option<Probes>,
 }
 
 /// A tensor known at conversion time.
@@ -53,12 +44,14 @@ impl Const {
     }
 }
 
-/// A value computed from dims unknown at conversion time: its value under each probe.
+/// An integer tensor (0-d or 1-d, typically) computed from symbolic dims: each entry a size,
+/// a plain integer, or a symbolic dim (see `crate::ir::dim`) — known now as an expression,
+/// though not as a number.
 #[derive(Clone, Debug)]
-pub struct Probed {
+pub struct Dims {
     pub name: String,
     pub dtype: DType,
-    pub values: Arc<[Value; 2]>,
+    pub value: Arc<Value>,
 }
 
 /// What an ONNX value name stands for.
@@ -66,7 +59,7 @@ pub struct Probed {
 pub enum Val {
     Runtime(Runtime),
     Const(Const),
-    Probed(Probed),
+    Dims(Dims),
 }
 
 impl Val {
@@ -74,53 +67,32 @@ impl Val {
         match self {
             Val::Runtime(t) => t.ty.dtype,
             Val::Const(c) => c.dtype(),
-            Val::Probed(p) => p.dtype,
+            Val::Dims(d) => d.dtype,
         }
     }
 
-    /// The shape, -1 where unknown at conversion time.
+    /// The shape (with symbolic dims).
     pub fn shape(&self) -> Vec<i64> {
         match self {
             Val::Runtime(t) => t.ty.shape.clone(),
             Val::Const(c) => c.shape(),
-            Val::Probed(p) => {
-                let (a, b) = (p.values[0].shape(), p.values[1].shape());
-                if a.len() != b.len() {
-                    return vec![-1; a.len()];
-                }
-                a.iter()
-                    .zip(b)
-                    .map(|(&x, &y)| if x == y { x as i64 } else { -1 })
-                    .collect()
-            }
+            Val::Dims(d) => d.value.shape().iter().map(|&n| n as i64).collect(),
         }
     }
 
     pub fn rank(&self) -> usize {
-        match self {
-            Val::Probed(p) => p.values[0].shape().len(),
-            v => v.shape().len(),
-        }
+        self.shape().len()
     }
 
     pub fn ty(&self) -> TensorType {
         TensorType::new(self.dtype(), self.shape())
     }
 
-    /// The shape under probe `p`, if known.
-    pub fn probe_shape(&self, p: usize) -> Option<Vec<i64>> {
-        match self {
-            Val::Runtime(t) => t.probes.as_ref().map(|s| s[p].clone()),
-            Val::Const(c) => Some(c.shape()),
-            Val::Probed(v) => Some(v.values[p].shape().iter().map(|&d| d as i64).collect()),
-        }
-    }
-
-    /// The value under probe `p` (constants have the same value under both).
-    fn probe_value(&self, p: usize) -> Result<Value> {
+    /// The value known now: a constant's, or the symbolic dims of a [`Dims`].
+    pub fn value_now(&self) -> Result<Value> {
         match self {
             Val::Const(c) => c.value(),
-            Val::Probed(v) => Ok(v.values[p].clone()),
+            Val::Dims(d) => Ok((*d.value).clone()),
             Val::Runtime(t) => bail!("'{}' is computed at run time", t.r),
         }
     }
@@ -134,7 +106,7 @@ impl Val {
         match self {
             Val::Runtime(t) => t.r.to_string(),
             Val::Const(c) => c.name.clone(),
-            Val::Probed(p) => p.name.clone(),
+            Val::Dims(d) => d.name.clone(),
         }
     }
 }
@@ -239,8 +211,8 @@ impl Builder {
         self.core.claim(hint, onnx_name)
     }
 
-    /// Adds a graph input (`DataInput`) of the given type and probe shapes.
-    pub fn add_input(&mut self, name: &str, ty: TensorType, probes: Option<Probes>) -> Result<Val> {
+    /// Adds a graph input (`DataInput`) of the given type.
+    pub fn add_input(&mut self, name: &str, ty: TensorType) -> Result<Val> {
         let node = Node::new(name, "DataInput")
             .with_attr("dtype", AttrValue::Type(ty.dtype))
             .with_attr("shape", AttrValue::Shape(ty.shape.clone()));
@@ -248,7 +220,6 @@ impl Builder {
         Ok(Val::Runtime(Runtime {
             r: TensorRef::new(name, 0),
             ty,
-            probes,
         }))
     }
 
@@ -273,7 +244,7 @@ impl Builder {
                 self.materialized.insert(c.id, r.clone());
                 Ok(r)
             }
-            Val::Probed(p) => bail!("{}", unknown_dims_message(&p.name)),
+            Val::Dims(d) => bail!("{}", unknown_dims_message(&d.name)),
         }
     }
 
@@ -287,8 +258,8 @@ impl Builder {
         if !spec.inputs.iter().any(Val::is_runtime) && foldable(&node, &spec.inputs) {
             return self.fold(node, &spec.inputs, &spec.weights);
         }
-        if let Some(Val::Probed(p)) = spec.inputs.iter().find(|v| matches!(v, Val::Probed(_))) {
-            bail!("{}", unknown_dims_message(&p.name));
+        if let Some(Val::Dims(d)) = spec.inputs.iter().find(|v| matches!(v, Val::Dims(_))) {
+            bail!("{}", unknown_dims_message(&d.name));
         }
         let types: Vec<TensorType> = spec.inputs.iter().map(Val::ty).collect();
         let out = infer(&node, &types).with_context(|| {
@@ -303,7 +274,6 @@ impl Builder {
             )
         })?;
         node.outputs = out.clone();
-        let probes = probe_types(&node, &spec.inputs);
         node.name = self.claim(&spec.name, spec.onnx_name);
         for v in &spec.inputs {
             let r = self.tensor_ref(v, None)?;
@@ -319,9 +289,6 @@ impl Builder {
                 Val::Runtime(Runtime {
                     r: TensorRef::new(node.name.clone(), k),
                     ty,
-                    probes: probes
-                        .as_ref()
-                        .map(|p| Arc::new([p[0][k].clone(), p[1][k].clone()])),
                 })
             })
             .collect();
@@ -329,9 +296,9 @@ impl Builder {
         Ok(vals)
     }
 
-    /// A value that no IR op computes, computed now by `f` from inputs known now (or under
-    /// each probe): for ops whose output shape depends on their input values (Range,
-    /// ConstantOfShape), which IR shapes, being static, cannot.
+    /// A value that no IR op computes, computed now by `f` from constant inputs: for ops whose
+    /// output shape depends on their input values (Range, ConstantOfShape), which IR shapes
+    /// cannot follow.
     pub fn compute(
         &mut self,
         name: &str,
@@ -339,113 +306,98 @@ impl Builder {
         dtype: DType,
         f: impl Fn(&[Value]) -> Result<Value>,
     ) -> Result<Val> {
-        if let Some(v) = inputs.iter().find(|v| v.is_runtime()) {
+        if let Some(v) = inputs.iter().find(|v| !matches!(v, Val::Const(_))) {
             bail!(
                 "{} (the output's shape depends on its value; IR shapes are static)",
                 not_constant(v, "input")
             );
         }
-        let probed = inputs.iter().any(|v| matches!(v, Val::Probed(_)));
-        let mut results = vec![];
-        for p in 0..if probed { 2 } else { 1 } {
-            let values = inputs
-                .iter()
-                .map(|v| v.probe_value(p))
-                .collect::<Result<Vec<_>>>()?;
-            results.push(f(&values)?);
-        }
-        if results.len() == 1 || results[0] == results[1] {
-            return self.constant_value(name, &results[0], dtype);
-        }
-        let b = results.pop().expect("two results");
-        let a = results.pop().expect("two results");
-        Ok(Val::Probed(Probed {
-            name: name.to_string(),
-            dtype,
-            values: Arc::new([a, b]),
-        }))
+        let values = inputs
+            .iter()
+            .map(Val::value_now)
+            .collect::<Result<Vec<_>>>()?;
+        let result = f(&values)?;
+        self.constant_value(name, &result, dtype)
     }
 
-    /// Runs the op on constant (or probed) inputs.
+    /// Runs the op on inputs known now: constants through the interpreter, symbolic dims
+    /// through `super::dims`.
     fn fold(&mut self, node: Node, inputs: &[Val], weights: &[(&str, Lazy)]) -> Result<Vec<Val>> {
         let mut store = MemoryWeights::default();
         for (param, t) in weights {
             store.insert(&node.name, param, t.tensor()?);
         }
-        let probed = inputs.iter().any(|v| matches!(v, Val::Probed(_)));
-        let runs = if probed { 2 } else { 1 };
-        let mut results: Vec<Vec<Value>> = Vec::with_capacity(runs);
-        let mut dtypes = vec![];
-        for p in 0..runs {
-            let values = inputs
-                .iter()
-                .map(|v| v.probe_value(p))
-                .collect::<Result<Vec<_>>>()?;
-            let types: Vec<TensorType> = inputs
-                .iter()
-                .zip(&values)
-                .map(|(v, x)| {
-                    TensorType::new(v.dtype(), x.shape().iter().map(|&d| d as i64).collect())
-                })
-                .collect();
-            dtypes = infer(&node, &types)?.into_iter().map(|t| t.dtype).collect();
-            results.push(
-                interp::run_op(&node, &store, values)
-                    .with_context(|| format!("folding {} '{}'", node.op, node.name))?,
-            );
-        }
+        let values = inputs
+            .iter()
+            .map(Val::value_now)
+            .collect::<Result<Vec<_>>>()?;
+        let types: Vec<TensorType> = inputs.iter().map(Val::ty).collect();
+        let dtypes: Vec<DType> = infer(&node, &types)?.into_iter().map(|t| t.dtype).collect();
+        let symbolic = inputs.iter().any(|v| matches!(v, Val::Dims(_)));
+        let results = if symbolic {
+            super::dims::fold(&node, &store, values).with_context(|| {
+                format!(
+                    "{} '{}' computes on symbolic dims ({})",
+                    node.op,
+                    node.name,
+                    inputs
+                        .iter()
+                        .filter(|v| matches!(v, Val::Dims(_)))
+                        .map(|v| format!("{} = {}", v.name(), super::dims::describe(v)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?
+        } else {
+            interp::run_op(&node, &store, values)
+                .with_context(|| format!("folding {} '{}'", node.op, node.name))?
+        };
         let mut out = Vec::with_capacity(dtypes.len());
-        for (k, &dtype) in dtypes.iter().enumerate() {
+        for (k, (value, &dtype)) in results.into_iter().zip(&dtypes).enumerate() {
             let name = if k == 0 {
                 node.name.clone()
             } else {
                 format!("{}_{k}", node.name)
             };
-            let value = &results[0][k];
-            if runs == 1 || *value == results[1][k] {
-                out.push(self.constant_value(&name, value, dtype)?);
-            } else {
-                out.push(Val::Probed(Probed {
+            if super::dims::is_symbolic(&value) {
+                out.push(Val::Dims(Dims {
                     name,
                     dtype,
-                    values: Arc::new([value.clone(), results[1][k].clone()]),
+                    value: Arc::new(value),
                 }));
+            } else {
+                out.push(self.constant_value(&name, &value, dtype)?);
             }
         }
         Ok(out)
     }
 }
 
-/// Whether a node on inputs known now is folded: always when a value depends on probed dims
-/// (the probes need values), else when its outputs fit the builder's fold cap (weights
-/// transformed always do; a value far larger than its inputs does not).
+/// Whether a node on inputs known now is folded: always when an input holds symbolic dims
+/// (there is no run-time tensor to compute from), else when its outputs fit the builder's fold
+/// cap (weights transformed always do; a value far larger than its inputs does not).
 fn foldable(node: &Node, inputs: &[Val]) -> bool {
-    if inputs.iter().any(|v| matches!(v, Val::Probed(_))) {
+    if inputs.iter().any(|v| matches!(v, Val::Dims(_))) {
         return true;
+    }
+    // Attributes holding symbolic dims (an Expand to `[N, 16]`) are known only at run time.
+    let symbolic = |v: &AttrValue| match v {
+        AttrValue::Ints(l) | AttrValue::Shape(l) => l.iter().any(|&d| dim::is_symbolic(d)),
+        _ => false,
+    };
+    if node.attrs.values().any(symbolic) {
+        return false;
     }
     let types: Vec<TensorType> = inputs.iter().map(Val::ty).collect();
     infer(node, &types).map_or(true, |out| fits_fold_cap(&types, &out))
 }
 
-/// Output shapes under both probes, if every input's probe shapes are known and the shape rule
-/// accepts them.
-fn probe_types(node: &Node, inputs: &[Val]) -> Option<[Vec<Vec<i64>>; 2]> {
-    let run = |p: usize| -> Option<Vec<Vec<i64>>> {
-        let types = inputs
-            .iter()
-            .map(|v| Some(TensorType::new(v.dtype(), v.probe_shape(p)?)))
-            .collect::<Option<Vec<_>>>()?;
-        let out = infer(node, &types).ok()?;
-        Some(out.into_iter().map(|t| t.shape).collect())
-    };
-    Some([run(0)?, run(1)?])
-}
-
-/// The error for a value that depends on dims unknown at conversion time.
+/// The error for a value computed from symbolic dims where the IR needs a constant or a
+/// run-time tensor.
 pub fn unknown_dims_message(name: &str) -> String {
     format!(
-        "'{name}' depends on input dims that are unknown at conversion time, and the IR needs \
-         it as a constant; pin the input shapes with --inputShape"
+        "'{name}' is computed from symbolic input dims where this op needs a constant, and the \
+         IR cannot compute it at run time yet; pin the dims it depends on with --inputShape"
     )
 }
 
@@ -461,7 +413,7 @@ pub fn to_ints(v: &Value) -> Result<Vec<i64>> {
 /// Builds an `anyhow` error naming a value that is computed at run time but must be constant.
 pub fn not_constant(v: &Val, what: &str) -> anyhow::Error {
     match v {
-        Val::Probed(p) => anyhow!("{what}: {}", unknown_dims_message(&p.name)),
+        Val::Dims(d) => anyhow!("{what}: {}", unknown_dims_message(&d.name)),
         _ => anyhow!(
             "{what} ('{}') is computed at run time; the IR needs it as a constant",
             v.name()

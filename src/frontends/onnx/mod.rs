@@ -6,12 +6,13 @@
 //! unsupported op is listed in one error (with the graph converted up to them, for `inspect`);
 //! every other problem is reported per node, all at once.
 mod builder;
+mod dims;
 mod node;
 mod ops;
 mod tensor;
 
 use super::{Loaded, SourceArgs, Unconverted};
-use crate::ir::{DType, TensorType};
+use crate::ir::{dim, DType, TensorType};
 use crate::proto::onnx::{type_proto, GraphProto, ModelProto, NodeProto, ValueInfoProto};
 use crate::weights::derived::DerivedWeights;
 use crate::weights::mapped::FileMap;
@@ -21,7 +22,6 @@ use node::Ctx;
 use prost::Message;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Arc;
 use tensor::ModelDir;
 
 /// Oldest and newest default-domain opset the reader maps.
@@ -129,15 +129,19 @@ fn convert(model: &ModelProto, dir: &ModelDir, args: &SourceArgs) -> Result<Load
     let problems = convert_nodes(&mut b, graph, &wanted, opset, dir, &mut broken);
     problems.into_iter().for_each(|p| b.core.problem(p));
     // Graph outputs: a constant one gets a Constant node named after it.
-    let mut refs = vec![];
+    let (mut refs, mut names) = (vec![], vec![]);
     for name in outputs {
         match output_ref(&mut b, name, &broken) {
-            Ok(Some(r)) => refs.push(r),
+            Ok(Some(r)) => {
+                refs.push(r);
+                names.push(name.to_string());
+            }
             Ok(None) => {}
             Err(e) => b.core.problem(format!("graph output '{name}': {e:#}")),
         }
     }
-    let graph = b.core.finish(refs)?;
+    let mut graph = b.core.finish(refs)?;
+    graph.output_names = super::builder::unique_names(&names);
     let weights: DerivedWeights = b.weights.into_iter().collect();
     super::builder::finish_model(graph, Box::new(weights), true)
         .context("the converted graph is invalid")
@@ -453,18 +457,6 @@ fn node_label(n: &NodeProto, i: usize) -> String {
     }
 }
 
-/// Probe sizes for unknown dim number `k`: two primes far apart from each other and from the
-/// sizes models use.
-fn probe_sizes(k: usize) -> [i64; 2] {
-    let nth_prime_from = |start: i64, n: usize| {
-        (start..)
-            .filter(|&c| (2..).take_while(|d| d * d <= c).all(|d| c % d != 0))
-            .nth(n)
-            .expect("primes are infinite")
-    };
-    [nth_prime_from(2003, k), nth_prime_from(3001, k)]
-}
-
 /// Adds a `DataInput` for each graph input that is not an initializer.
 fn add_inputs(b: &mut Builder, graph: &GraphProto, shapes: &[Vec<i64>]) -> Result<()> {
     let inputs: Vec<&ValueInfoProto> = graph
@@ -484,10 +476,8 @@ fn add_inputs(b: &mut Builder, graph: &GraphProto, shapes: &[Vec<i64>]) -> Resul
                 .join(", ")
         );
     }
-    // Each unknown dim is a symbol (named dims of the same name are one); each symbol gets its
-    // own probe sizes.
-    let mut named: HashMap<String, usize> = HashMap::new();
-    let mut symbols = 0;
+    // Each dim not fixed is a symbol: a `dim_param` names it (dims of one name are one symbol),
+    // an unnamed one is named after its input and axis.
     for (k, input) in inputs.iter().enumerate() {
         let (dtype, dims) =
             input_type(input).with_context(|| format!("graph input '{}'", input.name))?;
@@ -499,34 +489,16 @@ fn add_inputs(b: &mut Builder, graph: &GraphProto, shapes: &[Vec<i64>]) -> Resul
                 input.name
             ),
         };
-        let mut probes = [vec![], vec![]];
-        for d in &dims {
-            let symbol = match d {
-                Dim::Known(n) => {
-                    probes[0].push(*n);
-                    probes[1].push(*n);
-                    continue;
-                }
-                Dim::Named(s) => *named.entry(s.clone()).or_insert(symbols),
-                Dim::Unknown => symbols,
-            };
-            symbols = symbols.max(symbol + 1);
-            let sizes = probe_sizes(symbol);
-            probes[0].push(sizes[0]);
-            probes[1].push(sizes[1]);
-        }
         let shape = dims
             .iter()
-            .map(|d| if let Dim::Known(n) = d { *n } else { -1 })
+            .enumerate()
+            .map(|(axis, d)| match d {
+                Dim::Known(n) => *n,
+                Dim::Named(s) => dim::symbol(s),
+                Dim::Unknown => dim::symbol(&format!("{}_{axis}", input.name)),
+            })
             .collect();
-        // Probe shapes whose element count could overflow shape arithmetic are not followed.
-        let fits = |p: &Vec<i64>| {
-            p.iter()
-                .try_fold(1i64, |a, &d| a.checked_mul(d))
-                .is_some_and(|n| n < 1 << 50)
-        };
-        let probes = (fits(&probes[0]) && fits(&probes[1])).then(|| Arc::new(probes));
-        let v = b.add_input(&input.name, TensorType::new(dtype, shape), probes)?;
+        let v = b.add_input(&input.name, TensorType::new(dtype, shape))?;
         b.bind(&input.name, v);
     }
     Ok(())

@@ -20,12 +20,6 @@ pub struct Ctx<'a> {
     dir: &'a tensor::ModelDir,
 }
 
-/// A shape-like integer input: known now, or known only under each probe.
-pub enum Ints {
-    Known(Vec<i64>),
-    Probed([Vec<i64>; 2]),
-}
-
 impl<'a> Ctx<'a> {
     pub fn new(
         b: &'a mut Builder,
@@ -87,15 +81,11 @@ impl<'a> Ctx<'a> {
             .map(|v| v.to_f32().iter().copied().collect()))
     }
 
-    /// An optional shape-like input, known now or under each probe.
-    pub fn ints_input(&self, i: usize, what: &str) -> Result<Option<Ints>> {
+    /// An optional shape-like input known now: its entries sizes, integers or symbolic dims.
+    pub fn ints_input(&self, i: usize, what: &str) -> Result<Option<Vec<i64>>> {
         match self.opt_input(i) {
             None => Ok(None),
-            Some(Val::Const(c)) => Ok(Some(Ints::Known(to_ints(&c.value()?)?))),
-            Some(Val::Probed(p)) => Ok(Some(Ints::Probed([
-                to_ints(&p.values[0])?,
-                to_ints(&p.values[1])?,
-            ]))),
+            Some(v @ (Val::Const(_) | Val::Dims(_))) => Ok(Some(to_ints(&v.value_now()?)?)),
             Some(v) => Err(not_constant(&v, what)),
         }
     }

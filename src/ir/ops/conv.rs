@@ -257,22 +257,21 @@ fn infer_conv_transpose(ctx: &InferCtx) -> Result<Vec<TensorType>> {
     let mut shape = x.shape.clone();
     shape[c_axis] = ctx.attrs.int("out_channels")?;
     for (i, &a) in spatial.iter().enumerate() {
-        shape[a] = if x.shape[a] < 0 {
-            -1
-        } else {
-            // The window's terms are below 2^31 (check_window); only the input size is large.
-            (x.shape[a] - 1)
-                .checked_mul(w.strides[i])
-                .and_then(|v| v.checked_add(w.dilations[i] * (w.kernel[i] - 1) + extra[i] + 1))
-                .map(|v| v - w.pad_begin[i] - w.pad_end[i])
-                .filter(|&v| v > 0)
-                .with_context(|| {
-                    format!(
-                        "spatial axis {a} of size {} gives no valid output size",
-                        x.shape[a]
-                    )
-                })?
-        };
+        // (size - 1) * stride + dilation * (kernel - 1) + output_padding + 1 - pads. The
+        // window's terms are below 2^31 (check_window); only the input size is large.
+        let grow =
+            w.dilations[i] * (w.kernel[i] - 1) + extra[i] + 1 - w.pad_begin[i] - w.pad_end[i];
+        shape[a] = crate::ir::dim::offset(x.shape[a], -1)
+            .and_then(|d| crate::ir::dim::mul(d, w.strides[i]))
+            .and_then(|d| crate::ir::dim::offset(d, grow))
+            .ok()
+            .filter(|&v| v != 0)
+            .with_context(|| {
+                format!(
+                    "spatial axis {a} of size {} gives no valid output size",
+                    crate::ir::dim::text(x.shape[a])
+                )
+            })?;
     }
     Ok(vec![TensorType::new(x.dtype, shape)])
 }

@@ -3,7 +3,8 @@
 //! z, r, h; RNN 1): W [D, G·H, F], R [D, G·H, H], B [D, 2·G·H] (input biases then recurrent
 //! biases). Outputs: y [N, T, D·H] (directions concatenated on the last axis, the reverse
 //! direction's outputs in forward time order), h [N, D·H] (final state per direction) and, for
-//! LSTM, c [N, D·H].
+//! LSTM, c [N, D·H]. The initial states are optional inputs laid out as the final ones: h0
+//! [N, D·H] and, for LSTM, c0 [N, D·H] (absent: zeros), so a final state can be fed back in.
 use super::*;
 use crate::ir::types::AttrKind as K;
 
@@ -30,8 +31,13 @@ pub const OPS: &[OpDef] = &[
     OpDef {
         name: "LSTM",
         family: Family::Recurrent,
-        doc: "Long short-term memory; gates i, o, f, c; cell clip none; optional peepholes.",
-        inputs: ONE_INPUT,
+        doc:
+            "Long short-term memory; gates i, o, f, c; cell clip none; optional peepholes; initial \
+              states h0, c0 [N, D·H] (absent: zeros).",
+        inputs: Inputs::Fixed {
+            names: &["x", "h0", "c0"],
+            required: 1,
+        },
         outputs: Outputs::Fixed(&["y", "h", "c"]),
         attrs: &[
             HIDDEN,
@@ -65,8 +71,11 @@ pub const OPS: &[OpDef] = &[
     OpDef {
         name: "GRU",
         family: Family::Recurrent,
-        doc: "Gated recurrent unit; gates z, r, h.",
-        inputs: ONE_INPUT,
+        doc: "Gated recurrent unit; gates z, r, h; initial state h0 [N, D·H] (absent: zeros).",
+        inputs: Inputs::Fixed {
+            names: &["x", "h0"],
+            required: 1,
+        },
         outputs: Outputs::Fixed(&["y", "h"]),
         attrs: &[
             HIDDEN,
@@ -97,8 +106,13 @@ pub const OPS: &[OpDef] = &[
     OpDef {
         name: "RNN",
         family: Family::Recurrent,
-        doc: "Simple recurrent layer: h = act(x·Wᵀ + h·Rᵀ + b).",
-        inputs: ONE_INPUT,
+        doc:
+            "Simple recurrent layer: h = act(x·Wᵀ + h·Rᵀ + b); initial state h0 [N, D·H] (absent: \
+              zeros).",
+        inputs: Inputs::Fixed {
+            names: &["x", "h0"],
+            required: 1,
+        },
         outputs: Outputs::Fixed(&["y", "h"]),
         attrs: &[
             HIDDEN,
@@ -127,7 +141,15 @@ fn infer_recurrent(ctx: &InferCtx) -> Result<Vec<TensorType>> {
         1
     };
     let h = shape_rules::dim_mul(ctx.attrs.int("hidden_size")?, d)?;
-    let (n, t) = (x.shape[0], x.shape[1]);
+    let (mut n, t) = (x.shape[0], x.shape[1]);
+    for (i, name) in ["h0", "c0"].iter().enumerate() {
+        if let Some(s) = ctx.inputs.get(i + 1) {
+            check_state(x, s, name, n, h)?;
+            if n < 0 && s.shape[0] >= 0 {
+                n = s.shape[0]; // the batch, known from the state
+            }
+        }
+    }
     let mut out = vec![
         TensorType::new(x.dtype, vec![n, t, h]),
         TensorType::new(x.dtype, vec![n, h]),
@@ -136,4 +158,16 @@ fn infer_recurrent(ctx: &InferCtx) -> Result<Vec<TensorType>> {
         out.push(TensorType::new(x.dtype, vec![n, h]));
     }
     Ok(out)
+}
+
+/// An initial state must have x's dtype and shape [N, D·H]; a dim not known now matches any.
+fn check_state(x: &TensorType, s: &TensorType, name: &str, n: i64, h: i64) -> Result<()> {
+    let fits = |got: i64, want: i64| got < 0 || want < 0 || got == want;
+    if s.dtype != x.dtype || s.rank() != 2 || !fits(s.shape[0], n) || !fits(s.shape[1], h) {
+        bail!(
+            "initial state {name} is {s}; expected {}[{n}, {h}] ([N, D·H])",
+            x.dtype
+        );
+    }
+    Ok(())
 }

@@ -92,10 +92,16 @@ fn resize_sizes(attrs: &Attrs, input_spatial: &[i64]) -> Result<Vec<i64>> {
         .iter()
         .zip(&scales)
         .map(|(&d, &s)| {
-            if d < 0 {
-                -1
-            } else {
-                (d as f64 * s as f64).floor() as i64
+            if d >= 0 {
+                return (d as f64 * s as f64).floor() as i64;
+            }
+            // A symbolic size scales by a whole factor or its inverse; else it is unknown.
+            let (up, down) = (s as f64, 1.0 / s as f64);
+            let whole = |v: f64| (v >= 1.0 && v.fract() == 0.0 && v < 1e9).then_some(v as i64);
+            match (whole(up), whole(down)) {
+                (Some(k), _) => crate::ir::dim::mul(d, k).unwrap_or(-1),
+                (_, Some(k)) => crate::ir::dim::floor_div(d, k).unwrap_or(-1),
+                _ => -1,
             }
         })
         .collect())

@@ -1,6 +1,6 @@
 //! Shape manipulation, indexing and data movement.
 use super::shape_rules::{
-    broadcast, dim_add, dim_mul, norm_axis, numel, reshape_dims, spatial_axes,
+    broadcast, dim_add, dim_mul, dims_product, norm_axis, reshape_dims, spatial_axes, unify,
 };
 use super::*;
 use crate::ir::types::AttrKind as K;
@@ -301,7 +301,7 @@ fn infer_flatten(ctx: &InferCtx) -> Result<Vec<TensorType>> {
     let a = a as usize;
     Ok(vec![TensorType::new(
         x.dtype,
-        vec![numel(&x.shape[..a]), numel(&x.shape[a..])],
+        vec![dims_product(&x.shape[..a])?, dims_product(&x.shape[a..])?],
     )])
 }
 
@@ -338,7 +338,7 @@ fn infer_squeeze(ctx: &InferCtx) -> Result<Vec<TensorType>> {
         } else {
             axes.contains(&i)
         };
-        if drop && d != 1 && d != -1 {
+        if drop && d != 1 && d >= 0 {
             bail!("cannot squeeze axis {i} of size {d}");
         }
         if !drop {
@@ -381,15 +381,12 @@ fn infer_concat(ctx: &InferCtx) -> Result<Vec<TensorType>> {
         }
         for (i, (d, &other)) in shape.iter_mut().zip(&t.shape).enumerate() {
             if i == axis {
-                *d = match d.checked_add(other) {
-                    _ if *d < 0 || other < 0 => -1,
-                    Some(sum) => sum,
-                    None => bail!("Concat of {first} and {t}: axis {axis} overflows"),
-                };
-            } else if *d >= 0 && other >= 0 && *d != other {
-                bail!("Concat inputs {first} and {t} differ off axis {axis}");
-            } else if *d < 0 {
-                *d = other;
+                *d = crate::ir::dim::add(*d, other)
+                    .map_err(|_| anyhow!("Concat of {first} and {t}: axis {axis} overflows"))?;
+            } else {
+                *d = unify(*d, other).with_context(|| {
+                    format!("Concat inputs {first} and {t} differ off axis {axis}")
+                })?;
             }
         }
     }
@@ -463,13 +460,30 @@ fn infer_slice(ctx: &InferCtx) -> Result<Vec<TensorType>> {
     let x = ctx.input(0)?;
     let mut shape = x.shape.clone();
     for (axis, start, end, step) in slice_params(&ctx.attrs, x.rank())? {
-        if x.shape[axis] >= 0 {
-            shape[axis] = slice_axis(x.shape[axis], start, end, step)?.2;
-        } else if start >= 0 && (0..i64::MAX / 2).contains(&end) && step > 0 {
-            shape[axis] = dim_add((end - start).max(0), step - 1)? / step;
-        }
+        shape[axis] = if x.shape[axis] >= 0 {
+            slice_axis(x.shape[axis], start, end, step)?.2
+        } else {
+            symbolic_slice_count(x.shape[axis], start, end, step)?
+        };
     }
     Ok(vec![TensorType::new(x.dtype, shape)])
+}
+
+/// The length of a forward slice of an axis not known now, where it is an expression of the
+/// axis: `start..` to the end (an `end` of `INT32_MAX` or more, as exporters write "to the end")
+/// with `start >= 0`, and `start..-k` with a step of 1 — both assuming the axis is at least
+/// `start` (+ `k`) long. Anything else (`0..5` could be shorter than 5) is unknown, never guessed.
+fn symbolic_slice_count(d: i64, start: i64, end: i64, step: i64) -> Result<i64> {
+    if d == -1 || start < 0 || step < 1 {
+        return Ok(-1);
+    }
+    if end >= i32::MAX as i64 {
+        return crate::ir::dim::ceil_div(crate::ir::dim::sub(d, start)?, step);
+    }
+    if end < 0 && step == 1 && end > i32::MIN as i64 {
+        return crate::ir::dim::sub(d, start + -end);
+    }
+    Ok(-1)
 }
 
 fn infer_pad(ctx: &InferCtx) -> Result<Vec<TensorType>> {
@@ -480,12 +494,9 @@ fn infer_pad(ctx: &InferCtx) -> Result<Vec<TensorType>> {
         bail!("pads has {} values; {x} needs {}", pads.len(), 2 * r);
     }
     let shape = (0..r)
-        .map(|i| {
-            if x.shape[i] < 0 {
-                Ok(-1)
-            } else {
-                dim_add(dim_add(x.shape[i], pads[i])?, pads[i + r])
-            }
+        .map(|i| match pads[i].checked_add(pads[i + r]) {
+            Some(p) => crate::ir::dim::offset(x.shape[i], p),
+            None => bail!("pads {pads:?}: their sum overflows"),
         })
         .collect::<Result<_>>()?;
     Ok(vec![TensorType::new(x.dtype, shape)])
@@ -501,7 +512,7 @@ fn infer_tile(ctx: &InferCtx) -> Result<Vec<TensorType>> {
         .shape
         .iter()
         .zip(&reps)
-        .map(|(&d, &r)| if d < 0 { Ok(-1) } else { dim_mul(d, r) })
+        .map(|(&d, &r)| dim_mul(d, r))
         .collect::<Result<_>>()?;
     Ok(vec![TensorType::new(x.dtype, shape)])
 }
@@ -585,12 +596,10 @@ fn block_rearrange(ctx: &InferCtx, to_space: bool) -> Result<Vec<TensorType>> {
     let (c, spatial) = spatial_axes(4, ctx.attrs.channels_last()?);
     let mut shape = x.shape.clone();
     let scale = |d: i64, up: bool| {
-        if d < 0 {
-            Ok(-1)
-        } else if up {
+        if up {
             dim_mul(d, b)
         } else {
-            Ok(d / b)
+            crate::ir::dim::floor_div(d, b)
         }
     };
     if to_space && x.shape[c] > 0 && x.shape[c] % b2 != 0 {
@@ -606,10 +615,8 @@ fn block_rearrange(ctx: &InferCtx, to_space: bool) -> Result<Vec<TensorType>> {
     {
         bail!("spatial dims of {x} are not divisible by blocksize {b}");
     }
-    shape[c] = if x.shape[c] < 0 {
-        -1
-    } else if to_space {
-        x.shape[c] / b2
+    shape[c] = if to_space {
+        crate::ir::dim::floor_div(x.shape[c], b2)?
     } else {
         dim_mul(x.shape[c], b2)?
     };

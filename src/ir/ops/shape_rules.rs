@@ -1,18 +1,41 @@
 //! Shape arithmetic shared by the ops' shape rules (and by the interpreter).
 use super::InferCtx;
+use crate::ir::dim;
 use crate::ir::types::{DType, Shape, TensorType};
 use anyhow::{anyhow, bail, Result};
 
-/// `a + b` for dims and sizes: an error instead of a wrapped value.
+/// `a + b` for dims and sizes: an error instead of a wrapped value. Symbolic dims give their
+/// sum (with an unknown one: unknown); other values add as integers.
 pub fn dim_add(a: i64, b: i64) -> Result<i64> {
+    if dim::is_symbolic(a) || dim::is_symbolic(b) {
+        return dim::add(a, b);
+    }
     a.checked_add(b)
         .ok_or_else(|| anyhow!("size {a} + {b} overflows"))
 }
 
-/// `a * b` for dims and sizes: an error instead of a wrapped value.
+/// `a * b` for dims and sizes: an error instead of a wrapped value. Symbolic dims give their
+/// product; other values multiply as integers.
 pub fn dim_mul(a: i64, b: i64) -> Result<i64> {
+    if dim::is_symbolic(a) || dim::is_symbolic(b) {
+        return dim::mul(a, b);
+    }
     a.checked_mul(b)
         .ok_or_else(|| anyhow!("size {a} × {b} overflows"))
+}
+
+/// The one dim two dims that must be equal stand for: a size over a symbol, a symbol over an
+/// unknown; two different sizes are an error. (Two different symbols must be equal at run time;
+/// the first is kept.)
+pub fn unify(a: i64, b: i64) -> Result<i64> {
+    Ok(match (a, b) {
+        _ if a == b => a,
+        (x, y) if x >= 0 && y >= 0 => bail!("{x} ≠ {y}"),
+        (x, _) if x >= 0 => x,
+        (_, y) if y >= 0 => y,
+        (x, y) if x == dim::UNKNOWN => y,
+        (x, _) => x,
+    })
 }
 
 /// Normalises `axis` (negative counts from the end) against `rank`.
@@ -44,7 +67,10 @@ pub fn broadcast(a: &[i64], b: &[i64]) -> Result<Shape> {
             (x, y) if x == y => x,
             (1, y) => y,
             (x, 1) => x,
-            (-1, y) | (y, -1) => y.max(-1),
+            // One side not known now: a size above 1 is the result (the other is 1 or equal);
+            // two different symbols, or an unknown, could be either.
+            (x, y) if x < 0 && y < 0 => -1,
+            (x, y) if x < 0 || y < 0 => x.max(y),
             (x, y) => bail!(
                 "shapes {} and {} do not broadcast (dim {x} vs {y})",
                 crate::ir::types::shape_string(a),
@@ -55,9 +81,9 @@ pub fn broadcast(a: &[i64], b: &[i64]) -> Result<Shape> {
     Ok(out)
 }
 
-/// Output size of a sliding window over one spatial axis (-1 when the input size is unknown).
-/// Fails when the window, dilated, is larger than the padded input (there would be no output
-/// position). The geometry itself is checked by [`check_window`].
+/// Output size of a sliding window over one spatial axis (an expression of a symbolic size,
+/// -1 for an unknown one). Fails when the window, dilated, is larger than the padded input
+/// (there would be no output position). The geometry itself is checked by [`check_window`].
 pub fn window_out(
     size: i64,
     kernel: i64,
@@ -67,11 +93,23 @@ pub fn window_out(
     pad_end: i64,
     ceil_mode: bool,
 ) -> Result<i64> {
-    if size < 0 {
-        return Ok(-1);
-    }
     // check_window keeps every term below 2^31, so these products and sums fit an i64.
     let effective = dilation * (kernel - 1) + 1;
+    if size < 0 {
+        // (size + pads - effective) // stride + 1, rounded up in ceil mode. Ceil mode's
+        // correction (a last window starting in the end padding is dropped) can only apply
+        // when pad_end + stride > effective; then the size is not known in general.
+        if ceil_mode && pad_end + stride > effective {
+            return Ok(dim::UNKNOWN);
+        }
+        let span = dim::sub(dim::add(size, pad_begin + pad_end)?, effective)?;
+        let steps = if ceil_mode {
+            dim::ceil_div(span, stride)?
+        } else {
+            dim::floor_div(span, stride)?
+        };
+        return dim::add(steps, 1);
+    }
     let padded = size + pad_begin + pad_end;
     let span = padded - effective;
     if span < 0 {
@@ -117,8 +155,13 @@ pub fn check_window(
     Ok(())
 }
 
-/// Product of dims, -1 if any is unknown; saturates at `i64::MAX` (validation refuses such a
-/// shape, so the product never wraps to a small, wrong count).
+/// Product of dims: symbolic when a dim is, -1 when one is unknown.
+pub fn dims_product(shape: &[i64]) -> Result<i64> {
+    shape.iter().try_fold(1, |n, &d| dim::mul(n, d))
+}
+
+/// Number of elements, -1 if any dim is not known now; saturates at `i64::MAX` (validation
+/// refuses such a shape, so the product never wraps to a small, wrong count).
 pub fn numel(shape: &[i64]) -> i64 {
     if shape.iter().any(|&d| d < 0) {
         -1
@@ -176,7 +219,9 @@ pub fn same_pads(
     Some(begin)
 }
 
-/// Resolves a Reshape target against an input shape (0 copies, one -1 inferred).
+/// Resolves a Reshape target against an input shape (0 copies, one -1 inferred). Symbolic dims
+/// take part: `[N, S, 768]` into `[0, 0, 12, 64]` or `[-1, 768]` gives `[N, S, 12, 64]` and
+/// `[N*S, 768]`; a -1 that cannot be shown to be a whole quotient stays unknown.
 pub fn reshape_dims(input: &[i64], target: &[i64]) -> Result<Vec<i64>> {
     let mut out: Vec<i64> = target
         .iter()
@@ -194,27 +239,30 @@ pub fn reshape_dims(input: &[i64], target: &[i64]) -> Result<Vec<i64>> {
             }
         })
         .collect::<Result<_>>()?;
-    let unknown: Vec<usize> = (0..out.len()).filter(|&i| out[i] == -1).collect();
-    if unknown.len() > 1 {
-        let total = numel(input);
-        if total >= 0 {
-            bail!("the target shape has more than one -1");
-        }
-        return Ok(out);
+    let infer: Vec<usize> = (0..target.len()).filter(|&i| target[i] == -1).collect();
+    if infer.len() > 1 {
+        bail!("the target shape has more than one -1");
     }
-    let total = numel(input);
-    if let [i] = unknown[..] {
-        let known = out
-            .iter()
-            .filter(|&&d| d != -1)
-            .try_fold(1, |n, &d| dim_mul(n, d))?;
+    let total = dims_product(input)?;
+    if let [i] = infer[..] {
+        let known = (0..out.len())
+            .filter(|&j| j != i)
+            .try_fold(1, |n, j| dim::mul(n, out[j]))?;
         if total >= 0 && known > 0 {
             if total % known != 0 {
                 bail!("cannot reshape {} elements into {:?}", total, target);
             }
             out[i] = total / known;
+        } else if known != 0 && total != dim::UNKNOWN && known != dim::UNKNOWN {
+            out[i] = dim::exact_div(total, known).unwrap_or(dim::UNKNOWN);
         }
-    } else if total >= 0 && numel(&out) != total {
+    } else if let Some(k) = symbolic_ratio(total, &out)? {
+        bail!(
+            "cannot reshape {} into {}: the target has 1/{k} of its elements",
+            crate::ir::types::shape_string(input),
+            crate::ir::types::shape_string(&out)
+        );
+    } else if total >= 0 && numel(&out) >= 0 && numel(&out) != total {
         bail!(
             "cannot reshape {} ({} elements) into {:?}",
             crate::ir::types::shape_string(input),
@@ -223,6 +271,20 @@ pub fn reshape_dims(input: &[i64], target: &[i64]) -> Result<Vec<i64>> {
         );
     }
     Ok(out)
+}
+
+/// For symbolic element counts: the constant ratio (not 1) between the input's count and a
+/// target's, when there is one (`[N, 3, 4]` into `[3, N]`: 4). `None` when they are equal or not
+/// comparable.
+fn symbolic_ratio(total: i64, target: &[i64]) -> Result<Option<i64>> {
+    if !dim::is_symbolic(total) {
+        return Ok(None);
+    }
+    let product = dims_product(target)?;
+    if product == dim::UNKNOWN || product == 0 {
+        return Ok(None);
+    }
+    Ok(dim::exact_div(total, product).filter(|&k| k >= 0 && k != 1))
 }
 
 /// Splits an activation shape into (channel axis, spatial axes) by data format.

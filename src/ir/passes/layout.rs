@@ -65,20 +65,109 @@ pub struct LayoutResult<'w> {
     /// Per graph output: the permutation its tensor now has (`transpose(original, perm)`), or
     /// `None` when it is unchanged.
     pub output_perms: Vec<Option<Perm>>,
+    /// Inputs and outputs named by `--io-layout` whose layout is not known (left as they are).
+    pub io_unknown: Vec<String>,
+}
+
+/// What layout the graph's inputs and outputs take (`--io-layout`). By default (`layout` is
+/// `None`) every input and output keeps the source's layout, Transposes being inserted inside
+/// the graph where the target layout differs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IoLayout {
+    /// The layout asked for at the interface; `None` keeps the source's.
+    pub layout: Option<Target>,
+    /// The inputs and outputs it applies to, by name; empty: all of them.
+    pub names: Vec<String>,
+}
+
+impl IoLayout {
+    /// Every input and output in `layout` (where its layout is known).
+    pub fn all(layout: Target) -> IoLayout {
+        IoLayout {
+            layout: Some(layout),
+            names: vec![],
+        }
+    }
+
+    /// Parses `--io-layout`'s value: `channels_first` or `channels_last`, optionally followed
+    /// by `:NAME,NAME,…` (the inputs and outputs it applies to), or `keep`.
+    pub fn parse(value: &str) -> Result<IoLayout, String> {
+        let (layout, names) = match value.split_once(':') {
+            Some((l, n)) => (l, Some(n)),
+            None => (value, None),
+        };
+        let layout = match layout {
+            "channels_first" => Some(Target::ChannelsFirst),
+            "channels_last" => Some(Target::ChannelsLast),
+            "keep" if names.is_none() => None,
+            _ => {
+                return Err(format!(
+                    "--io-layout takes keep, channels_first or channels_last, optionally \
+                     followed by :NAME,NAME… (got '{value}')"
+                ))
+            }
+        };
+        let names: Vec<String> = names
+            .map(|n| n.split(',').map(str::to_string).collect())
+            .unwrap_or_default();
+        if names.iter().any(String::is_empty) {
+            return Err(format!("--io-layout '{value}' has an empty name"));
+        }
+        Ok(IoLayout { layout, names })
+    }
+
+    /// The layout input or output `name` should take, if any.
+    pub fn wants(&self, name: &str) -> Option<Target> {
+        self.layout
+            .filter(|_| self.names.is_empty() || self.names(name))
+    }
+
+    /// Whether `name` is named explicitly.
+    pub fn names(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
+    }
+
+    /// The names given that are none of `graph`'s inputs or outputs.
+    pub fn unknown_names(&self, graph: &Graph) -> Vec<String> {
+        let outputs: Vec<String> = (0..graph.outputs.len())
+            .map(|i| graph.output_name(i))
+            .collect();
+        self.names
+            .iter()
+            .filter(|n| !graph.inputs.contains(n) && !outputs.contains(n))
+            .cloned()
+            .collect()
+    }
 }
 
 /// Converts `graph` to the `target` layout. With `keep_io`, graph inputs and outputs keep their
-/// layout (Transposes are inserted at the boundary); otherwise image inputs and outputs (rank 3
-/// to 5) take the target layout and `input_perms` / `output_perms` say how.
+/// layout (Transposes are inserted inside the graph); otherwise image inputs and outputs (rank
+/// 3 to 5) take the target layout and `input_perms` / `output_perms` say how.
 pub fn convert_layout<'w>(
     graph: &Graph,
     weights: &'w dyn WeightReader,
     target: Target,
     keep_io: bool,
 ) -> Result<LayoutResult<'w>> {
+    let io = if keep_io {
+        IoLayout::default()
+    } else {
+        IoLayout::all(target)
+    };
+    convert_layout_io(graph, weights, target, &io)
+}
+
+/// Converts `graph` to the `target` layout, its inputs and outputs taking the layout `io` asks
+/// (`input_perms` / `output_perms` say how they changed).
+pub fn convert_layout_io<'w>(
+    graph: &Graph,
+    weights: &'w dyn WeightReader,
+    target: Target,
+    io: &IoLayout,
+) -> Result<LayoutResult<'w>> {
     let mut src = graph.clone();
     validate::infer_types(&mut src).context("layout conversion needs a valid graph")?;
-    let mut c = Converter::new(&src, weights, target, keep_io);
+    let mut c = Converter::new(&src, weights, target, io);
     for node in &src.nodes {
         c.rewrite(node)
             .with_context(|| format!("layout: node '{}' ({})", node.name, node.op))?;

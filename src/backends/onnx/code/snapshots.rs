@@ -577,6 +577,78 @@ fn bidirectional_lstm_is_onnx_lstm_between_batch_first_transposes() {
 }
 
 #[test]
+fn lstm_initial_states_are_reshaped_and_transposed_to_direction_first() {
+    check(
+        OneOp::new("LSTM")
+            .input("x", &[2, 5, 3])
+            .input("h0", &[2, 8])
+            .input("c0", &[2, 8])
+            .int("hidden_size", 4)
+            .str("direction", "bidirectional")
+            .weight("W", &[2, 16, 3])
+            .weight("R", &[2, 16, 4])
+            .outputs(3),
+        expect![[r#"
+            initializers = [
+                tensor("lstm/W", 1, [2, 16, 3], weight(store, "lstm/W")),
+                tensor("lstm/R", 1, [2, 16, 4], weight(store, "lstm/R")),
+                tensor("lstm/state1_shape", 7, [3], bytes.fromhex("000000000000000002000000000000000400000000000000")),
+                tensor("lstm/state2_shape", 7, [3], bytes.fromhex("000000000000000002000000000000000400000000000000")),
+                tensor("lstm/out0_shape", 7, [3], bytes.fromhex("00000000000000000000000000000000ffffffffffffffff")),
+                tensor("lstm/out1_shape", 7, [2], bytes.fromhex("0000000000000000ffffffffffffffff")),
+                tensor("lstm/out2_shape", 7, [2], bytes.fromhex("0000000000000000ffffffffffffffff")),
+            ]
+            nodes = [
+                node("Transpose", ["x"], ["lstm/transpose"], "lstm", {"perm": [1, 0, 2]}),
+                node("Reshape", ["h0", "lstm/state1_shape"], ["lstm/reshape"], "lstm/Reshape", {}),
+                node("Transpose", ["lstm/reshape"], ["lstm/transpose_1"], "lstm/Transpose", {"perm": [1, 0, 2]}),
+                node("Reshape", ["c0", "lstm/state2_shape"], ["lstm/reshape_1"], "lstm/Reshape_2", {}),
+                node("Transpose", ["lstm/reshape_1"], ["lstm/transpose_2"], "lstm/Transpose_2", {"perm": [1, 0, 2]}),
+                node("LSTM", ["lstm/transpose", "lstm/W", "lstm/R", "", "", "lstm/transpose_1", "lstm/transpose_2"], ["lstm/onnx_out0", "lstm/onnx_out1", "lstm/onnx_out2"], "lstm/LSTM", {"hidden_size": 4, "direction": "bidirectional", "activations": ["Sigmoid", "Tanh", "Tanh", "Sigmoid", "Tanh", "Tanh"]}),
+                node("Transpose", ["lstm/onnx_out0"], ["lstm/transpose_3"], "lstm/Transpose_3", {"perm": [2, 0, 1, 3]}),
+                node("Reshape", ["lstm/transpose_3", "lstm/out0_shape"], ["lstm"], "lstm/Reshape_3", {}),
+                node("Transpose", ["lstm/onnx_out1"], ["lstm/transpose_4"], "lstm/Transpose_4", {"perm": [1, 0, 2]}),
+                node("Reshape", ["lstm/transpose_4", "lstm/out1_shape"], ["lstm:1"], "lstm/Reshape_4", {}),
+                node("Transpose", ["lstm/onnx_out2"], ["lstm/transpose_5"], "lstm/Transpose_5", {"perm": [1, 0, 2]}),
+                node("Reshape", ["lstm/transpose_5", "lstm/out2_shape"], ["lstm:2"], "lstm/Reshape_5", {}),
+            ]
+        "#]],
+    );
+}
+
+#[test]
+fn rnn_with_initial_state_and_no_bias_leaves_b_and_sequence_lens_empty() {
+    check(
+        OneOp::new("RNN")
+            .input("x", &[2, 5, 3])
+            .input("h0", &[2, 4])
+            .int("hidden_size", 4)
+            .weight("W", &[1, 4, 3])
+            .weight("R", &[1, 4, 4])
+            .outputs(2),
+        expect![[r#"
+            initializers = [
+                tensor("rnn/W", 1, [1, 4, 3], weight(store, "rnn/W")),
+                tensor("rnn/R", 1, [1, 4, 4], weight(store, "rnn/R")),
+                tensor("rnn/state1_shape", 7, [3], bytes.fromhex("000000000000000001000000000000000400000000000000")),
+                tensor("rnn/out0_shape", 7, [3], bytes.fromhex("00000000000000000000000000000000ffffffffffffffff")),
+                tensor("rnn/out1_shape", 7, [2], bytes.fromhex("0000000000000000ffffffffffffffff")),
+            ]
+            nodes = [
+                node("Transpose", ["x"], ["rnn/transpose"], "rnn", {"perm": [1, 0, 2]}),
+                node("Reshape", ["h0", "rnn/state1_shape"], ["rnn/reshape"], "rnn/Reshape", {}),
+                node("Transpose", ["rnn/reshape"], ["rnn/transpose_1"], "rnn/Transpose", {"perm": [1, 0, 2]}),
+                node("RNN", ["rnn/transpose", "rnn/W", "rnn/R", "", "", "rnn/transpose_1"], ["rnn/onnx_out0", "rnn/onnx_out1"], "rnn/RNN", {"hidden_size": 4, "direction": "forward", "activations": ["Tanh"]}),
+                node("Transpose", ["rnn/onnx_out0"], ["rnn/transpose_2"], "rnn/Transpose_2", {"perm": [2, 0, 1, 3]}),
+                node("Reshape", ["rnn/transpose_2", "rnn/out0_shape"], ["rnn"], "rnn/Reshape_2", {}),
+                node("Transpose", ["rnn/onnx_out1"], ["rnn/transpose_3"], "rnn/Transpose_3", {"perm": [1, 0, 2]}),
+                node("Reshape", ["rnn/transpose_3", "rnn/out1_shape"], ["rnn:1"], "rnn/Reshape_3", {}),
+            ]
+        "#]],
+    );
+}
+
+#[test]
 fn gru() {
     check(
         OneOp::new("GRU")

@@ -1,7 +1,8 @@
 //! LSTM, GRU and RNN. The IR's weights already have ONNX's layout and gate orders (W
 //! [D, G·H, F], R [D, G·H, H], B [D, 2·G·H]; LSTM i, o, f, c; GRU z, r, h). The IR is
 //! batch-first with directions concatenated on the last axis; ONNX (layout 0) is time-first
-//! with a direction axis, so Transpose and Reshape nodes convert around the op.
+//! with a direction axis, so Transpose and Reshape nodes convert around the op, also the initial
+//! states h0/c0 ([N, D·H] → `initial_h`/`initial_c` [D, N, H]).
 use super::{Lower, A};
 use crate::backends::onnx::builder::Ctx;
 use anyhow::Result;
@@ -69,8 +70,18 @@ fn recurrent(c: &mut Ctx) -> Result<()> {
     if c.has_weight("B") {
         inputs.push(c.weight("B")?);
     }
+    // B, sequence_lens, initial_h and initial_c (possibly absent) come before P.
+    let states = c.node.inputs.len() - 1;
+    if states > 0 || c.has_weight("P") {
+        inputs.resize(5, String::new());
+    }
+    for k in 1..=states {
+        let v = c.x(k)?;
+        let shape = c.ints(&format!("state{k}_shape"), &[0, dirs, hidden]);
+        let r = c.op("Reshape", &[&v, &shape], vec![]);
+        inputs.push(c.op("Transpose", &[&r], vec![A::Is("perm", vec![1, 0, 2])]));
+    }
     if c.has_weight("P") {
-        // B, sequence_lens, initial_h and initial_c (possibly absent) come before P.
         inputs.resize(7, String::new());
         inputs.push(c.weight("P")?);
     }

@@ -59,13 +59,13 @@ fn resize(c: &mut Ctx) -> Result<()> {
         }
         let sizes = if c.opset() >= 18 {
             attrs.push(A::Is("axes", (2..rank as i64).collect()));
-            c.ints("sizes", &sizes)
+            c.shape_ints("sizes", &sizes)?
         } else {
             // [N, C] of the input at run time, then the spatial sizes.
             let shape = c.op("Shape", &[&x], vec![]);
             let (s0, s2) = (c.ints("nc_start", &[0]), c.ints("nc_end", &[2]));
             let nc = c.op("Slice", &[&shape, &s0, &s2], vec![]);
-            let sp = c.ints("sizes", &sizes);
+            let sp = c.shape_ints("sizes", &sizes)?;
             c.op("Concat", &[&nc, &sp], vec![A::I("axis", 0)])
         };
         return c.last("Resize", &[&x, "", "", &sizes], attrs);

@@ -33,7 +33,7 @@ pub fn find(op: &str) -> Option<Lower> {
 fn with_ints(c: &mut Ctx, op: &str, attr: &str) -> Result<()> {
     let x = c.x(0)?;
     let v = c.a.ints(attr)?;
-    let s = c.ints(attr, &v);
+    let s = c.shape_ints(attr, &v)?;
     c.last(op, &[&x, &s], vec![])
 }
 
@@ -95,9 +95,9 @@ fn split(c: &mut Ctx) -> Result<()> {
 fn slice(c: &mut Ctx) -> Result<()> {
     let x = c.x(0)?;
     let starts = c.a.ints("starts")?;
-    let starts = c.ints("starts", &starts);
+    let starts = c.shape_ints("starts", &starts)?;
     let ends = c.a.ints("ends")?;
-    let ends = c.ints("ends", &ends);
+    let ends = c.shape_ints("ends", &ends)?;
     let mut inputs = vec![x, starts, ends];
     let steps = c.a.opt_ints("steps")?;
     match c.a.opt_ints("axes")? {

@@ -23,7 +23,7 @@ use super::names::quoted_name;
 use super::state::Entry;
 use super::{tuple, Emitter};
 use crate::ir::ops::Attrs;
-use crate::ir::{DType, Node, TensorType};
+use crate::ir::{dim, AttrValue, DType, Node, TensorType};
 use crate::weights::derived::{Derived, Step};
 use crate::weights::TensorInfo;
 use anyhow::{anyhow, bail, Context, Result};
@@ -51,6 +51,16 @@ pub fn lower(e: &mut Emitter, node: &Node) -> Result<()> {
     let a = Attrs::of(node)?;
     let op = node.op.as_str();
     let f = lookup(op).ok_or_else(|| anyhow!("the PyTorch emitter has no mapping for op {op}"))?;
+    if !WRITES_SYMBOLIC_ATTRS.contains(&op) {
+        if let Some((name, d)) = symbolic_attr(node) {
+            bail!(
+                "attribute '{name}' holds the symbolic dim {}; the PyTorch backend writes \
+                 symbolic dims in the attributes of {} only so far",
+                dim::text(d),
+                WRITES_SYMBOLIC_ATTRS.join(" and ")
+            );
+        }
+    }
     let id = e.idents[&node.name].clone();
     let mut c = Ctx {
         e,
@@ -60,6 +70,21 @@ pub fn lower(e: &mut Emitter, node: &Node) -> Result<()> {
         noted: false,
     };
     f(&mut c)
+}
+
+/// Ops whose lowering writes symbolic dims of their attributes as expressions of the inputs'
+/// `shape`s ([`Ctx::py_dim`]).
+const WRITES_SYMBOLIC_ATTRS: &[&str] = &["DataInput", "Reshape", "Expand", "Resize"];
+
+/// The first attribute holding a symbolic dim, with that dim.
+fn symbolic_attr(node: &Node) -> Option<(&str, i64)> {
+    node.attrs.iter().find_map(|(name, v)| match v {
+        AttrValue::Ints(l) | AttrValue::Shape(l) => l
+            .iter()
+            .find(|&&d| dim::is_symbolic(d))
+            .map(|&d| (name.as_str(), d)),
+        _ => None,
+    })
 }
 
 /// Lowering context of one IR node.
@@ -232,6 +257,44 @@ impl Ctx<'_, '_> {
             bail!("expects a 3-d to 5-d input, got rank {rank}");
         }
         Ok(rank - 2)
+    }
+
+    /// A dim as Python: its size, or its expression with each symbol read from the first graph
+    /// input that declares it (`x.shape[0] * x.shape[1]`).
+    fn py_dim(&self, d: i64) -> Result<String> {
+        if !dim::is_symbolic(d) {
+            return Ok(d.to_string());
+        }
+        let missing = std::cell::RefCell::new(None);
+        let text = dim::text_with(d, &|s| match self.symbol_source(s) {
+            Some(expr) => expr,
+            None => {
+                *missing.borrow_mut() = Some(s.to_string());
+                s.to_string()
+            }
+        });
+        match missing.into_inner() {
+            Some(s) => bail!(
+                "the dim {} uses {s}, which no graph input declares",
+                dim::text(d)
+            ),
+            None => Ok(text),
+        }
+    }
+
+    /// `input.shape[axis]` for the first graph input with symbol `s` as a dim.
+    fn symbol_source(&self, s: &str) -> Option<String> {
+        self.e.graph.inputs.iter().find_map(|name| {
+            let node = self.e.graph.node(name)?;
+            let axis = node
+                .outputs
+                .first()?
+                .shape
+                .iter()
+                .position(|&d| dim::as_symbol(d).as_deref() == Some(s))?;
+            let var = self.e.var(&node.output(0)).ok()?;
+            Some(format!("{var}.shape[{axis}]"))
+        })
     }
 
     /// A dim of input 0: its size when known, else `x.shape[i]`.

@@ -1,6 +1,6 @@
 //! Recurrent layers: `nn.LSTM`, `nn.GRU` and `nn.RNN` (batch first; gate blocks reordered to
 //! torch's through the state dict; final states reshaped from torch's `[D, N, H]` to the IR's
-//! `[N, D·H]`) when the activations are torch's, the `Recurrent` helper module
+//! `[N, D·H]`, and the initial states h0/c0 the other way) when the activations are torch's, the `Recurrent` helper module
 //! (`templates/pytorch/recurrent.py.tera`) otherwise.
 use super::{Ctx, Lower};
 use crate::backends::pytorch::Helper;
@@ -55,6 +55,9 @@ fn recurrent(c: &mut Ctx) -> Result<()> {
         })
         .collect();
     let x = c.x(0)?;
+    let states: Vec<String> = (1..c.node.inputs.len())
+        .map(|k| c.x(k))
+        .collect::<Result<_>>()?;
     if !standard {
         c.e.helpers.insert(Helper::Recurrent);
         let list = dirs
@@ -81,7 +84,12 @@ fn recurrent(c: &mut Ctx) -> Result<()> {
         }
         let mut targets = names.clone();
         targets.resize(3, "_".to_string());
-        c.line(format!("{} = {layer}({x})", targets.join(", ")));
+        let args: Vec<String> = std::iter::once(x).chain(states).collect();
+        c.line(format!(
+            "{} = {layer}({})",
+            targets.join(", "),
+            args.join(", ")
+        ));
         for (k, n) in names.iter().enumerate() {
             if n != "_" {
                 c.bind(k, n.clone());
@@ -162,7 +170,25 @@ fn recurrent(c: &mut Ctx) -> Result<()> {
     } else {
         format!("{}, {}", raw[0], raw[1])
     };
-    c.line(format!("{targets} = {layer}({input})"));
+    // The IR's initial states [N, D·H] are torch's [D, N, H]; LSTM takes both or neither.
+    let mut torch_states = vec![];
+    for (k, s) in states.iter().enumerate() {
+        let name = c.local(["h0", "c0"][k]);
+        c.line(format!(
+            "{name} = {s}.unflatten(1, ({}, {h})).transpose(0, 1).contiguous()",
+            dirs.len()
+        ));
+        torch_states.push(name);
+    }
+    if op == "LSTM" && torch_states.len() == 1 {
+        torch_states.push(format!("torch.zeros_like({})", torch_states[0]));
+    }
+    let call = match (op.as_str(), &torch_states[..]) {
+        (_, []) => input,
+        ("LSTM", [h0, c0]) => format!("{input}, ({h0}, {c0})"),
+        (_, [h0, ..]) => format!("{input}, {h0}"),
+    };
+    c.line(format!("{targets} = {layer}({call})"));
     for k in 0..n_out {
         if names[k] == "_" {
             continue;

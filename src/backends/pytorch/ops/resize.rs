@@ -1,7 +1,7 @@
 //! Resize: `repeat_interleave` for nearest upsampling by integer factors that repeat each
 //! sample, `F.interpolate` where its coordinate mapping is the IR's, and otherwise the exact
 //! ONNX taps of the `resample` helper (`templates/pytorch/resample.py.tera`), one axis at a time.
-use super::{float, tuple, Ctx, Lower};
+use super::{float, Ctx, Lower};
 use crate::backends::pytorch::Helper;
 use crate::ir::AttrValue;
 use anyhow::{bail, Result};
@@ -32,7 +32,7 @@ fn resize(c: &mut Ctx) -> Result<()> {
         _ => None,
     };
     if let Some(s) = &sizes {
-        if s.len() != ns || s.iter().any(|&v| v <= 0) {
+        if s.len() != ns || s.iter().any(|&v| v <= 0 && !crate::ir::dim::is_symbolic(v)) {
             bail!("sizes {s:?} do not fit {ns} spatial axes");
         }
     } else if let Some(s) = &scales {
@@ -48,7 +48,7 @@ fn resize(c: &mut Ctx) -> Result<()> {
     // Per axis: the integer factor when the output repeats each input sample.
     let factor = |i: usize| -> Option<i64> {
         let f = match (&sizes, &scales) {
-            (Some(s), _) if ins[i] > 0 && s[i] % ins[i] == 0 => s[i] / ins[i],
+            (Some(s), _) if ins[i] > 0 && s[i] >= 0 && s[i] % ins[i] == 0 => s[i] / ins[i],
             (None, Some(s)) if s[i].fract() == 0.0 => s[i] as i64,
             _ => return None,
         };
@@ -84,7 +84,13 @@ fn resize(c: &mut Ctx) -> Result<()> {
     if let (Some(m), true, false) = (interp_mode, half || ctm == "align_corners", exclude) {
         let f = c.func("F.interpolate");
         let target = match (&sizes, &scales) {
-            (Some(s), _) => format!("size={}", tuple(s)),
+            (Some(s), _) => {
+                let dims: Vec<String> = s.iter().map(|&d| c.py_dim(d)).collect::<Result<_>>()?;
+                match &dims[..] {
+                    [one] => format!("size=({one},)"),
+                    _ => format!("size=({})", dims.join(", ")),
+                }
+            }
             (None, Some(s)) => format!(
                 "scale_factor={}",
                 if s.len() == 1 {
@@ -114,7 +120,7 @@ fn resize(c: &mut Ctx) -> Result<()> {
     let mut lines = vec![];
     for i in 0..ns {
         let (size, scale) = match (&sizes, &scales) {
-            (Some(s), _) => (s[i].to_string(), "None".to_string()),
+            (Some(s), _) => (c.py_dim(s[i])?, "None".to_string()),
             (None, Some(s)) => ("None".to_string(), f64_lit(s[i])),
             _ => unreachable!("checked above"),
         };

@@ -38,13 +38,7 @@ fn reshape(c: &mut Ctx) -> Result<()> {
     let dims = target
         .iter()
         .enumerate()
-        .map(|(i, &d)| {
-            if d == 0 {
-                c.dim(&x, i)
-            } else {
-                Ok(d.to_string())
-            }
-        })
+        .map(|(i, &d)| if d == 0 { c.dim(&x, i) } else { c.py_dim(d) })
         .collect::<Result<Vec<_>>>()?;
     if dims.is_empty() {
         return c.set(format!("{x}.reshape(())"));
@@ -339,11 +333,11 @@ fn expand(c: &mut Ctx) -> Result<()> {
     let out = c.out_ty(0)?.shape;
     let lead = out.len() - in_rank.min(out.len());
     for (i, &d) in out.iter().enumerate() {
-        if d < 0 && i < lead {
+        if d == -1 && i < lead {
             bail!("expanding to a new axis of unknown size");
         }
     }
-    let dims: Vec<String> = out.iter().map(|d| d.to_string()).collect();
+    let dims: Vec<String> = out.iter().map(|&d| c.py_dim(d)).collect::<Result<_>>()?;
     c.set(format!("{x}.expand({})", dims.join(", ")))
 }
 

@@ -1,11 +1,13 @@
 //! SimpleRNN, LSTM, GRU, the Bidirectional wrapper and TimeDistributed. Keras kernels
 //! ([F, G·H] and [H, G·H], gates i f c o for LSTM and z r h for GRU) are converted at read time
 //! to the IR's [D, G·H, F] / [D, G·H, H] with LSTM gates i o f c; biases become [D, 2·G·H]
-//! (GRU with reset_after keeps its recurrent bias, the others get zeros).
+//! (GRU with reset_after keeps its recurrent bias, the others get zeros). An `initial_state`
+//! (Keras 3: the keyword argument; Keras 2: the call's inputs after the first) becomes the op's
+//! h0 (and c0) inputs; Bidirectional's [h_fw, (c_fw,) h_bw, (c_bw)] are concatenated to [N, 2·H].
 use super::super::convert::Cx;
 use super::super::h5::Var;
 use super::super::weights::{recurrent_bias, recurrent_matrix};
-use super::{Cfg, LayerCall};
+use super::{Cfg, LayerCall, RArg};
 use crate::ir::{AttrValue, TensorRef};
 use crate::weights::derived::Source;
 use anyhow::{bail, Context, Result};
@@ -30,14 +32,60 @@ fn check_supported(cfg: &Cfg) -> Result<()> {
     Ok(())
 }
 
-/// Adds the IR recurrent node for a Keras layer of `class` with config `cfg`; `dirs` holds the
-/// weight variables of each direction (kernel, recurrent kernel, bias?).
+/// The call's input and the tensors of its initial state, in Keras's order ([h, c] per
+/// direction).
+fn input_and_state(l: &LayerCall) -> Result<(TensorRef, Vec<TensorRef>)> {
+    let Some((x, rest)) = l.inputs.split_first() else {
+        bail!("expects an input");
+    };
+    // Keras 2 records `initial_state: null` beside states passed as inputs.
+    let states = match l.kwargs.get("initial_state").map(RArg::tensors) {
+        Some(s) if !s.is_empty() => s.into_iter().cloned().collect(),
+        _ => rest.to_vec(),
+    };
+    Ok((x.clone(), states))
+}
+
+/// The IR's state inputs [h0, (c0)] from Keras's states: `per_dir` of them per direction,
+/// directions concatenated on the last axis.
+fn ir_states(
+    cx: &mut Cx,
+    l: &LayerCall,
+    states: Vec<TensorRef>,
+    per_dir: usize,
+    dirs: usize,
+) -> Result<Vec<TensorRef>> {
+    if states.is_empty() {
+        return Ok(states);
+    }
+    if states.len() != per_dir * dirs {
+        bail!(
+            "initial_state has {} tensors; expected {}",
+            states.len(),
+            per_dir * dirs
+        );
+    }
+    if dirs == 1 {
+        return Ok(states);
+    }
+    (0..per_dir)
+        .map(|k| {
+            let parts = [states[k].clone(), states[per_dir + k].clone()];
+            let name = l.sub(&format!("initial_{}", ["h", "c"][k]));
+            cx.op(&name, "Concat", &parts, vec![("axis", AttrValue::Int(-1))])
+        })
+        .collect()
+}
+
+/// Adds the IR recurrent node for a Keras layer of `class` with config `cfg` on `inputs` (x,
+/// then the IR's initial states); `dirs` holds the weight variables of each direction (kernel,
+/// recurrent kernel, bias?).
 fn recurrent_node(
     cx: &mut Cx,
     name: &str,
     class: &str,
     cfg: &Cfg,
-    x: TensorRef,
+    inputs: &[TensorRef],
     direction: &str,
     dirs: &[Vec<&Var>],
 ) -> Result<TensorRef> {
@@ -64,7 +112,7 @@ fn recurrent_node(
     if class == "GRU" {
         attrs.push(("linear_before_reset", AttrValue::Bool(reset_after)));
     }
-    let node = cx.op(name, op, &[x], attrs)?;
+    let node = cx.op(name, op, inputs, attrs)?;
     // Variable `i` (kernel, recurrent kernel, bias) of each direction.
     let sources = |i: usize| -> Result<Vec<Source>> {
         dirs.iter()
@@ -106,7 +154,11 @@ fn unidirectional(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
     let backwards = l.cfg.bool_or("go_backwards", false)?;
     let direction = if backwards { "reverse" } else { "forward" };
     let vars: Vec<&Var> = l.vars.iter().collect();
-    let node = recurrent_node(cx, &l.name, l.class, &l.cfg, l.input()?, direction, &[vars])?;
+    let per_dir = if l.class == "LSTM" { 2 } else { 1 };
+    let (x, states) = input_and_state(l)?;
+    let mut inputs = vec![x];
+    inputs.extend(ir_states(cx, l, states, per_dir, 1)?);
+    let node = recurrent_node(cx, &l.name, l.class, &l.cfg, &inputs, direction, &[vars])?;
     let mut out = vec![if l.cfg.bool_or("return_sequences", false)? {
         let y = TensorRef::new(node.node.clone(), 0);
         if backwards {
@@ -180,15 +232,11 @@ pub fn bidirectional(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
             .collect()
     };
     let dirs = [side("forward"), side("backward")];
-    let node = recurrent_node(
-        cx,
-        &l.name,
-        class,
-        &icfg,
-        l.input()?,
-        "bidirectional",
-        &dirs,
-    )?;
+    let per_dir = if class == "LSTM" { 2 } else { 1 };
+    let (x, states) = input_and_state(l)?;
+    let mut inputs = vec![x];
+    inputs.extend(ir_states(cx, l, states, per_dir, 2)?);
+    let node = recurrent_node(cx, &l.name, class, &icfg, &inputs, "bidirectional", &dirs)?;
     let h = icfg.int("units")?;
     let seq = icfg.bool_or("return_sequences", false)?;
     let out = TensorRef::new(node.node.clone(), if seq { 0 } else { 1 });

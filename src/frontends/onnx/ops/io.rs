@@ -4,7 +4,7 @@
 //! (they build shape-derived tensors, e.g. Swin's attention mask).
 use super::OpFn;
 use crate::frontends::builder::FOLD_CAP_BYTES;
-use crate::frontends::onnx::builder::{to_ints, unknown_dims_message, Val};
+use crate::frontends::onnx::builder::{to_ints, Val};
 use crate::frontends::onnx::node::Ctx;
 use crate::frontends::onnx::tensor::Lazy;
 use crate::interp::Value;
@@ -55,13 +55,15 @@ fn constant_of_shape(ctx: &mut Ctx) -> Result<Vec<Val>> {
     if fill.len() != 1 {
         bail!("value must hold one element, got {}", fill.describe());
     }
-    if let Val::Probed(p) = &shape {
-        // A tensor the size of an unknown-dim input (zeros_like) is never a shape computation.
-        for v in p.values.iter() {
-            if to_ints(v)?.iter().product::<i64>() > 1 << 16 {
-                bail!("{}", unknown_dims_message(&p.name));
-            }
-        }
+    if let Val::Dims(d) = &shape {
+        // A symbolic shape (`zeros(x.shape[0], 16)`): the value broadcast to it at run time.
+        let dims = to_ints(&d.value)?;
+        let name = ctx.out_name(0);
+        let one = ctx
+            .b
+            .constant_value(&format!("{name}_value"), &fill, dtype)?;
+        let s = ctx.spec("Expand").ints("shape", dims).input(&one);
+        return Ok(vec![ctx.emit1(s)?]);
     }
     let name = ctx.out_name(0);
     let v = ctx.b.compute(&name, &[shape], dtype, |v| {

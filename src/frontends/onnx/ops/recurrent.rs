@@ -2,13 +2,18 @@
 //! the IR's layout and gate orders (W [D, G·H, F], R [D, G·H, H], B [D, 2·G·H]; LSTM i, o, f,
 //! c; GRU z, r, h), so only the activations and tensor layouts are mapped: the IR is
 //! batch-first with directions concatenated on the last axis, ONNX time-first (layout 0) or
-//! batch-first (layout 1, opset 14) with a direction axis; Transpose/Reshape nodes convert.
-//! Refused: initial states or sequence lengths that are not trivial, cell clipping,
-//! LSTM's input_forget, activation parameters, and activations the IR lacks.
+//! batch-first (layout 1, opset 14) with a direction axis; Transpose/Reshape nodes convert,
+//! also for the initial states `initial_h`/`initial_c` ([D, N, H] or [N, D, H]), which become
+//! the op's h0/c0 inputs ([N, D·H]) unless zero (graph inputs, computed or constant values).
+//! Refused: sequence lengths other than all full (the IR has no per-sample length), cell
+//! clipping, LSTM's input_forget, activation parameters, and activations the IR lacks.
 use super::OpFn;
 use crate::frontends::onnx::builder::Val;
 use crate::frontends::onnx::node::Ctx;
+use crate::interp::Value;
+use crate::ir::ops::shape_rules::dim_mul;
 use anyhow::{bail, Context, Result};
+use ndarray::{ArrayD, IxDyn};
 
 pub fn lookup(op: &str) -> Option<OpFn> {
     Some(match op {
@@ -67,10 +72,7 @@ fn recurrent(ctx: &mut Ctx, op: &'static str) -> Result<Vec<Val>> {
     }
     let steps = x.shape()[if batch_first { 1 } else { 0 }];
     trivial(ctx, 4, "sequence_lens", |v| steps >= 0 && v as i64 == steps)?;
-    trivial(ctx, 5, "initial_h", |v| v == 0.0)?;
-    if op == "LSTM" {
-        trivial(ctx, 6, "initial_c", |v| v == 0.0)?;
-    }
+    let states = initial_states(ctx, op, batch_first, dirs, hidden, &x)?;
     let mut s = ctx
         .tmp(op, &op.to_lowercase())
         .int("hidden_size", hidden)
@@ -123,7 +125,11 @@ fn recurrent(ctx: &mut Ctx, op: &'static str) -> Result<Vec<Val>> {
             .input(&x);
         ctx.emit1(t)?
     };
-    let outs = ctx.emit(s.input(&xs))?;
+    s = s.input(&xs);
+    for state in &states {
+        s = s.input(state);
+    }
+    let outs = ctx.emit(s)?;
     // y [N, T, D·H] -> Y [T, D, N, H] (layout 1: [N, T, D, H]); h, c [N, D·H] -> [D, N, H]
     // (layout 1: [N, D, H]).
     let mut vals = vec![];
@@ -150,4 +156,87 @@ fn recurrent(ctx: &mut Ctx, op: &'static str) -> Result<Vec<Val>> {
         vals.push(y);
     }
     Ok(vals)
+}
+
+/// True when an initial state is absent or a constant zero everywhere. (Zeros shaped like a
+/// symbolic batch are made at run time, by an Expand: a run-time state like any other.)
+fn zero_state(v: Option<&Val>) -> Result<bool> {
+    let zero = |v: &Value| v.to_f32().iter().all(|&x| x == 0.0);
+    Ok(match v {
+        None => true,
+        Some(Val::Const(c)) => zero(&c.value()?),
+        Some(Val::Dims(_) | Val::Runtime(_)) => false,
+    })
+}
+
+/// The IR's h0 (and c0 for LSTM) inputs, [N, D·H], from `initial_h` (input 5) and
+/// `initial_c` (input 6): none when every state is zero; an absent state beside a given one
+/// is a zero constant, which needs the batch size.
+fn initial_states(
+    ctx: &mut Ctx,
+    op: &str,
+    batch_first: bool,
+    dirs: i64,
+    hidden: i64,
+    x: &Val,
+) -> Result<Vec<Val>> {
+    let slots: &[(usize, &str)] = if op == "LSTM" {
+        &[(5, "initial_h"), (6, "initial_c")]
+    } else {
+        &[(5, "initial_h")]
+    };
+    let given: Vec<Option<Val>> = slots.iter().map(|&(i, _)| ctx.opt_input(i)).collect();
+    let mut all_zero = true;
+    for g in &given {
+        all_zero &= zero_state(g.as_ref())?;
+    }
+    if all_zero {
+        return Ok(vec![]);
+    }
+    let width = dim_mul(dirs, hidden)?;
+    let mut out = vec![];
+    for (g, &(_, name)) in given.into_iter().zip(slots) {
+        let Some(v) = g else {
+            let n = x.shape()[if batch_first { 0 } else { 1 }];
+            if n < 0 {
+                bail!(
+                    "{name} is absent beside a given initial state, and the batch size is unknown"
+                );
+            }
+            let zeros = ArrayD::<f32>::zeros(IxDyn(&[n as usize, width as usize]));
+            out.push(ctx.constant(&format!("{name}_zeros"), &Value::F32(zeros), x.dtype())?);
+            continue;
+        };
+        let want = if batch_first {
+            "[N, D, H]"
+        } else {
+            "[D, N, H]"
+        };
+        let dims = v.shape();
+        let dir_axis = usize::from(batch_first);
+        if dims.len() != 3
+            || (dims[dir_axis] >= 0 && dims[dir_axis] != dirs)
+            || (dims[2] >= 0 && dims[2] != hidden)
+        {
+            bail!(
+                "{name} is {}; expected {want} with D = {dirs}, H = {hidden}",
+                v.ty()
+            );
+        }
+        let v = if batch_first {
+            v
+        } else {
+            let t = ctx
+                .tmp("Transpose", &format!("{name}_batch_first"))
+                .ints("perm", vec![1, 0, 2])
+                .input(&v);
+            ctx.emit1(t)?
+        };
+        let r = ctx
+            .tmp("Reshape", name)
+            .ints("shape", vec![0, width])
+            .input(&v);
+        out.push(ctx.emit1(r)?);
+    }
+    Ok(out)
 }

@@ -3,8 +3,9 @@
 //! use ONNX Runtime's legacy rule: asymmetric coordinates, nearest rounding down when enlarging
 //! and up when shrinking.
 use super::OpFn;
-use crate::frontends::onnx::builder::{unknown_dims_message, Val};
-use crate::frontends::onnx::node::{Ctx, Ints};
+use crate::frontends::onnx::builder::Val;
+use crate::frontends::onnx::node::Ctx;
+use crate::ir::dim;
 use anyhow::{bail, Context, Result};
 
 pub fn lookup(op: &str) -> Option<OpFn> {
@@ -84,13 +85,15 @@ fn resize(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let axes = ctx.opt_ints("axes")?;
     let shape = x.shape();
     let scales = ctx.const_floats(2, "the scales")?.filter(|s| !s.is_empty());
-    let sizes = match ctx.ints_input(3, "the sizes")? {
-        Some(Ints::Known(s)) => {
-            Some(s.into_iter().map(Some).collect::<Vec<_>>()).filter(|s| !s.is_empty())
-        }
-        Some(Ints::Probed(p)) => Some(probed_sizes(&x, p)?),
-        None => None,
-    };
+    // Sizes may be symbolic (`Concat(Shape(x)[:2], Shape(skip)[2:])`, as exporters write
+    // them); an entry that is the input's own dim is kept as "unchanged".
+    let sizes = ctx.ints_input(3, "the sizes")?.map(|s| {
+        s.iter()
+            .enumerate()
+            .map(|(i, &d)| (!(dim::is_symbolic(d) && shape.get(i) == Some(&d))).then_some(d))
+            .collect::<Vec<_>>()
+    });
+    let sizes = sizes.filter(|s| !s.is_empty());
     let target = match (scales, sizes) {
         (Some(s), None) => Target::Scales(spread(s, 1.0, &axes, rank)?),
         (None, Some(s)) => {
@@ -206,19 +209,6 @@ fn spread<T: Copy>(given: Vec<T>, fill: T, axes: &Option<Vec<i64>>, rank: usize)
     Ok(full)
 }
 
-/// Sizes computed from unknown dims (`Concat(Shape(x)[:2], [h, w])`, as exporters write
-/// them): an entry that differs between the probes must be the input's own dim, kept.
-fn probed_sizes(x: &Val, [p, q]: [Vec<i64>; 2]) -> Result<Vec<Option<i64>>> {
-    let dims = [x.probe_shape(0), x.probe_shape(1)];
-    (0..p.len())
-        .map(|i| match &dims {
-            _ if p[i] == q[i] => Ok(Some(p[i])),
-            [Some(d), Some(e)] if d.get(i) == Some(&p[i]) && e.get(i) == Some(&q[i]) => Ok(None),
-            _ => bail!("{}", unknown_dims_message("the sizes")),
-        })
-        .collect()
-}
-
 /// The IR Resize for a target over every axis; `taps` is (cubic_coeff_a, exclude_outside).
 fn emit(
     ctx: &mut Ctx,
@@ -271,8 +261,11 @@ fn emit(
         Target::Sizes(v) => {
             let sizes = spatial.iter().map(|&i| match v[i] {
                 Some(n) => Ok(n),
-                None if shape[i] >= 0 => Ok(shape[i]),
-                None => bail!("{}", unknown_dims_message("the sizes")),
+                None if shape[i] != dim::UNKNOWN => Ok(shape[i]),
+                None => bail!(
+                    "the sizes keep axis {i} of {}, whose size is unknown",
+                    x.ty()
+                ),
             });
             s.ints("sizes", sizes.collect::<Result<_>>()?)
         }

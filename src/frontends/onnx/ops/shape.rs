@@ -1,14 +1,14 @@
 //! Shape ops. The IR takes shapes, axes, slices, pads and repeats as attributes, so the ONNX
 //! inputs that carry them (Reshape's shape from opset 5, Slice's from 10, Squeeze/Unsqueeze
 //! axes and Split sizes from 13, Pad's from 11, Tile, Expand) must be known at conversion time:
-//! constants, or shape computations folded from the input dims. A shape computed from dims
-//! unknown here is accepted where each unknown entry provably equals the input's own dim (see
-//! `resolve_reshape`); otherwise the error asks for --inputShape.
+//! constants, or shape computations folded from the input dims — symbolic dims included
+//! (`[N, S, 12, 64]`), which the attributes hold as they are; an entry that is the input's own
+//! dim becomes its "copy" form (0 in a Reshape, 1 in an Expand, "to the end" in a Slice).
 use super::{axis, OpFn};
-use crate::frontends::onnx::builder::{unknown_dims_message, Probed, Val};
-use crate::frontends::onnx::node::{Ctx, Ints};
+use crate::frontends::onnx::builder::{Dims, Val};
+use crate::frontends::onnx::node::Ctx;
 use crate::interp::Value;
-use crate::ir::DType;
+use crate::ir::{dim, DType};
 use anyhow::{bail, Context, Result};
 use ndarray::{ArrayD, IxDyn};
 use std::sync::Arc;
@@ -42,48 +42,26 @@ fn reshape(ctx: &mut Ctx) -> Result<Vec<Val>> {
         .ints_input(1, "the target shape")?
         .context("the target shape is missing")?;
     let allow_zero = ctx.opset >= 14 && ctx.int("allowzero", 0)? == 1;
-    let literal_zero = match &target {
-        Ints::Known(t) => t.contains(&0),
-        Ints::Probed([p, q]) => p.iter().zip(q).any(|(&a, &b)| a == 0 && b == 0),
-    };
-    if allow_zero && literal_zero {
+    if allow_zero && target.contains(&0) {
         bail!("allowzero = 1 with a 0 in the target shape (an empty tensor) is not supported");
     }
-    let target = resolve_reshape(&x, target, &ctx.input(1)?.name())?;
+    let target = resolve_reshape(&x, target);
     let s = ctx.spec("Reshape").ints("shape", target).input(&x);
     Ok(vec![ctx.emit1(s)?])
 }
 
-/// A Reshape target for the IR. Entries that differ between the probes depend on unknown dims:
-/// one equal to the input's dim at the same position under both probes becomes 0 (copy); then
-/// a single remaining one becomes -1 (inferred) if the target has no -1 yet.
-fn resolve_reshape(x: &Val, target: Ints, name: &str) -> Result<Vec<i64>> {
-    let [a, b] = match target {
-        Ints::Known(t) => return Ok(t),
-        Ints::Probed(p) => p,
-    };
-    if a.len() != b.len() {
-        bail!("{}", unknown_dims_message(name));
-    }
-    let shapes = [x.probe_shape(0), x.probe_shape(1)];
-    let mut out = Vec::with_capacity(a.len());
-    let mut open = vec![];
-    for i in 0..a.len() {
-        if a[i] == b[i] {
-            out.push(a[i]);
-        } else if matches!(&shapes, [Some(p), Some(q)] if p.get(i) == Some(&a[i]) && q.get(i) == Some(&b[i]))
-        {
-            out.push(0);
-        } else {
-            open.push(i);
-            out.push(-1);
-        }
-    }
-    match open[..] {
-        [] => Ok(out),
-        [_] if a.iter().filter(|&&d| d == -1).count() == 0 => Ok(out),
-        _ => bail!("{}", unknown_dims_message(name)),
-    }
+/// A Reshape target for the IR: a symbolic entry that is the input's dim at the same position
+/// becomes 0 (copy), so the generated code reads like the source's `view(*x.shape[:2], 12, 64)`.
+fn resolve_reshape(x: &Val, target: Vec<i64>) -> Vec<i64> {
+    let shape = x.shape();
+    target
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| match shape.get(i) {
+            Some(&own) if dim::is_symbolic(d) && own == d => 0,
+            _ => d,
+        })
+        .collect()
 }
 
 fn flatten(ctx: &mut Ctx) -> Result<Vec<Val>> {
@@ -211,33 +189,26 @@ fn slice(ctx: &mut Ctx) -> Result<Vec<Val>> {
         )
     } else {
         let starts = ctx
-            .const_ints(1, "the starts")?
+            .ints_input(1, "the starts")?
             .context("starts is missing")?;
         let axes = ctx.const_ints(3, "the axes")?;
-        let ends = match ctx.ints_input(2, "the ends")?.context("ends is missing")? {
-            Ints::Known(e) => e,
-            Ints::Probed([p, q]) => {
-                let axes = axes
-                    .clone()
-                    .unwrap_or_else(|| (0..p.len() as i64).collect());
-                let dims = [x.probe_shape(0), x.probe_shape(1)];
-                (0..p.len())
-                    .map(|i| {
-                        if p[i] == q[i] {
-                            return Ok(p[i]);
-                        }
-                        let ax = axis(
-                            *axes.get(i).context("axes and ends differ in length")?,
-                            x.rank(),
-                        )?;
-                        match &dims {
-                            [Some(d), Some(e)] if d[ax] == p[i] && e[ax] == q[i] => Ok(i64::MAX),
-                            _ => bail!("{}", unknown_dims_message(&ctx.input(2)?.name())),
-                        }
-                    })
-                    .collect::<Result<Vec<_>>>()?
-            }
-        };
+        let ends = ctx.ints_input(2, "the ends")?.context("ends is missing")?;
+        // An end that is the sliced axis' own (symbolic) size is "to the end".
+        let shape = x.shape();
+        let ends = (0..ends.len())
+            .map(|i| {
+                let a = match &axes {
+                    Some(a) => *a.get(i).context("axes and ends differ in length")?,
+                    None => i as i64,
+                };
+                let own = shape[axis(a, x.rank())?];
+                Ok(if dim::is_symbolic(ends[i]) && ends[i] == own {
+                    i64::MAX
+                } else {
+                    ends[i]
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         (starts, ends, axes, ctx.const_ints(4, "the steps")?)
     };
     let mut s = ctx
@@ -351,35 +322,26 @@ fn tile(ctx: &mut Ctx) -> Result<Vec<Val>> {
     Ok(vec![ctx.emit1(s)?])
 }
 
-/// Expand. An entry computed from unknown dims that equals the input's own (aligned) dim
-/// becomes 1, which broadcasting turns back into that dim.
+/// Expand. A symbolic entry that is the input's own (aligned) dim becomes 1, which
+/// broadcasting turns back into that dim.
 fn expand(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let x = ctx.input(0)?;
-    let target = match ctx
+    let target = ctx
         .ints_input(1, "the shape")?
-        .context("the shape is missing")?
-    {
-        Ints::Known(t) => t,
-        Ints::Probed([p, q]) => {
-            let dims = [x.probe_shape(0), x.probe_shape(1)];
-            let n = p.len();
-            (0..n)
-                .map(|i| {
-                    if p[i] == q[i] {
-                        return Ok(p[i]);
-                    }
-                    if let [Some(d), Some(e)] = &dims {
-                        let off = n as i64 - d.len() as i64;
-                        let j = i as i64 - off;
-                        if j >= 0 && d[j as usize] == p[i] && e[j as usize] == q[i] {
-                            return Ok(1);
-                        }
-                    }
-                    bail!("{}", unknown_dims_message(&ctx.input(1)?.name()))
-                })
-                .collect::<Result<Vec<_>>>()?
-        }
-    };
+        .context("the shape is missing")?;
+    let shape = x.shape();
+    let off = target.len() as i64 - shape.len() as i64;
+    let target = (0..target.len())
+        .map(|i| {
+            let j = i as i64 - off;
+            let own = (j >= 0).then(|| shape[j as usize]);
+            if dim::is_symbolic(target[i]) && own == Some(target[i]) {
+                1
+            } else {
+                target[i]
+            }
+        })
+        .collect();
     let s = ctx.spec("Expand").ints("shape", target).input(&x);
     Ok(vec![ctx.emit1(s)?])
 }
@@ -408,49 +370,47 @@ fn scatter_nd(ctx: &mut Ctx) -> Result<Vec<Val>> {
     Ok(vec![ctx.emit1(s)?])
 }
 
-/// Shape (with opset 15's start/end): a constant when the dims are known, else a probed value.
+/// Shape (with opset 15's start/end): a constant when the dims are known, else the symbolic
+/// dims.
 fn shape(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let x = ctx.input(0)?;
     let rank = x.rank() as i64;
     let clamp = |v: i64| (if v < 0 { v + rank } else { v }).clamp(0, rank) as usize;
     let start = clamp(ctx.int("start", 0)?);
     let end = clamp(ctx.int("end", rank)?);
-    dims_of(ctx, &x, |s| {
-        let d = s[start.min(end)..end].to_vec();
-        Value::I64(ArrayD::from_shape_vec(IxDyn(&[d.len()]), d).expect("1-d"))
-    })
+    let dims = x.shape()[start.min(end)..end].to_vec();
+    dims_value(ctx, &x, ArrayD::from_shape_vec(IxDyn(&[dims.len()]), dims)?)
 }
 
 /// Size: the element count, like Shape.
 fn size(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let x = ctx.input(0)?;
-    dims_of(ctx, &x, |s| {
-        Value::I64(ndarray::arr0(s.iter().product::<i64>()).into_dyn())
-    })
+    let n = crate::ir::ops::shape_rules::dims_product(&x.shape())?;
+    dims_value(ctx, &x, ndarray::arr0(n).into_dyn())
 }
 
-/// A value computed from `x`'s dims: now when they are known, else under each probe.
-fn dims_of(ctx: &mut Ctx, x: &Val, f: impl Fn(&[i64]) -> Value) -> Result<Vec<Val>> {
+/// A value made of `x`'s dims: a constant when they are all known, symbolic dims otherwise. A
+/// dim nobody can name (-1) has no value now; the IR cannot compute one at run time yet.
+fn dims_value(ctx: &mut Ctx, x: &Val, dims: ArrayD<i64>) -> Result<Vec<Val>> {
     let name = ctx.out_name(0);
-    let shape = x.shape();
-    if !shape.contains(&-1) {
-        return Ok(vec![ctx.b.constant_value(&name, &f(&shape), DType::I64)?]);
-    }
-    let (Some(p), Some(q)) = (x.probe_shape(0), x.probe_shape(1)) else {
+    if dims.iter().any(|&d| d == dim::UNKNOWN) {
         bail!(
-            "the dims of {} cannot be followed through the graph; pin the input shapes with \
-             --inputShape",
+            "the dims of {} are not all known or named, so its shape cannot be computed now; \
+             pin them with --inputShape",
             x.ty()
         );
-    };
-    let (a, b) = (f(&p), f(&q));
-    if a == b {
-        return Ok(vec![ctx.b.constant_value(&name, &a, DType::I64)?]);
     }
-    Ok(vec![Val::Probed(Probed {
+    if !dims.iter().any(|&d| dim::is_symbolic(d)) {
+        return Ok(vec![ctx.b.constant_value(
+            &name,
+            &Value::I64(dims),
+            DType::I64,
+        )?]);
+    }
+    Ok(vec![Val::Dims(Dims {
         name,
         dtype: DType::I64,
-        values: Arc::new([a, b]),
+        value: Arc::new(Value::I64(dims)),
     })])
 }
 

@@ -1,9 +1,9 @@
 //! The converter: tracks the new form and permutation of every source tensor, materialises the
 //! forms uses need (inserted Transposes and Unsqueezes, permuted constants), dispatches every
 //! node on the layout rule its op declares ([`Layout`]), and assembles the result.
-use super::perm::switch_perm;
 use super::perm::{compose, fmt_perm, identity, ints, inverse, is_identity, lift, permute};
-use super::{LayoutResult, Perm, Target};
+use super::perm::{format_perm, switch_perm};
+use super::{IoLayout, LayoutResult, Perm, Target};
 use crate::ir::ops::{self, Attrs, Layout};
 use crate::ir::{validate, AttrValue, Graph, Node, TensorRef};
 use crate::weights::derived::{Derived, DerivedWeights, Step};
@@ -20,7 +20,8 @@ pub(super) struct Converter<'a, 'w> {
     pub(super) uses: HashMap<TensorRef, usize>,
     pub(super) weights: &'w dyn WeightReader,
     pub(super) target: Target,
-    pub(super) keep_io: bool,
+    /// The layout asked for at the graph's inputs and outputs (`--io-layout`).
+    pub(super) io: &'a IoLayout,
     nodes: Vec<Node>,
     used: HashSet<String>,
     /// Tracked form of each source tensor: the new tensor and its permutation.
@@ -34,9 +35,11 @@ pub(super) struct Converter<'a, 'w> {
     sources: HashMap<(String, String), Derived>,
     inserted: HashSet<String>,
     pub(super) input_perms: HashMap<String, Perm>,
+    /// Inputs and outputs `--io-layout` named whose layout is not known (left as they are).
+    pub(super) io_unknown: Vec<String>,
     /// Whether a graph input or a data_format op switched layout. Without a switch the graph
     /// is already in the target layout, and an output whose permutation merely looks like a
-    /// layout switch (a source Transpose) is transposed back, not left permuted.
+    /// layout switch (a source Transpose) is not taken for an image in the other layout.
     pub(super) switched: bool,
     pub(super) transposes: usize,
     pub(super) log: Vec<String>,
@@ -78,7 +81,7 @@ impl<'a, 'w> Converter<'a, 'w> {
         src: &'a Graph,
         weights: &'w dyn WeightReader,
         target: Target,
-        keep_io: bool,
+        io: &'a IoLayout,
     ) -> Self {
         let mut consumers: HashMap<TensorRef, Vec<usize>> = HashMap::new();
         for (i, n) in src.nodes.iter().enumerate() {
@@ -93,7 +96,7 @@ impl<'a, 'w> Converter<'a, 'w> {
             uses: src.consumers(),
             weights,
             target,
-            keep_io,
+            io,
             nodes: vec![],
             used: src.nodes.iter().map(|n| n.name.clone()).collect(),
             tracked: HashMap::new(),
@@ -103,6 +106,7 @@ impl<'a, 'w> Converter<'a, 'w> {
             sources: HashMap::new(),
             inserted: HashSet::new(),
             input_perms: HashMap::new(),
+            io_unknown: vec![],
             switched: false,
             transposes: 0,
             log: vec![],
@@ -421,32 +425,54 @@ impl<'a, 'w> Converter<'a, 'w> {
         Ok(())
     }
 
+    /// The permutation `--io-layout` asks of a graph input or output named `name` whose source
+    /// layout is `layout` (`Some(channels_last)`, `None` when not known), rank `rank`.
+    pub(super) fn io_perm(&mut self, name: &str, layout: Option<bool>, rank: usize) -> Perm {
+        match (self.io.wants(name), layout) {
+            (Some(want), Some(last)) => format_perm(rank, last, want),
+            (Some(_), None) => {
+                if self.io.names(name) {
+                    self.io_unknown.push(name.to_string());
+                }
+                identity(rank)
+            }
+            (None, _) => identity(rank),
+        }
+    }
+
     pub(super) fn finish(mut self) -> Result<LayoutResult<'w>> {
         let src = self.src;
         let mut outputs = vec![];
         let mut output_perms = vec![];
-        for r in &src.outputs {
-            let p = self.perm_of(r)?;
-            let rank = p.len();
-            let standard = self.switched
-                && (3..=5).contains(&rank)
-                && p == switch_perm(rank, !self.target.is_last());
+        let output_names: Vec<String> =
+            (0..src.outputs.len()).map(|i| src.output_name(i)).collect();
+        for (r, name) in src.outputs.iter().zip(&output_names) {
+            let rank = self.rank(r)?;
+            // Its layout, found back through the source graph; else, after a layout switch, a
+            // tensor the switch left permuted as an image is (e.g. through a Reshape).
+            let switch = (3..=5).contains(&rank)
+                && self.switched
+                && self.perm_of(r)? == switch_perm(rank, !self.target.is_last());
+            let layout = match self.output_layout(r)? {
+                Some(last) => Some(last),
+                None => switch.then_some(!self.target.is_last()),
+            };
+            let p = self.io_perm(name, layout, rank);
             let before = self.transposes;
-            if !self.keep_io && standard {
-                outputs.push(self.get(r, &p)?);
-                output_perms.push(Some(p.clone()));
-                self.log.push(format!(
-                    "output '{r}': {} (permuted {})",
-                    self.target.data_format(),
-                    fmt_perm(&p)
-                ));
-            } else {
-                outputs.push(self.get(r, &identity(rank))?);
+            outputs.push(self.get(r, &p)?);
+            if is_identity(&p) {
                 output_perms.push(None);
                 if self.transposes > before {
-                    self.log
-                        .push(format!("output '{r}': Transpose back to its source layout"));
+                    self.log.push(format!(
+                        "output '{name}': Transpose back to its source layout"
+                    ));
                 }
+            } else {
+                self.log.push(format!(
+                    "output '{name}': permuted {} (--io-layout)",
+                    fmt_perm(&p)
+                ));
+                output_perms.push(Some(p));
             }
         }
         let input_perms = src
@@ -458,6 +484,7 @@ impl<'a, 'w> Converter<'a, 'w> {
             nodes: std::mem::take(&mut self.nodes),
             inputs: src.inputs.clone(),
             outputs,
+            output_names,
             producer: src.producer.clone(),
         };
         prune(&mut graph, &self.inserted);
@@ -490,6 +517,7 @@ impl<'a, 'w> Converter<'a, 'w> {
             log: self.log,
             input_perms,
             output_perms,
+            io_unknown: self.io_unknown,
         })
     }
 }

@@ -7,10 +7,22 @@ use super::perm::{compose, fmt_perm, format_perm, identity, inverse, is_identity
 use super::perm::{switch_perm, transpose_perm};
 use super::Perm;
 use crate::ir::ops::{self, Attrs, AxisRule, Kernel, Layout};
-use crate::ir::{AttrValue, Node};
+use crate::ir::{AttrValue, Node, TensorRef};
 use crate::weights::derived::Step;
 use anyhow::{bail, Result};
 use std::collections::{HashSet, VecDeque};
+
+/// The data format of a tensor `t` when `transpose(t, m)` is in the format `last`
+/// (`Some(channels_last)`), or `None` when `m` is neither the identity nor the switch.
+fn layout_through(m: &[usize], last: bool) -> Option<bool> {
+    if is_identity(m) {
+        Some(last)
+    } else if m == switch_perm(m.len(), !last) {
+        Some(!last)
+    } else {
+        None
+    }
+}
 
 /// Whether the same-rank outputs of an op following `layout` keep its input's axes, so that a
 /// graph input's layout is chosen through it.
@@ -28,13 +40,15 @@ fn keeps_axes(layout: Layout) -> bool {
 }
 
 impl Converter<'_, '_> {
-    /// The layout a graph input should take: the permutation the first data-format op reached
-    /// through axis-preserving ops wants, when that is the standard switch to the target.
-    fn preferred_input_perm(&self, node: &Node) -> Result<Option<Perm>> {
+    /// The data format of graph input `node` (`Some(channels_last)`): the format of the first
+    /// data-format op reached through axis-preserving ops and Transposes, when the input is in
+    /// that format or exactly the other one.
+    fn input_layout(&self, node: &Node) -> Result<Option<bool>> {
         let rank = self.rank(&node.output(0))?;
         if !(3..=5).contains(&rank) {
             return Ok(None);
         }
+        // Each queued tensor is `transpose(input, m)`.
         let mut queue = VecDeque::from([(node.output(0), identity(rank))]);
         let mut seen = HashSet::new();
         while let Some((r, m)) = queue.pop_front() {
@@ -45,10 +59,7 @@ impl Converter<'_, '_> {
                 let user = &self.src.nodes[i];
                 let layout = ops::lookup(user)?.layout;
                 if let Layout::DataFormat { .. } = layout {
-                    let q = format_perm(rank, Attrs::of(user)?.channels_last()?, self.target);
-                    let want = compose(&m, &q);
-                    let standard = switch_perm(rank, !self.target.is_last());
-                    return Ok((want == standard).then_some(want));
+                    return Ok(layout_through(&m, Attrs::of(user)?.channels_last()?));
                 }
                 let next = if layout == Layout::Transpose {
                     compose(&m, &transpose_perm(user, rank)?)
@@ -67,37 +78,91 @@ impl Converter<'_, '_> {
         Ok(None)
     }
 
+    /// The data format of source tensor `r` (`Some(channels_last)`), found back through
+    /// axis-preserving ops and Transposes to a data-format op or a graph input.
+    pub(super) fn output_layout(&self, r: &TensorRef) -> Result<Option<bool>> {
+        let rank = self.rank(r)?;
+        if !(3..=5).contains(&rank) {
+            return Ok(None);
+        }
+        // `r` is `transpose(at, m)`.
+        let (mut at, mut m) = (r.clone(), identity(rank));
+        for _ in 0..=self.src.nodes.len() {
+            let node = self.src_node(&at.node)?;
+            let layout = ops::lookup(node)?.layout;
+            let same_rank = |c: &Self, x: &TensorRef| c.rank(x).map(|k| k == rank);
+            match layout {
+                Layout::DataFormat { .. } if same_rank(self, &node.inputs[0])? => {
+                    return Ok(layout_through(
+                        &inverse(&m),
+                        Attrs::of(node)?.channels_last()?,
+                    ));
+                }
+                Layout::GraphInput => {
+                    return Ok(self
+                        .input_layout(node)?
+                        .and_then(|last| layout_through(&inverse(&m), last)));
+                }
+                Layout::Transpose => {
+                    m = compose(&transpose_perm(node, rank)?, &m);
+                    at = node.inputs[0].clone();
+                }
+                _ if keeps_axes(layout) => {
+                    let mut next = None;
+                    for x in &node.inputs {
+                        if same_rank(self, x)? {
+                            next = Some(x.clone());
+                            break;
+                        }
+                    }
+                    match next {
+                        Some(x) => at = x,
+                        None => return Ok(None),
+                    }
+                }
+                _ => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
     pub(super) fn data_input(&mut self, node: &Node) -> Result<()> {
-        let Some(p) = self.preferred_input_perm(node)? else {
-            return self.keep(node);
-        };
+        let layout = self.input_layout(node)?;
         let r = node.output(0);
-        if self.keep_io {
-            self.emit(node.clone(), vec![identity(p.len())]);
-            let t = self.transpose(&node.name, r.clone(), p.clone());
-            self.forms.insert((r.clone(), p.clone()), t.clone());
-            self.tracked.insert(r, (t, p.clone()));
+        let rank = self.rank(&r)?;
+        // `outer`: the interface's permutation (--io-layout); `inner`: the one the graph works in.
+        let outer = self.io_perm(&node.name, layout, rank);
+        let inner = match layout {
+            Some(last) => format_perm(rank, last, self.target),
+            None => identity(rank),
+        };
+        if is_identity(&outer) && is_identity(&inner) {
+            return self.keep(node);
+        }
+        let mut new = node.clone();
+        if !is_identity(&outer) {
+            let shape = self.shape(&r)?;
+            let new_shape = permute(&shape, &outer);
+            new.attrs
+                .insert("shape".into(), AttrValue::Shape(new_shape.clone()));
+            self.input_perms.insert(node.name.clone(), outer.clone());
             self.log.push(format!(
-                "{}: graph input keeps its layout; Transpose {} to {}",
+                "{}: graph input shape {shape:?} → {new_shape:?} (--io-layout)",
+                node.name
+            ));
+        }
+        self.emit(new, vec![outer.clone()]);
+        self.switched |= !is_identity(&inner);
+        if inner != outer {
+            let t = self.get(&r, &inner)?;
+            self.tracked.insert(r, (t, inner.clone()));
+            self.log.push(format!(
+                "{}: graph input Transposed {} to {}",
                 node.name,
-                fmt_perm(&p),
+                fmt_perm(&compose(&inverse(&outer), &inner)),
                 self.target.data_format()
             ));
-            return Ok(());
         }
-        let shape = self.shape(&r)?;
-        let new_shape = permute(&shape, &p);
-        let mut new = node.clone();
-        new.attrs
-            .insert("shape".into(), AttrValue::Shape(new_shape.clone()));
-        self.emit(new, vec![p.clone()]);
-        self.input_perms.insert(node.name.clone(), p);
-        self.switched = true;
-        self.log.push(format!(
-            "{}: graph input shape {shape:?} → {new_shape:?} ({})",
-            node.name,
-            self.target.data_format()
-        ));
         Ok(())
     }
 

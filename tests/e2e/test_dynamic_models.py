@@ -1,0 +1,153 @@
+"""Dynamic models (issue 12): ONNX exports whose batch, sequence and image sizes are symbols,
+converted with no pinning to the IR (`mmdnn run`), ONNX (onnxruntime) and PyTorch (the
+generated module), each run at two sizes and compared with onnxruntime on the source within
+max|Δ| ≤ 1e-4 · max(1, |ref|). The converted ONNX model must keep the source's symbolic dims.
+torch and onnxruntime come from the shared venv.
+"""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from test_onnx_reader import compare, run_mmdnn_model
+
+EXPORT = """
+import warnings
+warnings.filterwarnings("ignore")
+import json, numpy as np, torch, torch.nn as nn, torch.nn.functional as F
+import onnxruntime as ort
+torch.manual_seed(0)
+
+
+class Encoder(nn.Module):
+    # A BERT-like block: [N, S, 32] with 4 heads; the head split and merge are Reshapes whose
+    # targets exporters compute from Shape(x).
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(32, 96)
+        self.out = nn.Linear(32, 32)
+        self.norm = nn.LayerNorm(32)
+        self.ff = nn.Sequential(nn.Linear(32, 64), nn.GELU(), nn.Linear(64, 32))
+
+    def forward(self, x):
+        b, s, c = x.shape
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        heads = lambda t: t.reshape(b, s, 4, c // 4).transpose(1, 2)
+        q, k, v = heads(q), heads(k), heads(v)
+        a = torch.softmax(q @ k.transpose(-1, -2) / 8 ** 0.5, dim=-1) @ v
+        x = self.norm(x + self.out(a.transpose(1, 2).reshape(b, s, c)))
+        return x + self.ff(x)
+
+
+class SegHead(nn.Module):
+    # LRASPP-like: features at 1/4 size, upsampled back to the input's own H and W.
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Conv2d(3, 8, 3, 2, 1)
+        self.down2 = nn.Conv2d(8, 8, 3, 2, 1)
+        self.cls = nn.Conv2d(8, 5, 1)
+
+    def forward(self, x):
+        y = self.cls(F.relu(self.down2(F.relu(self.down(x)))))
+        return F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def export(name, model, example, axes, sizes):
+    path = f"{out}/{name}.onnx"
+    torch.onnx.export(model.eval(), (example,), path, dynamo=False, opset_version=17,
+                      input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": axes, "y": axes})
+    sess = ort.InferenceSession(path)
+    for i, shape in enumerate(sizes):
+        x = np.random.RandomState(i).randn(*shape).astype(np.float32)
+        np.save(f"{path}.in{i}.npy", x)
+        np.save(f"{path}.ref{i}.npy", sess.run(None, {"x": x})[0])
+
+
+out = OUT_DIR
+export("encoder", Encoder(), torch.randn(2, 7, 32), {0: "batch", 1: "seq"},
+       [(2, 7, 32), (3, 40, 32)])
+export("seghead", SegHead(), torch.randn(1, 3, 32, 48), {0: "batch", 2: "height", 3: "width"},
+       [(1, 3, 32, 48), (2, 3, 64, 40)])
+"""
+
+MODELS = {
+    "encoder": ["batch", "seq", 32],
+    "seghead": ["batch", 5, "height", "width"],
+}
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory, run_in_subprocess):
+    d = tmp_path_factory.mktemp("dynamic")
+    run_in_subprocess(EXPORT.replace("OUT_DIR", repr(str(d))))
+    return d
+
+
+def dims(value_info):
+    return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_ir_runs_at_two_sizes(name, exports, tmp_path, run_mmdnn):
+    path = exports / f"{name}.onnx"
+    for i in range(2):
+        got = run_mmdnn_model(run_mmdnn, path, {"x": f"{path}.in{i}.npy"}, tmp_path / f"out{i}")
+        err = compare(got[0], np.load(f"{path}.ref{i}.npy"), f"{name} (IR) size {i}")
+        print(f"{name} IR size {i}: max |Δ| {err:.3g}")
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_onnx_keeps_symbols_and_runs_at_two_sizes(name, exports, tmp_path, run_mmdnn,
+                                                   run_in_subprocess):
+    path = exports / f"{name}.onnx"
+    target = tmp_path / "model.onnx"
+    run_mmdnn("convert", "-sf", "onnx", "-iw", path, "-df", "onnx", "-om", target, check=True)
+    model = onnx.load(str(target))
+    onnx.checker.check_model(model)
+    assert dims(model.graph.input[0]) == [d if isinstance(d, int) else d for d in
+                                          dims(onnx.load(str(path)).graph.input[0])]
+    assert dims(model.graph.output[0]) == MODELS[name], dims(model.graph.output[0])
+    run_in_subprocess(f"""
+import numpy as np, onnxruntime as ort
+sess = ort.InferenceSession({str(target)!r})
+for i in range(2):
+    x = np.load({str(path)!r} + f".in{{i}}.npy")
+    np.save({str(tmp_path)!r} + f"/got{{i}}.npy", sess.run(None, {{"x": x}})[0])
+""")
+    for i in range(2):
+        got = np.load(tmp_path / f"got{i}.npy")
+        err = compare(got, np.load(f"{path}.ref{i}.npy"), f"{name} (ONNX) size {i}")
+        print(f"{name} ONNX size {i}: max |Δ| {err:.3g}")
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_pytorch_runs_at_two_sizes(name, exports, tmp_path, run_mmdnn, run_in_subprocess):
+    from test_pytorch_ops import lint, run_torch
+
+    path = exports / f"{name}.onnx"
+    pt = tmp_path / "pytorch"
+    pt.mkdir()
+    run_mmdnn("convert", "-sf", "onnx", "-iw", path, "-df", "pytorch", "-om", pt / "model.pth",
+              check=True)
+    lint([pt / "model.py"])
+    for i in range(2):
+        d = pt / f"size{i}"
+        d.mkdir()
+        run_torch(run_in_subprocess, [{"name": name, "dir": str(d), "code": str(pt / "model.py"),
+                                       "weights": str(pt / "model.pth"),
+                                       "inputs": [f"{path}.in{i}.npy"]}])
+        got = np.load(d / "torch0.npy")
+        err = compare(got, np.load(f"{path}.ref{i}.npy"), f"{name} (PyTorch) size {i}")
+        print(f"{name} PyTorch size {i}: max |Δ| {err:.3g}")
+
+
+def test_ir_says_the_symbols(exports, tmp_path, run_mmdnn):
+    """`inspect` shows the symbolic dims (`float32[batch, seq, 32]`)."""
+    ir = tmp_path / "ir"
+    run_mmdnn("toir", "-f", "onnx", "-n", exports / "encoder.onnx", "-o", ir, check=True)
+    proc = run_mmdnn("inspect", f"{ir}.pb", check=True)
+    assert "float32[batch, seq, 32]" in proc.stdout, proc.stdout
+    assert json.loads((tmp_path / "ir.json").read_text())  # the .json reads back
