@@ -73,7 +73,7 @@ impl Side {
                         .iter()
                         .map(|&d| {
                             if d < 0 {
-                                Dim::Free(None)
+                                Dim::Free(crate::ir::dim::as_symbol(d))
                             } else {
                                 Dim::Size(d as usize)
                             }
