@@ -1,11 +1,11 @@
 """`mmdnn verify` on the pairs the tool produces, each model run by its own framework:
-an ONNX source against its converted PyTorch code + state dict, a Keras 2 .h5 (tf_keras)
-against its converted ONNX, a dynamic batch run at two sizes, and `--per-layer` naming the
+an ONNX source against its converted PyTorch code + state dict (and TorchScript, .pt2, pickle),
+a Keras 2 .h5 (tf_keras) against its converted ONNX (interface kept, and --io-layout
+channels_first), a dynamic batch run at two sizes, and `--per-layer` naming the
 first divergent layer of a converted model whose file had one weight edited.
 Tolerance: verify's defaults, |Δ| ≤ 1e-4·max(1, |ref|)."""
 
 import json
-import os
 
 import numpy as np
 import onnx
@@ -119,6 +119,15 @@ def test_keras2_h5_against_converted_onnx(run_mmdnn, run_in_subprocess, tmp_path
         names = [l["name"] for l in run["layers"]]
         assert "conv/relu" in names and "bn" in names and "scores/softmax" in names, names
         assert run["first_divergent_layer"] is None, run
+    # An opted-in layout change of the interface: the input is fed permuted, found from its shape.
+    cf = tmp_path / "k2_cf.onnx"
+    run_mmdnn("convert", "-sf", "keras", "-iw", h5, "-df", "onnx", "-om", cf, "--io-layout", "channels_first",
+              "-q", check=True)
+    proc = verify(run_mmdnn, h5, cf)
+    doc = doc_of(proc)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert any("permuted by [0, 3, 1, 2]" in note for note in doc["interface"]), doc
+    assert all(r["outputs"][0]["within_tolerance"] for r in doc["runs"]), doc
 
 
 def test_per_layer_names_the_first_divergent_layer_of_an_edited_weight(run_mmdnn, tmp_path):
