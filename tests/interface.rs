@@ -207,7 +207,7 @@ fn an_nhwc_onnx_input_stays_nhwc_in_onnx_and_pytorch() {
         code.contains("(\"input\", (1, 8, 8, 3), torch.float32)"),
         "{code}"
     );
-    assert!(code.contains("\"y\": float32[1, 8, 8, 4]"), "{code}");
+    assert!(code.contains("y: float32[1, 8, 8, 4]"), "{code}");
 }
 
 #[test]

@@ -18,7 +18,7 @@ class KitModel(nn.Module):
         x: float32[1, 3, 224, 224]
 
     Returns:
-        "logits": float32[1, 1000]
+        logits: float32[1, 1000]
     """
 
     # (argument, example shape with unknown dims as 1, dtype) of each input, for export.

@@ -4,10 +4,13 @@
 //! im2col + GEMM per batch item and group: channels_first computes `W[out, K] · col[K, P]`,
 //! channels_last `col[P, K] · W[K, out]`, K running over the weight layout's own order so the
 //! weights are used as stored. ConvTranspose is the GEMM `Wᵀ · x` followed by col2im.
+//! RuntimeConv is Conv with the kernel and bias taken from its inputs.
 use super::linalg::gemm;
 use super::util::{one, pad3, par_chunks};
 use super::{OpCtx, OpFn, Value};
 use crate::ir::ops::shape_rules::{spatial_list, split_pads, window_out};
+use crate::ir::{AttrValue, DType};
+use crate::weights::MemoryWeights;
 use anyhow::{bail, Result};
 use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,6 +22,7 @@ pub fn lookup(op: &str) -> Option<OpFn> {
     Some(match op {
         "Conv" => conv,
         "ConvTranspose" => conv_transpose,
+        "RuntimeConv" => runtime_conv,
         _ => return None,
     })
 }
@@ -145,6 +149,34 @@ fn input_checks(x: &ArrayD<f32>) -> Result<()> {
         bail!("expects a rank 3 to 5 input, got shape {:?}", x.shape());
     }
     Ok(())
+}
+
+/// Conv on a copy of the node whose weights are the inputs w and b.
+fn runtime_conv(ctx: &OpCtx, inputs: Vec<Value>) -> Result<Vec<Value>> {
+    let mut inputs = inputs.into_iter();
+    let (Some(x), Some(w)) = (inputs.next(), inputs.next()) else {
+        bail!("expects the inputs x and w");
+    };
+    let b = inputs.next();
+    let (a, xs) = (&ctx.attrs, x.shape());
+    let cin = xs.get(1).copied().unwrap_or(0) as i64 / a.int("group")?.max(1);
+    let want: Vec<i64> = [a.int("out_channels")?, cin]
+        .into_iter()
+        .chain(a.ints("kernel_shape")?)
+        .collect();
+    if !w.shape().iter().map(|&d| d as i64).eq(want.iter().copied()) {
+        bail!("kernel w has shape {:?}; expected {want:?}", w.shape());
+    }
+    let mut node = ctx.node.clone();
+    node.op = "Conv".into();
+    let flag = AttrValue::Bool(b.is_some());
+    node.attrs.insert("use_bias".into(), flag);
+    let mut weights = MemoryWeights::default();
+    weights.insert(&node.name, "weights", w.to_tensor(DType::F32)?);
+    if let Some(b) = b {
+        weights.insert(&node.name, "bias", b.to_tensor(DType::F32)?);
+    }
+    conv(&OpCtx::new(&node, &weights)?, vec![x])
 }
 
 fn conv(ctx: &OpCtx, inputs: Vec<Value>) -> Result<Vec<Value>> {

@@ -2,7 +2,7 @@
 use super::util::{axis, broadcast_shape, one, take};
 use super::{OpCtx, OpFn, Value};
 use crate::ir::narrow::{self, RoundMode};
-use crate::ir::ops::shape_rules::reshape_dims;
+use crate::ir::ops::shape_rules::{range_len, reshape_dims};
 use crate::ir::DType;
 use anyhow::{anyhow, bail, Result};
 use ndarray::{ArrayD, Axis, IxDyn};
@@ -23,6 +23,7 @@ pub fn lookup(op: &str) -> Option<OpFn> {
         "Gather" => gather,
         "ScatterND" => scatter_nd,
         "Shape" => shape,
+        "Range" => range,
         "Cast" => cast,
         "DepthToSpace" => depth_to_space,
         "SpaceToDepth" => space_to_depth,
@@ -502,6 +503,28 @@ fn shape(_: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
     Ok(vec![Value::I64(ArrayD::from_shape_vec(
         IxDyn(&[dims.len()]),
         dims,
+    )?)])
+}
+
+/// The sequence start, start + delta, … below `limit` (above it for a negative delta); its
+/// length is checked against the memory budget before it is made.
+fn range(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
+    if !i.is_empty() {
+        bail!("takes no inputs");
+    }
+    let (start, limit, delta) = (
+        ctx.attrs.int("start")?,
+        ctx.attrs.int("limit")?,
+        ctx.attrs.int("delta")?,
+    );
+    if delta == 0 {
+        bail!("delta is 0");
+    }
+    let n = range_len(start, limit, delta)?;
+    let values: Vec<i64> = (0..n).map(|k| start + k * delta).collect();
+    Ok(vec![Value::I64(ArrayD::from_shape_vec(
+        IxDyn(&[values.len()]),
+        values,
     )?)])
 }
 

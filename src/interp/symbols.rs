@@ -80,19 +80,19 @@ impl Bindings {
     /// `node` with every symbolic dim in its attributes replaced by its size in this run (the
     /// node itself when it has none).
     pub fn specialise<'n>(&self, node: &'n Node) -> Result<Cow<'n, Node>> {
-        let symbolic = |v: &AttrValue| match v {
-            AttrValue::Ints(l) | AttrValue::Shape(l) => l.iter().any(|&d| dim::is_symbolic(d)),
-            _ => false,
-        };
-        if !node.attrs.values().any(symbolic) {
+        if node.symbolic_attr().is_none() {
             return Ok(Cow::Borrowed(node));
         }
         let mut out = node.clone();
         for (name, v) in out.attrs.iter_mut() {
-            if let AttrValue::Ints(l) | AttrValue::Shape(l) = v {
-                for d in l.iter_mut() {
-                    *d = self.eval(*d, node, name)?;
+            match v {
+                AttrValue::Ints(l) | AttrValue::Shape(l) => {
+                    for d in l.iter_mut() {
+                        *d = self.eval(*d, node, name)?;
+                    }
                 }
+                AttrValue::Int(d) => *d = self.eval(*d, node, name)?,
+                _ => {}
             }
         }
         Ok(Cow::Owned(out))

@@ -55,6 +55,14 @@ pub struct Node {
 }
 
 impl Node {
+    /// The first attribute holding a symbolic dim, with that dim (see
+    /// [`crate::ir::AttrValue::symbolic_dim`]).
+    pub fn symbolic_attr(&self) -> Option<(&str, i64)> {
+        self.attrs
+            .iter()
+            .find_map(|(name, v)| Some((name.as_str(), v.symbolic_dim()?)))
+    }
+
     pub fn new(name: impl Into<String>, op: impl Into<String>) -> Self {
         Node {
             name: name.into(),

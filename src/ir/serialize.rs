@@ -275,6 +275,8 @@ fn attr_to_proto(v: &AttrValue) -> proto::AttrValue {
     use proto::attr_value::{ListValue, Value};
     let list = |l: ListValue| Value::List(l);
     let value = match v {
+        // A symbolic int is written as a one-dim shape, which carries the dim's name.
+        AttrValue::Int(d) if dim::is_symbolic(*d) => Value::Shape(shape_to_proto(&[*d])),
         AttrValue::Int(i) => Value::I(*i),
         AttrValue::Float(f) => Value::F(*f),
         AttrValue::Bool(b) => Value::B(*b),

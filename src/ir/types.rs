@@ -247,6 +247,17 @@ impl AttrKind {
 }
 
 impl AttrValue {
+    /// The first symbolic dim (see [`crate::ir::dim`]) the value holds: an int, a list or a
+    /// shape can (a Reshape target `[N, S, 12, 64]`, a Range limit `S`).
+    pub fn symbolic_dim(&self) -> Option<i64> {
+        let sym = |d: &i64| crate::ir::dim::is_symbolic(*d);
+        match self {
+            AttrValue::Int(d) => Some(*d).filter(sym),
+            AttrValue::Ints(l) | AttrValue::Shape(l) => l.iter().copied().find(sym),
+            _ => None,
+        }
+    }
+
     pub fn kind(&self) -> AttrKind {
         match self {
             AttrValue::Int(_) => AttrKind::Int,
@@ -273,6 +284,8 @@ impl AttrValue {
             }
             (AttrValue::Ints(v), AttrKind::Shape) => AttrValue::Shape(v),
             (AttrValue::Shape(v), AttrKind::Ints) => AttrValue::Ints(v),
+            // A symbolic int is written as a one-dim shape (it carries the dim's name).
+            (AttrValue::Shape(v), AttrKind::Int) if v.len() == 1 => AttrValue::Int(v[0]),
             (AttrValue::Ints(v), k) if v.is_empty() => empty_list(k)?,
             (AttrValue::Floats(v), k) if v.is_empty() => empty_list(k)?,
             (AttrValue::Strs(v), k) if v.is_empty() => empty_list(k)?,

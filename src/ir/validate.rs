@@ -155,6 +155,7 @@ fn bad_dim(value: &AttrValue) -> Option<anyhow::Error> {
             .iter()
             .filter(|&&d| dim::in_id_range(d))
             .find_map(|&d| dim::check(d).err()),
+        AttrValue::Int(d) if dim::in_id_range(*d) => dim::check(*d).err(),
         _ => None,
     }
 }

@@ -527,3 +527,53 @@ def recurrent(path, opset=13, layout=0, seed=0):
     shape = [b_, t_, f_] if layout else [t_, b_, f_]
     n.save(path, [tensor_input("x", shape)], outs, opset)
     return {"x": n.rng.standard_normal(shape).astype(np.float32)}
+
+
+def recurrent_states(path, opset=14, layout=0, seed=0, batch=None):
+    """Initial states in every form the reader maps to the IR's h0/c0 inputs: a graph input
+    (LSTM's initial_h, its initial_c absent, so zeros), a constant beside a graph input (LSTM),
+    a computed value with an all-full sequence_lens (GRU), and a constant alone (RNN). x is
+    [T=5, N=2, F=3], states [D, N, H=4] (layout 1: batch first, the same values transposed);
+    `batch` names the batch dim of the inputs and outputs (the constant states then cannot be
+    used: the LSTM's constant h0 is left out, the RNN's comes from a graph input)."""
+    n = Net(seed)
+    t_, b_, f_, h_ = 5, 2, 3, 4
+    outs = []
+
+    def bf(shape):  # the shape in the model's layout
+        return [shape[1], shape[0], *shape[2:]] if layout else shape
+
+    def named(shape, axis):  # the batch axis named `batch`
+        return [batch if batch and i == axis else d for i, d in enumerate(shape)]
+
+    def rnn(op, gates, dirs, seq_lens="", h0="", c0="", **attrs):
+        w = n.weight("W", [dirs, gates * h_, f_], scale=0.5)
+        r = n.weight("R", [dirs, gates * h_, h_], scale=0.5)
+        b = n.const("B", (n.rng.standard_normal((dirs, 2 * gates * h_)) * 0.1).astype(np.float32))
+        ins = ["x", w, r, b, seq_lens, h0] + ([c0] if op == "LSTM" else [])
+        extra = {"layout": layout} if layout else {}
+        ys = n.op(op, ins, n_out=3 if op == "LSTM" else 2, hidden_size=h_, **attrs, **extra)
+        for k, y in enumerate(ys):
+            name = f"out{len(outs)}"
+            n.nodes.append(helper.make_node("Identity", [y], [name], name=name))
+            seq = [b_, t_, dirs, h_] if layout else [t_, dirs, b_, h_]
+            shape = seq if k == 0 else bf([dirs, b_, h_])
+            outs.append(tensor_input(name, named(shape, 0 if layout else 2 if k == 0 else 1)))
+
+    def state(d):
+        v = n.rng.standard_normal((d, b_, h_)).astype(np.float32)
+        return n.const("s", v.transpose(1, 0, 2) if layout else v)
+
+    rnn("LSTM", 4, 2, h0="h0", direction="bidirectional")
+    rnn("LSTM", 4, 1, h0="" if batch else state(1), c0="c0")
+    if batch:
+        rnn("GRU", 3, 1, h0=n.op("Tanh", ["g0"]), linear_before_reset=1)
+        rnn("RNN", 1, 1, h0="c0", direction="reverse")
+    else:
+        full = n.const("lens", np.full(b_, t_, np.int32))
+        rnn("GRU", 3, 1, seq_lens=full, h0=n.op("Tanh", ["g0"]), linear_before_reset=1)
+        rnn("RNN", 1, 1, h0=state(1), direction="reverse")
+    inputs = {"x": [t_, b_, f_], "h0": [2, b_, h_], "c0": [1, b_, h_], "g0": [1, b_, h_]}
+    decl = {k: named(bf(v), 0 if layout else 1) for k, v in inputs.items()}
+    n.save(path, [tensor_input(k, v) for k, v in decl.items()], outs, opset)
+    return {k: n.rng.standard_normal(v).astype(np.float32) for k, v in inputs.items()}

@@ -1,4 +1,6 @@
-"""Dynamic models (issue 12): ONNX exports whose batch, sequence and image sizes are symbols,
+"""Dynamic models (issue 12): ONNX exports whose batch, sequence and image sizes are symbols
+(a BERT-like encoder, a GPT-like decoder whose positions are `arange(seq_len)` into a 128-row
+table, an LRASPP-like head upsampling to the input's own size),
 converted with no pinning to the IR (`mmdnn run`), ONNX (onnxruntime) and PyTorch (the
 generated module), each run at two sizes and compared with onnxruntime on the source within
 max|Δ| ≤ 1e-4 · max(1, |ref|). The converted ONNX model must keep the source's symbolic dims.
@@ -54,6 +56,21 @@ class SegHead(nn.Module):
         return F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
+class Decoder(nn.Module):
+    # GPT-like: token and learned position embeddings (a 128-row table indexed by
+    # arange(seq_len), a Range over the symbolic sequence length), the block above, a head.
+    def __init__(self):
+        super().__init__()
+        self.tok = nn.Embedding(50, 32)
+        self.pos = nn.Embedding(128, 32)
+        self.block = Encoder()
+        self.head = nn.Linear(32, 50)
+
+    def forward(self, ids):
+        pos = torch.arange(ids.shape[1])
+        return self.head(self.block(self.tok(ids) + self.pos(pos)[None]))
+
+
 def export(name, model, example, axes, sizes):
     path = f"{out}/{name}.onnx"
     torch.onnx.export(model.eval(), (example,), path, dynamo=False, opset_version=17,
@@ -61,7 +78,11 @@ def export(name, model, example, axes, sizes):
                       dynamic_axes={"x": axes, "y": axes})
     sess = ort.InferenceSession(path)
     for i, shape in enumerate(sizes):
-        x = np.random.RandomState(i).randn(*shape).astype(np.float32)
+        rng = np.random.RandomState(i)
+        if example.dtype == torch.int64:
+            x = rng.randint(0, 50, size=shape).astype(np.int64)
+        else:
+            x = rng.randn(*shape).astype(np.float32)
         np.save(f"{path}.in{i}.npy", x)
         np.save(f"{path}.ref{i}.npy", sess.run(None, {"x": x})[0])
 
@@ -69,11 +90,14 @@ def export(name, model, example, axes, sizes):
 out = OUT_DIR
 export("encoder", Encoder(), torch.randn(2, 7, 32), {0: "batch", 1: "seq"},
        [(2, 7, 32), (3, 40, 32)])
+export("decoder", Decoder(), torch.randint(0, 50, (2, 7)), {0: "batch", 1: "seq"},
+       [(2, 7), (3, 40)])
 export("seghead", SegHead(), torch.randn(1, 3, 32, 48), {0: "batch", 2: "height", 3: "width"},
        [(1, 3, 32, 48), (2, 3, 64, 40)])
 """
 
 MODELS = {
+    "decoder": ["batch", "seq", 50],
     "encoder": ["batch", "seq", 32],
     "seghead": ["batch", 5, "height", "width"],
 }

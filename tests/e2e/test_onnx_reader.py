@@ -129,6 +129,30 @@ def test_recurrent(tmp_path, run_in_subprocess, run_mmdnn, opset):
     check(tmp_path, run_in_subprocess, run_mmdnn, "recurrent", opset=opset)
 
 
+def test_recurrent_initial_states_symbolic_batch(tmp_path, run_in_subprocess, run_mmdnn):
+    """A symbolic batch: LSTM's absent initial_h beside a given initial_c is a zero row
+    expanded to the batch at run time."""
+    check(tmp_path, run_in_subprocess, run_mmdnn, "recurrent_states", batch="N")
+
+
+def test_recurrent_initial_states(tmp_path, run_in_subprocess, run_mmdnn):
+    time_first, _ = check(tmp_path, run_in_subprocess, run_mmdnn, "recurrent_states")
+    # layout = 1, which ONNX Runtime does not run: the same values batch first give layout 0's
+    # outputs with batch and time (or direction) swapped.
+    batch_first = tmp_path / "batch_first"
+    batch_first.mkdir()
+    model = batch_first / "m.onnx"
+    run_in_subprocess(f"import onnx_models\nonnx_models.recurrent_states({str(model)!r}, layout=1)")
+    feeds = {}
+    for k in ["x", "h0", "c0", "g0"]:
+        np.save(batch_first / f"{k}.npy", np.load(tmp_path / f"recurrent_states.onnx.in.{k}.npy").transpose(1, 0, 2))
+        feeds[k] = batch_first / f"{k}.npy"
+    got = run_mmdnn_model(run_mmdnn, model, feeds, batch_first / "out")
+    for i, (g, ref) in enumerate(zip(got, time_first)):
+        want = ref.transpose(2, 0, 1, 3) if ref.ndim == 4 else ref.transpose(1, 0, 2)
+        compare(g, want, f"layout 1 output {i}")
+
+
 def test_recurrent_batch_first_layout(tmp_path, run_in_subprocess, run_mmdnn):
     """layout = 1 (opset 14), which ONNX Runtime does not run: the same weights on the same
     data give layout 0's outputs with batch and time (or direction) swapped."""

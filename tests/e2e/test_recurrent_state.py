@@ -5,14 +5,15 @@ and to PyTorch (run by torch). Each target is used as a streaming model: three c
 the states the target itself returned from the previous call, compared at every step with
 onnxruntime on the source model doing the same, within max|Δ| ≤ 1e-4 · max(1, |ref|).
 
-With a dynamic batch (dynamic_axes on every input and output) the same runs at batch 2 and 3.
+With a dynamic batch (dynamic_axes on every input and output) the same runs at batch 2 and 3,
+converted with no pinning; the written ONNX model keeps the batch symbolic. A Keras 3 model
+whose LSTM, GRU and Bidirectional SimpleRNN take `initial_state` from Input layers streams the
+same way through `mmdnn run`, against Keras.
 """
 
 import json
 
 import numpy as np
-import pytest
-
 from test_onnx_reader import compare
 
 NAMES = ["x", "h0", "c0", "g0"]
@@ -94,6 +95,9 @@ if job["kind"] == "onnx":
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     s = ort.InferenceSession(job["model"], options, providers=["CPUExecutionProvider"])
     assert [i.name for i in s.get_inputs()] == names, [i.name for i in s.get_inputs()]
+    if job["dynamic"]:  # the batch stays a symbol: x's axis 0, the states' axis 1
+        for i, axis in zip(s.get_inputs(), [0, 1, 1, 1]):
+            assert isinstance(i.shape[axis], str), (i.name, i.shape)
     run = lambda feed: s.run(None, feed)
 else:
     import importlib.util, torch
@@ -156,13 +160,14 @@ def stream_ir(run_mmdnn, src, n, work):
     return lambda step, k: np.load(results[step][OUTS.index(k)])
 
 
-def stream_target(run_in_subprocess, kind, model, src, n, out, code=None):
-    job = {"kind": kind, "model": str(model), "code": str(code), "src": str(src), "n": n, "out": str(out)}
+def stream_target(run_in_subprocess, kind, model, src, n, out, code=None, dynamic=False):
+    job = {"kind": kind, "model": str(model), "code": str(code), "src": str(src), "n": n,
+           "out": str(out), "dynamic": dynamic}
     run_in_subprocess(STREAM.replace("sys.argv[1]", repr(json.dumps(job))))
     return lambda step, k: np.load(f"{out}.{step}.{k}.npy")
 
 
-def check_all_targets(tmp_path, run_in_subprocess, run_mmdnn, src, sizes):
+def check_all_targets(tmp_path, run_in_subprocess, run_mmdnn, src, sizes, dynamic=False):
     onnx_out = tmp_path / "converted.onnx"
     run_mmdnn("convert", "-sf", "onnx", "-iw", src, "-df", "onnx", "-om", onnx_out, check=True)
     pt = tmp_path / "pytorch"
@@ -171,7 +176,8 @@ def check_all_targets(tmp_path, run_in_subprocess, run_mmdnn, src, sizes):
     for n in sizes:
         errors = {
             "ir": check_steps(stream_ir(run_mmdnn, src, n, tmp_path), src, n, "mmdnn run"),
-            "onnx": check_steps(stream_target(run_in_subprocess, "onnx", onnx_out, src, n, tmp_path / f"onnx{n}"),
+            "onnx": check_steps(stream_target(run_in_subprocess, "onnx", onnx_out, src, n, tmp_path / f"onnx{n}",
+                                                dynamic=dynamic),
                                 src, n, "converted ONNX"),
             "pytorch": check_steps(stream_target(run_in_subprocess, "pytorch", pt / "model.pth", src, n,
                                                  tmp_path / f"torch{n}", code=pt / "model.py"),
@@ -187,4 +193,51 @@ def test_lstm_gru_states_static_batch(tmp_path, run_in_subprocess, run_mmdnn):
 
 def test_lstm_gru_states_dynamic_batch(tmp_path, run_in_subprocess, run_mmdnn):
     src = export(tmp_path, run_in_subprocess, True, [2, 3])
-    check_all_targets(tmp_path, run_in_subprocess, run_mmdnn, src, [2, 3])
+    check_all_targets(tmp_path, run_in_subprocess, run_mmdnn, src, [2, 3], dynamic=True)
+
+
+# Keras 3 model with initial_state from Input layers (keras_models._recurrent_state): outputs
+# [z, h1, c1, g1, b], inputs [x, h, c, g, fw, bw]; three calls, h, c and g fed back each time.
+KERAS_STREAM = r"""
+import numpy as np
+import keras_models
+keras = keras_models._keras("keras")
+model = keras_models._recurrent_state(keras)
+keras_models.randomize(model)
+model.save({path!r})
+rng = np.random.default_rng(3)
+names = ["x", "h", "c", "g", "fw", "bw"]
+feed = [rng.standard_normal([2] + [int(d) for d in t.shape[1:]]).astype(np.float32)
+        for t in model.inputs]
+for step in range(3):
+    if step:
+        feed[0] = rng.standard_normal(feed[0].shape).astype(np.float32)
+        feed[1:4] = [np.asarray(outs[i]) for i in (1, 2, 3)]
+    outs = model(feed, training=False)
+    for k, v in zip(names, feed):
+        np.save(f"{path}.{{step}}.{{k}}.npy", v)
+    for i, v in enumerate(outs):
+        np.save(f"{path}.{{step}}.ref{{i}}.npy", np.asarray(v))
+"""
+
+
+def test_keras_initial_state_streaming(tmp_path, run_in_subprocess, run_mmdnn):
+    src = tmp_path / "stream.keras"
+    run_in_subprocess(KERAS_STREAM.format(path=str(src)))
+    names, feedback = ["x", "h", "c", "g", "fw", "bw"], {"h": 1, "c": 2, "g": 3}
+    feeds = {k: f"{src}.0.{k}.npy" for k in names}
+    worst, files = 0.0, []  # files: the previous call's outputs
+    for step in range(STEPS):
+        if step:
+            feeds["x"] = f"{src}.{step}.x.npy"
+            feeds.update({k: files[i] for k, i in feedback.items()})
+        args = ["run", "-n", src, "-o", tmp_path / f"ir{step}"]
+        for k, f in feeds.items():
+            args += ["--input", f"{k}={f}"]
+        proc = run_mmdnn(*args, check=True)
+        files = [line.split("-> ")[-1] for line in proc.stdout.splitlines() if "-> " in line]
+        assert len(files) == 5, proc.stdout
+        for i, f in enumerate(files):
+            ref = np.load(f"{src}.{step}.ref{i}.npy")
+            worst = max(worst, compare(np.load(f), ref, f"Keras call {step}, output {i}"))
+    print(f"Keras: max |Δ| over {STEPS} streaming calls", worst)

@@ -188,3 +188,49 @@ fn huge_ranges_are_refused_not_allocated() {
         assert!(e.contains("Range of") && e.contains("64 MB"), "{e}");
     }
 }
+
+/// The 2,147,483,647-dim class of bug: `Shape → Slice(end = INT64_MAX or INT32_MAX) → Concat →
+/// Reshape` over a symbolic batch (what converters write for "the rest of the shape") once
+/// folded the slice's end into a dim. The target must be the symbolic shape itself, and the
+/// model must run at any batch.
+#[test]
+fn slices_to_the_end_of_a_symbolic_shape_fold_to_its_dims() {
+    for end in [i64::MAX, i32::MAX as i64] {
+        let nodes = vec![
+            node("Shape", &["x"], &["s"], vec![]),
+            node("Slice", &["s", "zero", "one"], &["head"], vec![]),
+            node("Slice", &["s", "one", "end"], &["tail"], vec![]),
+            node(
+                "Concat",
+                &["head", "tail"],
+                &["target"],
+                vec![attr_i("axis", 0)],
+            ),
+            node("Reshape", &["x", "target"], &["y"], vec![]),
+        ];
+        let inits = vec![
+            i64_typed("zero", &[1], &[0]),
+            i64_typed("one", &[1], &[1]),
+            i64_typed("end", &[1], &[end]),
+        ];
+        let x = value_info("x", &[D::S("batch"), D::N(6), D::N(16)]);
+        let l = load_model(&model(13, nodes, inits, x)).unwrap();
+        let AttrValue::Ints(t) = attr_of(&l, "Reshape", "shape") else {
+            panic!("not a list");
+        };
+        assert!(
+            !t.contains(&(i32::MAX as i64)) && !t.contains(&i64::MAX),
+            "{t:?}"
+        );
+        assert_eq!(
+            t,
+            [0, 6, 16],
+            "end {end}: the batch is a copy of the input's"
+        );
+        let y = l.graph.node("y").unwrap();
+        assert_eq!(shape_string(&y.outputs[0].shape), "[batch, 6, 16]");
+        for n in [1, 5] {
+            assert_eq!(run(&l, arange(&[n, 6, 16]))[0].shape(), [n, 6, 16]);
+        }
+    }
+}

@@ -244,3 +244,47 @@ fn group_norm_with_zero_groups_is_refused() {
     assert!(e.contains("GroupNormalization"), "{e}");
     assert!(e.contains("num_groups 0 is not positive"), "{e}");
 }
+
+#[test]
+fn recurrent_initial_states_of_the_wrong_shape_and_partial_sequences_are_refused() {
+    // x [T=2, N=1, F=3], H = 3, forward: initial_h must be [1, 1, 3]; Relu(x) is [2, 1, 3].
+    let w = crate::common::f32_raw("W", &[1, 12, 3], &[0.1; 36]);
+    let r = crate::common::f32_raw("R", &[1, 12, 3], &[0.1; 36]);
+    let lens = mmdnn::proto::onnx::TensorProto {
+        name: "lens".into(),
+        dims: vec![1],
+        data_type: tensor_proto::DataType::Int32 as i32,
+        int32_data: vec![1],
+        ..Default::default()
+    };
+    let m = model(
+        14,
+        vec![
+            node("Relu", &["x"], &["h_wrong"], vec![]),
+            node(
+                "LSTM",
+                &["x", "W", "R", "", "", "h_wrong"],
+                &["y1"],
+                vec![attr_i("hidden_size", 3)],
+            ),
+            node(
+                "LSTM",
+                &["x", "W", "R", "", "lens"],
+                &["y2"],
+                vec![attr_i("hidden_size", 3)],
+            ),
+            node("Add", &["y1", "y2"], &["y"], vec![]),
+        ],
+        vec![w, r, lens],
+        value_info("x", &[D::N(2), D::N(1), D::N(3)]),
+    );
+    let e = err(load_model(&m));
+    assert!(
+        e.contains("initial_h is float32[2, 1, 3]; expected [D, N, H] with D = 1, H = 3"),
+        "{e}"
+    );
+    assert!(
+        e.contains("sequence_lens other than the default has no IR equivalent"),
+        "{e}"
+    );
+}

@@ -281,11 +281,19 @@ impl<'a> Emitter<'a> {
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                let name = names::quoted_name(&self.graph.output_name(i));
+                // The source's name where it reads safely in a docstring (printable ASCII, no
+                // quote or backslash); other names are left out rather than escaped.
+                let name = self.graph.output_name(i);
+                let plain = name
+                    .chars()
+                    .all(|c| matches!(c, ' '..='~') && c != '"' && c != '\\');
                 let mut line = match self.graph.tensor_type(r) {
-                    Some(t) => format!("{name}: {}{}", t.dtype, shape_string(&t.shape)),
-                    None => format!("{name}: tensor"),
+                    Some(t) => format!("{}{}", t.dtype, shape_string(&t.shape)),
+                    None => "tensor".to_string(),
                 };
+                if plain && !name.is_empty() {
+                    line = format!("{name}: {line}");
+                }
                 if let Some(Some(p)) = io.outputs.get(i) {
                     line.push_str(&format!(
                         " ({}: the source's output permuted by {p:?}, --io-layout)",

@@ -135,7 +135,7 @@ impl Side {
                             }
                         },
                     )?;
-                    let names = l.graph.outputs.iter().map(|r| r.to_string());
+                    let names = (0..l.graph.outputs.len()).map(|i| l.graph.output_name(i));
                     Ok(RunOutput {
                         outputs: names.zip(outs).collect(),
                         layers: recorded,

@@ -7,7 +7,7 @@ use super::config::{Arg, KRef, Layer, Model};
 use super::h5::{Scope, Var, WeightIndex};
 use super::layers::{self, LayerCall, RArg};
 use crate::frontends::builder::GraphBuilder;
-use crate::ir::{AttrValue, DType, Node, TensorRef, TensorType};
+use crate::ir::{dim, AttrValue, DType, Node, TensorRef, TensorType};
 use crate::weights::derived::{Derived, Step};
 use crate::weights::Tensor;
 use anyhow::{bail, Context, Result};
@@ -435,10 +435,14 @@ fn data_input(cx: &mut Cx, layer: &Layer, prefix: &str, index: usize) -> Result<
         .find_map(|k| c.get(*k).filter(|v| !v.is_null()))
         .and_then(Json::as_array)
         .with_context(|| format!("input layer '{}' has no batch_input_shape", layer.name))?;
+    // A `None` dim is a symbol: the batch (shared by every input, as Keras requires) or
+    // `<input>_<axis>`.
     let mut shape: Vec<i64> = shape
         .iter()
-        .map(|d| match d {
-            Json::Null => Ok(-1),
+        .enumerate()
+        .map(|(axis, d)| match d {
+            Json::Null if axis == 0 => Ok(dim::symbol("batch")),
+            Json::Null => Ok(dim::symbol(&format!("{}_{axis}", layer.name))),
             _ => d.as_i64().filter(|&v| v >= 0).with_context(|| {
                 format!(
                     "input layer '{}': dim {d} is not a size or null",

@@ -8,7 +8,7 @@
 use super::tensor::Lazy;
 use crate::frontends::builder::{fits_fold_cap, infer, GraphBuilder};
 use crate::interp::{self, Value};
-use crate::ir::{dim, AttrValue, DType, Node, TensorRef, TensorType};
+use crate::ir::{AttrValue, DType, Node, TensorRef, TensorType};
 use crate::weights::derived::{Derived, Key};
 use crate::weights::MemoryWeights;
 use anyhow::{anyhow, bail, Context, Result};
@@ -381,11 +381,7 @@ fn foldable(node: &Node, inputs: &[Val]) -> bool {
         return true;
     }
     // Attributes holding symbolic dims (an Expand to `[N, 16]`) are known only at run time.
-    let symbolic = |v: &AttrValue| match v {
-        AttrValue::Ints(l) | AttrValue::Shape(l) => l.iter().any(|&d| dim::is_symbolic(d)),
-        _ => false,
-    };
-    if node.attrs.values().any(symbolic) {
+    if node.symbolic_attr().is_some() {
         return false;
     }
     let types: Vec<TensorType> = inputs.iter().map(Val::ty).collect();

@@ -48,11 +48,7 @@ pub fn describe(v: &Val) -> String {
 
 /// Runs `node` on inputs some of which hold symbolic dims.
 pub fn fold(node: &Node, store: &MemoryWeights, inputs: Vec<Value>) -> Result<Vec<Value>> {
-    let symbolic_attr = node.attrs.values().any(|v| match v {
-        AttrValue::Ints(l) | AttrValue::Shape(l) => l.iter().any(|&d| dim::is_symbolic(d)),
-        _ => false,
-    });
-    if symbolic_attr {
+    if node.symbolic_attr().is_some() {
         bail!("symbolic dims both in its inputs and in its attributes");
     }
     if MOVES.contains(&node.op.as_str()) {

@@ -1,5 +1,6 @@
 //! Convolutions. Depthwise convolution is `Conv` with `group` = input channels; a separable
-//! convolution is a depthwise `Conv` followed by a 1×1 `Conv`.
+//! convolution is a depthwise `Conv` followed by a 1×1 `Conv`. `RuntimeConv` is `Conv` with its
+//! kernel and bias as inputs (values computed at run time or graph inputs), channels_first only.
 use super::shape_rules::{
     check_window, spatial_axes, spatial_list, split_pads, window_out, MAX_WINDOW,
 };
@@ -77,6 +78,39 @@ pub const OPS: &[OpDef] = &[
             kernel: Some(Kernel::OutIn),
         },
         infer: infer_conv,
+    },
+    OpDef {
+        name: "RuntimeConv",
+        family: Family::Conv,
+        doc: "Conv whose kernel w [out, in/group, *kernel] and bias b [out] are inputs (computed \
+              at run time), channels_first.",
+        inputs: Inputs::Fixed {
+            names: &["x", "w", "b"],
+            required: 2,
+        },
+        outputs: ONE_OUTPUT,
+        attrs: &[
+            WINDOW_ATTRS[0],
+            WINDOW_ATTRS[1],
+            WINDOW_ATTRS[2],
+            WINDOW_ATTRS[3],
+            attr("group", K::Int, Default::Int(1), "number of groups"),
+            attr(
+                "out_channels",
+                K::Int,
+                Default::Required,
+                "number of output channels (w's first dim)",
+            ),
+            choice(
+                "data_format",
+                "channels_first",
+                &["channels_first"],
+                "[N, C, *spatial] only; kept by the layout pass",
+            ),
+        ],
+        weights: &[],
+        layout: Layout::Fixed,
+        infer: infer_runtime_conv,
     },
     OpDef {
         name: "ConvTranspose",
@@ -238,6 +272,33 @@ fn infer_conv(ctx: &InferCtx) -> Result<Vec<TensorType>> {
         )?;
     }
     Ok(vec![TensorType::new(x.dtype, shape)])
+}
+
+/// Conv's rule, with the kernel and bias inputs checked against it where their dims are known.
+fn infer_runtime_conv(ctx: &InferCtx) -> Result<Vec<TensorType>> {
+    let out = infer_conv(ctx)?;
+    let x = ctx.input(0)?;
+    let in_per_group = per_group(input_channels(ctx)?, ctx)?;
+    let want = kernel_shape(ctx, ctx.attrs.int("out_channels")?, in_per_group)?;
+    let fits = |t: &TensorType, want: &[i64]| {
+        t.dtype == x.dtype
+            && t.rank() == want.len()
+            && t.shape
+                .iter()
+                .zip(want)
+                .all(|(&g, &w)| g < 0 || w < 0 || g == w)
+    };
+    let w = ctx.input(1)?;
+    if !fits(w, &want) {
+        bail!("kernel w is {w}; expected {}{want:?}", x.dtype);
+    }
+    if let Some(b) = ctx.inputs.get(2) {
+        let want = [ctx.attrs.int("out_channels")?];
+        if !fits(b, &want) {
+            bail!("bias b is {b}; expected {}{want:?}", x.dtype);
+        }
+    }
+    Ok(out)
 }
 
 fn infer_conv_transpose(ctx: &InferCtx) -> Result<Vec<TensorType>> {

@@ -1,6 +1,7 @@
 //! Shape manipulation, indexing and data movement.
 use super::shape_rules::{
-    broadcast, dim_add, dim_mul, dims_product, norm_axis, reshape_dims, spatial_axes, unify,
+    broadcast, dim_add, dim_mul, dims_product, norm_axis, range_len, reshape_dims, spatial_axes,
+    unify,
 };
 use super::*;
 use crate::ir::types::AttrKind as K;
@@ -217,6 +218,20 @@ pub const OPS: &[OpDef] = &[
         &[],
         Layout::Fixed,
         infer_shape,
+    ),
+    op(
+        "Range",
+        "The int64 sequence start, start + delta, … up to `limit` (excluded): \
+         max(ceil((limit − start) / delta), 0) values. `limit` may be a symbolic dim \
+         (`arange(seq_len)`).",
+        inputs(&[]),
+        &[
+            attr("start", K::Int, Default::Int(0), "first value"),
+            attr("limit", K::Int, Default::Required, "bound (excluded)"),
+            attr("delta", K::Int, Default::Int(1), "step, not 0"),
+        ],
+        Layout::Fixed,
+        infer_range,
     ),
     op(
         "Cast",
@@ -574,6 +589,30 @@ fn infer_shape(ctx: &InferCtx) -> Result<Vec<TensorType>> {
         DType::I64,
         vec![ctx.input(0)?.rank() as i64],
     )])
+}
+
+/// Range's length: a size when the bounds are, else (a symbolic limit, a positive step) the
+/// expression ceil((limit − start) / delta), which assumes limit ≥ start, as a sequence length
+/// or size is.
+fn infer_range(ctx: &InferCtx) -> Result<Vec<TensorType>> {
+    let (start, limit, delta) = (
+        ctx.attrs.int("start")?,
+        ctx.attrs.int("limit")?,
+        ctx.attrs.int("delta")?,
+    );
+    if delta == 0 {
+        bail!("delta is 0");
+    }
+    let n = if crate::ir::dim::is_symbolic(limit) {
+        if delta < 0 || start < 0 {
+            -1
+        } else {
+            crate::ir::dim::ceil_div(crate::ir::dim::offset(limit, -start)?, delta)?
+        }
+    } else {
+        range_len(start, limit, delta)?
+    };
+    Ok(vec![TensorType::new(DType::I64, vec![n])])
 }
 
 fn infer_cast(ctx: &InferCtx) -> Result<Vec<TensorType>> {

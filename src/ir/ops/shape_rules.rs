@@ -287,6 +287,18 @@ fn symbolic_ratio(total: i64, target: &[i64]) -> Result<Option<i64>> {
     Ok(dim::exact_div(total, product).filter(|&k| k >= 0 && k != 1))
 }
 
+/// max(ceil((limit − start) / delta), 0) for known bounds, without overflow.
+pub fn range_len(start: i64, limit: i64, delta: i64) -> Result<i64> {
+    let span = (limit as i128 - start as i128).max(0);
+    let span = if delta < 0 {
+        (start as i128 - limit as i128).max(0)
+    } else {
+        span
+    };
+    let step = (delta as i128).abs();
+    i64::try_from((span + step - 1) / step).map_err(|_| anyhow!("Range has too many values"))
+}
+
 /// Splits an activation shape into (channel axis, spatial axes) by data format.
 pub fn spatial_axes(rank: usize, channels_last: bool) -> (usize, Vec<usize>) {
     if channels_last {

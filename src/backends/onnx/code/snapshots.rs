@@ -88,6 +88,27 @@ fn conv_with_groups_and_asymmetric_pads() {
 }
 
 #[test]
+fn runtime_conv_is_conv_on_its_inputs() {
+    check(
+        OneOp::new("RuntimeConv")
+            .input("x", &[1, 4, 8, 8])
+            .input("w", &[6, 2, 3, 3])
+            .input("b", &[6])
+            .ints("kernel_shape", &[3, 3])
+            .ints("pads", &[0, 0, 1, 1])
+            .int("group", 2)
+            .int("out_channels", 6),
+        expect![[r#"
+            initializers = [
+            ]
+            nodes = [
+                node("Conv", ["x", "w", "b"], ["runtimeconv"], "runtimeconv", {"kernel_shape": [3, 3], "group": 2, "pads": [0, 0, 1, 1]}),
+            ]
+        "#]],
+    );
+}
+
+#[test]
 fn conv_transpose_with_output_padding() {
     check(
         OneOp::new("ConvTranspose")
@@ -674,6 +695,49 @@ fn gru() {
                 node("Reshape", ["gru/transpose_1", "gru/out0_shape"], ["gru"], "gru/Reshape", {}),
                 node("Transpose", ["gru/onnx_out1"], ["gru/transpose_2"], "gru/Transpose_2", {"perm": [1, 0, 2]}),
                 node("Reshape", ["gru/transpose_2", "gru/out1_shape"], ["gru:1"], "gru/Reshape_2", {}),
+            ]
+        "#]],
+    );
+}
+
+#[test]
+fn symbolic_reshape_targets_are_computed_from_the_inputs_shapes() {
+    let (n, s) = (crate::ir::dim::symbol("N"), crate::ir::dim::symbol("S"));
+    let ns = crate::ir::dim::mul(n, s).unwrap();
+    check(
+        OneOp::new("Reshape")
+            .input("x", &[n, s, 768])
+            .ints("shape", &[ns, 12, 64]),
+        expect![[r#"
+            initializers = [
+                tensor("reshape/shape_2", 7, [2], bytes.fromhex("0c000000000000004000000000000000")),
+            ]
+            nodes = [
+                node("Shape", ["x"], ["reshape/shape"], "reshape", {"start": 0, "end": 1}),
+                node("Shape", ["x"], ["reshape/shape_1"], "reshape/Shape", {"start": 1, "end": 2}),
+                node("Mul", ["reshape/shape", "reshape/shape_1"], ["reshape/mul"], "reshape/Mul", {}),
+                node("Concat", ["reshape/mul", "reshape/shape_2"], ["reshape/concat"], "reshape/Concat", {"axis": 0}),
+                node("Reshape", ["x", "reshape/concat"], ["reshape"], "reshape/Reshape", {}),
+            ]
+        "#]],
+    );
+}
+
+#[test]
+fn range_takes_scalars() {
+    check(
+        OneOp::new("Range")
+            .int("start", 2)
+            .int("limit", 9)
+            .int("delta", 3),
+        expect![[r#"
+            initializers = [
+                tensor("range/start", 7, [], bytes.fromhex("0200000000000000")),
+                tensor("range/delta", 7, [], bytes.fromhex("0300000000000000")),
+                tensor("range/limit", 7, [], bytes.fromhex("0900000000000000")),
+            ]
+            nodes = [
+                node("Range", ["range/start", "range/limit", "range/delta"], ["range"], "range", {}),
             ]
         "#]],
     );

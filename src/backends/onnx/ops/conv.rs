@@ -1,6 +1,6 @@
 //! Convolutions. The layout pass has made them channels-first, which is ONNX's layout; kernels
 //! are already `[out, in/group, *k]` (Conv) and `[in, out/group, *k]` (ConvTranspose), and
-//! `pads` are ONNX's `[begins…, ends…]`.
+//! `pads` are ONNX's `[begins…, ends…]`. RuntimeConv is Conv on its inputs x, w (and b).
 use super::{channels_first, Lower, A};
 use crate::backends::onnx::builder::Ctx;
 use anyhow::Result;
@@ -9,6 +9,7 @@ pub fn find(op: &str) -> Option<Lower> {
     Some(match op {
         "Conv" => |c| conv(c, "Conv"),
         "ConvTranspose" => |c| conv(c, "ConvTranspose"),
+        "RuntimeConv" => |c| conv(c, "RuntimeConv"),
         _ => return None,
     })
 }
@@ -34,12 +35,18 @@ fn conv(c: &mut Ctx, op: &str) -> Result<()> {
     if op == "ConvTranspose" {
         lists(c, &["output_padding"], &mut attrs)?;
     }
-    let x = c.x(0)?;
-    let w = c.weight("weights")?;
-    let mut inputs = vec![x, w];
-    if c.a.bool("use_bias")? {
-        inputs.push(c.weight("bias")?);
+    let mut inputs = vec![c.x(0)?];
+    if op == "RuntimeConv" {
+        for k in 1..c.node.inputs.len() {
+            inputs.push(c.x(k)?);
+        }
+    } else {
+        inputs.push(c.weight("weights")?);
+        if c.a.bool("use_bias")? {
+            inputs.push(c.weight("bias")?);
+        }
     }
     let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-    c.last(op, &refs, attrs)
+    let onnx_op = if op == "RuntimeConv" { "Conv" } else { op };
+    c.last(onnx_op, &refs, attrs)
 }

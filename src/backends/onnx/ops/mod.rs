@@ -14,7 +14,7 @@ mod resize;
 mod shape;
 
 use super::builder::{Ctx, A};
-use crate::ir::{dim, AttrValue, DType};
+use crate::ir::{dim, DType};
 use anyhow::{anyhow, bail, Result};
 
 /// A family file's lowerings: the lowering of an op, if the family has it.
@@ -38,19 +38,20 @@ const FAMILY_LOWERINGS: &[(&str, Lowerings)] = crate::ir::ops::family_table![fin
 /// Ops whose lowering computes the symbolic dims of their attributes at run time (a
 /// DataInput's declared shape is the interface: `dim_param`s)
 /// (`Ctx::shape_ints`); any other op with a symbolic dim in an attribute is refused.
-const WRITES_SYMBOLIC_ATTRS: &[&str] =
-    &["DataInput", "Reshape", "Expand", "Tile", "Slice", "Resize"];
+const WRITES_SYMBOLIC_ATTRS: &[&str] = &[
+    "DataInput",
+    "Reshape",
+    "Expand",
+    "Tile",
+    "Slice",
+    "Resize",
+    "Range",
+];
 
 /// Lowers one IR node.
 pub fn lower(c: &mut Ctx) -> Result<()> {
     if !WRITES_SYMBOLIC_ATTRS.contains(&c.node.op.as_str()) {
-        let symbolic = c.node.attrs.iter().find_map(|(name, v)| match v {
-            AttrValue::Ints(l) | AttrValue::Shape(l) => {
-                l.iter().find(|&&d| dim::is_symbolic(d)).map(|&d| (name, d))
-            }
-            _ => None,
-        });
-        if let Some((name, d)) = symbolic {
+        if let Some((name, d)) = c.node.symbolic_attr() {
             bail!(
                 "attribute '{name}' holds the symbolic dim {}; the ONNX writer computes symbolic \
                  dims at run time for {} only so far",

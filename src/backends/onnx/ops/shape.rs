@@ -22,6 +22,7 @@ pub fn find(op: &str) -> Option<Lower> {
         "Gather" => gather,
         "ScatterND" => scatter_nd,
         "Shape" => shape,
+        "Range" => range,
         "Cast" => cast,
         "DepthToSpace" => depth_to_space,
         "SpaceToDepth" => space_to_depth,
@@ -210,6 +211,24 @@ fn scatter_nd(c: &mut Ctx) -> Result<()> {
 fn shape(c: &mut Ctx) -> Result<()> {
     let x = c.x(0)?;
     c.last("Shape", &[&x], vec![])
+}
+
+/// Range (opset 11) on int64 scalars; a symbolic limit is computed from the inputs' shapes.
+fn range(c: &mut Ctx) -> Result<()> {
+    if c.opset() < 11 {
+        bail!("Range needs opset 11 or later");
+    }
+    let start = c.scalar("start", DType::I64, c.a.int("start")? as f64)?;
+    let delta = c.scalar("delta", DType::I64, c.a.int("delta")? as f64)?;
+    let limit = c.a.int("limit")?;
+    let limit = if crate::ir::dim::is_symbolic(limit) {
+        let one = c.shape_ints("limit", &[limit])?;
+        let scalar = c.ints("scalar", &[]);
+        c.op("Reshape", &[&one, &scalar], vec![])
+    } else {
+        c.scalar("limit", DType::I64, limit as f64)?
+    };
+    c.last("Range", &[&start, &limit, &delta], vec![])
 }
 
 /// `saturate` exists from opset 19 (the 8-bit floats), `round_mode` from 24 (FLOAT8E8M0); they

@@ -1,5 +1,6 @@
 //! Convolutions: `nn.ConvNd` and `nn.ConvTransposeNd` layers. Asymmetric padding becomes an
 //! explicit `F.pad` before a convolution, and a crop of a transposed convolution's output.
+//! `RuntimeConv` (kernel and bias as inputs) is `F.convNd`.
 use super::{ints, torch_pads, Ctx, Lower};
 use crate::ir::ops::shape_rules::{spatial_list, split_pads};
 use anyhow::{bail, Result};
@@ -8,6 +9,7 @@ pub fn lookup(op: &str) -> Option<Lower> {
     Some(match op {
         "Conv" => conv,
         "ConvTranspose" => conv_transpose,
+        "RuntimeConv" => runtime_conv,
         _ => return None,
     })
 }
@@ -58,6 +60,33 @@ fn conv(c: &mut Ctx) -> Result<()> {
         x = format!("{f}({x}, {})", torch_pads(&pb, &pe));
     }
     c.set(format!("{layer}({x})"))
+}
+
+fn runtime_conv(c: &mut Ctx) -> Result<()> {
+    c.channels_first()?;
+    let ns = c.spatial()?;
+    let strides = spatial_list(c.a.ints("strides")?, ns, 1, "strides")?;
+    let dilations = spatial_list(c.a.ints("dilations")?, ns, 1, "dilations")?;
+    let (pb, pe) = split_pads(c.a.ints("pads")?, ns)?;
+    let group = c.a.int("group")?;
+    let mut args = vec![c.x(0)?, c.x(1)?];
+    if c.node.inputs.len() > 2 {
+        args.push(c.x(2)?);
+    }
+    if pb != pe {
+        let f = c.func("F.pad");
+        args[0] = format!("{f}({}, {})", args[0], torch_pads(&pb, &pe));
+    }
+    push_unless(&mut args, "stride", &strides, 1);
+    if pb == pe {
+        push_unless(&mut args, "padding", &pb, 0);
+    }
+    push_unless(&mut args, "dilation", &dilations, 1);
+    if group != 1 {
+        args.push(format!("groups={group}"));
+    }
+    let f = c.func(&format!("F.conv{ns}d"));
+    c.set(format!("{f}({})", args.join(", ")))
 }
 
 fn conv_transpose(c: &mut Ctx) -> Result<()> {

@@ -23,7 +23,7 @@ use super::names::quoted_name;
 use super::state::Entry;
 use super::{tuple, Emitter};
 use crate::ir::ops::Attrs;
-use crate::ir::{dim, AttrValue, DType, Node, TensorType};
+use crate::ir::{dim, DType, Node, TensorType};
 use crate::weights::derived::{Derived, Step};
 use crate::weights::TensorInfo;
 use anyhow::{anyhow, bail, Context, Result};
@@ -52,7 +52,7 @@ pub fn lower(e: &mut Emitter, node: &Node) -> Result<()> {
     let op = node.op.as_str();
     let f = lookup(op).ok_or_else(|| anyhow!("the PyTorch emitter has no mapping for op {op}"))?;
     if !WRITES_SYMBOLIC_ATTRS.contains(&op) {
-        if let Some((name, d)) = symbolic_attr(node) {
+        if let Some((name, d)) = node.symbolic_attr() {
             bail!(
                 "attribute '{name}' holds the symbolic dim {}; the PyTorch backend writes \
                  symbolic dims in the attributes of {} only so far",
@@ -74,18 +74,7 @@ pub fn lower(e: &mut Emitter, node: &Node) -> Result<()> {
 
 /// Ops whose lowering writes symbolic dims of their attributes as expressions of the inputs'
 /// `shape`s ([`Ctx::py_dim`]).
-const WRITES_SYMBOLIC_ATTRS: &[&str] = &["DataInput", "Reshape", "Expand", "Resize"];
-
-/// The first attribute holding a symbolic dim, with that dim.
-fn symbolic_attr(node: &Node) -> Option<(&str, i64)> {
-    node.attrs.iter().find_map(|(name, v)| match v {
-        AttrValue::Ints(l) | AttrValue::Shape(l) => l
-            .iter()
-            .find(|&&d| dim::is_symbolic(d))
-            .map(|&d| (name.as_str(), d)),
-        _ => None,
-    })
-}
+const WRITES_SYMBOLIC_ATTRS: &[&str] = &["DataInput", "Reshape", "Expand", "Resize", "Range"];
 
 /// Lowering context of one IR node.
 struct Ctx<'e, 'a> {

@@ -25,6 +25,7 @@ pub fn lookup(op: &str) -> Option<Lower> {
         "Gather" => gather,
         "ScatterND" => scatter_nd,
         "Shape" => shape,
+        "Range" => range,
         "Cast" => cast,
         "DepthToSpace" => depth_to_space,
         "SpaceToDepth" => space_to_depth,
@@ -395,6 +396,17 @@ fn scatter_nd(c: &mut Ctx) -> Result<()> {
 fn shape(c: &mut Ctx) -> Result<()> {
     let x = c.x(0)?;
     c.set(format!("torch.tensor({x}.shape, dtype=torch.int64)"))
+}
+
+/// `torch.arange`, its limit read from the inputs' shapes when symbolic.
+fn range(c: &mut Ctx) -> Result<()> {
+    let (start, delta) = (c.a.int("start")?, c.a.int("delta")?);
+    let limit = c.py_dim(c.a.int("limit")?)?;
+    c.set(match (start, delta) {
+        (0, 1) => format!("torch.arange({limit})"),
+        (s, 1) => format!("torch.arange({s}, {limit})"),
+        (s, d) => format!("torch.arange({s}, {limit}, {d})"),
+    })
 }
 
 fn cast(c: &mut Ctx) -> Result<()> {

@@ -1,6 +1,8 @@
 //! Convolutions, channels_first as in ONNX. Conv weights keep ONNX's layout ([out, in/group,
 //! *kernel], ConvTranspose [in, out/group, *kernel]), which is the IR's channels_first layout.
-//! `auto_pad` is resolved to explicit pads from the input's dims (also for pooling).
+//! `auto_pad` is resolved to explicit pads from the input's dims (also for pooling). A Conv
+//! whose W or B is computed at run time (or a graph input) becomes `RuntimeConv`, which takes
+//! them as inputs; W's dims must be known.
 use super::OpFn;
 use crate::frontends::onnx::builder::Val;
 use crate::frontends::onnx::node::Ctx;
@@ -90,6 +92,10 @@ fn kernel(ctx: &Ctx, weight_dims: &[usize]) -> Result<Vec<i64>> {
 }
 
 fn conv(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let runtime = |v: Option<Val>| v.is_some_and(|v| !matches!(v, Val::Const(_)));
+    if runtime(ctx.opt_input(1)) || runtime(ctx.opt_input(2)) {
+        return runtime_conv(ctx);
+    }
     let x = ctx.input(0)?;
     let w = ctx.weight(1, "the weight W")?;
     let dims = w.info.shape.clone();
@@ -114,6 +120,40 @@ fn conv(ctx: &mut Ctx) -> Result<Vec<Val>> {
         s = s
             .flag("use_bias", true)
             .weight("bias", ctx.weight(2, "the bias B")?);
+    }
+    Ok(vec![ctx.emit1(s)?])
+}
+
+/// `RuntimeConv` on the inputs x, W and B (constants among them become Constant inputs).
+fn runtime_conv(ctx: &mut Ctx) -> Result<Vec<Val>> {
+    let x = ctx.input(0)?;
+    let w = ctx.input(1)?;
+    let dims = w.shape();
+    if dims.len() < 3 || x.rank() != dims.len() {
+        bail!("weight W {} does not fit input {}", w.ty(), x.ty());
+    }
+    if dims.iter().any(|&d| d < 0) {
+        bail!(
+            "weight W {} is computed at run time with dims unknown here",
+            w.ty()
+        );
+    }
+    let udims: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
+    let win = window(ctx, kernel(ctx, &udims)?)?;
+    let pads = pads(ctx, &x, &win)?;
+    let group = ctx.int("group", 1)?;
+    let mut s = ctx
+        .spec("RuntimeConv")
+        .ints("kernel_shape", win.kernel)
+        .ints("strides", win.strides)
+        .ints("dilations", win.dilations)
+        .ints("pads", pads)
+        .int("group", group)
+        .int("out_channels", dims[0])
+        .input(&x)
+        .input(&w);
+    if let Some(b) = ctx.opt_input(2) {
+        s = s.input(&b);
     }
     Ok(vec![ctx.emit1(s)?])
 }

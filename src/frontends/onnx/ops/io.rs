@@ -8,7 +8,7 @@ use crate::frontends::onnx::builder::{to_ints, Val};
 use crate::frontends::onnx::node::Ctx;
 use crate::frontends::onnx::tensor::Lazy;
 use crate::interp::Value;
-use crate::ir::DType;
+use crate::ir::{AttrValue, DType};
 use crate::weights::Tensor;
 use anyhow::{bail, Context, Result};
 use ndarray::{ArrayD, IxDyn};
@@ -106,6 +106,9 @@ fn constant_of_shape(ctx: &mut Ctx) -> Result<Vec<Val>> {
 fn range(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let inputs = [ctx.input(0)?, ctx.input(1)?, ctx.input(2)?];
     let dtype = inputs[0].dtype();
+    if inputs.iter().any(|v| matches!(v, Val::Dims(_))) {
+        return symbolic_range(ctx, &inputs, dtype);
+    }
     let name = ctx.out_name(0);
     let v = ctx.b.compute(&name, &inputs, dtype, |v| {
         let scalar = |x: &Value| -> Result<f64> {
@@ -136,6 +139,44 @@ fn range(ctx: &mut Ctx) -> Result<Vec<Val>> {
         })
     })?;
     Ok(vec![v])
+}
+
+/// Range over symbolic dims (`arange(seq_len)`): the IR's Range, computed at run time, with
+/// the bounds as attributes (the limit a symbolic dim); int32 sequences are cast after it.
+fn symbolic_range(ctx: &mut Ctx, inputs: &[Val; 3], dtype: DType) -> Result<Vec<Val>> {
+    if !matches!(dtype, DType::I64 | DType::I32) {
+        bail!("a {dtype} Range over symbolic dims has no IR equivalent (integers only)");
+    }
+    let mut bounds = [0i64; 3];
+    for (b, v) in bounds.iter_mut().zip(inputs) {
+        let ints = to_ints(&v.value_now()?)?;
+        let [one] = ints[..] else {
+            bail!(
+                "Range takes scalars, got '{}' of {} values",
+                v.name(),
+                ints.len()
+            );
+        };
+        *b = one;
+    }
+    let [start, limit, delta] = bounds;
+    if crate::ir::dim::is_symbolic(start) || crate::ir::dim::is_symbolic(delta) {
+        bail!("a Range whose start or delta is a symbolic dim has no IR equivalent");
+    }
+    let s = ctx
+        .spec("Range")
+        .int("start", start)
+        .int("limit", limit)
+        .int("delta", delta);
+    let r = ctx.emit1(s)?;
+    if dtype == DType::I64 {
+        return Ok(vec![r]);
+    }
+    let s = ctx
+        .spec("Cast")
+        .attr("to", AttrValue::Type(dtype))
+        .input(&r);
+    Ok(vec![ctx.emit1(s)?])
 }
 
 /// The number of values of a Range covering `steps` steps, refused when its values (8 bytes at

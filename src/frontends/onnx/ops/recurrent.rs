@@ -11,6 +11,7 @@ use super::OpFn;
 use crate::frontends::onnx::builder::Val;
 use crate::frontends::onnx::node::Ctx;
 use crate::interp::Value;
+use crate::ir::dim;
 use crate::ir::ops::shape_rules::dim_mul;
 use anyhow::{bail, Context, Result};
 use ndarray::{ArrayD, IxDyn};
@@ -197,14 +198,20 @@ fn initial_states(
     let mut out = vec![];
     for (g, &(_, name)) in given.into_iter().zip(slots) {
         let Some(v) = g else {
+            // Zeros [N, D·H]: a row expanded to the batch (folded when the batch is known).
             let n = x.shape()[if batch_first { 0 } else { 1 }];
-            if n < 0 {
+            if n == dim::UNKNOWN {
                 bail!(
                     "{name} is absent beside a given initial state, and the batch size is unknown"
                 );
             }
-            let zeros = ArrayD::<f32>::zeros(IxDyn(&[n as usize, width as usize]));
-            out.push(ctx.constant(&format!("{name}_zeros"), &Value::F32(zeros), x.dtype())?);
+            let row = ArrayD::<f32>::zeros(IxDyn(&[1, width as usize]));
+            let row = ctx.constant(&format!("{name}_zero_row"), &Value::F32(row), x.dtype())?;
+            let e = ctx
+                .tmp("Expand", &format!("{name}_zeros"))
+                .ints("shape", vec![n, width])
+                .input(&row);
+            out.push(ctx.emit1(e)?);
             continue;
         };
         let want = if batch_first {

@@ -1,4 +1,4 @@
-//! Conv and ConvTranspose.
+//! Conv, ConvTranspose and RuntimeConv.
 use super::{check, OneOp};
 use expect_test::expect;
 
@@ -122,6 +122,50 @@ fn grouped_conv_transpose1d() {
                 convtranspose = self.convtranspose(x)
                 return convtranspose
             # state: convtranspose.weight [4, 3, 4]
+        "#]],
+    );
+}
+
+#[test]
+fn runtime_conv_is_the_functional_conv_on_its_inputs() {
+    check(
+        OneOp::new("RuntimeConv")
+            .input("x", &[1, 4, 8, 8])
+            .input("w", &[6, 2, 3, 3])
+            .input("b", &[6])
+            .ints("kernel_shape", &[3, 3])
+            .ints("strides", &[2, 2])
+            .ints("pads", &[0, 0, 1, 1])
+            .int("group", 2)
+            .int("out_channels", 6),
+        expect![[r#"
+            def __init__(self):
+                super().__init__()
+
+            def forward(self, x, w, b):
+                runtimeconv = F.conv2d(F.pad(x, [0, 1, 0, 1]), w, b, stride=2, groups=2)
+                return runtimeconv
+        "#]],
+    );
+}
+
+#[test]
+fn runtime_conv1d_without_bias_and_symmetric_pads() {
+    check(
+        OneOp::new("RuntimeConv")
+            .input("x", &[1, 3, 9])
+            .input("w", &[2, 3, 3])
+            .ints("kernel_shape", &[3])
+            .ints("pads", &[2, 2])
+            .ints("dilations", &[2])
+            .int("out_channels", 2),
+        expect![[r#"
+            def __init__(self):
+                super().__init__()
+
+            def forward(self, x, w):
+                runtimeconv = F.conv1d(x, w, padding=2, dilation=2)
+                return runtimeconv
         "#]],
     );
 }

@@ -342,3 +342,41 @@ fn space_to_depth() {
         "#]],
     );
 }
+
+#[test]
+fn symbolic_dims_are_read_from_the_inputs_shapes() {
+    let (n, s) = (crate::ir::dim::symbol("N"), crate::ir::dim::symbol("S"));
+    let ns = crate::ir::dim::mul(n, s).unwrap();
+    check(
+        OneOp::new("Reshape")
+            .input("x", &[n, s, 768])
+            .ints("shape", &[ns, 12, 64]),
+        expect![[r#"
+            def __init__(self):
+                super().__init__()
+
+            def forward(self, x):
+                reshape = x.reshape(x.shape[0]*x.shape[1], 12, 64)
+                return reshape
+        "#]],
+    );
+}
+
+#[test]
+fn range_is_arange() {
+    check(
+        OneOp::new("Range")
+            .int("start", 2)
+            .int("limit", 9)
+            .int("delta", 3),
+        expect![[r#"
+            def __init__(self):
+                super().__init__()
+
+            def forward(self, ):
+                # "range" (Range)
+                range_1 = torch.arange(2, 9, 3)
+                return range_1
+        "#]],
+    );
+}
