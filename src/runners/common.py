@@ -8,7 +8,8 @@ run, in the model's input order. The runner writes WORKDIR/result.json:
 {"interface": {"inputs": [PORT], "outputs": [PORT]} or null, "runs": [{"outputs": [{"name",
 "file"}], "layers": [{"keys": [...], "file"}]}]}, a PORT being {"name", "shape": [int, str (a
 named dynamic dim) or null (an unnamed one)] or null, "dtype": str or null}. Each runner module
-defines load(model, weights), describe(handle) and run(handle, inputs, layers) -> (outputs,
+defines load(model, weights) (a dict; its "runtime" names the library that runs the model, as
+"result.json"'s "runtime"), describe(handle) and run(handle, inputs, layers) -> (outputs,
 layers): outputs [(name, array)], layers [(keys, array)] in execution order. Runners never modify
 the model file.
 """
@@ -47,7 +48,8 @@ def main(load, describe, run):
     with open(os.path.join(workdir, "job.json")) as f:
         job = json.load(f)
     handle = load(job["model"], job.get("weights"))
-    result = {"interface": describe(handle) if job.get("describe") else None, "runs": []}
+    result = {"interface": describe(handle) if job.get("describe") else None, "runs": [],
+              "runtime": handle.get("runtime")}
     for r, specs in enumerate(job.get("runs", [])):
         inputs = [(s["name"], np.load(os.path.join(workdir, s["file"]), allow_pickle=False)) for s in specs]
         outputs, layers = run(handle, inputs, job.get("layers", False))

@@ -1,7 +1,7 @@
 """Runs a Keras model with its own Keras: a .h5 whose keras_version is 2.x with tf_keras (Keras
 2), every other .h5 and every .keras with keras (Keras 3). With layers, each layer's output is
-keyed by the layer's name (`NAME/activation` for a layer with a non-linear activation, whose
-IR node of that name is the activation)."""
+keyed by the layer's name (`NAME/ACTIVATION`, e.g. `conv/relu`, for a layer with a non-linear
+activation: the name of the IR node that applies it)."""
 from common import main, port
 
 
@@ -24,7 +24,8 @@ def _keras_of(model):
 
 def load(model, weights):
     keras = _keras_of(model)
-    return {"keras": keras, "model": keras.models.load_model(model, compile=False), "probe": None}
+    return {"keras": keras, "model": keras.models.load_model(model, compile=False), "probe": None,
+            "runtime": f"{keras.__name__} {keras.__version__}"}
 
 
 def _dtype(t):
@@ -51,7 +52,7 @@ def describe(h):
 def _key(layer):
     act = getattr(layer, "activation", None)
     name = getattr(act, "__name__", "linear")
-    return f"{layer.name}/activation" if act is not None and name != "linear" else layer.name
+    return f"{layer.name}/{name}" if act is not None and name != "linear" else layer.name
 
 
 def _probe(h):

@@ -118,13 +118,16 @@ struct RunFiles {
 #[derive(Deserialize)]
 struct Reply {
     interface: Option<Interface>,
+    runtime: Option<String>,
     runs: Vec<RunFiles>,
 }
 
 impl Job<'_> {
-    /// The model's interface as its framework declares it (None: the framework does not say).
-    pub fn describe(&self) -> Result<Option<Interface>> {
-        Ok(self.call(true, false, &[])?.0)
+    /// The model's interface as its framework declares it (None: the framework does not say),
+    /// and the library (with its version) that runs it.
+    pub fn describe(&self) -> Result<(Option<Interface>, String)> {
+        let reply = self.call(true, false, &[])?;
+        Ok((reply.0, reply.2))
     }
 
     /// Runs the model once per input set (each input with the dtype to write it as, when
@@ -142,7 +145,7 @@ impl Job<'_> {
         describe: bool,
         layers: bool,
         runs: &[Vec<(String, Value, Option<DType>)>],
-    ) -> Result<(Option<Interface>, Vec<RunOutput>)> {
+    ) -> Result<(Option<Interface>, Vec<RunOutput>, String)> {
         let framework = self.framework;
         let (_, source, package) = RUNNERS
             .iter()
@@ -197,13 +200,14 @@ impl Job<'_> {
                 model.display()
             );
         }
-        let reply: Reply = serde_json::from_slice(&std::fs::read(work.path().join("result.json"))?)
-            .context("reading the runner's result.json")?;
+        let mut reply: Reply =
+            serde_json::from_slice(&std::fs::read(work.path().join("result.json"))?)
+                .context("reading the runner's result.json")?;
         let read = |file: &str| -> Result<Value> {
             Value::from_tensor(&npy::read_file(&work.path().join(file))?)
         };
         let mut results = vec![];
-        for r in reply.runs {
+        for r in std::mem::take(&mut reply.runs) {
             results.push(RunOutput {
                 outputs: r
                     .outputs
@@ -217,6 +221,7 @@ impl Job<'_> {
                     .collect::<Result<_>>()?,
             });
         }
-        Ok((reply.interface, results))
+        let runtime = reply.runtime.unwrap_or_else(|| framework.to_string());
+        Ok((reply.interface, results, runtime))
     }
 }

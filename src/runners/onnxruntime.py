@@ -18,7 +18,8 @@ def _session(model_bytes_or_path):
 
 
 def load(model, weights):
-    return {"path": model, "session": _session(model), "probe": None}
+    return {"path": model, "session": _session(model), "probe": None,
+            "runtime": f"onnxruntime {ort.__version__}"}
 
 
 def describe(h):

@@ -4,8 +4,8 @@ TorchScript file, a torch.export `.pt2`, or a pickled module with its `.py` besi
 pickle runs it: verify only files you made). With layers, each submodule's output is keyed by
 its attribute path (`name`, `name:i` for the i-th of a tuple)."""
 import importlib.util
-import inspect
 import os
+import pickle
 import sys
 import zipfile
 
@@ -41,41 +41,59 @@ def _from_code(code, weights):
                  "pass its weights (--reference-weights / --candidate-weights)")
     module = _import(code)
     model = module.KitModel()
-    state = torch.load(weights, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict):
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
         # A pickled whole module (mmdnn --format pickle); its class is now importable.
-        model = torch.load(weights, map_location="cpu", weights_only=False)
-    else:
-        model.load_state_dict(state)
-    return model
+        return torch.load(weights, map_location="cpu", weights_only=False), "pickle"
+    model.load_state_dict(state)
+    return model, "module"
 
 
 def load(model, weights):
-    kind = "module"
+    kind, code = "module", _beside(model, (".py",))
+    ep = None
     if model.endswith(".pt2"):
-        m, kind = torch.export.load(model).module(), "export"
+        ep = torch.export.load(model)
+        m, kind = ep.module(), "export"
     elif model.endswith(".py"):
-        m = _from_code(model, weights or _beside(model, (".pth", ".pt", ".bin", ".pkl")))
+        m, kind = _from_code(model, weights or _beside(model, (".pth", ".pt", ".bin", ".pkl")))
     elif _is_torchscript(model):
         m, kind = torch.jit.load(model, map_location="cpu"), "script"
     else:
-        code = _beside(model, (".py",))
         if code is None:
             sys.exit(f"{model} is no TorchScript file: a state dict (or pickled module) needs the "
                      f"code that defines its module; put {os.path.splitext(model)[0]}.py beside it, "
                      "or pass the .py as the model and this file as its weights")
-        m = _from_code(code, model)
+        m, kind = _from_code(code, model)
     if kind != "export":
         m.eval()
-    return {"model": m, "kind": kind}
+    what = {"module": "generated code + state dict", "pickle": "generated code + pickled module",
+            "script": "TorchScript", "export": "torch.export"}[kind]
+    return {"model": m, "kind": kind, "code": code, "ep": ep, "runtime": f"torch {torch.__version__} ({what})"}
 
 
 def describe(h):
-    m = h["model"]
-    examples = getattr(m, "example_inputs", None)
-    if h["kind"] == "module" and examples is not None:
-        args = list(inspect.signature(m.forward).parameters)
-        inputs = [port(a, shape, str(dtype).replace("torch.", "")) for a, (_, shape, dtype) in zip(args, examples)]
+    """The inputs: a torch.export program's own (its dynamic dims by their symbols), else the
+    generated module's `example_inputs` (which write unknown dims as 1, so a 1 is reported as
+    dynamic), from the model or, for TorchScript files, the generated code beside it."""
+    if h["ep"] is not None:
+        ep = h["ep"]
+        user = set(ep.graph_signature.user_inputs)
+        inputs = []
+        for node in ep.graph.nodes:
+            val = node.meta.get("val") if node.op == "placeholder" and node.name in user else None
+            if isinstance(val, torch.Tensor):
+                dims = [int(d) if isinstance(d, int) else str(d) for d in val.shape]
+                inputs.append(port(node.name, dims, str(val.dtype).replace("torch.", "")))
+        return {"inputs": inputs, "outputs": []}
+    cls = h["model"] if h["kind"] in ("module", "pickle") else None
+    if cls is None and h["code"] is not None:
+        cls = getattr(_import(h["code"]), "KitModel", None)
+    examples = getattr(cls, "example_inputs", None)
+    if examples is not None:
+        inputs = [port(a, [None if d == 1 else d for d in shape], str(dtype).replace("torch.", ""))
+                  for a, shape, dtype in examples]
         return {"inputs": inputs, "outputs": []}
     return None
 
@@ -84,7 +102,7 @@ def run(h, inputs, layers):
     m = h["model"]
     args = [torch.from_numpy(v) for _, v in inputs]
     recorded, hooks = [], []
-    if layers and isinstance(m, torch.nn.Module) and h["kind"] == "module":
+    if layers and h["kind"] in ("module", "pickle"):
         def hook(name):
             def record(_module, _args, out):
                 outs = out if isinstance(out, (tuple, list)) else [out]

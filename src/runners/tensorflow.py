@@ -6,7 +6,8 @@ from common import main, port
 
 def load(model, weights):
     loaded = tf.saved_model.load(model)
-    return {"loaded": loaded, "fn": loaded.signatures["serving_default"]}
+    return {"loaded": loaded, "fn": loaded.signatures["serving_default"],
+            "runtime": f"tensorflow {tf.__version__}"}
 
 
 def describe(h):

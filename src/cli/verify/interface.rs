@@ -16,6 +16,9 @@ pub struct Link {
     pub from: usize,
     /// `candidate = reference.permuted_axes(perm)`.
     pub perm: Option<Vec<usize>>,
+    /// Axes of the reference input that the candidate fixes while the reference leaves them
+    /// dynamic: (axis, size).
+    pub pins: Vec<(usize, usize)>,
 }
 
 /// The positions of `theirs` in `ours`' order: by name when both hold the same names, else by
@@ -51,6 +54,7 @@ pub fn map_inputs(
                 name: r.name.clone(),
                 from: i,
                 perm: None,
+                pins: vec![],
             })
             .collect());
     };
@@ -92,10 +96,24 @@ pub fn map_inputs(
                 show(c.dims.as_deref().unwrap_or_default())
             ));
         }
+        let mut pins = vec![];
+        if let (Some(rd), Some(cd)) = (&r.dims, &c.dims) {
+            for (i, d) in cd.iter().enumerate() {
+                let axis = perm.as_ref().map_or(i, |p| p[i]);
+                if let (Dim::Size(n), Some(Dim::Free(_))) = (d, rd.get(axis)) {
+                    notes.push(format!(
+                        "input {}: the candidate fixes dim {axis} (dynamic in the reference) at {n}",
+                        r.name
+                    ));
+                    pins.push((axis, *n));
+                }
+            }
+        }
         links.push(Link {
             name: c.name.clone(),
             from,
             perm,
+            pins,
         });
     }
     Ok(links)

@@ -103,8 +103,16 @@ pub fn run(a: Args) -> Result<i32> {
     };
     let mut notes = vec![];
     let (primary, links) = match (reference.inputs()?, candidate.inputs()?) {
-        (Some(r), c) => {
+        (Some(mut r), c) => {
             let links = map_inputs(&r, c.as_deref(), &mut notes)?;
+            // Sizes the candidate fixes are the only ones both can run at.
+            for link in &links {
+                if let Some(dims) = r[link.from].dims.as_mut() {
+                    for &(axis, n) in &link.pins {
+                        dims[axis] = sizes::Dim::Size(n);
+                    }
+                }
+            }
             (r, links)
         }
         (None, Some(c)) => {
@@ -199,7 +207,8 @@ pub fn run(a: Args) -> Result<i32> {
         reports.push(report);
     }
     let layered = a.per_layer || (reference.is_ir() && candidate.is_ir());
-    print_report(&a, &notes, &reports, layered)?;
+    let runtimes = [reference.runtime(), candidate.runtime()];
+    print_report(&a, &runtimes, &notes, &reports, layered)?;
     let bad: Vec<String> = reports
         .iter()
         .filter(|r| r.outputs.iter().any(|d| !d.within))
@@ -372,7 +381,13 @@ fn sizes_text(sizes: &[(String, Vec<usize>)]) -> String {
         .join(", ")
 }
 
-fn print_report(a: &Args, notes: &[String], reports: &[RunReport], layered: bool) -> Result<()> {
+fn print_report(
+    a: &Args,
+    runtimes: &[&str; 2],
+    notes: &[String],
+    reports: &[RunReport],
+    layered: bool,
+) -> Result<()> {
     let ok = reports.iter().all(|r| r.outputs.iter().all(|d| d.within));
     if a.json {
         let runs: Vec<serde_json::Value> = reports
@@ -394,6 +409,7 @@ fn print_report(a: &Args, notes: &[String], reports: &[RunReport], layered: bool
             "failure": (!ok).then_some("verification out of tolerance"),
             "atol": a.atol,
             "rtol": a.rtol,
+            "runtimes": {"reference": runtimes[0], "candidate": runtimes[1]},
             "interface": notes,
             "runs": runs,
         });
@@ -418,6 +434,8 @@ fn print_report(a: &Args, notes: &[String], reports: &[RunReport], layered: bool
                 .unwrap_or_default()
         )
     };
+    println!("reference: {} ({})", a.reference.display(), runtimes[0]);
+    println!("candidate: {} ({})", a.candidate.display(), runtimes[1]);
     println!("tolerance: |Δ| ≤ max({}, {}·|ref|)", a.atol, a.rtol);
     if !notes.is_empty() {
         println!("interface:");

@@ -15,6 +15,7 @@ pub enum Side {
         model: PathBuf,
         weights: Option<PathBuf>,
         interface: Option<Interface>,
+        runtime: String,
     },
 }
 
@@ -36,7 +37,7 @@ impl Side {
             weights: weights.as_deref(),
             python,
         };
-        let interface = job
+        let (interface, runtime) = job
             .describe()
             .with_context(|| format!("reading the interface of {}", model.display()))?;
         Ok(Side::Native {
@@ -44,7 +45,16 @@ impl Side {
             model: model.to_path_buf(),
             weights,
             interface,
+            runtime,
         })
+    }
+
+    /// What runs the model: the interpreter, or the framework's library and version.
+    pub fn runtime(&self) -> &str {
+        match self {
+            Side::Ir(_) => "the mmdnn interpreter",
+            Side::Native { runtime, .. } => runtime,
+        }
     }
 
     /// The inputs the model declares (None: its framework does not say).
@@ -63,7 +73,7 @@ impl Side {
                         .iter()
                         .map(|&d| {
                             if d < 0 {
-                                Dim::Free(None)
+                                Dim::Free(crate::ir::dim::as_symbol(d))
                             } else {
                                 Dim::Size(d as usize)
                             }

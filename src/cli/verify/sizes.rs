@@ -108,6 +108,8 @@ pub fn shapes(
         }
     }
     let (batch, other) = AUTO[auto.min(AUTO.len() - 1)];
+    // A named dim takes the size its first occurrence got, in every input.
+    let mut named: std::collections::HashMap<String, usize> = Default::default();
     let mut out = vec![];
     for input in inputs {
         let given = spec.and_then(|s| s.items.iter().find(|(n, _)| n == &input.name));
@@ -164,8 +166,13 @@ pub fn shapes(
                             }
                         ),
                         (None, None, Some(n)) => n,
-                        (None, None, None) if axis == 0 => batch,
-                        (None, None, None) => other,
+                        (None, None, None) => {
+                            let size = if axis == 0 { batch } else { other };
+                            match name {
+                                Some(n) => *named.entry(n.clone()).or_insert(size),
+                                None => size,
+                            }
+                        }
                     }
                 }
             });
@@ -220,6 +227,15 @@ mod tests {
         assert_eq!(shapes(&ins, None, 0, None).unwrap(), vec![vec![1, 16, 8]]);
         assert_eq!(shapes(&ins, None, 1, None).unwrap(), vec![vec![2, 24, 8]]);
         assert_eq!(shapes(&ins, None, 0, Some(5)).unwrap(), vec![vec![5, 5, 8]]);
+        // A named dim gets one size in every input, wherever it stands.
+        let ins = [
+            input("a", vec![Dim::Free(Some("N".into())), Dim::Size(4)]),
+            input("b", vec![Dim::Size(2), Dim::Free(Some("N".into()))]),
+        ];
+        assert_eq!(
+            shapes(&ins, None, 1, None).unwrap(),
+            vec![vec![2, 4], vec![2, 2]]
+        );
     }
 
     #[test]
