@@ -401,7 +401,7 @@ fn conversions_end_with_a_summary() {
     let err = stderr_of(&out);
     for want in [
         "inputs:",
-        "image  float32[?, 7, 7, 3]",
+        "image  float32[batch, 7, 7, 3]",
         "outputs:",
         "ops:",
         "Conv 2",

@@ -1,6 +1,8 @@
 """Dynamic models (issue 12): ONNX exports whose batch, sequence and image sizes are symbols
 (a BERT-like encoder, a GPT-like decoder whose positions are `arange(seq_len)` into a 128-row
-table, an LRASPP-like head upsampling to the input's own size),
+table, an LRASPP-like head upsampling to the input's own size; torchvision's LRASPP and
+DeepLabV3-MobileNetV3 with symbolic batch/H/W and ResNet-18 with a symbolic batch, random
+weights),
 converted with no pinning to the IR (`mmdnn run`), ONNX (onnxruntime) and PyTorch (the
 generated module), each run at two sizes and compared with onnxruntime on the source within
 max|Δ| ≤ 1e-4 · max(1, |ref|). The converted ONNX model must keep the source's symbolic dims.
@@ -18,7 +20,7 @@ from test_onnx_reader import compare, run_mmdnn_model
 EXPORT = """
 import warnings
 warnings.filterwarnings("ignore")
-import json, numpy as np, torch, torch.nn as nn, torch.nn.functional as F
+import json, numpy as np, torch, torch.nn as nn, torch.nn.functional as F, torchvision
 import onnxruntime as ort
 torch.manual_seed(0)
 
@@ -71,6 +73,16 @@ class Decoder(nn.Module):
         return self.head(self.block(self.tok(ids) + self.pos(pos)[None]))
 
 
+class Out(nn.Module):
+    # torchvision's segmentation models return {"out": ...}.
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, x):
+        return self.m(x)["out"]
+
+
 def export(name, model, example, axes, sizes):
     path = f"{out}/{name}.onnx"
     torch.onnx.export(model.eval(), (example,), path, dynamo=False, opset_version=17,
@@ -92,6 +104,17 @@ export("encoder", Encoder(), torch.randn(2, 7, 32), {0: "batch", 1: "seq"},
        [(2, 7, 32), (3, 40, 32)])
 export("decoder", Decoder(), torch.randint(0, 50, (2, 7)), {0: "batch", 1: "seq"},
        [(2, 7), (3, 40)])
+seg = torchvision.models.segmentation
+export("lraspp", Out(seg.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None,
+                                                    num_classes=5)),
+       torch.randn(1, 3, 96, 128), {0: "batch", 2: "height", 3: "width"},
+       [(1, 3, 96, 128), (2, 3, 64, 80)])
+export("deeplab", Out(seg.deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None,
+                                                       num_classes=5, aux_loss=False)),
+       torch.randn(1, 3, 96, 128), {0: "batch", 2: "height", 3: "width"},
+       [(1, 3, 96, 128), (2, 3, 64, 80)])
+export("resnet18", torchvision.models.resnet18(weights=None), torch.randn(1, 3, 64, 64),
+       {0: "batch"}, [(1, 3, 64, 64), (3, 3, 64, 64)])
 export("seghead", SegHead(), torch.randn(1, 3, 32, 48), {0: "batch", 2: "height", 3: "width"},
        [(1, 3, 32, 48), (2, 3, 64, 40)])
 """
@@ -99,6 +122,9 @@ export("seghead", SegHead(), torch.randn(1, 3, 32, 48), {0: "batch", 2: "height"
 MODELS = {
     "decoder": ["batch", "seq", 50],
     "encoder": ["batch", "seq", 32],
+    "lraspp": ["batch", 5, "height", "width"],
+    "deeplab": ["batch", 5, "height", "width"],
+    "resnet18": ["batch", 1000],
     "seghead": ["batch", 5, "height", "width"],
 }
 
