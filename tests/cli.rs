@@ -310,3 +310,53 @@ fn verify_names_the_first_divergent_node_of_a_corrupted_weight() {
             .and(predicate::str::contains("OUT OF TOLERANCE")),
     );
 }
+
+/// `--dim` pins any symbolic dim, the batch included; a name the model does not use is an
+/// error that lists the ones it does.
+#[test]
+fn dim_pins_a_symbol_and_names_the_symbols_otherwise() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/onnx/transformer_op13_symbolic_batch.onnx");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m");
+    for (pin, want) in [
+        (None, "float32[batch, 6, 16]"),
+        (Some("batch=3"), "float32[3, 6, 16]"),
+    ] {
+        let mut cmd = mmdnn();
+        cmd.args(["toir", "-f", "onnx", "-n"])
+            .arg(&model)
+            .arg("-o")
+            .arg(&out);
+        if let Some(p) = pin {
+            cmd.args(["--dim", p]);
+        }
+        cmd.assert().success();
+        mmdnn()
+            .arg("inspect")
+            .arg(out.with_extension("pb"))
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(want));
+    }
+    mmdnn()
+        .args(["toir", "-f", "onnx", "-n"])
+        .arg(&model)
+        .arg("-o")
+        .arg(&out)
+        .args(["--dim", "seq=4"])
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("--dim names seq")
+                .and(predicate::str::contains("symbols are: batch")),
+        );
+    mmdnn()
+        .args(["toir", "-f", "onnx", "-n"])
+        .arg(&model)
+        .arg("-o")
+        .arg(&out)
+        .args(["--dim", "batch=0"])
+        .assert()
+        .code(2);
+}

@@ -78,6 +78,10 @@ pub struct ParserFlags {
     /// Input shape per input, batch excluded, comma-separated (e.g. 3,224,224 or 224,224,3)
     #[arg(long = "inputShape", num_args = 1.., value_name = "SHAPE", value_parser = parse_shape)]
     pub input_shape: Vec<Vec<i64>>,
+    /// Pin a symbolic dim to a size, any dim including the batch (e.g. --dim batch=1 --dim
+    /// seq=128); `inspect` lists a model's symbols
+    #[arg(long = "dim", value_name = "NAME=SIZE", value_parser = parse_dim)]
+    pub dim: Vec<(String, i64)>,
     /// [Caffe] phase used when the prototxt is a train_val file
     #[arg(long = "caffePhase", value_parser = PossibleValuesParser::new(["TRAIN", "TEST", "train", "test"]))]
     pub caffe_phase: Option<String>,
@@ -92,6 +96,7 @@ impl ParserFlags {
             network,
             weights,
             input_shapes: self.input_shape.clone(),
+            dims: self.dim.iter().cloned().collect(),
             in_nodes: self.in_node_name.clone(),
             dst_nodes: self.dst_node_name.clone(),
             caffe_phase: self.caffe_phase.clone(),
@@ -122,6 +127,24 @@ pub fn parse_shape(text: &str) -> Result<Vec<i64>, String> {
                 Ok(v)
             }
         })
+}
+
+/// Parses `NAME=SIZE` (`--dim batch=1`).
+pub fn parse_dim(text: &str) -> Result<(String, i64), String> {
+    let Some((name, size)) = text.split_once('=') else {
+        return Err(format!("'{text}' is not NAME=SIZE"));
+    };
+    let size = size
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|&d| d > 0)
+        .ok_or_else(|| format!("'{size}' in '{text}' is not a positive integer"))?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(format!("'{text}' names no dim"));
+    }
+    Ok((crate::ir::dim::identifier(name), size))
 }
 
 /// A usage error found after parsing: printed like clap's, exit code 2.

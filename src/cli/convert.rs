@@ -80,7 +80,7 @@ fn convert(a: Args, progress: &Progress) -> Result<Outcome> {
         return Ok(Outcome::Usage(msg));
     }
     let source = a.parser.source_args(a.input_network, a.input_weight);
-    let loaded = frontend.read(&source)?;
+    let loaded = frontend.load(&source)?;
     progress.stage("preparing");
     if let Err(msg) = passes::check_io_names(&loaded.graph, &a.io.io()) {
         return Ok(Outcome::Usage(msg));

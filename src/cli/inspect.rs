@@ -46,7 +46,7 @@ pub fn run(a: Args) -> Result<i32> {
         weights: a.weights.clone(),
         ..Report::default()
     };
-    match frontend.read(&source) {
+    match frontend.load(&source) {
         Ok(loaded) => {
             if report.weights.is_none() && !loaded.weights.keys().is_empty() {
                 report.weights = Some(a.model.clone());

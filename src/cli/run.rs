@@ -120,7 +120,7 @@ pub fn load_model(
         weights,
         ..Default::default()
     };
-    frontend.read(&args)
+    frontend.load(&args)
 }
 
 /// File name stems for tensor and node names, distinct in one directory: characters outside

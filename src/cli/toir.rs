@@ -60,7 +60,7 @@ fn toir(a: Args, progress: &Progress) -> Result<Outcome> {
         return Ok(Outcome::Usage(msg));
     }
     let source = a.parser.source_args(a.network, a.weights);
-    let mut loaded = frontend.read(&source)?;
+    let mut loaded = frontend.load(&source)?;
     let graph = &mut loaded.graph;
     graph.producer = match graph.producer.as_str() {
         "" => format!(

@@ -35,6 +35,12 @@ pub trait Frontend: Sync {
     fn detects(&self, path: &Path, head: &[u8]) -> bool;
     /// Reads the model into a validated IR graph and a lazy weight reader.
     fn read(&self, args: &SourceArgs) -> Result<Loaded>;
+    /// [`Frontend::read`], then the dims `--dim` pins (the one way the CLI reads a model).
+    fn load(&self, args: &SourceArgs) -> Result<Loaded> {
+        let mut loaded = self.read(args)?;
+        crate::ir::passes::pin::pin_dims(&mut loaded.graph, &args.dims)?;
+        Ok(loaded)
+    }
 }
 
 /// Every frontend, one line each.
@@ -217,6 +223,8 @@ pub struct SourceArgs {
     pub weights: Option<PathBuf>,
     /// One shape per input, as given to --inputShape (batch excluded, MMdnn's convention).
     pub input_shapes: Vec<Vec<i64>>,
+    /// Symbolic dims pinned to sizes (`--dim N=1`), applied to the graph a reader built.
+    pub dims: std::collections::BTreeMap<String, i64>,
     pub in_nodes: Vec<String>,
     pub dst_nodes: Vec<String>,
     pub caffe_phase: Option<String>,
@@ -251,5 +259,5 @@ pub struct Loaded {
 
 /// Reads a source model with the named framework's parser.
 pub fn load(framework: &str, args: &SourceArgs) -> Result<Loaded> {
-    find(framework)?.read(args)
+    find(framework)?.load(args)
 }

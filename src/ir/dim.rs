@@ -385,6 +385,39 @@ pub fn eval(d: i64, bind: &dyn Fn(&str) -> Option<i64>) -> Option<i64> {
     poly(d)?.eval(bind)
 }
 
+/// `d` with the symbols `bind` gives a size for replaced by it (`N*S` with N = 2: `2*S`).
+pub fn substitute(d: i64, bind: &dyn Fn(&str) -> Option<i64>) -> Result<i64> {
+    if d >= 0 {
+        return Ok(d);
+    }
+    match poly(d) {
+        Some(p) => intern(substitute_poly(&p, bind)?),
+        None => Ok(d),
+    }
+}
+
+fn substitute_poly(p: &Poly, bind: &dyn Fn(&str) -> Option<i64>) -> Result<Poly> {
+    let mut total = Poly::default();
+    for (m, &c) in &p.0 {
+        let mut term = Poly::constant(c);
+        for a in m {
+            let factor = match a {
+                Atom::Sym(s) => match bind(s) {
+                    Some(v) => Poly::constant(v),
+                    None => Poly::atom(a.clone()),
+                },
+                Atom::FloorDiv(inner, k) => {
+                    let d = intern(substitute_poly(inner, bind)?)?;
+                    poly(floor_div(d, *k)?).ok_or_else(|| anyhow!("an unknown dim"))?
+                }
+            };
+            term = term.mul(&factor)?;
+        }
+        total = total.add(&term, 1)?;
+    }
+    Ok(total)
+}
+
 /// The symbols `d` is made of.
 pub fn symbols(d: i64) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
@@ -678,6 +711,19 @@ mod tests {
             Some(Expr::Product(vec![Expr::Const(3), sym()]))
         );
         assert_eq!(expr(5), Some(Expr::Const(5)));
+    }
+
+    #[test]
+    fn substitution_binds_some_symbols() {
+        let d = parse("N*S + (H - 1) // 2").unwrap();
+        let bind = |s: &str| match s {
+            "N" => Some(2),
+            "H" => Some(9),
+            _ => None,
+        };
+        assert_eq!(text(substitute(d, &bind).unwrap()), "2*S + 4");
+        assert_eq!(substitute(d, &|_| Some(3)).unwrap(), 10);
+        assert_eq!(substitute(7, &bind).unwrap(), 7);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! frontend's graph into the graph a backend asked for ([`Wants`]). Backends never run a pass
 //! themselves; they receive a [`Prepared`] graph.
 pub mod layout;
+pub mod pin;
 
 use crate::ir::Graph;
 use crate::weights::WeightReader;
