@@ -1,6 +1,7 @@
 """Dynamic models (issue 12): ONNX exports whose batch, sequence and image sizes are symbols
 (a BERT-like encoder, a GPT-like decoder whose positions are `arange(seq_len)` into a 128-row
-table, an LRASPP-like head upsampling to the input's own size; torchvision's LRASPP and
+table, an LRASPP-like head upsampling to the input's own size, a Conv1d + bidirectional LSTM
+over a dynamic time axis; torchvision's LRASPP and
 DeepLabV3-MobileNetV3 with symbolic batch/H/W and ResNet-18 with a symbolic batch, random
 weights),
 converted with no pinning to the IR (`mmdnn run`), ONNX (onnxruntime) and PyTorch (the
@@ -73,6 +74,19 @@ class Decoder(nn.Module):
         return self.head(self.block(self.tok(ids) + self.pos(pos)[None]))
 
 
+class ConvBiLSTM(nn.Module):
+    # Conv1d over time, then a bidirectional LSTM: [N, T, 12] with T dynamic.
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(12, 16, 3, padding=1)
+        self.lstm = nn.LSTM(16, 8, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x):
+        h = F.relu(self.conv(x.transpose(1, 2))).transpose(1, 2)
+        return self.head(self.lstm(h)[0])
+
+
 class Out(nn.Module):
     # torchvision's segmentation models return {"out": ...}.
     def __init__(self, m):
@@ -104,6 +118,8 @@ export("encoder", Encoder(), torch.randn(2, 7, 32), {0: "batch", 1: "seq"},
        [(2, 7, 32), (3, 40, 32)])
 export("decoder", Decoder(), torch.randint(0, 50, (2, 7)), {0: "batch", 1: "seq"},
        [(2, 7), (3, 40)])
+export("convbilstm", ConvBiLSTM(), torch.randn(2, 20, 12), {0: "batch", 1: "time"},
+       [(2, 20, 12), (3, 33, 12)])
 seg = torchvision.models.segmentation
 export("lraspp", Out(seg.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None,
                                                     num_classes=5)),
@@ -120,6 +136,7 @@ export("seghead", SegHead(), torch.randn(1, 3, 32, 48), {0: "batch", 2: "height"
 """
 
 MODELS = {
+    "convbilstm": ["batch", "time", 3],
     "decoder": ["batch", "seq", 50],
     "encoder": ["batch", "seq", 32],
     "lraspp": ["batch", 5, "height", "width"],
