@@ -9,7 +9,6 @@ import json
 
 import numpy as np
 import pytest
-
 from test_onnx_reader import compare, run_mmdnn_model
 
 KERAS = r"""
