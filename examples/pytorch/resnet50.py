@@ -21,7 +21,8 @@ class KitModel(nn.Module):
         logits: float32[1, 1000]
     """
 
-    # (argument, example shape with unknown dims as 1, dtype) of each input, for export.
+    # (argument, example shape, dtype) of each input, for export: unknown dims as 1, symbolic
+    # ones as 2 (axis 0) or 64 (torch.export cannot keep a dim of example size 1 dynamic).
     example_inputs = (("x", (1, 3, 224, 224), torch.float32),)
 
     def __init__(self):

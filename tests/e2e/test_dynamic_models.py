@@ -209,6 +209,33 @@ def test_pytorch_runs_at_two_sizes(name, exports, tmp_path, run_mmdnn, run_in_su
         print(f"{name} PyTorch size {i}: max |Δ| {err:.3g}")
 
 
+EXPORTED_RUN = """
+import numpy as np, torch
+program = torch.export.load(PT2)
+assert program.range_constraints, "no symbolic dims in the program"
+m = program.module()
+for i in range(2):
+    np.save(f"{OUT}/pt2_{i}.npy", m(torch.from_numpy(np.load(f"{SRC}.in{i}.npy"))).detach().numpy())
+"""
+
+
+@pytest.mark.parametrize("name", ["decoder", "seghead"])
+def test_torch_export_keeps_the_symbols(name, exports, tmp_path, run_mmdnn, run_in_subprocess):
+    """`--format export` exports with torch.export.Dims: the .pt2 runs at both sizes."""
+    path = exports / f"{name}.onnx"
+    pt2 = tmp_path / "model.pt2"
+    run_mmdnn("convert", "-sf", "onnx", "-iw", path, "-df", "pytorch", "-om", pt2,
+              "--format", "export", check=True)
+    code = EXPORTED_RUN
+    for k, v in {"PT2": pt2, "OUT": tmp_path, "SRC": path}.items():
+        code = code.replace(k, repr(str(v)))
+    run_in_subprocess(code)
+    for i in range(2):
+        got = np.load(tmp_path / f"pt2_{i}.npy")
+        err = compare(got, np.load(f"{path}.ref{i}.npy"), f"{name} (.pt2) size {i}")
+        print(f"{name} .pt2 size {i}: max |Δ| {err:.3g}")
+
+
 def test_ir_says_the_symbols(exports, tmp_path, run_mmdnn):
     """`inspect` shows the symbolic dims (`float32[batch, seq, 32]`)."""
     ir = tmp_path / "ir"

@@ -236,6 +236,7 @@ impl<'a> Emitter<'a> {
         ctx.insert("doc_inputs", &self.doc_inputs(io));
         ctx.insert("doc_outputs", &self.doc_outputs(io));
         ctx.insert("example_inputs", &self.example_inputs()?);
+        ctx.insert("dynamic_dims", &self.dynamic_dims());
         let outs: Vec<String> = self
             .graph
             .outputs
@@ -305,7 +306,36 @@ impl<'a> Emitter<'a> {
             .collect()
     }
 
-    /// `(name, shape, dtype)` of each forward argument, unknown dims as 1, as Python source.
+    /// `{argument: {axis: symbol}}` of the inputs' plain symbolic dims, as Python source; empty
+    /// when no input has one.
+    fn dynamic_dims(&self) -> String {
+        let mut items = vec![];
+        for name in &self.graph.inputs {
+            let Some(t) = self.graph.node(name).and_then(|n| n.outputs.first()) else {
+                continue;
+            };
+            let axes: Vec<String> = t
+                .shape
+                .iter()
+                .enumerate()
+                .filter_map(|(axis, &d)| {
+                    let s = crate::ir::dim::as_symbol(d)?;
+                    Some(format!("{axis}: {}", names::py_str(&s)))
+                })
+                .collect();
+            if !axes.is_empty() {
+                let arg = names::py_str(&self.idents[name]);
+                items.push(format!("{arg}: {{{}}}", axes.join(", ")));
+            }
+        }
+        match items.is_empty() {
+            true => String::new(),
+            false => format!("{{{}}}", items.join(", ")),
+        }
+    }
+
+    /// `(name, shape, dtype)` of each forward argument as Python source: unknown dims as 1,
+    /// symbolic ones as 2 on axis 0 and 64 elsewhere.
     fn example_inputs(&self) -> Result<String> {
         let mut items = vec![];
         for name in &self.graph.inputs {
@@ -314,7 +344,16 @@ impl<'a> Emitter<'a> {
                 .node(name)
                 .and_then(|n| n.outputs.first())
                 .with_context(|| format!("graph input '{name}' has no type"))?;
-            let dims: Vec<i64> = t.shape.iter().map(|&d| d.max(1)).collect();
+            let dims: Vec<i64> = t
+                .shape
+                .iter()
+                .enumerate()
+                .map(|(axis, &d)| match d {
+                    _ if crate::ir::dim::is_symbolic(d) && axis == 0 => 2,
+                    _ if crate::ir::dim::is_symbolic(d) => 64,
+                    _ => d.max(1),
+                })
+                .collect();
             items.push(format!(
                 "({}, {}, {})",
                 names::py_str(&self.idents[name]),

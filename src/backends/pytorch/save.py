@@ -3,7 +3,8 @@
     python save.py FORMAT MODULE_NAME MODEL_PY STATE_DICT OUT
 
 FORMAT is torchscript (torch.jit.script, falling back to torch.jit.trace on the module's
-example inputs), export (torch.export.export on the example inputs, saved as .pt2) or pickle
+example inputs), export (torch.export.export on the example inputs, the module's symbolic dims
+as torch.export.Dims, saved as .pt2) or pickle
 (torch.save of the whole module, as MMdnn did; loading it needs MODEL_PY importable as
 MODULE_NAME and torch.load(..., weights_only=False)).
 """
@@ -11,6 +12,34 @@ MODULE_NAME and torch.load(..., weights_only=False)).
 import importlib.util
 import sys
 import warnings
+
+
+def export(torch, model, examples):
+    """torch.export with the module's symbolic dims dynamic (torch.export.Dim.AUTO: torch finds
+    the ranges the code needs, e.g. H ≥ 5 after two stride-2 convolutions); a symbol the
+    program specialised to a constant is an error, never a silently static export."""
+    spec = getattr(model, "dynamic_dims", {})
+    args = [arg for arg, _, _ in model.example_inputs]
+    if not spec:
+        return torch.export.export(model, examples)
+    auto = torch.export.Dim.AUTO
+    dynamic = {arg: {axis: auto for axis in spec[arg]} if arg in spec else None for arg in args}
+    try:
+        program = torch.export.export(model, examples, dynamic_shapes=dynamic)
+    except Exception as e:  # noqa: BLE001 - any export failure is reported with the way out
+        sys.exit(f"torch.export failed with dynamic dims: {e}\npin them with --dim NAME=SIZE")
+    inputs = program.graph_signature.user_inputs
+    nodes = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    static = set()
+    for arg, name in zip(args, inputs):
+        shape = nodes[name].meta["val"].shape
+        static |= {sym for axis, sym in spec.get(arg, {}).items() if isinstance(shape[axis], int)}
+    if static:
+        sys.exit(
+            f"torch.export made the dims {', '.join(sorted(static))} constants at their example "
+            "sizes; pin them with --dim NAME=SIZE to export a static program"
+        )
+    return program
 
 
 def main():
@@ -36,7 +65,8 @@ def main():
                 saved = torch.jit.trace(model, examples)
         saved.save(out)
     elif fmt == "export":
-        torch.export.save(torch.export.export(model, examples), out)
+        program = export(torch, model, examples)
+        torch.export.save(program, out)
     elif fmt == "pickle":
         torch.save(model, out)
     else:
