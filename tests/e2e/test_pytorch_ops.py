@@ -605,6 +605,8 @@ def shape_cases():
         g.op("Cast", [g.op("Mul", [x, g.const(np.float32(3.0))])], to=DT("int32")),
         g.op("Cast", [x], to=DT("bool")),
         g.op("Cast", [g.op("Shape", [x])], to=DT("float32")),
+        g.op("Range", [], start=1, limit=9, delta=2),
+        g.op("Range", [], start=5, limit=-4, delta=-2),
     ]
     g.op("Split", [x], name="split", axis=3, split=[1, 3, 1])
     outs += ["split", "split:2"]
