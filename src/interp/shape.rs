@@ -2,7 +2,7 @@
 use super::util::{axis, broadcast_shape, one, take};
 use super::{OpCtx, OpFn, Value};
 use crate::ir::narrow::{self, RoundMode};
-use crate::ir::ops::shape_rules::{range_len, reshape_dims};
+use crate::ir::ops::shape_rules::{range_bounds, range_len, reshape_dims};
 use crate::ir::DType;
 use anyhow::{anyhow, bail, Result};
 use ndarray::{ArrayD, Axis, IxDyn};
@@ -512,14 +512,7 @@ fn range(ctx: &OpCtx, i: Vec<Value>) -> Result<Vec<Value>> {
     if !i.is_empty() {
         bail!("takes no inputs");
     }
-    let (start, limit, delta) = (
-        ctx.attrs.int("start")?,
-        ctx.attrs.int("limit")?,
-        ctx.attrs.int("delta")?,
-    );
-    if delta == 0 {
-        bail!("delta is 0");
-    }
+    let (start, limit, delta) = range_bounds(&ctx.attrs)?;
     let n = range_len(start, limit, delta)?;
     let values: Vec<i64> = (0..n).map(|k| start + k * delta).collect();
     Ok(vec![Value::I64(ArrayD::from_shape_vec(

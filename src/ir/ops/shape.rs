@@ -1,7 +1,7 @@
 //! Shape manipulation, indexing and data movement.
 use super::shape_rules::{
-    broadcast, dim_add, dim_mul, dims_product, norm_axis, range_len, reshape_dims, spatial_axes,
-    unify,
+    broadcast, dim_add, dim_mul, dims_product, norm_axis, range_bounds, range_len, reshape_dims,
+    spatial_axes, unify,
 };
 use super::*;
 use crate::ir::types::AttrKind as K;
@@ -595,14 +595,7 @@ fn infer_shape(ctx: &InferCtx) -> Result<Vec<TensorType>> {
 /// expression ceil((limit − start) / delta), which assumes limit ≥ start, as a sequence length
 /// or size is.
 fn infer_range(ctx: &InferCtx) -> Result<Vec<TensorType>> {
-    let (start, limit, delta) = (
-        ctx.attrs.int("start")?,
-        ctx.attrs.int("limit")?,
-        ctx.attrs.int("delta")?,
-    );
-    if delta == 0 {
-        bail!("delta is 0");
-    }
+    let (start, limit, delta) = range_bounds(&ctx.attrs)?;
     let n = if crate::ir::dim::is_symbolic(limit) {
         if delta < 0 || start < 0 {
             -1

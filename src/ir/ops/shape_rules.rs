@@ -287,6 +287,15 @@ fn symbolic_ratio(total: i64, target: &[i64]) -> Result<Option<i64>> {
     Ok(dim::exact_div(total, product).filter(|&k| k >= 0 && k != 1))
 }
 
+/// Range's (start, limit, delta); a delta of 0 is an error.
+pub fn range_bounds(attrs: &super::Attrs) -> Result<(i64, i64, i64)> {
+    let delta = attrs.int("delta")?;
+    if delta == 0 {
+        bail!("delta is 0");
+    }
+    Ok((attrs.int("start")?, attrs.int("limit")?, delta))
+}
+
 /// max(ceil((limit − start) / delta), 0) for known bounds, without overflow.
 pub fn range_len(start: i64, limit: i64, delta: i64) -> Result<i64> {
     let span = (limit as i128 - start as i128).max(0);

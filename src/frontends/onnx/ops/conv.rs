@@ -4,7 +4,7 @@
 //! whose W or B is computed at run time (or a graph input) becomes `RuntimeConv`, which takes
 //! them as inputs; W's dims must be known.
 use super::OpFn;
-use crate::frontends::onnx::builder::Val;
+use crate::frontends::onnx::builder::{Spec, Val};
 use crate::frontends::onnx::node::Ctx;
 use crate::ir::ops::shape_rules::{same_pads, split_same};
 use anyhow::{bail, Result};
@@ -91,6 +91,22 @@ fn kernel(ctx: &Ctx, weight_dims: &[usize]) -> Result<Vec<i64>> {
     }
 }
 
+/// The `op` node (Conv or RuntimeConv) with the window, pads, groups and output channels of a
+/// kernel of `dims` ([out, in/group, *kernel]).
+fn window_spec(ctx: &mut Ctx, op: &'static str, x: &Val, dims: &[usize]) -> Result<Spec> {
+    let win = window(ctx, kernel(ctx, dims)?)?;
+    let pads = pads(ctx, x, &win)?;
+    let group = ctx.int("group", 1)?;
+    Ok(ctx
+        .spec(op)
+        .ints("kernel_shape", win.kernel)
+        .ints("strides", win.strides)
+        .ints("dilations", win.dilations)
+        .ints("pads", pads)
+        .int("group", group)
+        .int("out_channels", dims[0] as i64))
+}
+
 fn conv(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let runtime = |v: Option<Val>| v.is_some_and(|v| !matches!(v, Val::Const(_)));
     if runtime(ctx.opt_input(1)) || runtime(ctx.opt_input(2)) {
@@ -102,17 +118,7 @@ fn conv(ctx: &mut Ctx) -> Result<Vec<Val>> {
     if dims.len() < 3 || x.rank() != dims.len() {
         bail!("weight {dims:?} does not fit input {}", x.ty());
     }
-    let win = window(ctx, kernel(ctx, &dims)?)?;
-    let pads = pads(ctx, &x, &win)?;
-    let group = ctx.int("group", 1)?;
-    let mut s = ctx
-        .spec("Conv")
-        .ints("kernel_shape", win.kernel)
-        .ints("strides", win.strides)
-        .ints("dilations", win.dilations)
-        .ints("pads", pads)
-        .int("group", group)
-        .int("out_channels", dims[0] as i64)
+    let mut s = window_spec(ctx, "Conv", &x, &dims)?
         .str("data_format", "channels_first")
         .input(&x)
         .weight("weights", w);
@@ -139,17 +145,7 @@ fn runtime_conv(ctx: &mut Ctx) -> Result<Vec<Val>> {
         );
     }
     let udims: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
-    let win = window(ctx, kernel(ctx, &udims)?)?;
-    let pads = pads(ctx, &x, &win)?;
-    let group = ctx.int("group", 1)?;
-    let mut s = ctx
-        .spec("RuntimeConv")
-        .ints("kernel_shape", win.kernel)
-        .ints("strides", win.strides)
-        .ints("dilations", win.dilations)
-        .ints("pads", pads)
-        .int("group", group)
-        .int("out_channels", dims[0])
+    let mut s = window_spec(ctx, "RuntimeConv", &x, &udims)?
         .input(&x)
         .input(&w);
     if let Some(b) = ctx.opt_input(2) {
