@@ -75,8 +75,9 @@ def load(model, weights):
 
 def describe(h):
     """The inputs: a torch.export program's own (its dynamic dims by their symbols), else the
-    generated module's `example_inputs` (which write unknown dims as 1, so a 1 is reported as
-    dynamic), from the model or, for TorchScript files, the generated code beside it."""
+    generated module's `example_inputs` with its `dynamic_dims` (symbolic dims by name; unknown
+    dims are written as 1, so a 1 is reported as dynamic), from the model or, for TorchScript
+    files, the generated code beside it."""
     if h["ep"] is not None:
         ep = h["ep"]
         user = set(ep.graph_signature.user_inputs)
@@ -92,7 +93,9 @@ def describe(h):
         cls = getattr(_import(h["code"]), "KitModel", None)
     examples = getattr(cls, "example_inputs", None)
     if examples is not None:
-        inputs = [port(a, [None if d == 1 else d for d in shape], str(dtype).replace("torch.", ""))
+        named = {(a, axis): sym for a, axis, sym in getattr(cls, "dynamic_dims", ())}
+        inputs = [port(a, [named.get((a, i)) or (None if d == 1 else d) for i, d in enumerate(shape)],
+                       str(dtype).replace("torch.", ""))
                   for a, shape, dtype in examples]
         return {"inputs": inputs, "outputs": []}
     return None

@@ -306,31 +306,25 @@ impl<'a> Emitter<'a> {
             .collect()
     }
 
-    /// `{argument: {axis: symbol}}` of the inputs' plain symbolic dims, as Python source; empty
-    /// when no input has one.
+    /// `(argument, axis, symbol)` of each plain symbolic dim of the inputs, as a Python tuple
+    /// (immutable, like `example_inputs`); empty when no input has one.
     fn dynamic_dims(&self) -> String {
         let mut items = vec![];
         for name in &self.graph.inputs {
             let Some(t) = self.graph.node(name).and_then(|n| n.outputs.first()) else {
                 continue;
             };
-            let axes: Vec<String> = t
-                .shape
-                .iter()
-                .enumerate()
-                .filter_map(|(axis, &d)| {
-                    let s = crate::ir::dim::as_symbol(d)?;
-                    Some(format!("{axis}: {}", names::py_str(&s)))
-                })
-                .collect();
-            if !axes.is_empty() {
-                let arg = names::py_str(&self.idents[name]);
-                items.push(format!("{arg}: {{{}}}", axes.join(", ")));
+            for (axis, &d) in t.shape.iter().enumerate() {
+                if let Some(s) = crate::ir::dim::as_symbol(d) {
+                    let arg = names::py_str(&self.idents[name]);
+                    items.push(format!("({arg}, {axis}, {})", names::py_str(&s)));
+                }
             }
         }
-        match items.is_empty() {
-            true => String::new(),
-            false => format!("{{{}}}", items.join(", ")),
+        match items.len() {
+            0 => String::new(),
+            1 => format!("({},)", items[0]),
+            _ => format!("({})", items.join(", ")),
         }
     }
 

@@ -18,7 +18,9 @@ def export(torch, model, examples):
     """torch.export with the module's symbolic dims dynamic (torch.export.Dim.AUTO: torch finds
     the ranges the code needs, e.g. H ≥ 5 after two stride-2 convolutions); a symbol the
     program specialised to a constant is an error, never a silently static export."""
-    spec = getattr(model, "dynamic_dims", {})
+    spec = {}
+    for arg, axis, sym in getattr(model, "dynamic_dims", ()):
+        spec.setdefault(arg, {})[axis] = sym
     args = [arg for arg, _, _ in model.example_inputs]
     if not spec:
         return torch.export.export(model, examples)
