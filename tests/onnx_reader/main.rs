@@ -7,3 +7,4 @@ mod fixtures;
 mod folding;
 mod op_versions;
 mod refusals;
+mod runtime_shapes;
