@@ -733,6 +733,9 @@ def runtime_attr_cases():
         g.op("Range", [scalar(7)], start=2, from_inputs=["limit"]),
         g.op("ReduceSum", [x, ints(1, -1)], keepdims=False, from_inputs=["axes"]),
         g.op("ReduceMax", [x, ints()], from_inputs=["axes"]),
+        g.op("Resize", [x, ints(7, 3)], mode="linear", from_inputs=["sizes"]),
+        g.op("Resize", [x, g.input([2], data=np.array([1.5, 0.5], np.float32), batch_unknown=False)],
+             mode="cubic", coordinate_transformation_mode="asymmetric", from_inputs=["scales"]),
     ]
     g.op("Split", [x, ints(1, 3, 1)], name="split", axis=3, from_inputs=["split"])
     outs += ["split", "split:2"]
