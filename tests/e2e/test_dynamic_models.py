@@ -226,9 +226,29 @@ def feeds(path, i):
     return {name: f"{path}.in{i}.{name}.npy" for name in inputs(path)}
 
 
+DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.INT64: "int64"}
+
+
+def described(name, dtype, ds):
+    """`inspect`'s line for a graph input or output (`  x  float32[batch, seq, 32]`)."""
+    return f"  {name}  {DTYPES[dtype]}[{', '.join(str(d) for d in ds)}]"
+
+
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_ir_runs_at_two_sizes(name, exports, tmp_path, run_mmdnn):
     path = exports / f"{name}.onnx"
+    # The IR's interface is the source's: names, order, dtypes, input dims (symbols by name);
+    # the output's dims are MODELS' (the exporter names some known dims, e.g. deeplab's 5).
+    ir = tmp_path / "ir"
+    run_mmdnn("toir", "-f", "onnx", "-n", path, "-o", ir, check=True)
+    text = run_mmdnn("inspect", f"{ir}.pb", check=True).stdout
+    source = onnx.load(str(path)).graph
+    (out, dtype, _), = interface(source.output)
+    want = ["inputs:", *(described(*v) for v in interface(source.input)), "outputs:",
+            described(out, dtype, MODELS[name])]
+    lines = text.splitlines()
+    start = lines.index("inputs:")
+    assert lines[start:start + len(want)] == want, text
     for i in range(2):
         got = run_mmdnn_model(run_mmdnn, path, feeds(path, i), tmp_path / f"out{i}")
         err = compare(got[0], np.load(f"{path}.ref{i}.npy"), f"{name} (IR) size {i}")
