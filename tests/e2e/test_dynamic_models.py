@@ -1,9 +1,10 @@
 """Dynamic models (issue 12): ONNX exports whose batch, sequence and image sizes are symbols
 (`transformers`' BertModel and GPT2LMHeadModel built from small configs, taking input_ids and a
 padding attention_mask; a hand-written BERT-like block and a GPT-like decoder whose positions are
-`arange(seq_len)` into a 128-row table, an LRASPP-like head upsampling to the input's own size, a Conv1d + bidirectional LSTM
-over a dynamic time axis; torchvision's LRASPP and
-DeepLabV3-MobileNetV3 with symbolic batch/H/W and ResNet-18 with a symbolic batch, random
+`arange(seq_len)` into a 128-row table, BERT's position ids sliced from a 64-long buffer and
+gathered through (`torch.gather`, ONNX GatherElements), an LRASPP-like head upsampling to the
+input's own size, a Conv1d + bidirectional LSTM over a dynamic time axis; torchvision's LRASPP
+and DeepLabV3-MobileNetV3 with symbolic batch/H/W and ResNet-18 with a symbolic batch, random
 weights),
 converted with no pinning to the IR (`mmdnn run`), ONNX (onnxruntime) and PyTorch (the
 generated module), each run at two sizes and compared with onnxruntime on the source within
@@ -94,6 +95,21 @@ class ConvBiLSTM(nn.Module):
         return self.head(self.lstm(h)[0])
 
 
+class Positions(nn.Module):
+    # BERT's position handling without its mask: ids sliced to the sequence length from a
+    # 64-long buffer (a Slice of a known axis to a symbolic end), a torch.gather (ONNX
+    # GatherElements) of a per-position table through them, and an embedding of them.
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("ids", torch.arange(64).flip(0)[None])
+        self.table = nn.Parameter(torch.randn(1, 64))
+        self.emb = nn.Embedding(64, 32)
+
+    def forward(self, x):
+        ids = self.ids[:, :x.shape[1]]
+        return x * torch.gather(self.table, 1, ids)[..., None] + self.emb(ids)
+
+
 class Out(nn.Module):
     # torchvision's segmentation models return {"out": ...}.
     def __init__(self, m):
@@ -168,6 +184,8 @@ export("decoder", Decoder(), (torch.randint(0, 50, (2, 7)),), {0: "batch", 1: "s
        [(2, 7), (3, 40)])
 export("convbilstm", ConvBiLSTM(), (torch.randn(2, 20, 12),), {0: "batch", 1: "time"},
        [(2, 20, 12), (3, 33, 12)])
+export("positions", Positions(), (torch.randn(2, 7, 32),), {0: "batch", 1: "seq"},
+       [(2, 7, 32), (3, 40, 32)])
 seg = torchvision.models.segmentation
 export("lraspp", Out(seg.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None,
                                                     num_classes=5)),
@@ -193,6 +211,7 @@ MODELS = {
     "convbilstm": ["batch", "time", 3],
     "decoder": ["batch", "seq", 50],
     "encoder": ["batch", "seq", 32],
+    "positions": ["batch", "seq", 32],
     "lraspp": ["batch", 5, "height", "width"],
     "deeplab": ["batch", 5, "height", "width"],
     "resnet18": ["batch", 1000],
