@@ -345,7 +345,7 @@ for i, files in enumerate(FEEDS):
 """
 
 
-@pytest.mark.parametrize("name", ["decoder", "seghead"])
+@pytest.mark.parametrize("name", ["bert", "decoder", "gpt2", "seghead"])
 def test_torch_export_keeps_the_symbols(name, exports, tmp_path, run_mmdnn, run_in_subprocess):
     """`--format export` exports with torch.export.Dims: the .pt2 runs at both sizes."""
     path = exports / f"{name}.onnx"
