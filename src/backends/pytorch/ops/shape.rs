@@ -413,6 +413,10 @@ fn tile(c: &mut Ctx) -> Result<()> {
         c.bind(0, x);
         return Ok(());
     }
+    if reps.iter().any(|&r| crate::ir::dim::is_symbolic(r)) {
+        let reps: Vec<String> = reps.iter().map(|&r| c.py_dim(r)).collect::<Result<_>>()?;
+        return c.set(format!("{x}.repeat({})", reps.join(", ")));
+    }
     c.set(format!("{x}.repeat{}", tuple(&reps)))
 }
 
