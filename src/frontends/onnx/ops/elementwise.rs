@@ -118,6 +118,15 @@ fn gelu(ctx: &mut Ctx) -> Result<Vec<Val>> {
 
 fn prelu(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let x = ctx.input(0)?;
+    let slope = ctx.input(1)?;
+    if slope.is_runtime() {
+        // A slope computed at run time: x where x >= 0, else x · slope (broadcast).
+        let zero = super::scalar(ctx, "zero", 0.0, x.dtype())?;
+        let neg = ctx.emit1(ctx.tmp("Less", "negative").input(&x).input(&zero))?;
+        let sloped = ctx.emit1(ctx.tmp("Mul", "sloped").input(&x).input(&slope))?;
+        let s = ctx.spec("Where").input(&neg).input(&sloped).input(&x);
+        return Ok(vec![ctx.emit1(s)?]);
+    }
     let slope = ctx.weight(1, "the slope")?;
     let s = ctx.spec("PRelu").input(&x).weight("slope", slope);
     Ok(vec![ctx.emit1(s)?])

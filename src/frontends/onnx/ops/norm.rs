@@ -1,6 +1,7 @@
 //! Normalization: BatchNormalization (inference form only), InstanceNormalization,
 //! LayerNormalization (opset 17), GroupNormalization (per-group scale in opset 18, per-channel
-//! from 21), LRN and LpNormalization. Parameters must be constants; they become weights.
+//! from 21), LRN and LpNormalization. Constant parameters become weights; parameters computed
+//! at run time (fed as graph inputs) scale and shift the normalised tensor with ordinary ops.
 use super::{axis, OpFn};
 use crate::frontends::onnx::builder::{Spec, Val};
 use crate::frontends::onnx::node::Ctx;
@@ -28,6 +29,9 @@ fn batch_norm(ctx: &mut Ctx) -> Result<Vec<Val>> {
         return batch_norm_training(ctx, &x, eps);
     }
     ctx.ignore(&["momentum"]);
+    if any_runtime(ctx, &[1, 2, 3, 4]) {
+        return batch_norm_at_run_time(ctx, &x, eps);
+    }
     let s = ctx
         .spec("BatchNorm")
         .int("axis", 1)
@@ -113,6 +117,18 @@ fn batch_norm_training(ctx: &mut Ctx, x: &Val, eps: f32) -> Result<Vec<Val>> {
 fn instance_norm(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let x = ctx.input(0)?;
     let eps = ctx.float("epsilon", 1e-5)?;
+    if any_runtime(ctx, &[1, 2]) {
+        let s = ctx
+            .tmp("InstanceNorm", "normalised")
+            .int("axis", 1)
+            .float("epsilon", eps)
+            .flag("use_scale", false)
+            .flag("use_bias", false)
+            .input(&x);
+        let y = ctx.emit1(s)?;
+        let (scale, bias) = (ctx.input(1)?, ctx.input(2)?);
+        return Ok(vec![affine(ctx, y, &scale, Some(&bias), x.rank(), true)?]);
+    }
     let s = ctx
         .spec("InstanceNorm")
         .int("axis", 1)
@@ -135,6 +151,23 @@ fn layer_norm(ctx: &mut Ctx) -> Result<Vec<Val>> {
     // stash_type picks the precision of the statistics; the IR computes them in f32 or wider.
     ctx.ignore(&["stash_type"]);
     let normalised: Vec<i64> = x.shape()[a..].to_vec();
+    if any_runtime(ctx, &[1, 2]) {
+        let s = ctx
+            .tmp("LayerNorm", "normalised")
+            .ints("axes", (a as i64..rank as i64).collect())
+            .float("epsilon", eps)
+            .flag("use_scale", false)
+            .flag("use_bias", false)
+            .input(&x);
+        let y = ctx.emit1(s)?;
+        let (scale, bias) = (ctx.input(1)?, ctx.opt_input(2));
+        let mut outs = vec![affine(ctx, y, &scale, bias.as_ref(), rank, false)?];
+        if ctx.node.output.iter().skip(1).any(|o| !o.is_empty()) {
+            let axes = (a as i64..rank as i64).collect();
+            outs.extend(layer_norm_stats(ctx, &x, axes, eps)?);
+        }
+        return Ok(outs);
+    }
     let mut s = ctx
         .spec("LayerNorm")
         .ints("axes", (a as i64..rank as i64).collect())
@@ -257,13 +290,38 @@ fn group_norm(ctx: &mut Ctx) -> Result<Vec<Val>> {
                 .input(&e);
             w = ctx.emit1(f)?;
         }
-        match w {
-            Val::Const(c) => weights.push(c.data),
-            v => return Err(crate::frontends::onnx::builder::not_constant(&v, name)),
-        }
+        weights.push(w);
     }
-    let bias = weights.pop().expect("two weights");
-    let scale = weights.pop().expect("two weights");
+    if weights.iter().any(Val::is_runtime) {
+        let s = ctx
+            .tmp("GroupNorm", "normalised")
+            .int("groups", groups)
+            .int("axis", 1)
+            .float("epsilon", eps)
+            .flag("use_scale", false)
+            .flag("use_bias", false)
+            .input(&x);
+        let y = ctx.emit1(s)?;
+        return Ok(vec![affine(
+            ctx,
+            y,
+            &weights[0],
+            Some(&weights[1]),
+            x.rank(),
+            true,
+        )?]);
+    }
+    let mut weights = weights.into_iter().map(|w| match w {
+        Val::Const(c) => Ok(c.data),
+        v => Err(crate::frontends::onnx::builder::not_constant(
+            &v,
+            "a parameter",
+        )),
+    });
+    let (Some(scale), Some(bias)) = (weights.next(), weights.next()) else {
+        bail!("internal: GroupNorm without its two parameters");
+    };
+    let (scale, bias) = (scale?, bias?);
     let s = ctx
         .spec("GroupNorm")
         .int("groups", groups)
@@ -275,6 +333,62 @@ fn group_norm(ctx: &mut Ctx) -> Result<Vec<Val>> {
         .weight("scale", scale)
         .weight("bias", bias);
     Ok(vec![ctx.emit1(s)?])
+}
+
+/// Whether one of the inputs `which` is computed at run time (a parameter fed as a graph input).
+fn any_runtime(ctx: &Ctx, which: &[usize]) -> bool {
+    which
+        .iter()
+        .any(|&i| ctx.opt_input(i).is_some_and(|v| v.is_runtime()))
+}
+
+/// Inference BatchNormalization with parameters computed at run time, as the spec defines it:
+/// `x · inv + (B − mean · inv)` with `inv = scale / sqrt(var + epsilon)` per channel.
+fn batch_norm_at_run_time(ctx: &mut Ctx, x: &Val, eps: f32) -> Result<Vec<Val>> {
+    let [scale, bias, mean, var] = [1, 2, 3, 4].map(|i| ctx.input(i));
+    let (scale, bias, mean, var) = (scale?, bias?, mean?, var?);
+    let eps = super::scalar(ctx, "epsilon", eps as f64, x.dtype())?;
+    let v = ctx.emit1(ctx.tmp("Add", "var_eps").input(&var).input(&eps))?;
+    let sd = ctx.emit1(ctx.tmp("Sqrt", "std").input(&v))?;
+    let inv = ctx.emit1(ctx.tmp("Div", "inv_std").input(&scale).input(&sd))?;
+    let m = ctx.emit1(ctx.tmp("Mul", "mean_scaled").input(&mean).input(&inv))?;
+    let shift = ctx.emit1(ctx.tmp("Sub", "shift").input(&bias).input(&m))?;
+    Ok(vec![affine(
+        ctx,
+        x.clone(),
+        &inv,
+        Some(&shift),
+        x.rank(),
+        true,
+    )?])
+}
+
+/// `y · scale + bias` for parameters computed at run time. `per_channel`: each is a `[C]` vector
+/// for axis 1 of a rank-`rank` tensor, unsqueezed to `[C, 1, …]`; else they broadcast as they
+/// are (LayerNorm's normalised trailing axes).
+fn affine(
+    ctx: &mut Ctx,
+    y: Val,
+    scale: &Val,
+    bias: Option<&Val>,
+    rank: usize,
+    per_channel: bool,
+) -> Result<Val> {
+    let along = |ctx: &mut Ctx, v: &Val, what: &str| -> Result<Val> {
+        if !per_channel || rank <= 2 {
+            return Ok(v.clone());
+        }
+        let axes = (1..rank as i64 - 1).collect();
+        let s = ctx.tmp("Unsqueeze", what).ints("axes", axes).input(v);
+        ctx.emit1(s)
+    };
+    let scale = along(ctx, scale, "scale_c")?;
+    let Some(bias) = bias else {
+        return ctx.emit1(ctx.spec("Mul").input(&y).input(&scale));
+    };
+    let bias = along(ctx, bias, "bias_c")?;
+    let y = ctx.emit1(ctx.tmp("Mul", "scaled").input(&y).input(&scale))?;
+    ctx.emit1(ctx.spec("Add").input(&y).input(&bias))
 }
 
 fn lrn(ctx: &mut Ctx) -> Result<Vec<Val>> {
