@@ -10,14 +10,14 @@ mod kernels;
 
 use super::linalg::gemm;
 use super::util::{one, pad3, par_chunks};
-use crate::ir::ops::resolved_pads;
 use super::{OpCtx, OpFn, Value};
+use crate::ir::ops::resolved_pads;
 use crate::ir::ops::shape_rules::{spatial_axes, spatial_list, split_pads, window_out};
 use crate::ir::{AttrValue, DType};
 use crate::weights::MemoryWeights;
 use anyhow::{bail, Result};
-use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
 use kernels::{im2col_cf, im2col_cl, Depthwise};
+use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Most floats an im2col buffer may hold (64 MB); output positions are tiled to fit.

@@ -211,7 +211,10 @@ impl Window {
         let same = same_mode(attrs)?;
         let pads = attrs.ints("pads")?;
         if same.is_some() && !pads.is_empty() {
-            bail!("pads {pads:?} are given with auto_pad {}", attrs.str("auto_pad")?);
+            bail!(
+                "pads {pads:?} are given with auto_pad {}",
+                attrs.str("auto_pad")?
+            );
         }
         let (pad_begin, pad_end) = split_pads(pads, n_spatial)?;
         let pads = [&pad_begin[..], &pad_end[..]].concat();
@@ -261,15 +264,7 @@ impl Window {
                 );
                 window_out(size, k, s, d, b, e, ceil_mode)
             }
-            None => window_out(
-                size,
-                k,
-                s,
-                d,
-                self.pad_begin[i],
-                self.pad_end[i],
-                ceil_mode,
-            ),
+            None => window_out(size, k, s, d, self.pad_begin[i], self.pad_end[i], ceil_mode),
         }
     }
 }

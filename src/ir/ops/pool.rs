@@ -87,7 +87,10 @@ fn infer_pool(ctx: &InferCtx) -> Result<Vec<TensorType>> {
     let w = Window::read(&ctx.attrs, spatial.len())?;
     let ceil = ctx.attrs.bool("ceil_mode")?;
     if ceil && w.same.is_some() {
-        bail!("ceil_mode is given with auto_pad {}", ctx.attrs.str("auto_pad")?);
+        bail!(
+            "ceil_mode is given with auto_pad {}",
+            ctx.attrs.str("auto_pad")?
+        );
     }
     let mut shape = x.shape.clone();
     for (i, &a) in spatial.iter().enumerate() {

@@ -1,5 +1,6 @@
 //! Pooling. The layout pass has made it channels-first, which is ONNX's layout, and `pads` are
-//! ONNX's `[begins…, ends…]`.
+//! ONNX's `[begins…, ends…]`; `auto_pad` same_* is ONNX's SAME_* (see conv's `padding`).
+use super::conv::{padding, Padding};
 use super::{channels_first, Lower, A};
 use crate::backends::onnx::builder::Ctx;
 use crate::ir::ops::shape_rules::{spatial_list, split_pads};
@@ -20,7 +21,11 @@ fn pool(c: &mut Ctx) -> Result<()> {
     let n = kernel.len();
     let strides = spatial_list(c.a.ints("strides")?, n, 1, "strides")?;
     let dilations = spatial_list(c.a.ints("dilations")?, n, 1, "dilations")?;
-    let (mut begin, mut end) = split_pads(c.a.ints("pads")?, n)?;
+    let (auto_pad, pads) = match padding(c, true)? {
+        Padding::Explicit(pads) => (None, pads),
+        Padding::Auto(a) => (Some(a), vec![]),
+    };
+    let (mut begin, mut end) = split_pads(pads, n)?;
     let ceil = c.a.bool("ceil_mode")?;
     let count_pad = c.a.bool("count_include_pad")?;
     let (x_ty, y_ty) = (c.in_ty(0)?, c.out_ty(0)?);
@@ -70,8 +75,11 @@ fn pool(c: &mut Ctx) -> Result<()> {
         A::Is("kernel_shape", kernel.clone()),
         A::I("ceil_mode", ceil as i64),
         A::Is("strides", strides.clone()),
-        A::Is("pads", begin.iter().chain(&end).copied().collect()),
     ];
+    match auto_pad {
+        Some(auto_pad) => attrs.push(auto_pad),
+        None => attrs.push(A::Is("pads", begin.iter().chain(&end).copied().collect())),
+    }
     if dilations.iter().any(|&d| d != 1) {
         if !max && c.opset() < 19 {
             bail!("average pooling with dilations needs opset 19 or later");
