@@ -46,8 +46,8 @@ pub const AUTO_PAD: AttrDef = choice(
      sizes, computed when it runs (`pads` empty): ceil(size / stride) outputs, total padding \
      max((ceil(size / stride) - 1) * stride + dilation * (kernel - 1) + 1 - size, 0), half at \
      each end and the odd cell at the end (same_upper, TensorFlow's rule) or at the begin \
-     (same_lower). Readers use it only for a strided window over a spatial dim not known \
-     before run time; padded cells never win a MAX and are not counted by an AVG",
+     (same_lower); a Pool treats them as explicit pads and must not be in ceil_mode. Readers \
+     use it only for a strided window over a spatial dim not known before run time",
 );
 
 pub const OPS: &[OpDef] = &[

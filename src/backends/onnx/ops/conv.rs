@@ -102,3 +102,49 @@ fn conv(c: &mut Ctx, op: &str) -> Result<()> {
     let onnx_op = if op == "RuntimeConv" { "Conv" } else { op };
     c.last(onnx_op, &refs, attrs)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::backends::onnx::{build, Options};
+    use crate::backends::pytorch::test_graph::{channels_first, OneOp};
+    use crate::ir::dim;
+
+    fn error(op: OneOp) -> String {
+        let (graph, weights) = op.build();
+        let prepared = channels_first(&graph, &weights).expect("converts the layout");
+        let built = build(prepared, Options::default());
+        match built {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    /// onnxruntime gets SAME padding wrong for dilated windows and for pools narrower than
+    /// their stride (it refuses them or gives other sizes): refused over unknown sizes.
+    #[test]
+    fn same_padding_onnxruntime_gets_wrong_is_refused() {
+        let dilated = OneOp::new("Conv")
+            .input("x", &[1, 2, dim::symbol("H")])
+            .ints("kernel_shape", &[3])
+            .ints("strides", &[2])
+            .ints("dilations", &[2])
+            .str("auto_pad", "same_upper")
+            .int("out_channels", 2)
+            .weight("weights", &[2, 2, 3]);
+        let e = error(dilated);
+        assert!(
+            e.contains("with dilations [2] is not computed right"),
+            "{e}"
+        );
+        let narrow = OneOp::new("Pool")
+            .input("x", &[1, 2, dim::symbol("H")])
+            .ints("kernel_shape", &[1])
+            .ints("strides", &[2])
+            .str("auto_pad", "same_upper");
+        let e = error(narrow);
+        assert!(
+            e.contains("window [1] is narrower than its stride [2]"),
+            "{e}"
+        );
+    }
+}

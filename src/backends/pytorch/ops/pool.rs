@@ -1,8 +1,10 @@
 //! Pooling: `F.max_poolNd` / `F.avg_poolNd` where torch computes the IR's windows, explicit
-//! padding and crops where it does not, depthwise ones-kernel convolutions for dilated average
-//! pooling (which torch lacks); GlobalPool is a mean or amax over the spatial axes.
-use super::{ints, torch_pads, tuple, Ctx, Lower};
-use crate::ir::ops::shape_rules::{spatial_axes, spatial_list, split_pads, window_out};
+//! padding (SAME padding over spatial dims not known before run time: the module's `same_pad`
+//! of the input's shape) and crops where it does not, depthwise ones-kernel convolutions for
+//! dilated average pooling (which torch lacks); GlobalPool is a mean or amax over the spatial
+//! axes.
+use super::{ints, torch_pads, tuple, Ctx, Lower, WindowPads};
+use crate::ir::ops::shape_rules::{spatial_axes, spatial_list, window_out};
 use anyhow::{bail, Result};
 
 pub fn lookup(op: &str) -> Option<Lower> {
@@ -23,9 +25,16 @@ fn pool(c: &mut Ctx) -> Result<()> {
     }
     let strides = spatial_list(c.a.ints("strides")?, ns, 1, "strides")?;
     let dilations = spatial_list(c.a.ints("dilations")?, ns, 1, "dilations")?;
-    let (pb, pe) = split_pads(c.a.ints("pads")?, ns)?;
+    let pads = c.window_pads(ns)?;
+    let (pb, pe) = match &pads {
+        WindowPads::Explicit(pb, pe) => (pb.clone(), pe.clone()),
+        WindowPads::RunTime(_) => (vec![0; ns], vec![0; ns]),
+    };
     let ceil = c.a.bool("ceil_mode")?;
     if !is_max && dilations.iter().any(|&d| d != 1) {
+        if let WindowPads::RunTime(_) = pads {
+            bail!("dilated average pooling with SAME padding over spatial dims not known here");
+        }
         return dilated_avg_pool(c, &kernel, &strides, &dilations, &pb, &pe, ceil);
     }
     let include_pad = c.a.bool("count_include_pad")?;
@@ -35,7 +44,9 @@ fn pool(c: &mut Ctx) -> Result<()> {
     ));
     let x = c.x(0)?;
     let mut common = vec![ints(&kernel), ints(&strides)];
-    let native = pb == pe && pb.iter().zip(&kernel).all(|(&p, &k)| 2 * p <= k);
+    let native = matches!(pads, WindowPads::Explicit(..))
+        && pb == pe
+        && pb.iter().zip(&kernel).all(|(&p, &k)| 2 * p <= k);
     if native && pb.iter().any(|&p| p != 0) {
         common.push(format!("padding={}", ints(&pb)));
     }
@@ -79,7 +90,7 @@ fn pool(c: &mut Ctx) -> Result<()> {
         format!("[:, :, {}]", crop.join(", "))
     };
     let pad = c.func("F.pad");
-    let pads = torch_pads(&pb, &pe);
+    let pads = pads.torch();
     let common = common.join(", ");
     if is_max {
         c.set(format!(
