@@ -4,7 +4,8 @@ table, an LRASPP-like head upsampling to the input's own size, a Conv1d + bidire
 over a dynamic time axis; torchvision's LRASPP and
 DeepLabV3-MobileNetV3 with symbolic batch/H/W and ResNet-18 with a symbolic batch, random
 weights),
-converted with no pinning to the IR (`mmdnn run`), ONNX (onnxruntime) and PyTorch (the
+a graph of strided Conv, MaxPool, AveragePool and ConvTranspose with auto_pad SAME over a symbolic
+H and W), converted with no pinning to the IR (`mmdnn run`), ONNX (onnxruntime) and PyTorch (the
 generated module), each run at two sizes and compared with onnxruntime on the source within
 max|Δ| ≤ 1e-4 · max(1, |ref|). The converted ONNX model must keep the source's symbolic dims.
 torch and onnxruntime come from the shared venv.
@@ -132,6 +133,43 @@ export("resnet18", torchvision.models.resnet18(weights=None), torch.randn(1, 3, 
        {0: "batch"}, [(1, 3, 64, 64), (3, 3, 64, 64)])
 export("seghead", SegHead(), torch.randn(1, 3, 32, 48), {0: "batch", 2: "height", 3: "width"},
        [(1, 3, 32, 48), (2, 3, 64, 40)])
+
+
+def same_windows():
+    # auto_pad SAME over symbolic H and W with stride 2: the pads depend on each size's parity.
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.RandomState(5)
+    w1 = numpy_helper.from_array(rng.randn(8, 3, 3, 3).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.randn(8, 1, 3, 3).astype(np.float32), "w2")
+    wt = numpy_helper.from_array(rng.randn(8, 4, 3, 3).astype(np.float32), "wt")
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], kernel_shape=[3, 3], strides=[2, 2],
+                         auto_pad="SAME_UPPER"),
+        helper.make_node("Conv", ["c1", "w2"], ["c2"], kernel_shape=[3, 3], strides=[2, 2],
+                         group=8, auto_pad="SAME_LOWER"),
+        helper.make_node("MaxPool", ["c2"], ["p1"], kernel_shape=[3, 3], strides=[2, 2],
+                         auto_pad="SAME_UPPER"),
+        helper.make_node("AveragePool", ["p1"], ["p2"], kernel_shape=[2, 3], strides=[2, 2],
+                         auto_pad="SAME_LOWER"),
+        helper.make_node("ConvTranspose", ["p2", "wt"], ["y"], kernel_shape=[3, 3],
+                         strides=[2, 2], auto_pad="SAME_UPPER"),
+    ]
+    spatial = ["batch", 3, "height", "width"]
+    graph = helper.make_graph(nodes, "same", [helper.make_tensor_value_info("x", 1, spatial)],
+                              [helper.make_tensor_value_info("y", 1, None)], [w1, w2, wt])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = f"{out}/same_windows.onnx"
+    with open(path, "wb") as f:
+        f.write(model.SerializeToString())
+    sess = ort.InferenceSession(path)
+    for i, shape in enumerate([(1, 3, 33, 47), (2, 3, 64, 50)]):
+        x = np.random.RandomState(i).randn(*shape).astype(np.float32)
+        np.save(f"{path}.in{i}.npy", x)
+        np.save(f"{path}.ref{i}.npy", sess.run(None, {"x": x})[0])
+
+
+same_windows()
 """
 
 MODELS = {
@@ -142,6 +180,8 @@ MODELS = {
     "deeplab": ["batch", 5, "height", "width"],
     "resnet18": ["batch", 1000],
     "seghead": ["batch", 5, "height", "width"],
+    "same_windows": ["batch", 4, "2*(((((height + 1) // 2 + 1) // 2 + 1) // 2 + 1) // 2)",
+                     "2*(((((width + 1) // 2 + 1) // 2 + 1) // 2 + 1) // 2)"],
 }
 
 
