@@ -45,6 +45,23 @@ h = keras.layers.SeparableConv2D(6, 3, strides=2, padding="same", name="sep")(h)
 y = keras.layers.AveragePooling2D(3, strides=2, padding="same", name="avg")(h)
 save("strided_same", keras.Model(x, y), [(1, 33, 47, 3), (2, 64, 50, 3)])
 
+# keras.applications' MobileNetV2 on images of any size (its downsampling is strided SAME
+# depthwise convolutions behind ZeroPadding2D or not); its top needs a static size, so the
+# features are averaged instead.
+m = keras.applications.MobileNetV2(input_shape=(None, None, 3), weights=None, alpha=0.35,
+                                   include_top=False, pooling="avg")
+# Random weights fade to ~1e-10 through its 52 BatchNorms at their initial statistics: set each
+# one's moving statistics to those of a probe batch (momentum 0) so the outputs are of order 1,
+# with variances floored at the layer's median (tiny ones would amplify float32 rounding).
+norms = [la for la in m.layers if isinstance(la, keras.layers.BatchNormalization)]
+for layer in norms:
+    layer.momentum = 0.0
+m(np.random.default_rng(9).standard_normal((4, 48, 48, 3)).astype(np.float32), training=True)
+for layer in norms:
+    gamma, beta, mean, var = (w.numpy() for w in layer.weights)
+    layer.set_weights([gamma, beta, mean, np.maximum(var, np.median(var))])
+save("mobilenet_v2", m, [(1, 33, 47, 3), (2, 64, 50, 3)])
+
 # Sequences of any length: Conv1D then a bidirectional LSTM over time.
 x = keras.Input(shape=(None, 12), name="series")
 h = keras.layers.Conv1D(16, 3, padding="same", activation="relu", name="conv")(x)
@@ -76,9 +93,11 @@ with torch.no_grad():
         np.save(f"{OUT}/torch{i}.npy", (y[0] if isinstance(y, tuple) else y).numpy())
 """
 
-INPUTS = {"images": "image", "series": "series", "strided_same": "image"}
+INPUTS = {"images": "image", "series": "series", "strided_same": "image",
+          "mobilenet_v2": "input_layer"}
 SYMBOLS = {"images": ["batch", "image_1", "image_2", 3], "series": ["batch", "series_1", 12],
-           "strided_same": ["batch", "image_1", "image_2", 3]}
+           "strided_same": ["batch", "image_1", "image_2", 3],
+           "mobilenet_v2": ["batch", "input_layer_1", "input_layer_2", 3]}
 
 
 def fill(code, **values):
