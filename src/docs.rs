@@ -15,7 +15,10 @@ pub fn ops_markdown() -> String {
         "Generated from `src/ir/ops/` by `mmdnn ops --markdown`; do not edit by hand. \
          {} ops. Weights are stored per node in the weight store under the listed names; \
          unknown dims are -1. `data_format` is `channels_first` ([N, C, *spatial]) or \
-         `channels_last` ([N, *spatial, C]).\n",
+         `channels_last` ([N, *spatial, C]). An attribute marked \"or a tensor computed at run \
+         time\" may instead be given by an integer (float for scales) input: the node's \
+         `from_inputs` attribute lists such attributes, each a trailing input after the op's \
+         own, in that order.\n",
         all.len()
     )
     .unwrap();
@@ -80,14 +83,20 @@ pub fn ops_markdown() -> String {
                             .join(", ")
                     )
                 };
+                let runtime = if a.runtime.is_some() {
+                    "; or a tensor computed at run time"
+                } else {
+                    ""
+                };
                 writeln!(
                     s,
-                    "| `{}` | {} | {} | {}{} |",
+                    "| `{}` | {} | {} | {}{}{} |",
                     a.name,
                     a.kind.name(),
                     default,
                     a.doc,
-                    allowed
+                    allowed,
+                    runtime
                 )
                 .unwrap();
             }

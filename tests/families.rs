@@ -23,14 +23,16 @@ struct Stage {
 const STAGES: &[Stage] = &[
     Stage {
         dir: "src/ir/ops",
-        // Shape arithmetic shared by the shape rules and the other stages.
-        others: &["shape_rules"],
+        // Shape arithmetic shared by the shape rules and the other stages, and the shape rules
+        // of ops whose shape-like attributes are run-time tensors.
+        others: &["shape_rules", "runtime_rules"],
     },
     Stage {
         dir: "src/interp",
         // Value helpers (threads, lanes, layouts), the GEMM of convolutions and products, the
-        // memory budget every op is checked against, and symbolic dims bound at run time.
-        others: &["util", "linalg", "budget", "symbols"],
+        // memory budget every op is checked against, symbolic dims bound at run time, and
+        // attributes read from run-time tensors.
+        others: &["util", "linalg", "budget", "symbols", "runtime_attrs"],
     },
     Stage {
         dir: "src/frontends/onnx/ops",

@@ -22,6 +22,7 @@ mod pool;
 mod recurrent;
 mod reduce;
 mod resize;
+mod runtime_attrs;
 mod shape;
 mod symbols;
 mod util;
@@ -490,6 +491,8 @@ impl<'a> Interpreter<'a> {
     /// Runs one node on its input values.
     fn run_node(&self, node: &Node, args: Vec<Value>) -> Result<Vec<Value>> {
         let context = || format!("node '{}' ({})", node.name, node.op);
+        let (node, args) = runtime_attrs::resolve(node, args).with_context(context)?;
+        let node = &*node;
         let f = lookup(&node.op).ok_or_else(|| {
             anyhow!(
                 "node '{}': op '{}' has no interpreter implementation",
@@ -520,6 +523,9 @@ impl<'a> Interpreter<'a> {
 
 /// Runs one op on its inputs outside a graph (weights from `weights`).
 pub fn run_op(node: &Node, weights: &dyn WeightReader, inputs: Vec<Value>) -> Result<Vec<Value>> {
+    let (node, inputs) = runtime_attrs::resolve(node, inputs)
+        .with_context(|| format!("node '{}' ({})", node.name, node.op))?;
+    let node = &*node;
     let f = lookup(&node.op).ok_or_else(|| {
         anyhow!(
             "node '{}': op '{}' has no interpreter implementation",
@@ -553,7 +559,7 @@ fn check_budget(ctx: &OpCtx, inputs: &[Value]) -> Result<()> {
         attrs: ctx.attrs,
         inputs: types.iter().collect(),
     };
-    let Ok(outputs) = (ctx.attrs.def.infer)(&infer) else {
+    let Ok(outputs) = crate::ir::ops::infer(&infer) else {
         return Ok(());
     };
     for t in outputs {

@@ -63,6 +63,21 @@ impl Node {
             .find_map(|(name, v)| Some((name.as_str(), v.symbolic_dim()?)))
     }
 
+    /// The attributes given as run-time tensors (trailing inputs, in this order; see
+    /// [`crate::ir::ops::FROM_INPUTS`]).
+    pub fn runtime_attrs(&self) -> impl Iterator<Item = &str> {
+        let list = match self.attrs.get(crate::ir::ops::FROM_INPUTS) {
+            Some(AttrValue::Strs(l)) => l.as_slice(),
+            _ => &[],
+        };
+        list.iter().map(String::as_str)
+    }
+
+    /// How many trailing inputs give attributes (see [`Node::runtime_attrs`]).
+    pub fn runtime_inputs(&self) -> usize {
+        self.runtime_attrs().count()
+    }
+
     pub fn new(name: impl Into<String>, op: impl Into<String>) -> Self {
         Node {
             name: name.into(),

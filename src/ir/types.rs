@@ -123,6 +123,11 @@ impl DType {
             .ok_or_else(|| anyhow::anyhow!("unknown dtype '{name}'"))
     }
 
+    /// The integer types (bool excluded).
+    pub fn is_int(self) -> bool {
+        !self.is_float() && self != DType::Bool
+    }
+
     pub fn is_float(self) -> bool {
         matches!(self, DType::F32 | DType::F16 | DType::BF16 | DType::F64) || self.is_minifloat()
     }

@@ -4,7 +4,7 @@
 //! the node and its op.
 use super::dim;
 use super::graph::{Graph, Node};
-use super::ops::{self, Attrs, Default, InferCtx, Inputs, Outputs};
+use super::ops::{self, Attrs, Default, InferCtx, Inputs};
 use super::types::{AttrValue, TensorType};
 use crate::weights::{WeightReader, MAX_RANK};
 use anyhow::{bail, Result};
@@ -177,9 +177,30 @@ fn check_node(node: &Node, problems: &mut Vec<String>) {
         problems.push(format!("node '{}': unknown op '{}'", node.name, node.op));
         return;
     };
+    let runtime: Vec<&str> = node.runtime_attrs().collect();
     for (name, value) in &node.attrs {
         if name.starts_with('_') {
             continue; // tool-private annotation, e.g. MMdnn's _output_shapes
+        }
+        if name == ops::FROM_INPUTS {
+            if !matches!(value, AttrValue::Strs(_)) {
+                problems.push(at(format!("attribute '{name}' must list attribute names")));
+            }
+            for r in &runtime {
+                match def.attr(r) {
+                    Some(a) if a.runtime.is_some() => {}
+                    Some(_) => problems.push(at(format!(
+                        "attribute '{r}' cannot be a tensor computed at run time"
+                    ))),
+                    None => problems.push(at(format!("'{name}' names unknown attribute '{r}'"))),
+                }
+                if node.attrs.contains_key(*r) {
+                    problems.push(at(format!(
+                        "attribute '{r}' is given both as a value and as a tensor"
+                    )));
+                }
+            }
+            continue;
         }
         let Some(a) = def.attr(name) else {
             problems.push(at(format!("unknown attribute '{name}'")));
@@ -201,11 +222,21 @@ fn check_node(node: &Node, problems: &mut Vec<String>) {
         }
     }
     for a in def.attrs {
-        if matches!(a.default, Default::Required) && !node.attrs.contains_key(a.name) {
+        if matches!(a.default, Default::Required)
+            && !node.attrs.contains_key(a.name)
+            && !runtime.contains(&a.name)
+        {
             problems.push(at(format!("required attribute '{}' is missing", a.name)));
         }
     }
-    let n = node.inputs.len();
+    let Some(n) = node.inputs.len().checked_sub(runtime.len()) else {
+        problems.push(at(format!(
+            "{} attributes are given by tensors but the node has {} inputs",
+            runtime.len(),
+            node.inputs.len()
+        )));
+        return;
+    };
     match def.inputs {
         Inputs::Fixed { names, required } if n < required || n > names.len() => {
             problems.push(at(if required == names.len() {
@@ -322,11 +353,8 @@ fn infer_node(
     };
     let attrs = Attrs::of(node)?;
     let ctx = InferCtx { attrs, inputs };
-    let out = (ctx.attrs.def.infer)(&ctx)?;
-    let expected = match ctx.attrs.def.outputs {
-        Outputs::Fixed(names) => names.len(),
-        Outputs::PerEntryOf(attr) => ctx.attrs.ints(attr)?.len(),
-    };
+    let out = ops::infer(&ctx)?;
+    let expected = ops::output_count(&ctx)?;
     if out.len() != expected {
         bail!(
             "internal: shape rule gave {} outputs, expected {expected}",

@@ -706,6 +706,40 @@ def resize19_cases():
     return {"resize19": g}
 
 
+def runtime_attr_cases():
+    """Shape-like attributes given as int64 tensors computed at run time (the node's
+    `from_inputs` names them; the tensors are graph inputs here, so nothing can fold them)."""
+    g = Graph(21)
+    x = g.input([2, 3, 4, 5])
+
+    def ints(*values):
+        return g.input([len(values)], "int64", data=np.array(values, np.int64), batch_unknown=False)
+
+    def scalar(v):
+        return g.input([], "int64", data=np.array(v, np.int64), batch_unknown=False)
+
+    outs = [
+        g.op("Reshape", [x, ints(0, 12, 5)], from_inputs=["shape"]),
+        g.op("Reshape", [x, ints(-1, 20)], from_inputs=["shape"]),
+        g.op("Expand", [g.const(g.rand(4, 1)), ints(2, 1, 1, 6)], from_inputs=["shape"]),
+        g.op("Tile", [x, ints(1, 2, 1, 3)], from_inputs=["repeats"]),
+        g.op("Slice", [x, ints(3, 0), ints(-100, 2), ints(2, -3), ints(-1, 1)],
+             from_inputs=["starts", "ends", "axes", "steps"]),
+        g.op("Slice", [x, ints(1), ints(10**12)], axes=[3], from_inputs=["starts", "ends"]),
+        g.op("Pad", [x, ints(0, 1, 0, 2, 1, 0, 3, 0)], value=-1.5, from_inputs=["pads"]),
+        g.op("Squeeze", [g.op("Unsqueeze", [x, ints(0, -1)], from_inputs=["axes"]), ints(0)],
+             from_inputs=["axes"]),
+        g.op("Range", [scalar(1), scalar(9), scalar(2)], from_inputs=["start", "limit", "delta"]),
+        g.op("Range", [scalar(7)], start=2, from_inputs=["limit"]),
+        g.op("ReduceSum", [x, ints(1, -1)], keepdims=False, from_inputs=["axes"]),
+        g.op("ReduceMax", [x, ints()], from_inputs=["axes"]),
+    ]
+    g.op("Split", [x, ints(1, 3, 1)], name="split", axis=3, from_inputs=["split"])
+    outs += ["split", "split:2"]
+    g.output(*outs)
+    return {"runtime_attrs": g}
+
+
 def recurrent_cases():
     from recurrent_ir_cases import recurrent_cases as cases
 
@@ -716,7 +750,7 @@ ALL = {
     "conv": conv_cases, "pool": pool_cases, "dense": dense_cases, "norm": norm_cases,
     "activations": activation_cases, "arithmetic": arithmetic_cases, "reduce": reduce_cases,
     "shape": shape_cases, "scatter": scatter_cases, "dtypes": dtype_cases, "resize": resize_cases,
-    "resize19": resize19_cases, "recurrent": recurrent_cases,
+    "resize19": resize19_cases, "recurrent": recurrent_cases, "runtime_attrs": runtime_attr_cases,
 }
 
 

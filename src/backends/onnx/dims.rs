@@ -1,12 +1,42 @@
-//! Symbolic dims in the ONNX writer: an attribute list holding them (a Reshape target
-//! `[N, S, 12, 64]`) becomes a tensor computed at run time — each symbol read from the shape of
-//! the first graph input that declares it (`Shape` with start/end, or `Shape → Slice` before
-//! opset 15), expressions as `Add`/`Mul`/`Div` on int64, the entries joined by `Concat`.
+//! Attributes computed at run time in the ONNX writer. An attribute given as a run-time tensor
+//! (`crate::ir::ops::FROM_INPUTS`) is that tensor, cast to int64. An attribute list holding
+//! symbolic dims (a Reshape target `[N, S, 12, 64]`) becomes a tensor computed at run time —
+//! each symbol read from the shape of the first graph input that declares it (`Shape` with
+//! start/end, or `Shape → Slice` before opset 15), expressions as `Add`/`Mul`/`Div` on int64,
+//! the entries joined by `Concat`.
 use super::builder::{Ctx, A};
+use super::ops::onnx_dtype;
 use crate::ir::dim::{self, Expr};
+use crate::ir::DType;
 use anyhow::{bail, Result};
 
 impl Ctx<'_, '_> {
+    /// The value of the run-time tensor giving attribute `attr`, as `dtype`; `None` when the
+    /// attribute is not given so.
+    pub fn runtime_attr(&mut self, attr: &str, dtype: DType) -> Result<Option<String>> {
+        let n = self.node.runtime_inputs();
+        let Some(k) = self.node.runtime_attrs().position(|a| a == attr) else {
+            return Ok(None);
+        };
+        let i = self.node.inputs.len() - n + k;
+        let v = self.x(i)?;
+        if self.in_ty(i)?.dtype == dtype {
+            return Ok(Some(v));
+        }
+        let to = A::I("to", onnx_dtype(dtype) as i64);
+        Ok(Some(self.op("Cast", &[&v], vec![to])))
+    }
+
+    /// The int64 tensor of list attribute `attr`: its run-time tensor, or its value (an
+    /// initializer, or computed at run time when it holds symbolic dims).
+    pub fn ints_arg(&mut self, attr: &str) -> Result<String> {
+        if let Some(v) = self.runtime_attr(attr, DType::I64)? {
+            return Ok(v);
+        }
+        let values = self.a.ints(attr)?;
+        self.shape_ints(attr, &values)
+    }
+
     /// A 1-d int64 tensor of `values`, some of them symbolic dims, computed at run time.
     pub fn dims_tensor(&mut self, suffix: &str, values: &[i64]) -> Result<String> {
         let mut parts = vec![];

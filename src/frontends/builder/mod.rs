@@ -169,7 +169,7 @@ pub fn infer(node: &Node, types: &[TensorType]) -> Result<Vec<TensorType>> {
         attrs: Attrs::of(node)?,
         inputs: types.iter().collect(),
     };
-    (ctx.attrs.def.infer)(&ctx)
+    crate::ir::ops::infer(&ctx)
 }
 
 /// Bytes of tensors of `types`; `None` when a dim is unknown.

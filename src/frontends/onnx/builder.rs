@@ -8,6 +8,7 @@
 use super::tensor::Lazy;
 use crate::frontends::builder::{fits_fold_cap, infer, GraphBuilder};
 use crate::interp::{self, Value};
+use crate::ir::ops::FROM_INPUTS;
 use crate::ir::{AttrValue, DType, Node, TensorRef, TensorType};
 use crate::weights::derived::{Derived, Key};
 use crate::weights::MemoryWeights;
@@ -121,6 +122,15 @@ pub struct Spec {
     pub attrs: BTreeMap<String, AttrValue>,
     pub inputs: Vec<Val>,
     pub weights: Vec<(&'static str, Lazy)>,
+    /// Attributes given as tensors computed at run time, each an input after `inputs`.
+    pub runtime: Vec<(&'static str, Val)>,
+}
+
+/// A shape-like operand (a Reshape's shape, Slice bounds, Pad amounts, …): its entries when
+/// they are known now (sizes or symbolic dims), else the tensor that computes it at run time.
+pub enum IntsArg {
+    Known(Vec<i64>),
+    Runtime(Val),
 }
 
 impl Spec {
@@ -149,6 +159,21 @@ impl Spec {
     pub fn input(mut self, v: &Val) -> Spec {
         self.inputs.push(v.clone());
         self
+    }
+    /// Float-list attribute `name` from a tensor computed at run time.
+    pub fn floats_input(mut self, name: &'static str, v: Val) -> Spec {
+        self.runtime.push((name, v));
+        self
+    }
+    /// Attribute `name` from `arg`: its value when known now, else a run-time tensor.
+    pub fn ints_or_input(mut self, name: &'static str, arg: IntsArg) -> Spec {
+        match arg {
+            IntsArg::Known(v) => self.ints(name, v),
+            IntsArg::Runtime(v) => {
+                self.runtime.push((name, v));
+                self
+            }
+        }
     }
     pub fn weight(mut self, name: &'static str, t: Lazy) -> Spec {
         self.weights.push((name, t));
@@ -250,16 +275,38 @@ impl Builder {
 
     /// Adds the node `spec` describes, or folds it when none of its inputs is computed at run
     /// time. Returns its outputs.
-    pub fn emit(&mut self, spec: Spec) -> Result<Vec<Val>> {
+    pub fn emit(&mut self, mut spec: Spec) -> Result<Vec<Val>> {
         let mut node = Node::new(spec.name.clone(), spec.op);
         node.attrs = spec.attrs;
-        // Known now: computed now, unless the result is too large to hold (then the node
-        // computes it at run time from Constant inputs).
-        if !spec.inputs.iter().any(Val::is_runtime) && foldable(&node, &spec.inputs) {
-            return self.fold(node, &spec.inputs, &spec.weights);
+        if !spec.runtime.is_empty() {
+            let names = spec.runtime.iter().map(|(n, _)| n.to_string()).collect();
+            node.attrs
+                .insert(FROM_INPUTS.to_string(), AttrValue::Strs(names));
+            spec.inputs.extend(spec.runtime.into_iter().map(|(_, v)| v));
         }
-        if let Some(Val::Dims(d)) = spec.inputs.iter().find(|v| matches!(v, Val::Dims(_))) {
-            bail!("{}", unknown_dims_message(&d.name));
+        // Known now: computed now, unless the result is too large to hold (then the node
+        // computes it at run time from Constant inputs). Symbolic dims the op cannot work on
+        // now are computed at run time, from the inputs' shapes.
+        let symbolic = spec.inputs.iter().any(|v| matches!(v, Val::Dims(_)));
+        let mut not_now = None;
+        if !spec.inputs.iter().any(Val::is_runtime) && foldable(&node, &spec.inputs) {
+            match self.fold(node.clone(), &spec.inputs, &spec.weights) {
+                Err(e) if symbolic => not_now = Some(e),
+                done => return done,
+            }
+        }
+        if symbolic {
+            let mut m = super::dims::Materializer::new(self);
+            for v in spec.inputs.iter_mut() {
+                if let Val::Dims(d) = v {
+                    let t = m.tensor(d);
+                    *v = match (t, not_now.take()) {
+                        (Ok(t), _) => t,
+                        (Err(e), Some(first)) => return Err(first.context(e)),
+                        (Err(e), None) => return Err(e),
+                    };
+                }
+            }
         }
         let types: Vec<TensorType> = spec.inputs.iter().map(Val::ty).collect();
         let out = infer(&node, &types).with_context(|| {
@@ -392,8 +439,9 @@ fn foldable(node: &Node, inputs: &[Val]) -> bool {
 /// run-time tensor.
 pub fn unknown_dims_message(name: &str) -> String {
     format!(
-        "'{name}' is computed from symbolic input dims where this op needs a constant, and the \
-         IR cannot compute it at run time yet; pin the dims it depends on with --inputShape"
+        "'{name}' is computed from symbolic input dims where this op needs a constant (a weight \
+         or an attribute the IR has no run-time form of); pin the dims it depends on with --dim \
+         NAME=SIZE"
     )
 }
 
@@ -404,6 +452,11 @@ pub fn to_ints(v: &Value) -> Result<Vec<i64>> {
         Value::F32(a) => a.iter().map(|&x| x as i64).collect(),
         Value::Bool(a) => a.iter().map(|&x| x as i64).collect(),
     })
+}
+
+/// [`not_constant`] with the reason the IR cannot take this value at run time.
+pub fn not_constant_because(v: &Val, what: &str, why: &str) -> anyhow::Error {
+    anyhow!("{} ({why})", not_constant(v, what))
 }
 
 /// Builds an `anyhow` error naming a value that is computed at run time but must be constant.

@@ -3,14 +3,17 @@
 //! the input dims are symbols, those values are integer tensors of symbolic dims
 //! ([`crate::ir::dim`]). Ops that only move entries (Gather, Concat, Slice, …) run through the
 //! interpreter as they are — a symbolic dim is an `i64` — and arithmetic is evaluated
-//! symbolically here. What cannot be expressed (`Equal(N, 3)`, `S % 4`) is an error naming the
-//! values, never a guess.
-use super::builder::Val;
+//! symbolically here. What cannot be expressed (`Equal(N, 3)`, `S % 4`) is computed at run
+//! time instead: [`Materializer`] makes the symbolic values tensors read from the inputs'
+//! shapes, and the op becomes an ordinary IR node. Nothing is guessed.
+use super::builder::{Builder, Dims, Runtime, Spec, Val};
 use crate::interp::{self, Value};
+use crate::ir::dim::Expr;
 use crate::ir::{dim, AttrValue, DType, Node};
 use crate::weights::MemoryWeights;
 use anyhow::{anyhow, bail, Result};
 use ndarray::{ArrayD, IxDyn, Zip};
+use std::collections::HashMap;
 
 /// IR ops that only move, copy or select entries: exact on symbolic dims held as `i64`s.
 const MOVES: &[&str] = &[
@@ -236,5 +239,148 @@ fn equal(x: i64, y: i64) -> Option<i64> {
         (true, false) if y < 0 => Some(0),
         (false, true) if x < 0 => Some(0),
         _ => None,
+    }
+}
+
+/// Symbolic dims made into a tensor computed at run time, for an op that cannot work on them
+/// now (`Equal(N, 3)`, a Mod, a Range step): each symbol is read from the shape of the graph
+/// input that declares it (`Shape → Gather`), expressions become int64 `Add`/`Mul`/`Div`, the
+/// entries are joined by `Concat` and shaped like the value.
+pub struct Materializer<'b> {
+    pub b: &'b mut Builder,
+    /// `[1]` tensors already made, per symbol.
+    symbols: HashMap<String, Val>,
+}
+
+impl<'b> Materializer<'b> {
+    pub fn new(b: &'b mut Builder) -> Self {
+        Materializer {
+            b,
+            symbols: HashMap::new(),
+        }
+    }
+
+    /// The run-time tensor holding `d`'s value.
+    pub fn tensor(&mut self, d: &Dims) -> Result<Val> {
+        let Value::I64(a) = d.value.as_ref() else {
+            bail!("'{}' holds no integers", d.name);
+        };
+        let base = format!("{}/dims", d.name);
+        let mut parts = vec![];
+        for &v in a.iter() {
+            let e = if dim::is_symbolic(v) {
+                dim::expr(v).ok_or_else(|| anyhow!("{} is not a dim", dim::text_or_int(v)))?
+            } else {
+                Expr::Const(v)
+            };
+            parts.push(self.expr(&base, &e)?);
+        }
+        let mut out = if parts.len() == 1 {
+            parts.pop().expect("one part")
+        } else {
+            let mut s = spec(&base, "Concat").int("axis", 0);
+            for p in &parts {
+                s = s.input(p);
+            }
+            self.emit(s)?
+        };
+        let shape: Vec<i64> = a.shape().iter().map(|&n| n as i64).collect();
+        if shape != [1] {
+            out = self.emit(spec(&base, "Reshape").ints("shape", shape).input(&out))?;
+        }
+        if d.dtype != DType::I64 {
+            out = self.emit(
+                spec(&base, "Cast")
+                    .attr("to", AttrValue::Type(d.dtype))
+                    .input(&out),
+            )?;
+        }
+        Ok(out)
+    }
+
+    fn emit(&mut self, s: Spec) -> Result<Val> {
+        let op = s.op;
+        self.b
+            .emit(s)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("internal: {op} produced no output"))
+    }
+
+    fn ints(&mut self, base: &str, v: i64) -> Result<Val> {
+        let value = Value::I64(ArrayD::from_elem(IxDyn(&[1]), v));
+        self.b
+            .constant_value(&format!("{base}/const"), &value, DType::I64)
+    }
+
+    /// A `[1]` int64 tensor computing `e`.
+    fn expr(&mut self, base: &str, e: &Expr) -> Result<Val> {
+        Ok(match e {
+            Expr::Const(c) => self.ints(base, *c)?,
+            Expr::Sym(s) => self.symbol(s)?,
+            Expr::Sum(terms) | Expr::Product(terms) => {
+                let op = if matches!(e, Expr::Sum(_)) {
+                    "Add"
+                } else {
+                    "Mul"
+                };
+                let mut acc = self.expr(base, &terms[0])?;
+                for t in &terms[1..] {
+                    let v = self.expr(base, t)?;
+                    acc = self.emit(spec(base, op).input(&acc).input(&v))?;
+                }
+                acc
+            }
+            // Dims are never negative, so the integer Div floors them.
+            Expr::FloorDiv(inner, k) => {
+                let v = self.expr(base, inner)?;
+                let k = self.ints(base, *k)?;
+                self.emit(spec(base, "Div").input(&v).input(&k))?
+            }
+        })
+    }
+
+    /// `[size]` of the first graph input declaring symbol `s`.
+    fn symbol(&mut self, s: &str) -> Result<Val> {
+        if let Some(v) = self.symbols.get(s) {
+            return Ok(v.clone());
+        }
+        let graph = &self.b.core.graph;
+        let source = graph.inputs.iter().find_map(|name| {
+            let node = graph.node(name)?;
+            let ty = node.outputs.first()?.clone();
+            let axis = ty
+                .shape
+                .iter()
+                .position(|&d| dim::as_symbol(d).as_deref() == Some(s))?;
+            Some((node.output(0), ty, axis as i64))
+        });
+        let Some((r, ty, axis)) = source else {
+            bail!("the symbolic dim {s} is declared by no graph input");
+        };
+        let x = Val::Runtime(Runtime { r, ty });
+        let base = format!("{s}/dim");
+        let shape = self.emit(spec(&base, "Shape").input(&x))?;
+        let v = self.emit(
+            spec(&base, "Slice")
+                .ints("starts", vec![axis])
+                .ints("ends", vec![axis + 1])
+                .input(&shape),
+        )?;
+        self.symbols.insert(s.to_string(), v.clone());
+        Ok(v)
+    }
+}
+
+/// An intermediate node named after `base`.
+fn spec(base: &str, op: &'static str) -> Spec {
+    Spec {
+        name: format!("{base}/{}", op.to_lowercase()),
+        onnx_name: false,
+        op,
+        attrs: Default::default(),
+        inputs: vec![],
+        weights: vec![],
+        runtime: vec![],
     }
 }

@@ -1,7 +1,7 @@
 //! What an op mapping sees of one ONNX node: its inputs as [`Val`]s, typed attribute access
 //! (every attribute a mapping does not read is reported as unsupported, so none is silently
 //! ignored), constant inputs, and emission of IR nodes named after the node's outputs.
-use super::builder::{not_constant, to_ints, Builder, Spec, Val};
+use super::builder::{not_constant, to_ints, Builder, IntsArg, Spec, Val};
 use super::tensor::{self, Lazy};
 use crate::interp::Value;
 use crate::proto::onnx::{attribute_proto::AttributeType, AttributeProto, NodeProto, TensorProto};
@@ -87,6 +87,19 @@ impl<'a> Ctx<'a> {
             None => Ok(None),
             Some(v @ (Val::Const(_) | Val::Dims(_))) => Ok(Some(to_ints(&v.value_now()?)?)),
             Some(v) => Err(not_constant(&v, what)),
+        }
+    }
+
+    /// A shape-like input: its entries when known now, else the tensor computing it at run
+    /// time (an integer tensor).
+    pub fn ints_arg(&self, i: usize, what: &str) -> Result<Option<IntsArg>> {
+        match self.opt_input(i) {
+            None => Ok(None),
+            Some(v @ (Val::Const(_) | Val::Dims(_))) => {
+                Ok(Some(IntsArg::Known(to_ints(&v.value_now()?)?)))
+            }
+            Some(v) if v.dtype().is_int() => Ok(Some(IntsArg::Runtime(v))),
+            Some(v) => bail!("{what} ('{}') is {}, not integers", v.name(), v.ty()),
         }
     }
 
@@ -222,6 +235,7 @@ impl<'a> Ctx<'a> {
             attrs: BTreeMap::new(),
             inputs: vec![],
             weights: vec![],
+            runtime: vec![],
         }
     }
 

@@ -19,6 +19,7 @@ mod pool;
 mod recurrent;
 mod reduce;
 mod resize;
+mod runtime_rules;
 mod shape;
 pub mod shape_rules;
 /// The pads a windowed op applies at run time (its `auto_pad` resolved), for every stage.
@@ -113,7 +114,27 @@ pub struct AttrDef {
     /// For string attributes: the allowed values (empty = any).
     pub allowed: &'static [&'static str],
     pub doc: &'static str,
+    /// When the attribute may instead be a tensor computed at run time (a trailing input named
+    /// in the node's [`FROM_INPUTS`] list): the shape rule that types the outputs then.
+    pub runtime: Option<InferFn>,
 }
+
+impl AttrDef {
+    /// This attribute, which may also be given as a run-time tensor; `infer` types the outputs
+    /// when it is.
+    pub const fn or_input(self, infer: InferFn) -> AttrDef {
+        AttrDef {
+            runtime: Some(infer),
+            ..self
+        }
+    }
+}
+
+/// The node attribute listing the attributes given as run-time tensors: one trailing input
+/// each, in this order, after the op's own inputs (a Reshape's `shape` computed from data,
+/// ONNX-style). Integer tensors for int attributes (1-d for lists, a scalar for one int),
+/// float tensors for float ones. Folded back into attributes wherever the value is known.
+pub const FROM_INPUTS: &str = "from_inputs";
 
 /// One weight tensor owned by a node, stored in the weight store under (node, name).
 #[derive(Clone, Copy, Debug)]
@@ -323,6 +344,7 @@ pub const fn attr(
         default,
         allowed: &[],
         doc,
+        runtime: None,
     }
 }
 
@@ -338,6 +360,7 @@ pub const fn choice(
         default: Default::Str(default),
         allowed,
         doc,
+        runtime: None,
     }
 }
 
@@ -431,6 +454,27 @@ pub fn lookup(node: &Node) -> Result<&'static OpDef> {
     get(&node.op).ok_or_else(|| anyhow!("node '{}': unknown op '{}'", node.name, node.op))
 }
 
+/// The layout rule of `node`: its op's, except that an op whose rule rewrites an attribute
+/// given as a run-time tensor reads its inputs in their source layout ([`Layout::Fixed`]).
+pub fn layout_of(node: &Node) -> Result<Layout> {
+    let layout = lookup(node)?.layout;
+    let rewrites_attr = matches!(
+        layout,
+        Layout::Reshape
+            | Layout::Expand
+            | Layout::PerAxis { .. }
+            | Layout::Squeeze
+            | Layout::Unsqueeze
+            | Layout::Slice
+            | Layout::ReducedAxes
+    );
+    Ok(if rewrites_attr && node.runtime_inputs() > 0 {
+        Layout::Fixed
+    } else {
+        layout
+    })
+}
+
 /// Typed access to a node's attributes, with the catalogue's defaults filled in.
 #[derive(Clone, Copy)]
 pub struct Attrs<'a> {
@@ -446,7 +490,8 @@ impl<'a> Attrs<'a> {
         })
     }
 
-    /// The attribute's value, or its default; `None` if absent and optional.
+    /// The attribute's value, or its default; `None` if absent and optional. An attribute
+    /// given as a run-time tensor has no value here (see [`Attrs::is_runtime`]).
     pub fn get(&self, name: &str) -> Result<Option<AttrValue>> {
         let def = self.def.attr(name).ok_or_else(|| {
             anyhow!(
@@ -454,6 +499,13 @@ impl<'a> Attrs<'a> {
                 self.def.name
             )
         })?;
+        if self.is_runtime(name) {
+            bail!(
+                "node '{}' ({}): attribute '{name}' is a tensor computed at run time",
+                self.node.name,
+                self.node.op
+            );
+        }
         match self.node.attrs.get(name) {
             Some(v) => Ok(Some(v.clone().coerce(def.kind).with_context(|| {
                 format!(
@@ -545,6 +597,11 @@ impl<'a> Attrs<'a> {
             None => None,
         })
     }
+    /// Whether attribute `name` is given as a run-time tensor.
+    pub fn is_runtime(&self, name: &str) -> bool {
+        self.node.runtime_attrs().any(|a| a == name)
+    }
+
     /// True when `data_format` is channels_last.
     pub fn channels_last(&self) -> Result<bool> {
         Ok(self.str("data_format")? == "channels_last")
@@ -568,6 +625,78 @@ impl InferCtx<'_> {
     pub fn axis(&self, axis: i64, rank: usize) -> Result<usize> {
         shape_rules::norm_axis(axis, rank)
     }
+
+    /// The type of the run-time tensor giving attribute `name`, if it is given so.
+    pub fn runtime(&self, name: &str) -> Option<&TensorType> {
+        let node = self.attrs.node;
+        let k = node.runtime_attrs().position(|a| a == name)?;
+        let first = self.inputs.len().checked_sub(node.runtime_inputs())?;
+        self.inputs.get(first + k).copied()
+    }
+
+    /// The length of the 1-d run-time tensor giving list attribute `name`.
+    pub fn runtime_len(&self, name: &str) -> Result<Option<usize>> {
+        let Some(t) = self.runtime(name) else {
+            return Ok(None);
+        };
+        match t.shape.as_slice() {
+            [n] if *n >= 0 => Ok(Some(*n as usize)),
+            _ => bail!(
+                "'{name}' is given by a tensor of type {t}; a 1-d tensor of known length is needed"
+            ),
+        }
+    }
+}
+
+/// The output types of a node: its op's shape rule, or, when attributes are given as run-time
+/// tensors, the rule the first of them declares.
+pub fn infer(ctx: &InferCtx) -> Result<Vec<TensorType>> {
+    let node = ctx.attrs.node;
+    let Some(first) = node.runtime_attrs().next() else {
+        return (ctx.attrs.def.infer)(ctx);
+    };
+    let n = node.runtime_inputs();
+    if n > ctx.inputs.len() {
+        bail!(
+            "{n} attributes are given by tensors but the node has {} inputs",
+            ctx.inputs.len()
+        );
+    }
+    for (k, name) in node.runtime_attrs().enumerate() {
+        let def = ctx
+            .attrs
+            .def
+            .attr(name)
+            .ok_or_else(|| anyhow!("unknown attribute '{name}'"))?;
+        if def.runtime.is_none() {
+            bail!("attribute '{name}' cannot be a tensor computed at run time");
+        }
+        if node.attrs.contains_key(name) {
+            bail!("attribute '{name}' is given both as a value and as a tensor");
+        }
+        let t = ctx.inputs[ctx.inputs.len() - n + k];
+        let fits = match def.kind {
+            AttrKind::Float | AttrKind::Floats => t.dtype.is_float() || t.dtype.is_int(),
+            _ => t.dtype.is_int(),
+        };
+        if !fits {
+            bail!("attribute '{name}' is given by a tensor of type {t}");
+        }
+    }
+    let rule = ctx.attrs.def.attr(first).and_then(|d| d.runtime);
+    rule.ok_or_else(|| anyhow!("attribute '{first}' cannot be a tensor computed at run time"))?(ctx)
+}
+
+/// How many outputs the node makes (a Split with run-time sizes: as many as the sizes tensor
+/// has entries).
+pub fn output_count(ctx: &InferCtx) -> Result<usize> {
+    Ok(match ctx.attrs.def.outputs {
+        Outputs::Fixed(names) => names.len(),
+        Outputs::PerEntryOf(attr) => match ctx.runtime_len(attr)? {
+            Some(n) => n,
+            None => ctx.attrs.ints(attr)?.len(),
+        },
+    })
 }
 
 #[cfg(test)]

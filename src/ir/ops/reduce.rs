@@ -8,7 +8,8 @@ const AXES: AttrDef = attr(
     K::Ints,
     Default::Ints(&[]),
     "reduced axes (empty: all)",
-);
+)
+.or_input(super::runtime_rules::reduce);
 const KEEPDIMS: AttrDef = attr(
     "keepdims",
     K::Bool,

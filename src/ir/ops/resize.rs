@@ -21,13 +21,15 @@ pub const OPS: &[OpDef] = &[OpDef {
             K::Floats,
             Default::Optional,
             "scale per spatial axis",
-        ),
+        )
+        .or_input(super::runtime_rules::resize),
         attr(
             "sizes",
             K::Ints,
             Default::Optional,
             "output size per spatial axis (wins over scales)",
-        ),
+        )
+        .or_input(super::runtime_rules::resize),
         choice(
             "coordinate_transformation_mode",
             "half_pixel",

@@ -1,4 +1,5 @@
 //! Shape manipulation, indexing and data movement.
+use super::runtime_rules as rt;
 use super::shape_rules::{
     broadcast, dim_add, dim_mul, dims_product, norm_axis, range_bounds, range_len, reshape_dims,
     spatial_axes, unify,
@@ -32,7 +33,7 @@ pub const OPS: &[OpDef] = &[
         "Reshape",
         "Reshapes to `shape` (batch included); 0 copies the input dim, one -1 is inferred.",
         ONE_INPUT,
-        &[attr("shape", K::Ints, Default::Required, "target shape")],
+        &[attr("shape", K::Ints, Default::Required, "target shape").or_input(rt::reshape)],
         Layout::Reshape,
         infer_reshape,
     ),
@@ -66,7 +67,8 @@ pub const OPS: &[OpDef] = &[
             K::Ints,
             Default::Ints(&[]),
             "axes removed (empty: every size-1 axis)",
-        )],
+        )
+        .or_input(rt::squeeze)],
         Layout::Squeeze,
         infer_squeeze,
     ),
@@ -74,7 +76,7 @@ pub const OPS: &[OpDef] = &[
         "Unsqueeze",
         "Inserts size-1 axes at `axes` (positions in the output).",
         ONE_INPUT,
-        &[attr("axes", K::Ints, Default::Required, "inserted axes")],
+        &[attr("axes", K::Ints, Default::Required, "inserted axes").or_input(rt::unsqueeze)],
         Layout::Unsqueeze,
         infer_unsqueeze,
     ),
@@ -94,7 +96,7 @@ pub const OPS: &[OpDef] = &[
         outputs: Outputs::PerEntryOf("split"),
         attrs: &[
             attr("axis", K::Int, Default::Int(0), "the split axis"),
-            attr("split", K::Ints, Default::Required, "size of each piece"),
+            attr("split", K::Ints, Default::Required, "size of each piece").or_input(rt::split),
         ],
         weights: &[],
         layout: Layout::Axis(AxisRule::Kept),
@@ -110,25 +112,29 @@ pub const OPS: &[OpDef] = &[
                 K::Ints,
                 Default::Required,
                 "start per sliced axis",
-            ),
+            )
+            .or_input(rt::slice),
             attr(
                 "ends",
                 K::Ints,
                 Default::Required,
                 "end (exclusive) per sliced axis",
-            ),
+            )
+            .or_input(rt::slice),
             attr(
                 "axes",
                 K::Ints,
                 Default::Optional,
                 "sliced axes (absent: 0..n)",
-            ),
+            )
+            .or_input(rt::slice),
             attr(
                 "steps",
                 K::Ints,
                 Default::Optional,
                 "step per sliced axis (absent: 1)",
-            ),
+            )
+            .or_input(rt::slice),
         ],
         Layout::Slice,
         infer_slice,
@@ -143,7 +149,8 @@ pub const OPS: &[OpDef] = &[
                 K::Ints,
                 Default::Required,
                 "begin and end padding for all axes",
-            ),
+            )
+            .or_input(rt::pad),
             choice(
                 "mode",
                 "constant",
@@ -172,7 +179,8 @@ pub const OPS: &[OpDef] = &[
             K::Ints,
             Default::Required,
             "repeat count per axis",
-        )],
+        )
+        .or_input(rt::tile)],
         Layout::PerAxis {
             attr: "repeats",
             lists: 1,
@@ -183,7 +191,7 @@ pub const OPS: &[OpDef] = &[
         "Expand",
         "Broadcasts to `shape` with NumPy rules.",
         ONE_INPUT,
-        &[attr("shape", K::Ints, Default::Required, "target shape")],
+        &[attr("shape", K::Ints, Default::Required, "target shape").or_input(rt::expand)],
         Layout::Expand,
         infer_expand,
     ),
@@ -226,9 +234,9 @@ pub const OPS: &[OpDef] = &[
          (`arange(seq_len)`).",
         inputs(&[]),
         &[
-            attr("start", K::Int, Default::Int(0), "first value"),
-            attr("limit", K::Int, Default::Required, "bound (excluded)"),
-            attr("delta", K::Int, Default::Int(1), "step, not 0"),
+            attr("start", K::Int, Default::Int(0), "first value").or_input(rt::range),
+            attr("limit", K::Int, Default::Required, "bound (excluded)").or_input(rt::range),
+            attr("delta", K::Int, Default::Int(1), "step, not 0").or_input(rt::range),
         ],
         Layout::Fixed,
         infer_range,

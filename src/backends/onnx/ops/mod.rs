@@ -131,7 +131,7 @@ pub fn min_opset(d: DType) -> i64 {
 }
 
 /// First opset in which `op` takes its axes as an input rather than an attribute.
-fn axes_input_since(op: &str) -> i64 {
+pub fn axes_input_since(op: &str) -> i64 {
     match op {
         "ReduceSum" | "Squeeze" | "Unsqueeze" => 13,
         _ => 18,

@@ -3,6 +3,7 @@
 //! run time from the input's batch and channel dims.
 use super::{channels_first, Lower, A};
 use crate::backends::onnx::builder::Ctx;
+use crate::ir::DType;
 use anyhow::{bail, Result};
 
 pub fn find(op: &str) -> Option<Lower> {
@@ -48,6 +49,9 @@ fn resize(c: &mut Ctx) -> Result<()> {
         attrs.push(A::I("exclude_outside", 1));
     }
     let x = c.x(0)?;
+    if c.a.is_runtime("sizes") || c.a.is_runtime("scales") {
+        return runtime_target(c, &x, rank, attrs);
+    }
     let sizes = c.a.opt_ints("sizes")?;
     let scales = match c.a.get("scales")? {
         Some(crate::ir::AttrValue::Floats(v)) => Some(v),
@@ -82,4 +86,32 @@ fn resize(c: &mut Ctx) -> Result<()> {
         .collect();
     let s = c.consts("scales", crate::ir::DType::F32, vec![rank as i64], &full)?;
     c.last("Resize", &[&x, "", &s], attrs)
+}
+
+/// Resize to sizes, or by scales, computed at run time for the spatial axes: given with `axes`
+/// from opset 18, else after the input's `[N, C]` (sizes) or `[1, 1]` (scales).
+fn runtime_target(c: &mut Ctx, x: &str, rank: usize, mut attrs: Vec<A>) -> Result<()> {
+    let sizes = c.a.is_runtime("sizes");
+    let dtype = if sizes { DType::I64 } else { DType::F32 };
+    let name = if sizes { "sizes" } else { "scales" };
+    let Some(v) = c.runtime_attr(name, dtype)? else {
+        bail!("internal: {name} is not a run-time tensor");
+    };
+    let v = if c.opset() >= 18 {
+        attrs.push(A::Is("axes", (2..rank as i64).collect()));
+        v
+    } else if sizes {
+        let shape = c.op("Shape", &[x], vec![]);
+        let (s0, s2) = (c.ints("nc_start", &[0]), c.ints("nc_end", &[2]));
+        let nc = c.op("Slice", &[&shape, &s0, &s2], vec![]);
+        c.op("Concat", &[&nc, &v], vec![A::I("axis", 0)])
+    } else {
+        let ones = c.consts("nc_scales", DType::F32, vec![2], &[1.0, 1.0])?;
+        c.op("Concat", &[&ones, &v], vec![A::I("axis", 0)])
+    };
+    if sizes {
+        c.last("Resize", &[x, "", "", &v], attrs)
+    } else {
+        c.last("Resize", &[x, "", &v], attrs)
+    }
 }

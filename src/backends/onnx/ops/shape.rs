@@ -1,6 +1,6 @@
 //! Shape, indexing and data movement. Since opset 13 the shape-like operands (Reshape's shape,
 //! Squeeze/Unsqueeze axes, Split sizes, Slice bounds, Pad amounts, Tile repeats, Expand's shape)
-//! are int64 inputs, made here as initializers from the IR's attributes.
+//! are int64 inputs: initializers made from the IR's attributes, or the IR's run-time tensors.
 use super::{axes_op, channels_first, dense::indices, onnx_dtype, Lower, A};
 use crate::backends::onnx::builder::Ctx;
 use crate::ir::DType;
@@ -33,8 +33,7 @@ pub fn find(op: &str) -> Option<Lower> {
 /// `op(x, attribute as an int64 input)`.
 fn with_ints(c: &mut Ctx, op: &str, attr: &str) -> Result<()> {
     let x = c.x(0)?;
-    let v = c.a.ints(attr)?;
-    let s = c.shape_ints(attr, &v)?;
+    let s = c.ints_arg(attr)?;
     c.last(op, &[&x, &s], vec![])
 }
 
@@ -54,7 +53,23 @@ fn transpose(c: &mut Ctx) -> Result<()> {
     c.last("Transpose", &[&x], vec![A::Is("perm", perm)])
 }
 
+/// Squeeze or Unsqueeze whose axes are computed at run time (an input from opset 13).
+fn runtime_axes(c: &mut Ctx, op: &str) -> Result<Option<()>> {
+    if !c.a.is_runtime("axes") {
+        return Ok(None);
+    }
+    if c.opset() < 13 {
+        bail!("{op} axes computed at run time need opset 13 or later");
+    }
+    let x = c.x(0)?;
+    let axes = c.ints_arg("axes")?;
+    c.last(op, &[&x, &axes], vec![]).map(Some)
+}
+
 fn squeeze(c: &mut Ctx) -> Result<()> {
+    if runtime_axes(c, "Squeeze")?.is_some() {
+        return Ok(());
+    }
     let x = c.x(0)?;
     let axes = c.a.ints("axes")?;
     let y = c.y(0)?;
@@ -64,6 +79,9 @@ fn squeeze(c: &mut Ctx) -> Result<()> {
 }
 
 fn unsqueeze(c: &mut Ctx) -> Result<()> {
+    if runtime_axes(c, "Unsqueeze")?.is_some() {
+        return Ok(());
+    }
     let x = c.x(0)?;
     let axes = c.a.ints("axes")?;
     let y = c.y(0)?;
@@ -82,9 +100,11 @@ fn concat(c: &mut Ctx) -> Result<()> {
 
 fn split(c: &mut Ctx) -> Result<()> {
     let x = c.x(0)?;
-    let sizes = c.a.ints("split")?;
-    let s = c.ints("split", &sizes);
-    let outs = (0..sizes.len())
+    if c.a.is_runtime("split") && c.opset() < 13 {
+        bail!("split sizes computed at run time need opset 13 or later");
+    }
+    let s = c.ints_arg("split")?;
+    let outs = (0..c.node.outputs.len())
         .map(|i| c.y(i))
         .collect::<Result<Vec<_>>>()?;
     let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
@@ -95,19 +115,19 @@ fn split(c: &mut Ctx) -> Result<()> {
 
 fn slice(c: &mut Ctx) -> Result<()> {
     let x = c.x(0)?;
-    let starts = c.a.ints("starts")?;
-    let starts = c.shape_ints("starts", &starts)?;
-    let ends = c.a.ints("ends")?;
-    let ends = c.shape_ints("ends", &ends)?;
+    let starts = c.ints_arg("starts")?;
+    let ends = c.ints_arg("ends")?;
     let mut inputs = vec![x, starts, ends];
-    let steps = c.a.opt_ints("steps")?;
-    match c.a.opt_ints("axes")? {
-        Some(axes) => inputs.push(c.ints("axes", &axes)),
-        None if steps.is_some() => inputs.push(String::new()),
-        None => {}
+    let given =
+        |c: &Ctx, a: &str| -> Result<bool> { Ok(c.a.is_runtime(a) || c.a.opt_ints(a)?.is_some()) };
+    let steps = given(c, "steps")?;
+    if given(c, "axes")? {
+        inputs.push(c.ints_arg("axes")?);
+    } else if steps {
+        inputs.push(String::new());
     }
-    if let Some(steps) = steps {
-        inputs.push(c.ints("steps", &steps));
+    if steps {
+        inputs.push(c.ints_arg("steps")?);
     }
     let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
     c.last("Slice", &refs, vec![])
@@ -116,11 +136,14 @@ fn slice(c: &mut Ctx) -> Result<()> {
 fn pad(c: &mut Ctx) -> Result<()> {
     let x = c.x(0)?;
     let mode = c.a.str("mode")?;
-    let pads = c.a.ints("pads")?;
     if mode == "symmetric" {
+        if c.a.is_runtime("pads") {
+            bail!("symmetric padding by amounts computed at run time has no ONNX form");
+        }
+        let pads = c.a.ints("pads")?;
         return symmetric_pad(c, &x, &pads);
     }
-    let p = c.ints("pads", &pads);
+    let p = c.ints_arg("pads")?;
     let mut inputs = vec![x, p];
     let value = c.a.float("value")?;
     let dt = c.in_ty(0)?.dtype;
@@ -218,17 +241,33 @@ fn range(c: &mut Ctx) -> Result<()> {
     if c.opset() < 11 {
         bail!("Range needs opset 11 or later");
     }
-    let start = c.scalar("start", DType::I64, c.a.int("start")? as f64)?;
-    let delta = c.scalar("delta", DType::I64, c.a.int("delta")? as f64)?;
-    let limit = c.a.int("limit")?;
-    let limit = if crate::ir::dim::is_symbolic(limit) {
+    let start = range_bound(c, "start")?;
+    let delta = range_bound(c, "delta")?;
+    let limit = if let Some(v) = c.runtime_attr("limit", DType::I64)? {
+        scalar_of(c, &v)?
+    } else if crate::ir::dim::is_symbolic(c.a.int("limit")?) {
+        let limit = c.a.int("limit")?;
         let one = c.shape_ints("limit", &[limit])?;
         let scalar = c.ints("scalar", &[]);
         c.op("Reshape", &[&one, &scalar], vec![])
     } else {
-        c.scalar("limit", DType::I64, limit as f64)?
+        c.scalar("limit", DType::I64, c.a.int("limit")? as f64)?
     };
     c.last("Range", &[&start, &limit, &delta], vec![])
+}
+
+/// An int64 scalar bound of Range: its run-time tensor, or its value.
+fn range_bound(c: &mut Ctx, attr: &str) -> Result<String> {
+    match c.runtime_attr(attr, DType::I64)? {
+        Some(v) => scalar_of(c, &v),
+        None => c.scalar(attr, DType::I64, c.a.int(attr)? as f64),
+    }
+}
+
+/// `v` (one value, of rank 0 or 1) as a scalar, which Range wants.
+fn scalar_of(c: &mut Ctx, v: &str) -> Result<String> {
+    let scalar = c.ints("scalar", &[]);
+    Ok(c.op("Reshape", &[v, &scalar], vec![]))
 }
 
 /// `saturate` exists from opset 19 (the 8-bit floats), `round_mode` from 24 (FLOAT8E8M0); they

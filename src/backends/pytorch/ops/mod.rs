@@ -137,6 +137,33 @@ impl Ctx<'_, '_> {
         self.e.forward.push(text);
     }
 
+    /// The tensor giving an attribute at run time, `None` when it is given as a value.
+    fn runtime_var(&self, attr: &str) -> Result<Option<String>> {
+        let Some(k) = self.node.runtime_attrs().position(|a| a == attr) else {
+            return Ok(None);
+        };
+        let i = self.node.inputs.len() - self.node.runtime_inputs() + k;
+        self.x(i).map(Some)
+    }
+
+    /// The Python list of ints of an attribute given as a run-time tensor (`None` otherwise),
+    /// written so that TorchScript types it.
+    fn runtime_list(&self, attr: &str) -> Result<Option<String>> {
+        Ok(self
+            .runtime_var(attr)?
+            .map(|v| format!("[int(v) for v in {v}]")))
+    }
+
+    /// `<id> = start`, then `header` (a `for` over run-time lists) updating `<id> = body`.
+    fn set_loop(&mut self, start: String, header: String, body: String) -> Result<()> {
+        let id = self.id.clone();
+        self.line(format!("{id} = {start}"));
+        self.line(header);
+        self.line(format!("    {id} = {body}"));
+        self.bind(0, id);
+        Ok(())
+    }
+
     /// `<id> = expr`, the node's (first) output.
     fn set(&mut self, expr: String) -> Result<()> {
         self.line(format!("{} = {expr}", self.id));

@@ -3,7 +3,7 @@
 //! best index through a flip).
 use super::{tuple, Ctx, Lower};
 use crate::ir::ops::shape_rules::norm_axis;
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 pub fn lookup(op: &str) -> Option<Lower> {
     Some(match op {
@@ -18,6 +18,26 @@ pub fn lookup(op: &str) -> Option<Lower> {
 fn reduce(c: &mut Ctx) -> Result<()> {
     let x = c.x(0)?;
     let rank = c.in_ty(0)?.rank();
+    if let Some(t) = c.runtime_list("axes")? {
+        let f = match c.node.op.as_str() {
+            "ReduceMean" => "mean",
+            "ReduceSum" => "sum",
+            "ReduceMax" => "amax",
+            "ReduceMin" => "amin",
+            op => bail!("{op} over axes computed at run time is not written for PyTorch"),
+        };
+        let keep = if c.a.bool("keepdims")? {
+            ", keepdim=True"
+        } else {
+            ""
+        };
+        // An empty list reduces every axis, as in the IR.
+        let axes = c.local("axes");
+        c.line(format!("{axes} = {t}"));
+        return c.set(format!(
+            "{x}.{f}(dim={axes} if len({axes}) > 0 else list(range({x}.dim())){keep})"
+        ));
+    }
     let mut axes =
         c.a.ints("axes")?
             .iter()

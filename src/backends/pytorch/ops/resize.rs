@@ -14,6 +14,9 @@ pub fn lookup(op: &str) -> Option<Lower> {
 }
 
 fn resize(c: &mut Ctx) -> Result<()> {
+    if c.node.runtime_inputs() > 0 {
+        bail!("sizes or scales computed at run time are not written for PyTorch yet");
+    }
     c.channels_first()?;
     let ty = c.in_ty(0)?;
     let rank = ty.rank();

@@ -35,6 +35,12 @@ pub fn lookup(op: &str) -> Option<Lower> {
 
 fn reshape(c: &mut Ctx) -> Result<()> {
     let x = c.x(0)?;
+    if let Some(t) = c.runtime_list("shape")? {
+        // A 0 copies the input's dim, as in the IR.
+        return c.set(format!(
+            "{x}.reshape([{x}.shape[i] if d == 0 else d for i, d in enumerate({t})])"
+        ));
+    }
     let target = c.a.ints("shape")?;
     let dims = target
         .iter()
@@ -79,6 +85,9 @@ fn transpose(c: &mut Ctx) -> Result<()> {
 
 fn squeeze(c: &mut Ctx) -> Result<()> {
     let x = c.x(0)?;
+    if let Some(t) = c.runtime_list("axes")? {
+        return c.set(format!("{x}.squeeze({t})"));
+    }
     let rank = c.in_ty(0)?.rank();
     let axes =
         c.a.ints("axes")?
@@ -94,6 +103,15 @@ fn squeeze(c: &mut Ctx) -> Result<()> {
 
 fn unsqueeze(c: &mut Ctx) -> Result<()> {
     let x = c.x(0)?;
+    if let Some(t) = c.runtime_list("axes")? {
+        // Axes count in the output, whose rank is the input's plus one per axis.
+        let axes = c.local("axes");
+        c.line(format!("{axes} = {t}"));
+        let id = c.id.clone();
+        let header =
+            format!("for axis in sorted([a % ({x}.dim() + len({axes})) for a in {axes}]):");
+        return c.set_loop(x, header, format!("{id}.unsqueeze(axis)"));
+    }
     let rank = c.out_ty(0)?.rank();
     let mut axes =
         c.a.ints("axes")?
@@ -118,10 +136,17 @@ fn split(c: &mut Ctx) -> Result<()> {
     let x = c.x(0)?;
     let rank = c.in_ty(0)?.rank();
     let axis = norm_axis(c.a.int("axis")?, rank)?;
-    let sizes = c.a.ints("split")?;
+    let list = match c.runtime_list("split")? {
+        Some(t) => t,
+        None => {
+            let sizes = c.a.ints("split")?;
+            let items: Vec<String> = sizes.iter().map(|s| s.to_string()).collect();
+            format!("[{}]", items.join(", "))
+        }
+    };
     let uses = c.e.graph.consumers();
     let mut names = vec![];
-    for k in 0..sizes.len() {
+    for k in 0..c.node.outputs.len() {
         if uses.get(&c.node.output(k)).copied().unwrap_or(0) == 0 {
             names.push("_".to_string());
             continue;
@@ -139,19 +164,45 @@ fn split(c: &mut Ctx) -> Result<()> {
     } else {
         names.join(", ")
     };
-    let list = sizes
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
-    c.line(format!(
-        "{targets} = torch.split({x}, [{list}], dim={axis})"
-    ));
+    c.line(format!("{targets} = torch.split({x}, {list}, dim={axis})"));
     Ok(())
+}
+
+/// A Slice with bounds, axes or steps computed at run time: one `index_select` per sliced axis,
+/// its indices a Python list slice (which clamps as ONNX and NumPy do, negative steps too).
+fn slice_at_run_time(c: &mut Ctx, x: String) -> Result<()> {
+    let mut lists = vec![];
+    for attr in ["starts", "ends", "axes", "steps"] {
+        let given = match c.runtime_list(attr)? {
+            Some(t) => Some(t),
+            None => c.a.opt_ints(attr)?.map(|v| {
+                let items: Vec<String> = v.iter().map(|d| d.to_string()).collect();
+                format!("[{}]", items.join(", "))
+            }),
+        };
+        let list = c.local(attr);
+        let value = match (given, attr) {
+            (Some(v), _) => v,
+            (None, "axes") => format!("range(len({}))", lists[0]),
+            (None, _) => format!("[1] * len({})", lists[0]),
+        };
+        c.line(format!("{list} = {value}"));
+        lists.push(list);
+    }
+    let id = c.id.clone();
+    let header = format!("for start, end, axis, step in zip({}):", lists.join(", "));
+    let body = format!(
+        "{id}.index_select(axis, torch.tensor(list(range({id}.shape[axis]))[start:end:step], \
+         dtype=torch.long, device={id}.device))"
+    );
+    c.set_loop(x, header, body)
 }
 
 fn slice(c: &mut Ctx) -> Result<()> {
     let x = c.x(0)?;
+    if c.node.runtime_inputs() > 0 {
+        return slice_at_run_time(c, x);
+    }
     let shape = c.in_ty(0)?.shape;
     let rank = shape.len();
     let starts = c.a.ints("starts")?;
@@ -223,6 +274,22 @@ fn pad(c: &mut Ctx) -> Result<()> {
     let x = c.x(0)?;
     let shape = c.in_ty(0)?.shape;
     let rank = shape.len();
+    if let Some(t) = c.runtime_list("pads")? {
+        if c.a.str("mode")? != "constant" {
+            bail!("padding by amounts computed at run time is written in constant mode only");
+        }
+        // F.pad lists (begin, end) from the last axis backwards.
+        let pads = c.local("pads");
+        c.line(format!("{pads} = {t}"));
+        let f = c.func("F.pad");
+        let value = float(c.a.float("value")?);
+        let last = rank as i64 - 1;
+        return c.set(format!(
+            "{f}({x}, [{pads}[{last} - j // 2 + j % 2 * {rank}] for j in range({})], \
+             value={value})",
+            2 * rank
+        ));
+    }
     let pads = c.a.ints("pads")?;
     if pads.len() != 2 * rank {
         bail!(
@@ -320,6 +387,9 @@ fn pad(c: &mut Ctx) -> Result<()> {
 
 fn tile(c: &mut Ctx) -> Result<()> {
     let x = c.x(0)?;
+    if let Some(t) = c.runtime_list("repeats")? {
+        return c.set(format!("{x}.repeat({t})"));
+    }
     let reps = c.a.ints("repeats")?;
     if reps.is_empty() {
         c.bind(0, x);
@@ -330,6 +400,12 @@ fn tile(c: &mut Ctx) -> Result<()> {
 
 fn expand(c: &mut Ctx) -> Result<()> {
     let x = c.x(0)?;
+    if let Some(t) = c.runtime_list("shape")? {
+        // NumPy broadcasting both ways, as the IR's Expand.
+        return c.set(format!(
+            "torch.broadcast_tensors({x}, {x}.new_empty({t}))[0]"
+        ));
+    }
     let in_rank = c.in_ty(0)?.rank();
     let out = c.out_ty(0)?.shape;
     let lead = out.len() - in_rank.min(out.len());
@@ -400,6 +476,16 @@ fn shape(c: &mut Ctx) -> Result<()> {
 
 /// `torch.arange`, its limit read from the inputs' shapes when symbolic.
 fn range(c: &mut Ctx) -> Result<()> {
+    if c.node.runtime_inputs() > 0 {
+        let mut bounds = vec![];
+        for attr in ["start", "limit", "delta"] {
+            bounds.push(match c.runtime_var(attr)? {
+                Some(t) => format!("int({t})"),
+                None => c.py_dim(c.a.int(attr)?)?,
+            });
+        }
+        return c.set(format!("torch.arange({})", bounds.join(", ")));
+    }
     let (start, delta) = (c.a.int("start")?, c.a.int("delta")?);
     let limit = c.py_dim(c.a.int("limit")?)?;
     c.set(match (start, delta) {

@@ -1,10 +1,11 @@
 //! Constants: the Constant node (every `value*` attribute form of opsets 7 to 28 but strings
-//! and sparse tensors), and ConstantOfShape and Range, which have no IR op (their output shape
-//! depends on their input values, and IR shapes are static) and are computed at conversion time
-//! (they build shape-derived tensors, e.g. Swin's attention mask).
+//! and sparse tensors), and ConstantOfShape and Range, computed at conversion time when their
+//! inputs are known (they build shape-derived tensors, e.g. Swin's attention mask); over
+//! symbolic dims or inputs computed at run time they become an Expand of the value and the
+//! IR's (integer) Range.
 use super::OpFn;
 use crate::frontends::builder::FOLD_CAP_BYTES;
-use crate::frontends::onnx::builder::{to_ints, Val};
+use crate::frontends::onnx::builder::{not_constant_because, to_ints, IntsArg, Spec, Val};
 use crate::frontends::onnx::node::Ctx;
 use crate::frontends::onnx::tensor::Lazy;
 use crate::interp::Value;
@@ -65,6 +66,27 @@ fn constant_of_shape(ctx: &mut Ctx) -> Result<Vec<Val>> {
         let s = ctx.spec("Expand").ints("shape", dims).input(&one);
         return Ok(vec![ctx.emit1(s)?]);
     }
+    if shape.is_runtime() {
+        // A shape computed at run time: the value (a scalar) broadcast to it.
+        let first = fill.to_f32().iter().copied().next().unwrap_or(0.0);
+        let scalar = match &fill {
+            Value::F32(_) => Value::F32(ArrayD::from_elem(IxDyn(&[]), first)),
+            Value::I64(a) => Value::I64(ArrayD::from_elem(
+                IxDyn(&[]),
+                a.iter().copied().next().unwrap_or(0),
+            )),
+            Value::Bool(_) => Value::Bool(ArrayD::from_elem(IxDyn(&[]), first != 0.0)),
+        };
+        let name = ctx.out_name(0);
+        let one = ctx
+            .b
+            .constant_value(&format!("{name}_value"), &scalar, dtype)?;
+        let s = ctx
+            .spec("Expand")
+            .ints_or_input("shape", IntsArg::Runtime(shape))
+            .input(&one);
+        return Ok(vec![ctx.emit1(s)?]);
+    }
     let name = ctx.out_name(0);
     let v = ctx.b.compute(&name, &[shape], dtype, |v| {
         let dims = to_ints(&v[0])?
@@ -106,7 +128,10 @@ fn constant_of_shape(ctx: &mut Ctx) -> Result<Vec<Val>> {
 fn range(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let inputs = [ctx.input(0)?, ctx.input(1)?, ctx.input(2)?];
     let dtype = inputs[0].dtype();
-    if inputs.iter().any(|v| matches!(v, Val::Dims(_))) {
+    if inputs
+        .iter()
+        .any(|v| matches!(v, Val::Dims(_)) || v.is_runtime())
+    {
         return symbolic_range(ctx, &inputs, dtype);
     }
     let name = ctx.out_name(0);
@@ -141,11 +166,28 @@ fn range(ctx: &mut Ctx) -> Result<Vec<Val>> {
     Ok(vec![v])
 }
 
-/// Range over symbolic dims (`arange(seq_len)`): the IR's Range, computed at run time, with
-/// the bounds as attributes (the limit a symbolic dim); int32 sequences are cast after it.
+/// Range over symbolic dims (`arange(seq_len)`) or bounds computed at run time: the IR's
+/// Range, with each bound an attribute when known now (the limit possibly a symbolic dim), else
+/// a run-time input; int32 sequences are cast after it.
 fn symbolic_range(ctx: &mut Ctx, inputs: &[Val; 3], dtype: DType) -> Result<Vec<Val>> {
     if !matches!(dtype, DType::I64 | DType::I32) {
-        bail!("a {dtype} Range over symbolic dims has no IR equivalent (integers only)");
+        let why = format!("the IR's Range makes integers, and this one is {dtype}");
+        if let Some(v) = inputs.iter().find(|v| !matches!(v, Val::Const(_))) {
+            return Err(not_constant_because(v, "a bound", &why));
+        }
+    }
+    if inputs.iter().any(Val::is_runtime) {
+        let mut s = ctx.spec("Range");
+        for (name, v) in ["start", "limit", "delta"].into_iter().zip(inputs) {
+            s = match v {
+                Val::Runtime(_) => s.ints_or_input(name, IntsArg::Runtime(v.clone())),
+                _ => match to_ints(&v.value_now()?)?[..] {
+                    [one] => s.int(name, one),
+                    _ => bail!("Range takes scalars, got '{}'", v.name()),
+                },
+            };
+        }
+        return cast_range(ctx, s, dtype);
     }
     let mut bounds = [0i64; 3];
     for (b, v) in bounds.iter_mut().zip(inputs) {
@@ -168,6 +210,11 @@ fn symbolic_range(ctx: &mut Ctx, inputs: &[Val; 3], dtype: DType) -> Result<Vec<
         .int("start", start)
         .int("limit", limit)
         .int("delta", delta);
+    cast_range(ctx, s, dtype)
+}
+
+/// Emits the Range `s`, cast to `dtype` when that is int32.
+fn cast_range(ctx: &mut Ctx, s: Spec, dtype: DType) -> Result<Vec<Val>> {
     let r = ctx.emit1(s)?;
     if dtype == DType::I64 {
         return Ok(vec![r]);

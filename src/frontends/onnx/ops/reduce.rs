@@ -3,7 +3,7 @@
 //! ReduceL1, ReduceSumSquare and ReduceLogSum are composed from IR ops; ArgMax/ArgMin map
 //! directly.
 use super::OpFn;
-use crate::frontends::onnx::builder::Val;
+use crate::frontends::onnx::builder::{not_constant_because, IntsArg, Val};
 use crate::frontends::onnx::node::Ctx;
 use anyhow::Result;
 
@@ -34,13 +34,18 @@ fn reduce(
     let x = ctx.input(0)?;
     let axes_input = ctx.opset >= 18 || (ctx.node.op_type == "ReduceSum" && ctx.opset >= 13);
     let axes = if axes_input {
-        ctx.const_ints(1, "the axes")?.unwrap_or_default()
+        ctx.ints_arg(1, "the axes")?
+            .unwrap_or(IntsArg::Known(vec![]))
     } else {
-        ctx.opt_ints("axes")?.unwrap_or_default()
+        IntsArg::Known(ctx.opt_ints("axes")?.unwrap_or_default())
     };
     let keepdims = ctx.int("keepdims", 1)? == 1;
     let noop = axes_input && ctx.int("noop_with_empty_axes", 0)? == 1;
-    if noop && axes.is_empty() {
+    if let (true, IntsArg::Runtime(v)) = (noop, &axes) {
+        let why = "noop_with_empty_axes = 1: whether the reduction happens at all is unknown here";
+        return Err(not_constant_because(v, "the axes", why));
+    }
+    if noop && matches!(&axes, IntsArg::Known(a) if a.is_empty()) {
         let s = ctx.spec("Identity").input(&x);
         return Ok(vec![ctx.emit1(s)?]);
     }
@@ -53,7 +58,11 @@ fn reduce(
         Some(_) => ctx.tmp(op, "reduce"),
         None => ctx.spec(op),
     };
-    y = ctx.emit1(s.ints("axes", axes).flag("keepdims", keepdims).input(&y))?;
+    y = ctx.emit1(
+        s.ints_or_input("axes", axes)
+            .flag("keepdims", keepdims)
+            .input(&y),
+    )?;
     if let Some(p) = post {
         let s = ctx.spec(p).input(&y);
         y = ctx.emit1(s)?;

@@ -3,7 +3,7 @@
 //! use ONNX Runtime's legacy rule: asymmetric coordinates, nearest rounding down when enlarging
 //! and up when shrinking.
 use super::OpFn;
-use crate::frontends::onnx::builder::Val;
+use crate::frontends::onnx::builder::{not_constant_because, IntsArg, Val};
 use crate::frontends::onnx::node::Ctx;
 use crate::ir::dim;
 use anyhow::{bail, Context, Result};
@@ -61,6 +61,31 @@ fn legacy(ctx: &mut Ctx, x: &Val, scales: Vec<f32>, mode: &str) -> Result<Vec<Va
     )
 }
 
+/// The IR's data format for scales or sizes computed at run time: they must be given for the
+/// spatial axes only (opset 18's `axes`), since which axes they change is unknown here.
+fn runtime_format(x: &Val, v: &Val, name: &str, axes: &Option<Vec<i64>>) -> Result<&'static str> {
+    let rank = x.rank() as i64;
+    let given = match axes {
+        Some(a) => a
+            .iter()
+            .map(|&v| if v < 0 { v + rank } else { v })
+            .collect::<Vec<_>>(),
+        None => vec![],
+    };
+    if rank >= 3 && given == (2..rank).collect::<Vec<_>>() {
+        return Ok("channels_first");
+    }
+    if rank >= 3 && given == (1..rank - 1).collect::<Vec<_>>() {
+        return Ok("channels_last");
+    }
+    let why = format!(
+        "the IR resizes the spatial axes only, and which of the axes {given:?} of {} a run-time \
+         tensor changes is unknown here; opset 18's `axes` naming the spatial axes lifts this",
+        x.ty()
+    );
+    Err(not_constant_because(v, name, &why))
+}
+
 fn resize(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let x = ctx.input(0)?;
     if ctx.opset < 11 {
@@ -84,6 +109,31 @@ fn resize(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let policy = ctx.string("keep_aspect_ratio_policy", "stretch")?;
     let axes = ctx.opt_ints("axes")?;
     let shape = x.shape();
+    let runtime = [(2, "scales"), (3, "sizes")]
+        .into_iter()
+        .find_map(|(i, name)| Some((name, ctx.opt_input(i).filter(Val::is_runtime)?)));
+    if let Some((name, v)) = runtime {
+        if policy != "stretch" || ctx.int("antialias", 0)? != 0 {
+            let why = format!("keep_aspect_ratio_policy is '{policy}' or antialias is set");
+            return Err(not_constant_because(&v, name, &why));
+        }
+        let format = runtime_format(&x, &v, name, &axes)?;
+        let s = ctx
+            .spec("Resize")
+            .str("mode", &mode)
+            .str("coordinate_transformation_mode", &ctm)
+            .str("nearest_mode", &nearest)
+            .float("cubic_coeff_a", cubic_a)
+            .flag("exclude_outside", exclude)
+            .str("data_format", format)
+            .input(&x);
+        let s = if name == "sizes" {
+            s.ints_or_input("sizes", IntsArg::Runtime(v))
+        } else {
+            s.floats_input("scales", v)
+        };
+        return Ok(vec![ctx.emit1(s)?]);
+    }
     let scales = ctx.const_floats(2, "the scales")?.filter(|s| !s.is_empty());
     // Sizes may be symbolic (`Concat(Shape(x)[:2], Shape(skip)[2:])`, as exporters write
     // them); an entry that is the input's own dim is kept as "unchanged".

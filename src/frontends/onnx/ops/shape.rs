@@ -1,11 +1,12 @@
-//! Shape ops. The IR takes shapes, axes, slices, pads and repeats as attributes, so the ONNX
-//! inputs that carry them (Reshape's shape from opset 5, Slice's from 10, Squeeze/Unsqueeze
-//! axes and Split sizes from 13, Pad's from 11, Tile, Expand) must be known at conversion time:
-//! constants, or shape computations folded from the input dims — symbolic dims included
-//! (`[N, S, 12, 64]`), which the attributes hold as they are; an entry that is the input's own
-//! dim becomes its "copy" form (0 in a Reshape, 1 in an Expand, "to the end" in a Slice).
+//! Shape ops. The IR takes shapes, axes, slices, pads and repeats as attributes, or as int64
+//! tensors computed at run time (`crate::ir::ops::FROM_INPUTS`). The ONNX inputs that carry
+//! them (Reshape's shape from opset 5, Slice's from 10, Squeeze/Unsqueeze axes and Split sizes
+//! from 13, Pad's from 11, Tile, Expand) become attributes when known now — constants, or shape
+//! computations folded from the input dims, symbolic dims included (`[N, S, 12, 64]`); an entry
+//! that is the input's own dim becomes its "copy" form (0 in a Reshape, 1 in an Expand, "to
+//! the end" in a Slice) — and stay run-time inputs otherwise.
 use super::{axis, OpFn};
-use crate::frontends::onnx::builder::{Dims, Val};
+use crate::frontends::onnx::builder::{not_constant_because, Dims, IntsArg, Val};
 use crate::frontends::onnx::node::Ctx;
 use crate::interp::Value;
 use crate::ir::{dim, DType};
@@ -39,14 +40,21 @@ pub fn lookup(op: &str) -> Option<OpFn> {
 fn reshape(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let x = ctx.input(0)?;
     let target = ctx
-        .ints_input(1, "the target shape")?
+        .ints_arg(1, "the target shape")?
         .context("the target shape is missing")?;
     let allow_zero = ctx.opset >= 14 && ctx.int("allowzero", 0)? == 1;
-    if allow_zero && target.contains(&0) {
-        bail!("allowzero = 1 with a 0 in the target shape (an empty tensor) is not supported");
-    }
-    let target = resolve_reshape(&x, target);
-    let s = ctx.spec("Reshape").ints("shape", target).input(&x);
+    let target = match target {
+        IntsArg::Known(t) if allow_zero && t.contains(&0) => {
+            bail!("allowzero = 1 with a 0 in the target shape (an empty tensor) is not supported")
+        }
+        IntsArg::Known(t) => IntsArg::Known(resolve_reshape(&x, t)),
+        IntsArg::Runtime(v) if allow_zero => {
+            let why = "allowzero = 1: its 0s would mean empty axes, not copies";
+            return Err(not_constant_because(&v, "the target shape", why));
+        }
+        runtime => runtime,
+    };
+    let s = ctx.spec("Reshape").ints_or_input("shape", target).input(&x);
     Ok(vec![ctx.emit1(s)?])
 }
 
@@ -83,19 +91,25 @@ fn transpose(ctx: &mut Ctx) -> Result<Vec<Val>> {
     Ok(vec![ctx.emit1(s)?])
 }
 
-/// Axes: an attribute before opset 13, an input from 13.
-fn axes_arg(ctx: &Ctx) -> Result<Option<Vec<i64>>> {
+/// Axes: an attribute before opset 13, an input (possibly computed at run time) from 13.
+fn axes_arg(ctx: &Ctx) -> Result<Option<IntsArg>> {
     if ctx.opset >= 13 {
-        ctx.const_ints(1, "the axes")
+        ctx.ints_arg(1, "the axes")
     } else {
-        ctx.opt_ints("axes")
+        Ok(ctx.opt_ints("axes")?.map(IntsArg::Known))
     }
 }
 
 fn squeeze(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let x = ctx.input(0)?;
     let axes = match axes_arg(ctx)? {
-        Some(a) if !a.is_empty() => a,
+        Some(IntsArg::Runtime(v)) => {
+            let s = ctx
+                .spec("Squeeze")
+                .ints_or_input("axes", IntsArg::Runtime(v));
+            return Ok(vec![ctx.emit1(s.input(&x))?]);
+        }
+        Some(IntsArg::Known(a)) if !a.is_empty() => a,
         _ => {
             let shape = x.shape();
             if shape.contains(&-1) {
@@ -117,7 +131,7 @@ fn squeeze(ctx: &mut Ctx) -> Result<Vec<Val>> {
 fn unsqueeze(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let x = ctx.input(0)?;
     let axes = axes_arg(ctx)?.context("the axes are missing")?;
-    let s = ctx.spec("Unsqueeze").ints("axes", axes).input(&x);
+    let s = ctx.spec("Unsqueeze").ints_or_input("axes", axes).input(&x);
     Ok(vec![ctx.emit1(s)?])
 }
 
@@ -137,7 +151,14 @@ fn split(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let x = ctx.input(0)?;
     let a = axis(ctx.int("axis", 0)?, x.rank())?;
     let given = if ctx.opset >= 13 {
-        ctx.const_ints(1, "the split sizes")?
+        match ctx.ints_arg(1, "the split sizes")? {
+            Some(IntsArg::Runtime(v)) => {
+                let s = ctx.spec("Split").int("axis", a as i64).input(&x);
+                return ctx.emit(s.ints_or_input("split", IntsArg::Runtime(v)));
+            }
+            Some(IntsArg::Known(s)) => Some(s),
+            None => None,
+        }
     } else {
         ctx.opt_ints("split")?
     };
@@ -182,17 +203,25 @@ fn slice(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let x = ctx.input(0)?;
     let (starts, ends, axes, steps) = if ctx.opset < 10 {
         (
-            ctx.opt_ints("starts")?.context("starts is missing")?,
-            ctx.opt_ints("ends")?.context("ends is missing")?,
-            ctx.opt_ints("axes")?,
+            IntsArg::Known(ctx.opt_ints("starts")?.context("starts is missing")?),
+            IntsArg::Known(ctx.opt_ints("ends")?.context("ends is missing")?),
+            ctx.opt_ints("axes")?.map(IntsArg::Known),
             None,
         )
     } else {
         let starts = ctx
-            .ints_input(1, "the starts")?
+            .ints_arg(1, "the starts")?
             .context("starts is missing")?;
-        let axes = ctx.const_ints(3, "the axes")?;
-        let ends = ctx.ints_input(2, "the ends")?.context("ends is missing")?;
+        let axes = ctx.ints_arg(3, "the axes")?;
+        let ends = ctx.ints_arg(2, "the ends")?.context("ends is missing")?;
+        let ends = match (ends, &axes) {
+            (IntsArg::Known(e), None | Some(IntsArg::Known(_))) => e,
+            (ends, _) => return slice_at_run_time(ctx, x, starts, ends, axes),
+        };
+        let axes = match axes {
+            Some(IntsArg::Known(a)) => Some(a),
+            _ => None,
+        };
         // An end that is the sliced axis' own (symbolic) size is "to the end".
         let shape = x.shape();
         let ends = (0..ends.len())
@@ -209,18 +238,47 @@ fn slice(ctx: &mut Ctx) -> Result<Vec<Val>> {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        (starts, ends, axes, ctx.const_ints(4, "the steps")?)
+        let axes = axes.map(IntsArg::Known);
+        (
+            starts,
+            IntsArg::Known(ends),
+            axes,
+            ctx.ints_arg(4, "the steps")?,
+        )
     };
+    slice_node(ctx, x, starts, ends, axes, steps)
+}
+
+/// A Slice whose ends or axes are computed at run time.
+fn slice_at_run_time(
+    ctx: &mut Ctx,
+    x: Val,
+    starts: IntsArg,
+    ends: IntsArg,
+    axes: Option<IntsArg>,
+) -> Result<Vec<Val>> {
+    let steps = ctx.ints_arg(4, "the steps")?;
+    slice_node(ctx, x, starts, ends, axes, steps)
+}
+
+fn slice_node(
+    ctx: &mut Ctx,
+    x: Val,
+    starts: IntsArg,
+    ends: IntsArg,
+    axes: Option<IntsArg>,
+    steps: Option<IntsArg>,
+) -> Result<Vec<Val>> {
     let mut s = ctx
         .spec("Slice")
-        .ints("starts", starts)
-        .ints("ends", ends)
+        .ints_or_input("starts", starts)
+        .ints_or_input("ends", ends)
         .input(&x);
     if let Some(a) = axes {
-        s = s.ints("axes", a);
+        s = s.ints_or_input("axes", a);
     }
     if let Some(st) = steps {
-        s = s.ints("steps", st);
+        s = s.ints_or_input("steps", st);
     }
     Ok(vec![ctx.emit1(s)?])
 }
@@ -240,10 +298,25 @@ fn pad(ctx: &mut Ctx) -> Result<Vec<Val>> {
             ctx.float("value", 0.0)?,
         )
     } else {
-        let pads = ctx.const_ints(1, "the pads")?.context("pads is missing")?;
         let value = match ctx.const_input(2, "the constant value")? {
             Some(v) => v.to_f32().iter().copied().next().unwrap_or(0.0),
             None => 0.0,
+        };
+        let pads = match ctx.ints_arg(1, "the pads")?.context("pads is missing")? {
+            IntsArg::Known(p) => p,
+            IntsArg::Runtime(p) if mode != "wrap" && ctx.opt_input(3).is_none() => {
+                let s = ctx
+                    .spec("Pad")
+                    .ints_or_input("pads", IntsArg::Runtime(p))
+                    .str("mode", &mode)
+                    .float("value", value)
+                    .input(&x);
+                return Ok(vec![ctx.emit1(s)?]);
+            }
+            IntsArg::Runtime(p) => {
+                let why = "run-time pads are taken for every axis, in modes other than wrap";
+                return Err(not_constant_because(&p, "the pads", why));
+            }
         };
         let pads = match ctx.const_ints(3, "the axes")? {
             None => pads,
@@ -316,9 +389,9 @@ fn wrap_pad(ctx: &mut Ctx, x: &Val, pads: &[i64]) -> Result<Vec<Val>> {
 fn tile(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let x = ctx.input(0)?;
     let reps = ctx
-        .const_ints(1, "the repeats")?
+        .ints_arg(1, "the repeats")?
         .context("repeats is missing")?;
-    let s = ctx.spec("Tile").ints("repeats", reps).input(&x);
+    let s = ctx.spec("Tile").ints_or_input("repeats", reps).input(&x);
     Ok(vec![ctx.emit1(s)?])
 }
 
@@ -326,9 +399,16 @@ fn tile(ctx: &mut Ctx) -> Result<Vec<Val>> {
 /// broadcasting turns back into that dim.
 fn expand(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let x = ctx.input(0)?;
-    let target = ctx
-        .ints_input(1, "the shape")?
-        .context("the shape is missing")?;
+    let target = match ctx
+        .ints_arg(1, "the shape")?
+        .context("the shape is missing")?
+    {
+        IntsArg::Known(t) => t,
+        runtime => {
+            let s = ctx.spec("Expand").ints_or_input("shape", runtime).input(&x);
+            return Ok(vec![ctx.emit1(s)?]);
+        }
+    };
     let shape = x.shape();
     let off = target.len() as i64 - shape.len() as i64;
     let target = (0..target.len())
@@ -379,27 +459,48 @@ fn shape(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let start = clamp(ctx.int("start", 0)?);
     let end = clamp(ctx.int("end", rank)?);
     let dims = x.shape()[start.min(end)..end].to_vec();
-    dims_value(ctx, &x, ArrayD::from_shape_vec(IxDyn(&[dims.len()]), dims)?)
+    if dims.contains(&dim::UNKNOWN) {
+        // A dim nobody can name: the IR's Shape, at run time.
+        let whole = (start, end) == (0, rank as usize);
+        let s = if whole {
+            ctx.spec("Shape")
+        } else {
+            ctx.tmp("Shape", "shape")
+        };
+        let shape = ctx.emit1(s.input(&x))?;
+        if whole {
+            return Ok(vec![shape]);
+        }
+        let s = ctx
+            .spec("Slice")
+            .ints("starts", vec![start as i64])
+            .ints("ends", vec![end as i64])
+            .input(&shape);
+        return Ok(vec![ctx.emit1(s)?]);
+    }
+    dims_value(ctx, ArrayD::from_shape_vec(IxDyn(&[dims.len()]), dims)?)
 }
 
-/// Size: the element count, like Shape.
+/// Size: the element count, like Shape (the product of the IR's Shape at run time when a dim
+/// is unknown).
 fn size(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let x = ctx.input(0)?;
+    if x.shape().contains(&dim::UNKNOWN) {
+        let shape = ctx.emit1(ctx.tmp("Shape", "shape").input(&x))?;
+        let s = ctx
+            .spec("ReduceProd")
+            .ints("axes", vec![0])
+            .flag("keepdims", false)
+            .input(&shape);
+        return Ok(vec![ctx.emit1(s)?]);
+    }
     let n = crate::ir::ops::shape_rules::dims_product(&x.shape())?;
-    dims_value(ctx, &x, ndarray::arr0(n).into_dyn())
+    dims_value(ctx, ndarray::arr0(n).into_dyn())
 }
 
-/// A value made of `x`'s dims: a constant when they are all known, symbolic dims otherwise. A
-/// dim nobody can name (-1) has no value now; the IR cannot compute one at run time yet.
-fn dims_value(ctx: &mut Ctx, x: &Val, dims: ArrayD<i64>) -> Result<Vec<Val>> {
+/// A value made of known dims: a constant when they are all sizes, symbolic dims otherwise.
+fn dims_value(ctx: &mut Ctx, dims: ArrayD<i64>) -> Result<Vec<Val>> {
     let name = ctx.out_name(0);
-    if dims.iter().any(|&d| d == dim::UNKNOWN) {
-        bail!(
-            "the dims of {} are not all known or named, so its shape cannot be computed now; \
-             pin them with --inputShape",
-            x.ty()
-        );
-    }
     if !dims.iter().any(|&d| dim::is_symbolic(d)) {
         return Ok(vec![ctx.b.constant_value(
             &name,

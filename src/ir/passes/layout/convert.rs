@@ -115,7 +115,7 @@ impl<'a, 'w> Converter<'a, 'w> {
 
     /// Rewrites one source node by the layout rule its op declares.
     pub(super) fn rewrite(&mut self, node: &Node) -> Result<()> {
-        match ops::lookup(node)?.layout {
+        match ops::layout_of(node)? {
             Layout::GraphInput => self.data_input(node),
             Layout::Constant => self.source_constant(node),
             Layout::DataFormat { kernel } => self.data_format_op(node, kernel),
@@ -225,7 +225,7 @@ impl<'a, 'w> Converter<'a, 'w> {
         }
         let producer = self.src_node(&r.node)?;
         let rank = self.rank(r)?;
-        let new = if ops::lookup(producer)?.layout == Layout::Constant {
+        let new = if ops::layout_of(producer)? == Layout::Constant {
             self.constant(producer, perm)?
         } else {
             let (mut base, mut p) =

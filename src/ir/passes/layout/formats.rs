@@ -57,7 +57,7 @@ impl Converter<'_, '_> {
             }
             for &i in self.consumers.get(&r).into_iter().flatten() {
                 let user = &self.src.nodes[i];
-                let layout = ops::lookup(user)?.layout;
+                let layout = ops::layout_of(user)?;
                 if let Layout::DataFormat { .. } = layout {
                     return Ok(layout_through(&m, Attrs::of(user)?.channels_last()?));
                 }
@@ -89,7 +89,7 @@ impl Converter<'_, '_> {
         let (mut at, mut m) = (r.clone(), identity(rank));
         for _ in 0..=self.src.nodes.len() {
             let node = self.src_node(&at.node)?;
-            let layout = ops::lookup(node)?.layout;
+            let layout = ops::layout_of(node)?;
             let same_rank = |c: &Self, x: &TensorRef| c.rank(x).map(|k| k == rank);
             match layout {
                 Layout::DataFormat { .. } if same_rank(self, &node.inputs[0])? => {

@@ -147,7 +147,7 @@ impl Converter<'_, '_> {
         };
         let mut only_fc = true;
         for &i in consumers {
-            only_fc &= ops::lookup(&self.src.nodes[i])?.layout == Layout::FullyConnected;
+            only_fc &= ops::layout_of(&self.src.nodes[i])? == Layout::FullyConnected;
         }
         let fixed = (0..axis).all(|i| p[i] == i);
         if !only_fc || !fixed || self.uses.get(&out) != Some(&consumers.len()) {
