@@ -45,6 +45,14 @@ h = keras.layers.SeparableConv2D(6, 3, strides=2, padding="same", name="sep")(h)
 y = keras.layers.AveragePooling2D(3, strides=2, padding="same", name="avg")(h)
 save("strided_same", keras.Model(x, y), [(1, 33, 47, 3), (2, 64, 50, 3)])
 
+# SAME pools narrower than their stride (onnxruntime's own SAME padding is wrong for them: the
+# ONNX writer computes the pads in the graph); 2 with stride 3 pads 33 by 0 but 64 by 1.
+x = keras.Input(shape=(None, None, 3), name="image")
+h = keras.layers.Conv2D(4, 3, padding="same", name="conv")(x)
+h = keras.layers.MaxPooling2D(2, strides=3, padding="same", name="max")(h)
+y = keras.layers.AveragePooling2D(2, strides=3, padding="same", name="avg")(h)
+save("narrow_pools", keras.Model(x, y), [(1, 33, 47, 3), (2, 64, 50, 3)])
+
 # keras.applications' MobileNetV2 on images of any size (its downsampling is strided SAME
 # depthwise convolutions behind ZeroPadding2D or not); its top needs a static size, so the
 # features are averaged instead.
@@ -52,14 +60,14 @@ m = keras.applications.MobileNetV2(input_shape=(None, None, 3), weights=None, al
                                    include_top=False, pooling="avg")
 # Random weights fade to ~1e-10 through its 52 BatchNorms at their initial statistics: set each
 # one's moving statistics to those of a probe batch (momentum 0) so the outputs are of order 1,
-# with variances floored at the layer's median (tiny ones would amplify float32 rounding).
+# with variances floored at twice the layer's mean (small ones amplify float32 rounding).
 norms = [la for la in m.layers if isinstance(la, keras.layers.BatchNormalization)]
 for layer in norms:
     layer.momentum = 0.0
 m(np.random.default_rng(9).standard_normal((4, 48, 48, 3)).astype(np.float32), training=True)
 for layer in norms:
     gamma, beta, mean, var = (w.numpy() for w in layer.weights)
-    layer.set_weights([gamma, beta, mean, np.maximum(var, np.median(var))])
+    layer.set_weights([gamma, beta, mean, np.maximum(var, 2 * var.mean())])
 save("mobilenet_v2", m, [(1, 33, 47, 3), (2, 64, 50, 3)])
 
 # Sequences of any length: Conv1D then a bidirectional LSTM over time.
@@ -94,9 +102,10 @@ with torch.no_grad():
 """
 
 INPUTS = {"images": "image", "series": "series", "strided_same": "image",
-          "mobilenet_v2": "input_layer"}
+          "narrow_pools": "image", "mobilenet_v2": "input_layer"}
 SYMBOLS = {"images": ["batch", "image_1", "image_2", 3], "series": ["batch", "series_1", 12],
            "strided_same": ["batch", "image_1", "image_2", 3],
+           "narrow_pools": ["batch", "image_1", "image_2", 3],
            "mobilenet_v2": ["batch", "input_layer_1", "input_layer_2", 3]}
 
 
