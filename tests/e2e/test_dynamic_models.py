@@ -5,7 +5,8 @@ over a dynamic time axis; torchvision's LRASPP and
 DeepLabV3-MobileNetV3 with symbolic batch/H/W and ResNet-18 with a symbolic batch, random
 weights),
 a graph of strided Conv, MaxPool, AveragePool and ConvTranspose with auto_pad SAME over a symbolic
-H and W), converted with no pinning to the IR (`mmdnn run`), ONNX (onnxruntime) and PyTorch (the
+H and W, and one of the SAME windows onnxruntime's auto_pad gets wrong, checked against explicit
+pads), converted with no pinning to the IR (`mmdnn run`), ONNX (onnxruntime) and PyTorch (the
 generated module), each run at two sizes and compared with onnxruntime on the source within
 max|Δ| ≤ 1e-4 · max(1, |ref|). The converted ONNX model must keep the source's symbolic dims.
 torch and onnxruntime come from the shared venv.
@@ -169,7 +170,64 @@ def same_windows():
         np.save(f"{path}.ref{i}.npy", sess.run(None, {"x": x})[0])
 
 
+
+def same_pads(sizes, kernel, strides, dilations, upper):
+    # TensorFlow's and ONNX's SAME rule: ceil(size / stride) outputs, the odd cell at the end
+    # for SAME_UPPER.
+    begin, end = [], []
+    for n, k, s, d in zip(sizes, kernel, strides, dilations):
+        total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+        small = total // 2
+        begin.append(small if upper else total - small)
+        end.append(total - small if upper else small)
+    return begin + end
+
+
+def same_onnx_gets_wrong():
+    # SAME windows onnxruntime's auto_pad gets wrong (dilated ones, pools narrower than their
+    # stride): the references are onnxruntime on twins with the explicit pads of each size.
+    from onnx import helper, numpy_helper
+    rng = np.random.RandomState(6)
+    w1 = numpy_helper.from_array(rng.randn(6, 3, 3, 3).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.randn(6, 6, 3, 2).astype(np.float32), "w2")
+    layers = [("Conv", ["w1"], [3, 3], [2, 2], [2, 2], True),
+              ("Conv", ["w2"], [3, 2], [2, 2], [2, 1], False),
+              ("MaxPool", [], [1, 1], [2, 2], [1, 1], True),
+              ("AveragePool", [], [2, 2], [3, 3], [1, 1], False)]
+
+    def model(sizes):
+        nodes, shape, prev = [], sizes, "x"
+        for i, (op, ws, k, s, d, upper) in enumerate(layers):
+            attrs = {"kernel_shape": k, "strides": s}
+            if op == "Conv":
+                attrs["dilations"] = d
+            if sizes is None:
+                attrs["auto_pad"] = "SAME_UPPER" if upper else "SAME_LOWER"
+            else:
+                attrs["pads"] = same_pads(shape, k, s, d, upper)
+                shape = [-(-n // st) for n, st in zip(shape, s)]
+            out = "y" if i == len(layers) - 1 else f"h{i}"
+            nodes.append(helper.make_node(op, [prev, *ws], [out], **attrs))
+            prev = out
+        x = helper.make_tensor_value_info("x", 1, ["batch", 3, "height", "width"])
+        graph = helper.make_graph(nodes, "same", [x], [helper.make_tensor_value_info("y", 1, None)],
+                                  [w1, w2])
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        m.ir_version = 8
+        return m.SerializeToString()
+
+    path = f"{out}/same_onnx_gets_wrong.onnx"
+    with open(path, "wb") as f:
+        f.write(model(None))
+    for i, shape in enumerate([(1, 3, 33, 47), (2, 3, 64, 50)]):
+        x = np.random.RandomState(i).randn(*shape).astype(np.float32)
+        twin = ort.InferenceSession(model(list(shape[2:])))
+        np.save(f"{path}.in{i}.npy", x)
+        np.save(f"{path}.ref{i}.npy", twin.run(None, {"x": x})[0])
+
+
 same_windows()
+same_onnx_gets_wrong()
 """
 
 MODELS = {
@@ -180,6 +238,8 @@ MODELS = {
     "deeplab": ["batch", 5, "height", "width"],
     "resnet18": ["batch", 1000],
     "seghead": ["batch", 5, "height", "width"],
+    "same_onnx_gets_wrong": ["batch", 6, "((((height + 1) // 2 + 1) // 2 + 1) // 2 + 2) // 3",
+                             "((((width + 1) // 2 + 1) // 2 + 1) // 2 + 2) // 3"],
     "same_windows": ["batch", 4, "2*(((((height + 1) // 2 + 1) // 2 + 1) // 2 + 1) // 2)",
                      "2*(((((width + 1) // 2 + 1) // 2 + 1) // 2 + 1) // 2)"],
 }
