@@ -185,7 +185,8 @@ def same_pads(sizes, kernel, strides, dilations, upper):
 
 def same_onnx_gets_wrong():
     # SAME windows onnxruntime's auto_pad gets wrong (dilated ones, pools narrower than their
-    # stride): the references are onnxruntime on twins with the explicit pads of each size.
+    # stride; a dilated average pool, which the PyTorch module computes as convolutions): the
+    # references are onnxruntime on twins with the explicit pads of each size.
     from onnx import helper, numpy_helper
     rng = np.random.RandomState(6)
     w1 = numpy_helper.from_array(rng.randn(6, 3, 3, 3).astype(np.float32), "w1")
@@ -193,13 +194,14 @@ def same_onnx_gets_wrong():
     layers = [("Conv", ["w1"], [3, 3], [2, 2], [2, 2], True),
               ("Conv", ["w2"], [3, 2], [2, 2], [2, 1], False),
               ("MaxPool", [], [1, 1], [2, 2], [1, 1], True),
+              ("AveragePool", [], [2, 2], [2, 2], [2, 2], True),
               ("AveragePool", [], [2, 2], [3, 3], [1, 1], False)]
 
     def model(sizes):
         nodes, shape, prev = [], sizes, "x"
         for i, (op, ws, k, s, d, upper) in enumerate(layers):
             attrs = {"kernel_shape": k, "strides": s}
-            if op == "Conv":
+            if d != [1, 1]:
                 attrs["dilations"] = d
             if sizes is None:
                 attrs["auto_pad"] = "SAME_UPPER" if upper else "SAME_LOWER"
@@ -212,8 +214,9 @@ def same_onnx_gets_wrong():
         x = helper.make_tensor_value_info("x", 1, ["batch", 3, "height", "width"])
         graph = helper.make_graph(nodes, "same", [x], [helper.make_tensor_value_info("y", 1, None)],
                                   [w1, w2])
-        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-        m.ir_version = 8
+        # Opset 19: AveragePool's dilations.
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+        m.ir_version = 9
         return m.SerializeToString()
 
     path = f"{out}/same_onnx_gets_wrong.onnx"
@@ -238,8 +241,9 @@ MODELS = {
     "deeplab": ["batch", 5, "height", "width"],
     "resnet18": ["batch", 1000],
     "seghead": ["batch", 5, "height", "width"],
-    "same_onnx_gets_wrong": ["batch", 6, "((((height + 1) // 2 + 1) // 2 + 1) // 2 + 2) // 3",
-                             "((((width + 1) // 2 + 1) // 2 + 1) // 2 + 2) // 3"],
+    "same_onnx_gets_wrong": ["batch", 6,
+                             "(((((height + 1) // 2 + 1) // 2 + 1) // 2 + 1) // 2 + 2) // 3",
+                             "(((((width + 1) // 2 + 1) // 2 + 1) // 2 + 1) // 2 + 2) // 3"],
     "same_windows": ["batch", 4, "2*(((((height + 1) // 2 + 1) // 2 + 1) // 2 + 1) // 2)",
                      "2*(((((width + 1) // 2 + 1) // 2 + 1) // 2 + 1) // 2)"],
 }

@@ -32,10 +32,7 @@ fn pool(c: &mut Ctx) -> Result<()> {
     };
     let ceil = c.a.bool("ceil_mode")?;
     if !is_max && dilations.iter().any(|&d| d != 1) {
-        if let WindowPads::RunTime(_) = pads {
-            bail!("dilated average pooling with SAME padding over spatial dims not known here");
-        }
-        return dilated_avg_pool(c, &kernel, &strides, &dilations, &pb, &pe, ceil);
+        return dilated_avg_pool(c, &kernel, &strides, &dilations, &pads, ceil);
     }
     let include_pad = c.a.bool("count_include_pad")?;
     let f = c.func(&format!(
@@ -121,11 +118,16 @@ fn dilated_avg_pool(
     kernel: &[i64],
     strides: &[i64],
     dilations: &[i64],
-    pb: &[i64],
-    pe: &[i64],
+    pads: &WindowPads,
     ceil: bool,
 ) -> Result<()> {
     let ns = kernel.len();
+    let zeros = vec![0; ns];
+    let (pb, pe, run_time) = match pads {
+        WindowPads::Explicit(pb, pe) => (&pb[..], &pe[..], None),
+        // Not in ceil mode (validation): no extra end padding, no crop.
+        WindowPads::RunTime(var) => (&zeros[..], &zeros[..], Some(var)),
+    };
     let shape = c.in_ty(0)?.shape;
     let mut extra = vec![];
     let mut crop = vec![];
@@ -173,13 +175,17 @@ fn dilated_avg_pool(
             format!("{pad}({t}, {}{value})", torch_pads(b, e))
         }
     };
+    // The window's own padding (computed when the module runs, or pb and `end`).
+    let own = |t: &str, end: &[i64], value: &str| match run_time {
+        Some(var) => format!("{pad}({t}, {var}{value})"),
+        None => padded(t, pb, end, value),
+    };
     let ones = format!("torch.ones_like({x}[:1, :1])");
-    let zero = vec![0; ns];
     let mask = if include_pad {
-        let counted = padded(&ones, pb, pe, ", value=1.0");
-        padded(&counted, &zero, &extra, "")
+        let counted = own(&ones, pe, ", value=1.0");
+        padded(&counted, &zeros, &extra, "")
     } else {
-        padded(&ones, pb, &ends, "")
+        own(&ones, &ends, "")
     };
     c.line(format!("{cells} = {mask}"));
     c.line(format!(
@@ -187,7 +193,7 @@ fn dilated_avg_pool(
     ));
     let sums = format!(
         "{f}({}, torch.ones({x}.shape[1], 1, {k}, dtype={x}.dtype), {conv}, groups={x}.shape[1])",
-        padded(&x, pb, &ends, "")
+        own(&x, &ends, "")
     );
     let crop = if crop.iter().all(|c| c == ":") {
         String::new()

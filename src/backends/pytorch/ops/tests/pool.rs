@@ -172,8 +172,8 @@ fn avg_pool_with_same_padding_at_run_time_divides_by_cells_inside_the_input() {
 }
 
 #[test]
-fn dilated_avg_pool_with_same_padding_at_run_time_is_refused() {
-    check_error(
+fn dilated_avg_pool_with_same_padding_at_run_time_pads_both_convolutions() {
+    check(
         OneOp::new("Pool")
             .input("x", &[1, 3, crate::ir::dim::symbol("H")])
             .str("pooling_type", "AVG")
@@ -182,8 +182,16 @@ fn dilated_avg_pool_with_same_padding_at_run_time_is_refused() {
             .ints("dilations", &[2])
             .str("auto_pad", "same_upper"),
         expect![[r#"
-            cannot generate PyTorch code for 1 node(s) (ops: Pool):
-              - node 'pool' (Pool): dilated average pooling with SAME padding over spatial dims not known here
+            def __init__(self):
+                super().__init__()
+
+            def forward(self, x):
+                pool_pad = same_pad(x.shape[2:], [3], [2], [2], True)
+                # Dilated average pooling: window sums over the number of window cells inside the input.
+                pool_cells = F.pad(torch.ones_like(x[:1, :1]), pool_pad)
+                pool_counts = F.conv1d(pool_cells, torch.ones(1, 1, 3, dtype=x.dtype), stride=2, dilation=2)
+                pool = (F.conv1d(F.pad(x, pool_pad), torch.ones(x.shape[1], 1, 3, dtype=x.dtype), stride=2, dilation=2, groups=x.shape[1]) / pool_counts)
+                return pool
         "#]],
     );
 }
