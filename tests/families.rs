@@ -36,8 +36,9 @@ const STAGES: &[Stage] = &[
     },
     Stage {
         dir: "src/frontends/onnx/ops",
-        // ONNX's quantization ops, decomposed into IR ops of other families.
-        others: &["quant"],
+        // ONNX's quantization ops, and GatherElements (Gather on the flattened data at computed
+        // flat indices), decomposed into IR ops of other families.
+        others: &["quant", "gather_elements"],
     },
     Stage {
         dir: "src/backends/onnx/ops",

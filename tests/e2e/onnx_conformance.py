@@ -339,7 +339,7 @@ def _ort_value(array, elem_type):
     bits = ORT_RAW_BITS.get(onnx.TensorProto.DataType.Name(elem_type).lower())
     if bits is None:
         return ort.OrtValue.ortvalue_from_numpy(a)
-    raw = a.view(np.uint8).ravel()
+    raw = a.reshape(-1).view(np.uint8)  # 1-d first: a 0-d array cannot change its itemsize
     if bits < 8:  # ml_dtypes holds one element per byte, in its low bits
         per = 8 // bits
         padded = np.zeros(-(-raw.size // per) * per, np.uint8)

@@ -1,17 +1,24 @@
 """Dynamic models (issue 12): ONNX exports whose batch, sequence and image sizes are symbols
-(a BERT-like encoder, a GPT-like decoder whose positions are `arange(seq_len)` into a 128-row
-table, an LRASPP-like head upsampling to the input's own size, a Conv1d + bidirectional LSTM
-over a dynamic time axis; torchvision's LRASPP and
-DeepLabV3-MobileNetV3 with symbolic batch/H/W and ResNet-18 with a symbolic batch, random
-weights),
-a graph of strided Conv, MaxPool, AveragePool and ConvTranspose with auto_pad SAME over a symbolic
-H and W, and one of the SAME windows onnxruntime's auto_pad gets wrong, checked against explicit
-pads), converted with no pinning to the IR (`mmdnn run`), ONNX (onnxruntime) and PyTorch (the
+(`transformers`' BertModel and GPT2LMHeadModel built from small configs, taking input_ids and a
+padding attention_mask; a hand-written BERT-like block and a GPT-like decoder whose positions are
+`arange(seq_len)` into a 128-row table, BERT's position ids sliced from a 64-long buffer and
+gathered through (`torch.gather`, ONNX GatherElements), an LRASPP-like head upsampling to the
+input's own size, a Conv1d + bidirectional LSTM over a dynamic time axis; torchvision's LRASPP
+and DeepLabV3-MobileNetV3 with symbolic batch/H/W and ResNet-18 with a symbolic batch, random
+weights; a graph of strided Conv, MaxPool, AveragePool and ConvTranspose with auto_pad SAME over
+a symbolic H and W, and one of the SAME windows onnxruntime's auto_pad gets wrong, checked
+against explicit pads), converted with no pinning to the IR (`mmdnn run`), ONNX (onnxruntime) and PyTorch (the
 generated module), each run at two sizes and compared with onnxruntime on the source within
-max|Δ| ≤ 1e-4 · max(1, |ref|). The converted ONNX model must keep the source's symbolic dims.
-torch and onnxruntime come from the shared venv.
+max|Δ| ≤ 1e-4 · max(1, |ref|). The converted models keep the source's interface: the ONNX
+model its inputs' and outputs' names, order, dtypes and dims (dim_params where the source has
+them), the PyTorch module its inputs as forward() arguments in order and their symbolic dims.
+All exports use torch.onnx.export's TorchScript exporter (dynamo=False, opset 17): the dynamo
+exporter needs onnxscript, which the venv does not pin. The transformers models use eager
+attention (plain MatMul/Softmax ops; the sdpa path adds NaN guards and nothing to test).
+torch, transformers and onnxruntime come from the shared venv.
 """
 
+import ast
 import json
 
 import numpy as np
@@ -24,6 +31,7 @@ import warnings
 warnings.filterwarnings("ignore")
 import json, numpy as np, torch, torch.nn as nn, torch.nn.functional as F, torchvision
 import onnxruntime as ort
+import transformers
 torch.manual_seed(0)
 
 
@@ -88,6 +96,21 @@ class ConvBiLSTM(nn.Module):
         return self.head(self.lstm(h)[0])
 
 
+class Positions(nn.Module):
+    # BERT's position handling without its mask: ids sliced to the sequence length from a
+    # 64-long buffer (a Slice of a known axis to a symbolic end), a torch.gather (ONNX
+    # GatherElements) of a per-position table through them, and an embedding of them.
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("ids", torch.arange(64).flip(0)[None])
+        self.table = nn.Parameter(torch.randn(1, 64))
+        self.emb = nn.Embedding(64, 32)
+
+    def forward(self, x):
+        ids = self.ids[:, :x.shape[1]]
+        return x * torch.gather(self.table, 1, ids)[..., None] + self.emb(ids)
+
+
 class Out(nn.Module):
     # torchvision's segmentation models return {"out": ...}.
     def __init__(self, m):
@@ -98,42 +121,89 @@ class Out(nn.Module):
         return self.m(x)["out"]
 
 
-def export(name, model, example, axes, sizes):
+class Bert(nn.Module):
+    # transformers' BERT encoder (2 layers, 4 heads, hidden 32) from a config: random weights.
+    def __init__(self):
+        super().__init__()
+        config = transformers.BertConfig(
+            hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+            vocab_size=100, max_position_embeddings=64, attn_implementation="eager")
+        self.m = transformers.BertModel(config)
+
+    def forward(self, input_ids, attention_mask):
+        return self.m(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+class Gpt2(nn.Module):
+    # transformers' GPT-2 with its LM head (2 layers, 4 heads, 32 wide, 64 positions), no cache.
+    # attention_mask is an input: without it, transformers looks for packed sequences with
+    # torch.diff, which the TorchScript exporter cannot export.
+    def __init__(self):
+        super().__init__()
+        config = transformers.GPT2Config(
+            n_embd=32, n_layer=2, n_head=4, vocab_size=100, n_positions=64, bos_token_id=0,
+            eos_token_id=0, use_cache=False, attn_implementation="eager")
+        self.m = transformers.GPT2LMHeadModel(config)
+
+    def forward(self, input_ids, attention_mask):
+        return self.m(input_ids=input_ids, attention_mask=attention_mask,
+                      use_cache=False).logits
+
+
+def example(name, shape, dtype, rng):
+    # input_ids in [0, 50); attention_mask ones but for two padding positions in row 1.
+    if name == "attention_mask":
+        mask = np.ones(shape, np.int64)
+        mask[1, -2:] = 0
+        return mask
+    if dtype == torch.int64:
+        return rng.randint(0, 50, size=shape).astype(np.int64)
+    return rng.randn(*shape).astype(np.float32)
+
+
+def export(name, model, examples, axes, sizes, names=("x",)):
+    # Every input and the output "y" have the symbolic axes `axes`; sizes are the inputs' shapes
+    # (all inputs of a model have the same shape).
     path = f"{out}/{name}.onnx"
-    torch.onnx.export(model.eval(), (example,), path, dynamo=False, opset_version=17,
-                      input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": axes, "y": axes})
+    with torch.no_grad():
+        torch.onnx.export(model.eval(), examples, path, dynamo=False, opset_version=17,
+                          input_names=list(names), output_names=["y"],
+                          dynamic_axes={n: axes for n in [*names, "y"]})
     sess = ort.InferenceSession(path)
     for i, shape in enumerate(sizes):
         rng = np.random.RandomState(i)
-        if example.dtype == torch.int64:
-            x = rng.randint(0, 50, size=shape).astype(np.int64)
-        else:
-            x = rng.randn(*shape).astype(np.float32)
-        np.save(f"{path}.in{i}.npy", x)
-        np.save(f"{path}.ref{i}.npy", sess.run(None, {"x": x})[0])
+        feeds = {n: example(n, shape, e.dtype, rng) for n, e in zip(names, examples)}
+        for n, x in feeds.items():
+            np.save(f"{path}.in{i}.{n}.npy", x)
+        np.save(f"{path}.ref{i}.npy", sess.run(None, feeds)[0])
 
 
 out = OUT_DIR
-export("encoder", Encoder(), torch.randn(2, 7, 32), {0: "batch", 1: "seq"},
+export("encoder", Encoder(), (torch.randn(2, 7, 32),), {0: "batch", 1: "seq"},
        [(2, 7, 32), (3, 40, 32)])
-export("decoder", Decoder(), torch.randint(0, 50, (2, 7)), {0: "batch", 1: "seq"},
+export("decoder", Decoder(), (torch.randint(0, 50, (2, 7)),), {0: "batch", 1: "seq"},
        [(2, 7), (3, 40)])
-export("convbilstm", ConvBiLSTM(), torch.randn(2, 20, 12), {0: "batch", 1: "time"},
+export("convbilstm", ConvBiLSTM(), (torch.randn(2, 20, 12),), {0: "batch", 1: "time"},
        [(2, 20, 12), (3, 33, 12)])
+export("positions", Positions(), (torch.randn(2, 7, 32),), {0: "batch", 1: "seq"},
+       [(2, 7, 32), (3, 40, 32)])
 seg = torchvision.models.segmentation
 export("lraspp", Out(seg.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None,
                                                     num_classes=5)),
-       torch.randn(1, 3, 96, 128), {0: "batch", 2: "height", 3: "width"},
+       (torch.randn(1, 3, 96, 128),), {0: "batch", 2: "height", 3: "width"},
        [(1, 3, 96, 128), (2, 3, 64, 80)])
 export("deeplab", Out(seg.deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None,
                                                        num_classes=5, aux_loss=False)),
-       torch.randn(1, 3, 96, 128), {0: "batch", 2: "height", 3: "width"},
+       (torch.randn(1, 3, 96, 128),), {0: "batch", 2: "height", 3: "width"},
        [(1, 3, 96, 128), (2, 3, 64, 80)])
-export("resnet18", torchvision.models.resnet18(weights=None), torch.randn(1, 3, 64, 64),
+export("resnet18", torchvision.models.resnet18(weights=None), (torch.randn(1, 3, 64, 64),),
        {0: "batch"}, [(1, 3, 64, 64), (3, 3, 64, 64)])
-export("seghead", SegHead(), torch.randn(1, 3, 32, 48), {0: "batch", 2: "height", 3: "width"},
+export("seghead", SegHead(), (torch.randn(1, 3, 32, 48),), {0: "batch", 2: "height", 3: "width"},
        [(1, 3, 32, 48), (2, 3, 64, 40)])
+ids, mask = torch.randint(0, 50, (2, 7)), torch.ones(2, 7, dtype=torch.int64)
+hf_inputs = ("input_ids", "attention_mask")
+export("bert", Bert(), (ids, mask), {0: "batch", 1: "seq"}, [(2, 7), (3, 40)], hf_inputs)
+export("gpt2", Gpt2(), (ids, mask), {0: "batch", 1: "seq"}, [(2, 7), (3, 40)], hf_inputs)
 
 
 def same_windows():
@@ -166,7 +236,7 @@ def same_windows():
     sess = ort.InferenceSession(path)
     for i, shape in enumerate([(1, 3, 33, 47), (2, 3, 64, 50)]):
         x = np.random.RandomState(i).randn(*shape).astype(np.float32)
-        np.save(f"{path}.in{i}.npy", x)
+        np.save(f"{path}.in{i}.x.npy", x)
         np.save(f"{path}.ref{i}.npy", sess.run(None, {"x": x})[0])
 
 
@@ -225,7 +295,7 @@ def same_onnx_gets_wrong():
     for i, shape in enumerate([(1, 3, 33, 47), (2, 3, 64, 50)]):
         x = np.random.RandomState(i).randn(*shape).astype(np.float32)
         twin = ort.InferenceSession(model(list(shape[2:])))
-        np.save(f"{path}.in{i}.npy", x)
+        np.save(f"{path}.in{i}.x.npy", x)
         np.save(f"{path}.ref{i}.npy", twin.run(None, {"x": x})[0])
 
 
@@ -234,9 +304,12 @@ same_onnx_gets_wrong()
 """
 
 MODELS = {
+    "bert": ["batch", "seq", 32],
+    "gpt2": ["batch", "seq", 100],
     "convbilstm": ["batch", "time", 3],
     "decoder": ["batch", "seq", 50],
     "encoder": ["batch", "seq", 32],
+    "positions": ["batch", "seq", 32],
     "lraspp": ["batch", 5, "height", "width"],
     "deeplab": ["batch", 5, "height", "width"],
     "resnet18": ["batch", 1000],
@@ -260,11 +333,46 @@ def dims(value_info):
     return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
 
 
+def interface(values):
+    """(name, dtype, dims) of each graph input or output, in order."""
+    return [(v.name, v.type.tensor_type.elem_type, dims(v)) for v in values]
+
+
+def inputs(path):
+    """The source's input names, in order."""
+    return [v.name for v in onnx.load(str(path)).graph.input]
+
+
+def feeds(path, i):
+    """{input name: .npy file} of the source's inputs at size `i`."""
+    return {name: f"{path}.in{i}.{name}.npy" for name in inputs(path)}
+
+
+DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.INT64: "int64"}
+
+
+def described(name, dtype, ds):
+    """`inspect`'s line for a graph input or output (`  x  float32[batch, seq, 32]`)."""
+    return f"  {name}  {DTYPES[dtype]}[{', '.join(str(d) for d in ds)}]"
+
+
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_ir_runs_at_two_sizes(name, exports, tmp_path, run_mmdnn):
     path = exports / f"{name}.onnx"
+    # The IR's interface is the source's: names, order, dtypes, input dims (symbols by name);
+    # the output's dims are MODELS' (the exporter names some known dims, e.g. deeplab's 5).
+    ir = tmp_path / "ir"
+    run_mmdnn("toir", "-f", "onnx", "-n", path, "-o", ir, check=True)
+    text = run_mmdnn("inspect", f"{ir}.pb", check=True).stdout
+    source = onnx.load(str(path)).graph
+    (out, dtype, _), = interface(source.output)
+    want = ["inputs:", *(described(*v) for v in interface(source.input)), "outputs:",
+            described(out, dtype, MODELS[name])]
+    lines = text.splitlines()
+    start = lines.index("inputs:")
+    assert lines[start:start + len(want)] == want, text
     for i in range(2):
-        got = run_mmdnn_model(run_mmdnn, path, {"x": f"{path}.in{i}.npy"}, tmp_path / f"out{i}")
+        got = run_mmdnn_model(run_mmdnn, path, feeds(path, i), tmp_path / f"out{i}")
         err = compare(got[0], np.load(f"{path}.ref{i}.npy"), f"{name} (IR) size {i}")
         print(f"{name} IR size {i}: max |Δ| {err:.3g}")
 
@@ -275,21 +383,31 @@ def test_onnx_keeps_symbols_and_runs_at_two_sizes(name, exports, tmp_path, run_m
     path = exports / f"{name}.onnx"
     target = tmp_path / "model.onnx"
     run_mmdnn("convert", "-sf", "onnx", "-iw", path, "-df", "onnx", "-om", target, check=True)
-    model = onnx.load(str(target))
+    model, source = onnx.load(str(target)), onnx.load(str(path))
     onnx.checker.check_model(model)
-    assert dims(model.graph.input[0]) == dims(onnx.load(str(path)).graph.input[0])
+    assert interface(model.graph.input) == interface(source.graph.input)
+    assert [o.name for o in model.graph.output] == [o.name for o in source.graph.output]
     assert dims(model.graph.output[0]) == MODELS[name], dims(model.graph.output[0])
     run_in_subprocess(f"""
 import numpy as np, onnxruntime as ort
 sess = ort.InferenceSession({str(target)!r})
-for i in range(2):
-    x = np.load({str(path)!r} + f".in{{i}}.npy")
-    np.save({str(tmp_path)!r} + f"/got{{i}}.npy", sess.run(None, {{"x": x}})[0])
+for i, feeds in enumerate({[feeds(path, i) for i in range(2)]!r}):
+    feeds = {{name: np.load(f) for name, f in feeds.items()}}
+    np.save({str(tmp_path)!r} + f"/got{{i}}.npy", sess.run(None, feeds)[0])
 """)
     for i in range(2):
         got = np.load(tmp_path / f"got{i}.npy")
         err = compare(got, np.load(f"{path}.ref{i}.npy"), f"{name} (ONNX) size {i}")
         print(f"{name} ONNX size {i}: max |Δ| {err:.3g}")
+
+
+def module_dynamic_dims(code):
+    """KitModel.dynamic_dims of a generated module, read from its source."""
+    for node in ast.walk(ast.parse(code.read_text())):
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [
+                "dynamic_dims"]:
+            return list(ast.literal_eval(node.value))
+    return []
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -302,12 +420,18 @@ def test_pytorch_runs_at_two_sizes(name, exports, tmp_path, run_mmdnn, run_in_su
     run_mmdnn("convert", "-sf", "onnx", "-iw", path, "-df", "pytorch", "-om", pt / "model.pth",
               check=True)
     lint([pt / "model.py"])
+    # The source's symbolic input dims are the module's, by argument and axis.
+    source = onnx.load(str(path)).graph.input
+    symbols = [(v.name, axis, d) for v in source for axis, d in enumerate(dims(v))
+               if isinstance(d, str)]
+    assert module_dynamic_dims(pt / "model.py") == symbols
     for i in range(2):
         d = pt / f"size{i}"
         d.mkdir()
+        # "names": forward()'s arguments are the source's inputs, in order.
         run_torch(run_in_subprocess, [{"name": name, "dir": str(d), "code": str(pt / "model.py"),
-                                       "weights": str(pt / "model.pth"),
-                                       "inputs": [f"{path}.in{i}.npy"]}])
+                                       "weights": str(pt / "model.pth"), "names": inputs(path),
+                                       "inputs": list(feeds(path, i).values())}])
         got = np.load(d / "torch0.npy")
         err = compare(got, np.load(f"{path}.ref{i}.npy"), f"{name} (PyTorch) size {i}")
         print(f"{name} PyTorch size {i}: max |Δ| {err:.3g}")
@@ -318,12 +442,13 @@ import numpy as np, torch
 program = torch.export.load(PT2)
 assert program.range_constraints, "no symbolic dims in the program"
 m = program.module()
-for i in range(2):
-    np.save(f"{OUT}/pt2_{i}.npy", m(torch.from_numpy(np.load(f"{SRC}.in{i}.npy"))).detach().numpy())
+for i, files in enumerate(FEEDS):
+    args = [torch.from_numpy(np.load(f)) for f in files.values()]
+    np.save(f"{OUT}/pt2_{i}.npy", m(*args).detach().numpy())
 """
 
 
-@pytest.mark.parametrize("name", ["decoder", "seghead"])
+@pytest.mark.parametrize("name", ["bert", "decoder", "gpt2", "seghead"])
 def test_torch_export_keeps_the_symbols(name, exports, tmp_path, run_mmdnn, run_in_subprocess):
     """`--format export` exports with torch.export.Dims: the .pt2 runs at both sizes."""
     path = exports / f"{name}.onnx"
@@ -331,8 +456,9 @@ def test_torch_export_keeps_the_symbols(name, exports, tmp_path, run_mmdnn, run_
     run_mmdnn("convert", "-sf", "onnx", "-iw", path, "-df", "pytorch", "-om", pt2,
               "--format", "export", check=True)
     code = EXPORTED_RUN
-    for k, v in {"PT2": pt2, "OUT": tmp_path, "SRC": path}.items():
-        code = code.replace(k, repr(str(v)))
+    for k, v in {"PT2": str(pt2), "OUT": str(tmp_path),
+                 "FEEDS": [feeds(path, i) for i in range(2)]}.items():
+        code = code.replace(k, repr(v))
     run_in_subprocess(code)
     for i in range(2):
         got = np.load(tmp_path / f"pt2_{i}.npy")

@@ -27,12 +27,12 @@ from test_pytorch_ops import ALL, Graph, compare, mmdnn_outputs
 OPSETS = list(range(13, 26))
 # Families whose lowering depends on the opset (axes inputs, HardSwish/Mish/Gelu, LayerNorm,
 # Resize's axes, pooling dilations).
-OPSET_FAMILIES = ["activations", "norm", "reduce", "shape", "resize", "pool"]
+OPSET_FAMILIES = ["activations", "norm", "reduce", "shape", "resize", "pool", "runtime_attrs"]
 # The first opset each family can be written at when one is asked for: average pooling with
 # dilations (in the pool cases), Resize's half_pixel_symmetric and float8 tensors (in the dtypes
-# cases) need opset 19, ScatterND's max and min reductions 18. Without --opset the writer picks
-# that opset itself (test_ops).
-MIN_OPSET = {"pool": 19, "scatter": 18, "resize19": 19, "dtypes": 19}
+# cases) need opset 19, ScatterND's max and min reductions 18, like ReduceMax over axes given at
+# run time. Without --opset the writer picks that opset itself (test_ops).
+MIN_OPSET = {"pool": 19, "scatter": 18, "resize19": 19, "dtypes": 19, "runtime_attrs": 18}
 
 ORT_RUNNER = r"""
 import json, sys

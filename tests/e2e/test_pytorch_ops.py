@@ -733,11 +733,30 @@ def runtime_attr_cases():
         g.op("Range", [scalar(7)], start=2, from_inputs=["limit"]),
         g.op("ReduceSum", [x, ints(1, -1)], keepdims=False, from_inputs=["axes"]),
         g.op("ReduceMax", [x, ints()], from_inputs=["axes"]),
+        g.op("Resize", [x, ints(7, 3)], mode="linear", from_inputs=["sizes"]),
+        g.op("Resize", [x, g.input([2], data=np.array([1.5, 0.5], np.float32), batch_unknown=False)],
+             mode="cubic", coordinate_transformation_mode="asymmetric", from_inputs=["scales"]),
     ]
     g.op("Split", [x, ints(1, 3, 1)], name="split", axis=3, from_inputs=["split"])
     outs += ["split", "split:2"]
     g.output(*outs)
-    return {"runtime_attrs": g}
+    cases = {"runtime_attrs": g}
+    # The layout pass: a channels_last convolution (run channels_first inside the generated
+    # model) feeding run-time Reshape, Pad and ReduceMean, which read their input in the source
+    # layout; its output reshaped to [N, 4, 16] with channels last.
+    g = Graph(22)
+    x = g.input([2, 8, 8, 3])
+    c = g.op("Conv", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], out_channels=4,
+             data_format="channels_last")
+    g.w(c, "weights", g.rand(3, 3, 3, 4))
+    outs = [
+        g.op("Reshape", [c, ints(0, -1, 4)], from_inputs=["shape"]),
+        g.op("Pad", [c, ints(0, 1, 0, 2, 0, 0, 1, 0)], from_inputs=["pads"]),
+        g.op("ReduceMean", [c, ints(1, 2)], keepdims=False, from_inputs=["axes"]),
+    ]
+    g.output(*outs)
+    cases["runtime_attrs_channels_last"] = g
+    return cases
 
 
 def recurrent_cases():

@@ -5,5 +5,7 @@ mod common;
 mod data;
 mod fixtures;
 mod folding;
+mod gather_elements;
 mod op_versions;
 mod refusals;
+mod runtime_shapes;

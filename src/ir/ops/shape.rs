@@ -483,13 +483,27 @@ fn infer_slice(ctx: &InferCtx) -> Result<Vec<TensorType>> {
     let x = ctx.input(0)?;
     let mut shape = x.shape.clone();
     for (axis, start, end, step) in slice_params(&ctx.attrs, x.rank())? {
-        shape[axis] = if x.shape[axis] >= 0 {
+        let sym = |v: i64| crate::ir::dim::is_symbolic(v);
+        shape[axis] = if x.shape[axis] >= 0 && (sym(start) || sym(end)) {
+            symbolic_bound_count(x.shape[axis], start, end, step)?
+        } else if x.shape[axis] >= 0 {
             slice_axis(x.shape[axis], start, end, step)?.2
         } else {
             symbolic_slice_count(x.shape[axis], start, end, step)?
         };
     }
     Ok(vec![TensorType::new(x.dtype, shape)])
+}
+
+/// The length of a slice of an axis of known length `d` whose start or end is a symbolic dim:
+/// `start..E` with a known `0 <= start <= d`, a symbolic `E` and a step of 1 is `E - start`,
+/// assuming `start <= E <= d` (`position_ids[:, :seq_len]` of a 512-long table); anything else
+/// is unknown. A symbolic bound is never read as the negative number that stores it.
+fn symbolic_bound_count(d: i64, start: i64, end: i64, step: i64) -> Result<i64> {
+    if step != 1 || !(0..=d).contains(&start) || !crate::ir::dim::is_symbolic(end) {
+        return Ok(-1);
+    }
+    crate::ir::dim::offset(end, -start)
 }
 
 /// The length of a forward slice of an axis not known now, where it is an expression of the

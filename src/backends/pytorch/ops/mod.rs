@@ -75,7 +75,15 @@ pub fn lower(e: &mut Emitter, node: &Node) -> Result<()> {
 
 /// Ops whose lowering writes symbolic dims of their attributes as expressions of the inputs'
 /// `shape`s ([`Ctx::py_dim`]).
-const WRITES_SYMBOLIC_ATTRS: &[&str] = &["DataInput", "Reshape", "Expand", "Resize", "Range"];
+const WRITES_SYMBOLIC_ATTRS: &[&str] = &[
+    "DataInput",
+    "Reshape",
+    "Expand",
+    "Tile",
+    "Slice",
+    "Resize",
+    "Range",
+];
 
 /// Lowering context of one IR node.
 struct Ctx<'e, 'a> {

@@ -14,9 +14,6 @@ pub fn lookup(op: &str) -> Option<Lower> {
 }
 
 fn resize(c: &mut Ctx) -> Result<()> {
-    if c.node.runtime_inputs() > 0 {
-        bail!("sizes or scales computed at run time are not written for PyTorch yet");
-    }
     c.channels_first()?;
     let ty = c.in_ty(0)?;
     let rank = ty.rank();
@@ -29,6 +26,10 @@ fn resize(c: &mut Ctx) -> Result<()> {
     let nearest = c.a.str("nearest_mode")?;
     let cubic_a = c.a.float("cubic_coeff_a")?;
     let exclude = c.a.bool("exclude_outside")?;
+    if c.node.runtime_inputs() > 0 {
+        let taps = (mode, ctm, nearest, cubic_a, exclude);
+        return resample_at_run_time(c, ns, taps);
+    }
     let sizes = c.a.opt_ints("sizes")?;
     let scales = match c.a.get("scales")? {
         Some(AttrValue::Floats(s)) => Some(s),
@@ -145,6 +146,41 @@ fn resize(c: &mut Ctx) -> Result<()> {
         };
         c.line(format!(
             "{name} = resample({cur}, {dim}, {size}, {scale}, \"{mode}\", \"{ctm}\", \"{nearest}\", {}, {})",
+            float(cubic_a),
+            if exclude { "True" } else { "False" }
+        ));
+        cur = name;
+    }
+    c.bind(0, cur);
+    Ok(())
+}
+
+/// Sizes or scales computed at run time: the exact ONNX taps of `resample`, one spatial axis at
+/// a time, each reading its entry of the run-time tensor.
+fn resample_at_run_time(
+    c: &mut Ctx,
+    ns: usize,
+    (mode, ctm, nearest, cubic_a, exclude): (String, String, String, f32, bool),
+) -> Result<()> {
+    c.e.helpers.insert(Helper::Resample);
+    c.e.uses_math = true;
+    let sizes = c.runtime_var("sizes")?;
+    let scales = c.runtime_var("scales")?;
+    let mut cur = c.x(0)?;
+    for i in 0..ns {
+        let (size, scale) = match (&sizes, &scales) {
+            (Some(t), _) => (format!("int({t}[{i}])"), "None".to_string()),
+            (None, Some(t)) => ("None".to_string(), format!("float({t}[{i}])")),
+            _ => bail!("Resize needs `sizes` or `scales`"),
+        };
+        let name = if i + 1 == ns {
+            c.id.clone()
+        } else {
+            c.local("rows")
+        };
+        c.line(format!(
+            "{name} = resample({cur}, {}, {size}, {scale}, \"{mode}\", \"{ctm}\", \"{nearest}\", {}, {})",
+            i + 2,
             float(cubic_a),
             if exclude { "True" } else { "False" }
         ));

@@ -224,9 +224,23 @@ fn slice(c: &mut Ctx) -> Result<()> {
             bail!("slice step is 0");
         }
         let d = shape[ax];
+        let sym = crate::ir::dim::is_symbolic;
         if st > 0 {
-            index[ax] = py_slice(Some(s).filter(|&v| v != 0), big(e, d), st);
+            // A symbolic bound is written as its expression of the inputs' shapes.
+            let start = match s {
+                0 => None,
+                v if sym(v) => Some(c.py_dim(v)?),
+                v => Some(v.to_string()),
+            };
+            let stop = match e {
+                v if sym(v) => Some(c.py_dim(v)?),
+                v => big(v, d).map(|v| v.to_string()),
+            };
+            index[ax] = py_slice(start, stop, st);
             continue;
+        }
+        if sym(s) || sym(e) {
+            bail!("a negative slice step with a symbolic start or end");
         }
         // Negative steps: slice the flipped axis forward. Position i of the flipped
         // axis is position d - 1 - i of the original.
@@ -237,12 +251,16 @@ fn slice(c: &mut Ctx) -> Result<()> {
             let (s, e) = (norm(s).clamp(-1, d - 1), norm(e).clamp(-1, d - 1));
             let (fs, fe) = (d - 1 - s, d - 1 - e);
             index[ax] = py_slice(
-                Some(fs).filter(|&v| v != 0),
-                Some(fe).filter(|&v| v < d),
+                Some(fs).filter(|&v| v != 0).map(|v| v.to_string()),
+                Some(fe).filter(|&v| v < d).map(|v| v.to_string()),
                 st,
             );
         } else if s < 0 && (e == i64::MIN || e < -(1 << 40)) {
-            index[ax] = py_slice(Some(-1 - s).filter(|&v| v != 0), None, st);
+            index[ax] = py_slice(
+                Some(-1 - s).filter(|&v| v != 0).map(|v| v.to_string()),
+                None,
+                st,
+            );
         } else {
             bail!("a negative slice step on an axis of unknown size");
         }
@@ -394,6 +412,10 @@ fn tile(c: &mut Ctx) -> Result<()> {
     if reps.is_empty() {
         c.bind(0, x);
         return Ok(());
+    }
+    if reps.iter().any(|&r| crate::ir::dim::is_symbolic(r)) {
+        let reps: Vec<String> = reps.iter().map(|&r| c.py_dim(r)).collect::<Result<_>>()?;
+        return c.set(format!("{x}.repeat({})", reps.join(", ")));
     }
     c.set(format!("{x}.repeat{}", tuple(&reps)))
 }
@@ -565,9 +587,9 @@ fn space_to_depth(c: &mut Ctx) -> Result<()> {
 }
 
 /// A Python slice `start:stop:step`, parts left out when `None` (or the step is 1).
-fn py_slice(start: Option<i64>, stop: Option<i64>, step: i64) -> String {
-    let s = start.map(|v| v.to_string()).unwrap_or_default();
-    let e = stop.map(|v| v.to_string()).unwrap_or_default();
+fn py_slice(start: Option<String>, stop: Option<String>, step: i64) -> String {
+    let s = start.unwrap_or_default();
+    let e = stop.unwrap_or_default();
     if step == 1 {
         format!("{s}:{e}")
     } else {

@@ -171,6 +171,9 @@ fn range(ctx: &mut Ctx) -> Result<Vec<Val>> {
 /// a run-time input; int32 sequences are cast after it.
 fn symbolic_range(ctx: &mut Ctx, inputs: &[Val; 3], dtype: DType) -> Result<Vec<Val>> {
     if !matches!(dtype, DType::I64 | DType::I32) {
+        if inputs.iter().any(Val::is_runtime) {
+            return float_range(ctx, inputs, dtype);
+        }
         let why = format!("the IR's Range makes integers, and this one is {dtype}");
         if let Some(v) = inputs.iter().find(|v| !matches!(v, Val::Const(_))) {
             return Err(not_constant_because(v, "a bound", &why));
@@ -211,6 +214,29 @@ fn symbolic_range(ctx: &mut Ctx, inputs: &[Val; 3], dtype: DType) -> Result<Vec<
         .int("limit", limit)
         .int("delta", delta);
     cast_range(ctx, s, dtype)
+}
+
+/// A float Range with bounds computed at run time, as the spec defines it: the count
+/// n = max(ceil((limit − start) / delta), 0), then start + i · delta for i in 0..n (the IR's
+/// Range makes the integers i).
+fn float_range(ctx: &mut Ctx, inputs: &[Val; 3], dtype: DType) -> Result<Vec<Val>> {
+    let [start, limit, delta] = inputs;
+    let diff = ctx.emit1(ctx.tmp("Sub", "span").input(limit).input(start))?;
+    let steps = ctx.emit1(ctx.tmp("Div", "steps").input(&diff).input(delta))?;
+    let steps = ctx.emit1(ctx.tmp("Ceil", "ceil").input(&steps))?;
+    let to_int = AttrValue::Type(DType::I64);
+    let n = ctx.emit1(ctx.tmp("Cast", "count").attr("to", to_int).input(&steps))?;
+    let range = ctx
+        .tmp("Range", "index")
+        .ints_or_input("limit", IntsArg::Runtime(n));
+    let i = ctx.emit1(range)?;
+    let i = ctx.emit1(
+        ctx.tmp("Cast", "float")
+            .attr("to", AttrValue::Type(dtype))
+            .input(&i),
+    )?;
+    let offset = ctx.emit1(ctx.tmp("Mul", "offset").input(&i).input(delta))?;
+    Ok(vec![ctx.emit1(ctx.spec("Add").input(start).input(&offset))?])
 }
 
 /// Emits the Range `s`, cast to `dtype` when that is int32.

@@ -4,6 +4,7 @@
 mod conv;
 mod dense;
 mod elementwise;
+mod gather_elements;
 mod io;
 mod norm;
 mod pool;
@@ -31,6 +32,7 @@ pub fn lookup(op_type: &str) -> Option<OpFn> {
         .or_else(|| norm::lookup(op_type))
         .or_else(|| reduce::lookup(op_type))
         .or_else(|| shape::lookup(op_type))
+        .or_else(|| gather_elements::lookup(op_type))
         .or_else(|| io::lookup(op_type))
         .or_else(|| resize::lookup(op_type))
         .or_else(|| quant::lookup(op_type))

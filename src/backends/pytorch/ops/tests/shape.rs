@@ -380,3 +380,25 @@ fn range_is_arange() {
         "#]],
     );
 }
+
+#[test]
+fn slice_bounds_may_be_symbolic() {
+    // `position_ids[:, 2:seq]` of a known 64-wide axis, seq declared by the input.
+    let s = crate::ir::dim::symbol("S");
+    check(
+        OneOp::new("Slice")
+            .input("x", &[s, 64])
+            .ints("starts", &[2])
+            .ints("ends", &[s])
+            .ints("axes", &[1]),
+        expect![[r#"
+            def __init__(self):
+                super().__init__()
+
+            def forward(self, x):
+                # "slice" (Slice)
+                slice_1 = x[:, 2:x.shape[0]]
+                return slice_1
+        "#]],
+    );
+}
