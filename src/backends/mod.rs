@@ -126,6 +126,35 @@ pub trait Backend: Sync {
 /// Every backend, one line each.
 pub static BACKENDS: &[&dyn Backend] = &[&pytorch::PyTorch, &onnx::Onnx];
 
+/// The ops whose attributes every backend writes with symbolic dims in them (a Reshape target
+/// `[N, S, 12, 64]`), computed at run time from the inputs' shapes; a DataInput's declared shape
+/// is the interface.
+pub const WRITES_SYMBOLIC_ATTRS: &[&str] = &[
+    "DataInput",
+    "Reshape",
+    "Expand",
+    "Tile",
+    "Slice",
+    "Resize",
+    "Range",
+];
+
+/// Refuses a node of another op with a symbolic dim in an attribute, naming `backend`.
+pub fn check_symbolic_attrs(node: &crate::ir::Node, backend: &str) -> anyhow::Result<()> {
+    if WRITES_SYMBOLIC_ATTRS.contains(&node.op.as_str()) {
+        return Ok(());
+    }
+    if let Some((name, d)) = node.symbolic_attr() {
+        anyhow::bail!(
+            "attribute '{name}' holds the symbolic dim {}; {backend} writes symbolic dims in the \
+             attributes of {} only so far",
+            crate::ir::dim::text(d),
+            WRITES_SYMBOLIC_ATTRS.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// A target name the CLI accepts whose writer does not exist yet.
 #[derive(Clone, Copy, Debug)]
 pub struct Planned {

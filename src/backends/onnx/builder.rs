@@ -322,7 +322,7 @@ impl<'b, 'a> Ctx<'b, 'a> {
     }
 
     /// A 1-d int64 tensor: an initializer, or computed at run time when `values` holds
-    /// symbolic dims (see `super::dims`; for the ops in `ops::WRITES_SYMBOLIC_ATTRS`).
+    /// symbolic dims (see `super::dims`; for the ops in `backends::WRITES_SYMBOLIC_ATTRS`).
     pub fn shape_ints(&mut self, suffix: &str, values: &[i64]) -> Result<String> {
         if values.iter().any(|&v| crate::ir::dim::is_symbolic(v)) {
             return self.dims_tensor(suffix, values);

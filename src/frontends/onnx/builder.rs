@@ -343,6 +343,15 @@ impl Builder {
         Ok(vals)
     }
 
+    /// [`Builder::emit`] of a node with one output (the first, when it has more).
+    pub fn emit1(&mut self, spec: Spec) -> Result<Val> {
+        let op = spec.op;
+        self.emit(spec)?
+            .into_iter()
+            .next()
+            .with_context(|| format!("internal: {op} produced no output"))
+    }
+
     /// A value that no IR op computes, computed now by `f` from constant inputs: for ops whose
     /// output shape depends on their input values (Range, ConstantOfShape), which IR shapes
     /// cannot follow.

@@ -299,12 +299,7 @@ impl<'b> Materializer<'b> {
     }
 
     fn emit(&mut self, s: Spec) -> Result<Val> {
-        let op = s.op;
-        self.b
-            .emit(s)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| anyhow!("internal: {op} produced no output"))
+        self.b.emit1(s)
     }
 
     fn ints(&mut self, base: &str, v: i64) -> Result<Val> {

@@ -253,12 +253,7 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn emit1(&mut self, spec: Spec) -> Result<Val> {
-        let op = spec.op;
-        self.b
-            .emit(spec)?
-            .into_iter()
-            .next()
-            .with_context(|| format!("internal: {op} produced no output"))
+        self.b.emit1(spec)
     }
 
     /// A constant made while converting this node.

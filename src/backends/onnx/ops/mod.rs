@@ -14,7 +14,7 @@ mod resize;
 mod shape;
 
 use super::builder::{Ctx, A};
-use crate::ir::{dim, DType};
+use crate::ir::DType;
 use anyhow::{anyhow, bail, Result};
 
 /// A family file's lowerings: the lowering of an op, if the family has it.
@@ -35,31 +35,9 @@ const FAMILY_LOWERINGS: &[(&str, Lowerings)] = crate::ir::ops::family_table![fin
     recurrent,
 ];
 
-/// Ops whose lowering computes the symbolic dims of their attributes at run time (a
-/// DataInput's declared shape is the interface: `dim_param`s)
-/// (`Ctx::shape_ints`); any other op with a symbolic dim in an attribute is refused.
-const WRITES_SYMBOLIC_ATTRS: &[&str] = &[
-    "DataInput",
-    "Reshape",
-    "Expand",
-    "Tile",
-    "Slice",
-    "Resize",
-    "Range",
-];
-
 /// Lowers one IR node.
 pub fn lower(c: &mut Ctx) -> Result<()> {
-    if !WRITES_SYMBOLIC_ATTRS.contains(&c.node.op.as_str()) {
-        if let Some((name, d)) = c.node.symbolic_attr() {
-            bail!(
-                "attribute '{name}' holds the symbolic dim {}; the ONNX writer computes symbolic \
-                 dims at run time for {} only so far",
-                dim::text(d),
-                WRITES_SYMBOLIC_ATTRS.join(", ")
-            );
-        }
-    }
+    crate::backends::check_symbolic_attrs(c.node, "the ONNX writer")?;
     let f = FAMILY_LOWERINGS
         .iter()
         .find_map(|(_, find)| find(&c.node.op))

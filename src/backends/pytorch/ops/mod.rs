@@ -52,16 +52,7 @@ pub fn lower(e: &mut Emitter, node: &Node) -> Result<()> {
     let a = Attrs::of(node)?;
     let op = node.op.as_str();
     let f = lookup(op).ok_or_else(|| anyhow!("the PyTorch emitter has no mapping for op {op}"))?;
-    if !WRITES_SYMBOLIC_ATTRS.contains(&op) {
-        if let Some((name, d)) = node.symbolic_attr() {
-            bail!(
-                "attribute '{name}' holds the symbolic dim {}; the PyTorch backend writes \
-                 symbolic dims in the attributes of {} only so far",
-                dim::text(d),
-                WRITES_SYMBOLIC_ATTRS.join(" and ")
-            );
-        }
-    }
+    crate::backends::check_symbolic_attrs(node, "the PyTorch backend")?;
     let id = e.idents[&node.name].clone();
     let mut c = Ctx {
         e,
@@ -72,18 +63,6 @@ pub fn lower(e: &mut Emitter, node: &Node) -> Result<()> {
     };
     f(&mut c)
 }
-
-/// Ops whose lowering writes symbolic dims of their attributes as expressions of the inputs'
-/// `shape`s ([`Ctx::py_dim`]).
-const WRITES_SYMBOLIC_ATTRS: &[&str] = &[
-    "DataInput",
-    "Reshape",
-    "Expand",
-    "Tile",
-    "Slice",
-    "Resize",
-    "Range",
-];
 
 /// Lowering context of one IR node.
 struct Ctx<'e, 'a> {

@@ -120,7 +120,7 @@ fn resize(c: &mut Ctx) -> Result<()> {
     // Everything else: exact ONNX taps, one axis at a time.
     c.e.helpers.insert(Helper::Resample);
     c.e.uses_math = true;
-    let mut cur = x;
+    let cur = x;
     let mut lines = vec![];
     for i in 0..ns {
         let (size, scale) = match (&sizes, &scales) {
@@ -133,11 +133,21 @@ fn resize(c: &mut Ctx) -> Result<()> {
         }
         lines.push((i + 2, size, scale));
     }
+    resample_lines(c, cur, lines, &(mode, ctm, nearest, cubic_a, exclude))
+}
+
+/// Resize's mode, coordinate transformation, nearest rounding, cubic coefficient and
+/// exclude_outside, as `resample` takes them.
+type Taps = (String, String, String, f32, bool);
+
+/// `resample` of `x` along each `(axis, size, scale)` in turn; the last line is the node's.
+fn resample_lines(
+    c: &mut Ctx,
+    mut cur: String,
+    lines: Vec<(usize, String, String)>,
+    (mode, ctm, nearest, cubic_a, exclude): &Taps,
+) -> Result<()> {
     let count = lines.len();
-    if count == 0 {
-        c.bind(0, cur);
-        return Ok(());
-    }
     for (k, (dim, size, scale)) in lines.into_iter().enumerate() {
         let name = if k + 1 == count {
             c.id.clone()
@@ -146,8 +156,8 @@ fn resize(c: &mut Ctx) -> Result<()> {
         };
         c.line(format!(
             "{name} = resample({cur}, {dim}, {size}, {scale}, \"{mode}\", \"{ctm}\", \"{nearest}\", {}, {})",
-            float(cubic_a),
-            if exclude { "True" } else { "False" }
+            float(*cubic_a),
+            if *exclude { "True" } else { "False" }
         ));
         cur = name;
     }
@@ -157,37 +167,21 @@ fn resize(c: &mut Ctx) -> Result<()> {
 
 /// Sizes or scales computed at run time: the exact ONNX taps of `resample`, one spatial axis at
 /// a time, each reading its entry of the run-time tensor.
-fn resample_at_run_time(
-    c: &mut Ctx,
-    ns: usize,
-    (mode, ctm, nearest, cubic_a, exclude): (String, String, String, f32, bool),
-) -> Result<()> {
+fn resample_at_run_time(c: &mut Ctx, ns: usize, taps: Taps) -> Result<()> {
     c.e.helpers.insert(Helper::Resample);
     c.e.uses_math = true;
     let sizes = c.runtime_var("sizes")?;
     let scales = c.runtime_var("scales")?;
-    let mut cur = c.x(0)?;
+    let mut lines = vec![];
     for i in 0..ns {
-        let (size, scale) = match (&sizes, &scales) {
-            (Some(t), _) => (format!("int({t}[{i}])"), "None".to_string()),
-            (None, Some(t)) => ("None".to_string(), format!("float({t}[{i}])")),
+        lines.push(match (&sizes, &scales) {
+            (Some(t), _) => (i + 2, format!("int({t}[{i}])"), "None".to_string()),
+            (None, Some(t)) => (i + 2, "None".to_string(), format!("float({t}[{i}])")),
             _ => bail!("Resize needs `sizes` or `scales`"),
-        };
-        let name = if i + 1 == ns {
-            c.id.clone()
-        } else {
-            c.local("rows")
-        };
-        c.line(format!(
-            "{name} = resample({cur}, {}, {size}, {scale}, \"{mode}\", \"{ctm}\", \"{nearest}\", {}, {})",
-            i + 2,
-            float(cubic_a),
-            if exclude { "True" } else { "False" }
-        ));
-        cur = name;
+        });
     }
-    c.bind(0, cur);
-    Ok(())
+    let x = c.x(0)?;
+    resample_lines(c, x, lines, &taps)
 }
 
 /// The exact double value of an f32, as a literal (what ONNX-style f64 math on it sees).
