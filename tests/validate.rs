@@ -378,3 +378,62 @@ fn recurrent_initial_states_of_the_wrong_shape_or_count_are_refused() {
         "{err}"
     );
 }
+
+fn same_window(name: &str, op: &str, kernel: i64, stride: i64, auto_pad: &str) -> Node {
+    let n = Node::new(name, op)
+        .with_inputs([TensorRef::parse("x")])
+        .with_attr("kernel_shape", AttrValue::Ints(vec![kernel, kernel]))
+        .with_attr("strides", AttrValue::Ints(vec![stride, stride]))
+        .with_attr("auto_pad", AttrValue::Str(auto_pad.into()));
+    if op == "Conv" {
+        n.with_attr("out_channels", AttrValue::Int(4))
+    } else {
+        n
+    }
+}
+
+/// `auto_pad` same_*: ceil(size / stride) outputs, a symbolic expression over a symbolic size
+/// and a number over a known one; explicit pads or ceil_mode with it are refused.
+#[test]
+fn same_padding_at_run_time_gives_ceil_of_size_over_stride() {
+    use mmdnn::ir::dim;
+    for (w, stride, want) in [(dim::symbol("W"), 2, "(W + 1) // 2"), (7, 3, "3")] {
+        let mut g = graph(
+            vec![
+                input("x", vec![1, 3, dim::symbol("H"), w]),
+                same_window("conv", "Conv", 3, stride, "same_upper"),
+                same_window("pool", "Pool", 1, stride, "same_lower"),
+            ],
+            &["conv", "pool"],
+        );
+        check(&mut g, None).unwrap();
+        for name in ["conv", "pool"] {
+            let shape = &g.node(name).unwrap().outputs[0].shape;
+            let text: Vec<String> = shape.iter().map(|&d| dim::text(d)).collect();
+            let h = format!("(H + {}) // {stride}", stride - 1);
+            assert_eq!(text[2..], [h.as_str(), want], "{name}");
+        }
+    }
+    let mut g = graph(
+        vec![
+            input("x", vec![1, 3, dim::symbol("H"), 8]),
+            same_window("pads_too", "Conv", 3, 2, "same_upper")
+                .with_attr("pads", AttrValue::Ints(vec![1, 1, 1, 1])),
+            same_window("ceil_too", "Pool", 3, 2, "same_upper")
+                .with_attr("ceil_mode", AttrValue::Bool(true)),
+            same_window("unknown_mode", "Pool", 3, 2, "same"),
+        ],
+        &["pads_too", "ceil_too", "unknown_mode"],
+    );
+    let e = format!("{:#}", check(&mut g, None).unwrap_err());
+    assert!(e.contains("3 problems"), "{e}");
+    assert!(
+        e.contains("'pads_too' (Conv): pads [1, 1, 1, 1] are given with auto_pad same_upper"),
+        "{e}"
+    );
+    assert!(
+        e.contains("'ceil_too' (Pool): ceil_mode is given with auto_pad same_upper"),
+        "{e}"
+    );
+    assert!(e.contains("'unknown_mode' (Pool)"), "{e}");
+}

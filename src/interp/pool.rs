@@ -1,11 +1,13 @@
 //! Windowed and global pooling, 1-d to 3-d, both data formats.
 //!
-//! MAX considers only taps inside the input (padding never wins). AVG divides by the number of
+//! Pads are explicit or `auto_pad`'s SAME padding of the input's sizes. MAX considers only taps
+//! inside the input (padding never wins). AVG divides by the number of
 //! taps inside the input, or with `count_include_pad` by the taps inside the padded input
 //! (input plus explicit pads; the extra cells a ceil-mode window reaches beyond the end padding
 //! are never counted, as in PyTorch and ONNX).
 use super::util::{from_ncdhw, one, pad3, par_chunks, to_ncdhw};
 use super::{OpCtx, OpFn, Value};
+use crate::ir::ops::resolved_pads;
 use crate::ir::ops::shape_rules::{spatial_list, split_pads, window_out};
 use anyhow::{bail, Result};
 use ndarray::{ArrayD, IxDyn};
@@ -48,12 +50,13 @@ fn pool_f32(ctx: &OpCtx, x: ArrayD<f32>) -> Result<Vec<Value>> {
     if strides.iter().chain(&dilations).any(|&v| v <= 0) {
         bail!("strides and dilations must be positive");
     }
-    let (pb, pe) = split_pads(a.ints("pads")?, ns)?;
+    let sh = x5.shape();
+    let sizes: Vec<i64> = sh[5 - ns..].iter().map(|&v| v as i64).collect();
+    let (pb, pe) = split_pads(resolved_pads(a, &sizes)?, ns)?;
     let ceil = a.bool("ceil_mode")?;
     let include_pad = a.bool("count_include_pad")?;
     let (k, s, d) = (pad3(&kernel, 1), pad3(&strides, 1), pad3(&dilations, 1));
     let (pb, pe) = (pad3(&pb, 0), pad3(&pe, 0));
-    let sh = x5.shape();
     let (n, c) = (sh[0], sh[1]);
     let ins = [sh[2], sh[3], sh[4]];
     let mut outs = [0usize; 3];

@@ -1,5 +1,6 @@
 """Dynamic Keras models (issue 12): `None` dims are symbols (`batch`, `<input>_<axis>`), so a
-Keras model taking images of any size, or sequences of any length, converts with no pinning and
+Keras model taking images of any size (strided SAME windows included: their pads are computed
+when the model runs), or sequences of any length, converts with no pinning and
 runs at two sizes in the IR (`mmdnn run`), ONNX (onnxruntime) and PyTorch (the generated module),
 each compared with Keras within max|Δ| ≤ 1e-4 · max(1, |ref|). keras, onnxruntime and torch come
 from the shared venv.
@@ -34,6 +35,41 @@ h = keras.layers.Conv2D(8, 3, strides=2, padding="valid", activation="relu", nam
 y = keras.layers.Dense(4, name="head")(keras.layers.GlobalAveragePooling2D(name="gap")(h))
 save("images", keras.Model(x, y), [(1, 32, 48, 3), (2, 41, 27, 3)])
 
+# Strided SAME windows on images of any size: the pads depend on each size modulo the stride,
+# so they are computed when the model runs (sizes of both parities below).
+x = keras.Input(shape=(None, None, 3), name="image")
+h = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="conv")(x)
+h = keras.layers.DepthwiseConv2D(3, strides=2, padding="same", name="dw")(h)
+h = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="max")(h)
+h = keras.layers.SeparableConv2D(6, 3, strides=2, padding="same", name="sep")(h)
+y = keras.layers.AveragePooling2D(3, strides=2, padding="same", name="avg")(h)
+save("strided_same", keras.Model(x, y), [(1, 33, 47, 3), (2, 64, 50, 3)])
+
+# SAME pools narrower than their stride (onnxruntime's own SAME padding is wrong for them: the
+# ONNX writer computes the pads in the graph); 2 with stride 3 pads 33 by 0 but 64 by 1.
+x = keras.Input(shape=(None, None, 3), name="image")
+h = keras.layers.Conv2D(4, 3, padding="same", name="conv")(x)
+h = keras.layers.MaxPooling2D(2, strides=3, padding="same", name="max")(h)
+y = keras.layers.AveragePooling2D(2, strides=3, padding="same", name="avg")(h)
+save("narrow_pools", keras.Model(x, y), [(1, 33, 47, 3), (2, 64, 50, 3)])
+
+# keras.applications' MobileNetV2 on images of any size (its downsampling is strided SAME
+# depthwise convolutions behind ZeroPadding2D or not); its top needs a static size, so the
+# features are averaged instead.
+m = keras.applications.MobileNetV2(input_shape=(None, None, 3), weights=None, alpha=0.35,
+                                   include_top=False, pooling="avg")
+# Random weights fade to ~1e-10 through its 52 BatchNorms at their initial statistics: set each
+# one's moving statistics to those of a probe batch (momentum 0) so the outputs are of order 1,
+# with variances floored at twice the layer's mean (small ones amplify float32 rounding).
+norms = [la for la in m.layers if isinstance(la, keras.layers.BatchNormalization)]
+for layer in norms:
+    layer.momentum = 0.0
+m(np.random.default_rng(9).standard_normal((4, 48, 48, 3)).astype(np.float32), training=True)
+for layer in norms:
+    gamma, beta, mean, var = (w.numpy() for w in layer.weights)
+    layer.set_weights([gamma, beta, mean, np.maximum(var, 2 * var.mean())])
+save("mobilenet_v2", m, [(1, 33, 47, 3), (2, 64, 50, 3)])
+
 # Sequences of any length: Conv1D then a bidirectional LSTM over time.
 x = keras.Input(shape=(None, 12), name="series")
 h = keras.layers.Conv1D(16, 3, padding="same", activation="relu", name="conv")(x)
@@ -65,8 +101,12 @@ with torch.no_grad():
         np.save(f"{OUT}/torch{i}.npy", (y[0] if isinstance(y, tuple) else y).numpy())
 """
 
-INPUTS = {"images": "image", "series": "series"}
-SYMBOLS = {"images": ["batch", "image_1", "image_2", 3], "series": ["batch", "series_1", 12]}
+INPUTS = {"images": "image", "series": "series", "strided_same": "image",
+          "narrow_pools": "image", "mobilenet_v2": "input_layer"}
+SYMBOLS = {"images": ["batch", "image_1", "image_2", 3], "series": ["batch", "series_1", 12],
+           "strided_same": ["batch", "image_1", "image_2", 3],
+           "narrow_pools": ["batch", "image_1", "image_2", 3],
+           "mobilenet_v2": ["batch", "input_layer_1", "input_layer_2", 3]}
 
 
 def fill(code, **values):

@@ -5,8 +5,9 @@ padding attention_mask; a hand-written BERT-like block and a GPT-like decoder wh
 gathered through (`torch.gather`, ONNX GatherElements), an LRASPP-like head upsampling to the
 input's own size, a Conv1d + bidirectional LSTM over a dynamic time axis; torchvision's LRASPP
 and DeepLabV3-MobileNetV3 with symbolic batch/H/W and ResNet-18 with a symbolic batch, random
-weights),
-converted with no pinning to the IR (`mmdnn run`), ONNX (onnxruntime) and PyTorch (the
+weights; a graph of strided Conv, MaxPool, AveragePool and ConvTranspose with auto_pad SAME over
+a symbolic H and W, and one of the SAME windows onnxruntime's auto_pad gets wrong, checked
+against explicit pads), converted with no pinning to the IR (`mmdnn run`), ONNX (onnxruntime) and PyTorch (the
 generated module), each run at two sizes and compared with onnxruntime on the source within
 max|Δ| ≤ 1e-4 · max(1, |ref|). The converted models keep the source's interface: the ONNX
 model its inputs' and outputs' names, order, dtypes and dims (dim_params where the source has
@@ -203,6 +204,103 @@ ids, mask = torch.randint(0, 50, (2, 7)), torch.ones(2, 7, dtype=torch.int64)
 hf_inputs = ("input_ids", "attention_mask")
 export("bert", Bert(), (ids, mask), {0: "batch", 1: "seq"}, [(2, 7), (3, 40)], hf_inputs)
 export("gpt2", Gpt2(), (ids, mask), {0: "batch", 1: "seq"}, [(2, 7), (3, 40)], hf_inputs)
+
+
+def same_windows():
+    # auto_pad SAME over symbolic H and W with stride 2: the pads depend on each size's parity.
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.RandomState(5)
+    w1 = numpy_helper.from_array(rng.randn(8, 3, 3, 3).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.randn(8, 1, 3, 3).astype(np.float32), "w2")
+    wt = numpy_helper.from_array(rng.randn(8, 4, 3, 3).astype(np.float32), "wt")
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], kernel_shape=[3, 3], strides=[2, 2],
+                         auto_pad="SAME_UPPER"),
+        helper.make_node("Conv", ["c1", "w2"], ["c2"], kernel_shape=[3, 3], strides=[2, 2],
+                         group=8, auto_pad="SAME_LOWER"),
+        helper.make_node("MaxPool", ["c2"], ["p1"], kernel_shape=[3, 3], strides=[2, 2],
+                         auto_pad="SAME_UPPER"),
+        helper.make_node("AveragePool", ["p1"], ["p2"], kernel_shape=[2, 3], strides=[2, 2],
+                         auto_pad="SAME_LOWER"),
+        helper.make_node("ConvTranspose", ["p2", "wt"], ["y"], kernel_shape=[3, 3],
+                         strides=[2, 2], auto_pad="SAME_UPPER"),
+    ]
+    spatial = ["batch", 3, "height", "width"]
+    graph = helper.make_graph(nodes, "same", [helper.make_tensor_value_info("x", 1, spatial)],
+                              [helper.make_tensor_value_info("y", 1, None)], [w1, w2, wt])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = f"{out}/same_windows.onnx"
+    with open(path, "wb") as f:
+        f.write(model.SerializeToString())
+    sess = ort.InferenceSession(path)
+    for i, shape in enumerate([(1, 3, 33, 47), (2, 3, 64, 50)]):
+        x = np.random.RandomState(i).randn(*shape).astype(np.float32)
+        np.save(f"{path}.in{i}.x.npy", x)
+        np.save(f"{path}.ref{i}.npy", sess.run(None, {"x": x})[0])
+
+
+
+def same_pads(sizes, kernel, strides, dilations, upper):
+    # TensorFlow's and ONNX's SAME rule: ceil(size / stride) outputs, the odd cell at the end
+    # for SAME_UPPER.
+    begin, end = [], []
+    for n, k, s, d in zip(sizes, kernel, strides, dilations):
+        total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+        small = total // 2
+        begin.append(small if upper else total - small)
+        end.append(total - small if upper else small)
+    return begin + end
+
+
+def same_onnx_gets_wrong():
+    # SAME windows onnxruntime's auto_pad gets wrong (dilated ones, pools narrower than their
+    # stride; a dilated average pool, which the PyTorch module computes as convolutions): the
+    # references are onnxruntime on twins with the explicit pads of each size.
+    from onnx import helper, numpy_helper
+    rng = np.random.RandomState(6)
+    w1 = numpy_helper.from_array(rng.randn(6, 3, 3, 3).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.randn(6, 6, 3, 2).astype(np.float32), "w2")
+    layers = [("Conv", ["w1"], [3, 3], [2, 2], [2, 2], True),
+              ("Conv", ["w2"], [3, 2], [2, 2], [2, 1], False),
+              ("MaxPool", [], [1, 1], [2, 2], [1, 1], True),
+              ("AveragePool", [], [2, 2], [2, 2], [2, 2], True),
+              ("AveragePool", [], [2, 2], [3, 3], [1, 1], False)]
+
+    def model(sizes):
+        nodes, shape, prev = [], sizes, "x"
+        for i, (op, ws, k, s, d, upper) in enumerate(layers):
+            attrs = {"kernel_shape": k, "strides": s}
+            if d != [1, 1]:
+                attrs["dilations"] = d
+            if sizes is None:
+                attrs["auto_pad"] = "SAME_UPPER" if upper else "SAME_LOWER"
+            else:
+                attrs["pads"] = same_pads(shape, k, s, d, upper)
+                shape = [-(-n // st) for n, st in zip(shape, s)]
+            out = "y" if i == len(layers) - 1 else f"h{i}"
+            nodes.append(helper.make_node(op, [prev, *ws], [out], **attrs))
+            prev = out
+        x = helper.make_tensor_value_info("x", 1, ["batch", 3, "height", "width"])
+        graph = helper.make_graph(nodes, "same", [x], [helper.make_tensor_value_info("y", 1, None)],
+                                  [w1, w2])
+        # Opset 19: AveragePool's dilations.
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+        m.ir_version = 9
+        return m.SerializeToString()
+
+    path = f"{out}/same_onnx_gets_wrong.onnx"
+    with open(path, "wb") as f:
+        f.write(model(None))
+    for i, shape in enumerate([(1, 3, 33, 47), (2, 3, 64, 50)]):
+        x = np.random.RandomState(i).randn(*shape).astype(np.float32)
+        twin = ort.InferenceSession(model(list(shape[2:])))
+        np.save(f"{path}.in{i}.x.npy", x)
+        np.save(f"{path}.ref{i}.npy", twin.run(None, {"x": x})[0])
+
+
+same_windows()
+same_onnx_gets_wrong()
 """
 
 MODELS = {
@@ -216,6 +314,11 @@ MODELS = {
     "deeplab": ["batch", 5, "height", "width"],
     "resnet18": ["batch", 1000],
     "seghead": ["batch", 5, "height", "width"],
+    "same_onnx_gets_wrong": ["batch", 6,
+                             "(((((height + 1) // 2 + 1) // 2 + 1) // 2 + 1) // 2 + 2) // 3",
+                             "(((((width + 1) // 2 + 1) // 2 + 1) // 2 + 1) // 2 + 2) // 3"],
+    "same_windows": ["batch", 4, "2*(((((height + 1) // 2 + 1) // 2 + 1) // 2 + 1) // 2)",
+                     "2*(((((width + 1) // 2 + 1) // 2 + 1) // 2 + 1) // 2)"],
 }
 
 

@@ -138,6 +138,7 @@ pub fn emit(
 pub(crate) enum Helper {
     Resample,
     Recurrent,
+    SamePad,
 }
 
 /// The module being generated.
@@ -216,6 +217,10 @@ impl<'a> Emitter<'a> {
                 "recurrent.py",
                 include_str!("../../../templates/pytorch/recurrent.py.tera"),
             ),
+            (
+                "same_pad.py",
+                include_str!("../../../templates/pytorch/same_pad.py.tera"),
+            ),
         ])
         .context("internal: PyTorch templates")?;
         let mut ctx = tera::Context::new();
@@ -224,6 +229,7 @@ impl<'a> Emitter<'a> {
         ctx.insert("uses_f", &self.uses_f);
         ctx.insert("resample", &self.helpers.contains(&Helper::Resample));
         ctx.insert("recurrent", &self.helpers.contains(&Helper::Recurrent));
+        ctx.insert("same_pad", &self.helpers.contains(&Helper::SamePad));
         ctx.insert("init", &self.init);
         ctx.insert("forward", &self.forward);
         let args: Vec<&str> = self

@@ -22,7 +22,7 @@ const RESERVED: [&str; 3] = [
     self cls",
     // Names the generated module uses.
     "\
-    torch nn F math KitModel example_inputs resample Recurrent",
+    torch nn F math KitModel example_inputs resample Recurrent same_pad",
     // torch.nn.Module attributes (torch 2.x).
     "\
     T_destination add_module apply bfloat16 buffers
@@ -42,9 +42,9 @@ const RESERVED: [&str; 3] = [
 /// `nn.Module` attributes may be shadowed by an argument: the generated code never reads them
 /// bare.
 const ARG_RESERVED: &str = "\
-    self cls torch nn F math KitModel example_inputs resample Recurrent abs all any bool dict
-    enumerate eval float getattr int isinstance len list max min range round set slice sorted
-    str sum super tuple type zip";
+    self cls torch nn F math KitModel example_inputs resample Recurrent same_pad abs all any bool
+    dict enumerate eval float getattr int isinstance len list max min range round set slice
+    sorted str sum super tuple type zip";
 
 /// Python's keywords (hard ones: the soft ones are valid names).
 const KEYWORDS: &str = "\

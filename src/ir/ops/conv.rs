@@ -1,8 +1,11 @@
 //! Convolutions. Depthwise convolution is `Conv` with `group` = input channels; a separable
 //! convolution is a depthwise `Conv` followed by a 1×1 `Conv`. `RuntimeConv` is `Conv` with its
 //! kernel and bias as inputs (values computed at run time or graph inputs), channels_first only.
+//! Conv, RuntimeConv and Pool pad explicitly (`pads`) or, with `auto_pad`, by the SAME rule
+//! applied to the input's sizes at run time (for strided windows over dims not known before).
 use super::shape_rules::{
-    check_window, spatial_axes, spatial_list, split_pads, window_out, MAX_WINDOW,
+    check_window, same_pad_total, same_pads, spatial_axes, spatial_list, split_pads, split_same,
+    window_out, MAX_WINDOW,
 };
 use super::*;
 use crate::ir::types::AttrKind as K;
@@ -34,6 +37,19 @@ const WINDOW_ATTRS: [AttrDef; 4] = [
     ),
 ];
 
+/// `auto_pad` of Conv, RuntimeConv and Pool.
+pub const AUTO_PAD: AttrDef = choice(
+    "auto_pad",
+    "explicit",
+    &["explicit", "same_upper", "same_lower"],
+    "explicit: `pads` as given; same_upper / same_lower: SAME padding of the input's spatial \
+     sizes, computed when it runs (`pads` empty): ceil(size / stride) outputs, total padding \
+     max((ceil(size / stride) - 1) * stride + dilation * (kernel - 1) + 1 - size, 0), half at \
+     each end and the odd cell at the end (same_upper, TensorFlow's rule) or at the begin \
+     (same_lower); a Pool treats them as explicit pads and must not be in ceil_mode. Readers \
+     use it only for a strided window over a spatial dim not known before run time",
+);
+
 pub const OPS: &[OpDef] = &[
     OpDef {
         name: "Conv",
@@ -46,6 +62,7 @@ pub const OPS: &[OpDef] = &[
             WINDOW_ATTRS[1],
             WINDOW_ATTRS[2],
             WINDOW_ATTRS[3],
+            AUTO_PAD,
             attr(
                 "group",
                 K::Int,
@@ -94,6 +111,7 @@ pub const OPS: &[OpDef] = &[
             WINDOW_ATTRS[1],
             WINDOW_ATTRS[2],
             WINDOW_ATTRS[3],
+            AUTO_PAD,
             attr("group", K::Int, Default::Int(1), "number of groups"),
             attr(
                 "out_channels",
@@ -169,8 +187,11 @@ pub struct Window {
     pub kernel: Vec<i64>,
     pub strides: Vec<i64>,
     pub dilations: Vec<i64>,
+    /// Explicit pads (zero with `auto_pad`: see [`Window::pads_for`]).
     pub pad_begin: Vec<i64>,
     pub pad_end: Vec<i64>,
+    /// `auto_pad` same_upper (`Some(true)`: the odd cell at the end) or same_lower.
+    pub same: Option<bool>,
 }
 
 impl Window {
@@ -187,7 +208,15 @@ impl Window {
             Some(_) => spatial_list(attrs.ints("dilations")?, n_spatial, 1, "dilations")?,
             None => vec![1; n_spatial],
         };
-        let (pad_begin, pad_end) = split_pads(attrs.ints("pads")?, n_spatial)?;
+        let same = same_mode(attrs)?;
+        let pads = attrs.ints("pads")?;
+        if same.is_some() && !pads.is_empty() {
+            bail!(
+                "pads {pads:?} are given with auto_pad {}",
+                attrs.str("auto_pad")?
+            );
+        }
+        let (pad_begin, pad_end) = split_pads(pads, n_spatial)?;
         let pads = [&pad_begin[..], &pad_end[..]].concat();
         check_window(&kernel, &strides, &dilations, &pads)?;
         Ok(Window {
@@ -196,8 +225,72 @@ impl Window {
             dilations,
             pad_begin,
             pad_end,
+            same,
         })
     }
+
+    /// The pads (begins, ends) over spatial sizes `sizes`: the explicit ones, or the SAME
+    /// padding of those sizes (which must be known where the stride is above 1).
+    pub fn pads_for(&self, sizes: &[i64]) -> Result<(Vec<i64>, Vec<i64>)> {
+        let Some(odd_at_end) = self.same else {
+            return Ok((self.pad_begin.clone(), self.pad_end.clone()));
+        };
+        let pads = same_pads(
+            sizes,
+            &self.kernel,
+            &self.strides,
+            &self.dilations,
+            odd_at_end,
+        )
+        .with_context(|| {
+            format!(
+                "SAME padding of spatial sizes {} needs them known",
+                crate::ir::types::shape_string(sizes)
+            )
+        })?;
+        split_pads(pads, sizes.len())
+    }
+
+    /// The output size of spatial axis `i` of size `size` (ceil mode for pooling): with
+    /// `auto_pad`, ceil(size / stride), also of a symbolic size.
+    pub fn out_size(&self, i: usize, size: i64, ceil_mode: bool) -> Result<i64> {
+        let (k, s, d) = (self.kernel[i], self.strides[i], self.dilations[i]);
+        match self.same {
+            Some(_) if size < 0 => crate::ir::dim::ceil_div(size, s),
+            Some(odd_at_end) => {
+                let (b, e) = split_same(
+                    same_pad_total(size, k, s, d).context("SAME padding overflows")?,
+                    odd_at_end,
+                );
+                window_out(size, k, s, d, b, e, ceil_mode)
+            }
+            None => window_out(size, k, s, d, self.pad_begin[i], self.pad_end[i], ceil_mode),
+        }
+    }
+}
+
+/// `auto_pad` of an op that has it: `Some(odd_at_end)` for same_upper / same_lower.
+fn same_mode(attrs: &Attrs) -> Result<Option<bool>> {
+    if attrs.def.attr("auto_pad").is_none() {
+        return Ok(None);
+    }
+    Ok(match attrs.str("auto_pad")?.as_str() {
+        "same_upper" => Some(true),
+        "same_lower" => Some(false),
+        _ => None,
+    })
+}
+
+/// The explicit pads `[begins..., ends...]` a windowed op applies to an input of spatial sizes
+/// `sizes` (known, at run time): its `pads`, or its `auto_pad` resolved.
+pub fn resolved_pads(attrs: &Attrs, sizes: &[i64]) -> Result<Vec<i64>> {
+    if same_mode(attrs)?.is_none() {
+        return attrs.ints("pads");
+    }
+    let w = Window::read(attrs, sizes.len())?;
+    let (mut begin, end) = w.pads_for(sizes)?;
+    begin.extend(end);
+    Ok(begin)
 }
 
 fn activation_rank(ctx: &InferCtx) -> Result<usize> {
@@ -261,15 +354,7 @@ fn infer_conv(ctx: &InferCtx) -> Result<Vec<TensorType>> {
     let mut shape = x.shape.clone();
     shape[c_axis] = ctx.attrs.int("out_channels")?;
     for (i, &a) in spatial.iter().enumerate() {
-        shape[a] = window_out(
-            x.shape[a],
-            w.kernel[i],
-            w.strides[i],
-            w.dilations[i],
-            w.pad_begin[i],
-            w.pad_end[i],
-            false,
-        )?;
+        shape[a] = w.out_size(i, x.shape[a], false)?;
     }
     Ok(vec![TensorType::new(x.dtype, shape)])
 }

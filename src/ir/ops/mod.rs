@@ -22,6 +22,8 @@ mod resize;
 mod runtime_rules;
 mod shape;
 pub mod shape_rules;
+/// The pads a windowed op applies at run time (its `auto_pad` resolved), for every stage.
+pub use conv::resolved_pads;
 
 /// Families, in the order docs list them. Each has its file, named as [`Family::name`] says, in
 /// every stage: `src/ir/ops/`, `src/interp/`, and each frontend and backend that maps the family.

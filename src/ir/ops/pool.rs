@@ -1,6 +1,6 @@
 //! Pooling over spatial windows, and global pooling.
-use super::conv::Window;
-use super::shape_rules::{spatial_axes, window_out};
+use super::conv::{Window, AUTO_PAD};
+use super::shape_rules::spatial_axes;
 use super::*;
 use crate::ir::types::AttrKind as K;
 
@@ -37,6 +37,7 @@ pub const OPS: &[OpDef] = &[
                 Default::Ints(&[]),
                 "explicit padding [begins..., ends...]; padded cells never win a MAX",
             ),
+            AUTO_PAD,
             attr(
                 "ceil_mode",
                 K::Bool,
@@ -85,17 +86,15 @@ fn infer_pool(ctx: &InferCtx) -> Result<Vec<TensorType>> {
     let (_, spatial) = spatial_axes(x.rank(), ctx.attrs.channels_last()?);
     let w = Window::read(&ctx.attrs, spatial.len())?;
     let ceil = ctx.attrs.bool("ceil_mode")?;
+    if ceil && w.same.is_some() {
+        bail!(
+            "ceil_mode is given with auto_pad {}",
+            ctx.attrs.str("auto_pad")?
+        );
+    }
     let mut shape = x.shape.clone();
     for (i, &a) in spatial.iter().enumerate() {
-        shape[a] = window_out(
-            x.shape[a],
-            w.kernel[i],
-            w.strides[i],
-            w.dilations[i],
-            w.pad_begin[i],
-            w.pad_end[i],
-            ceil,
-        )?;
+        shape[a] = w.out_size(i, x.shape[a], ceil)?;
     }
     Ok(vec![TensorType::new(x.dtype, shape)])
 }

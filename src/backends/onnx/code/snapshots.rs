@@ -169,6 +169,40 @@ fn avg_pool_counting_the_padding() {
     );
 }
 
+/// SAME padding over spatial dims not known here is ONNX's auto_pad (onnxruntime computes it).
+#[test]
+fn conv_and_avg_pool_with_same_padding_at_run_time() {
+    let (h, w) = (crate::ir::dim::symbol("H"), crate::ir::dim::symbol("W"));
+    let conv = OneOp::new("Conv")
+        .input("x", &[1, 2, h, w])
+        .ints("kernel_shape", &[3, 3])
+        .ints("strides", &[2, 2])
+        .str("auto_pad", "same_upper")
+        .int("out_channels", 2)
+        .weight("weights", &[2, 2, 3, 3]);
+    let pool = OneOp::new("Pool")
+        .input("x", &[1, 2, h, 5])
+        .str("pooling_type", "AVG")
+        .ints("kernel_shape", &[2, 2])
+        .ints("strides", &[2, 2])
+        .str("auto_pad", "same_lower");
+    let text = script_lists(conv, None) + &script_lists(pool, None);
+    expect![[r#"
+        initializers = [
+            tensor("conv/weights", 1, [2, 2, 3, 3], weight(store, "conv/weights")),
+        ]
+        nodes = [
+            node("Conv", ["x", "conv/weights"], ["conv"], "conv", {"kernel_shape": [3, 3], "group": 1, "strides": [2, 2], "auto_pad": "SAME_UPPER"}),
+        ]
+        initializers = [
+        ]
+        nodes = [
+            node("AveragePool", ["x"], ["pool"], "pool", {"kernel_shape": [2, 2], "ceil_mode": 0, "strides": [2, 2], "auto_pad": "SAME_LOWER", "count_include_pad": 0}),
+        ]
+    "#]]
+    .assert_eq(&text);
+}
+
 #[test]
 fn global_avg_pool_without_keepdims() {
     check(

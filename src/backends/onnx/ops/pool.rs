@@ -1,5 +1,6 @@
 //! Pooling. The layout pass has made it channels-first, which is ONNX's layout, and `pads` are
-//! ONNX's `[begins…, ends…]`.
+//! ONNX's `[begins…, ends…]`; `auto_pad` same_* is ONNX's SAME_* (see conv's `padding`).
+use super::conv::{padding, run_time_ones, Padding};
 use super::{channels_first, Lower, A};
 use crate::backends::onnx::builder::Ctx;
 use crate::ir::ops::shape_rules::{spatial_list, split_pads};
@@ -20,7 +21,12 @@ fn pool(c: &mut Ctx) -> Result<()> {
     let n = kernel.len();
     let strides = spatial_list(c.a.ints("strides")?, n, 1, "strides")?;
     let dilations = spatial_list(c.a.ints("dilations")?, n, 1, "dilations")?;
-    let (mut begin, mut end) = split_pads(c.a.ints("pads")?, n)?;
+    let (auto_pad, pads, run_time) = match padding(c, true)? {
+        Padding::Explicit(pads) => (None, pads, None),
+        Padding::Auto(a) => (Some(a), vec![], None),
+        Padding::RunTime(p) => (None, vec![], Some(p)),
+    };
+    let (mut begin, mut end) = split_pads(pads, n)?;
     let ceil = c.a.bool("ceil_mode")?;
     let count_pad = c.a.bool("count_include_pad")?;
     let (x_ty, y_ty) = (c.in_ty(0)?, c.out_ty(0)?);
@@ -39,24 +45,29 @@ fn pool(c: &mut Ctx) -> Result<()> {
     // Runtimes refuse pads as large as the kernel: pad explicitly first (MAX with −inf, which
     // never wins; AVG counting padding with zeros).
     // An average not counting padding is then avg(padded x) / avg(padded mask of the input).
+    // SAME pads onnxruntime gets wrong, computed in the graph, are applied the same way.
     let mut mask = None;
-    if (0..n).any(|i| begin[i] >= kernel[i] || end[i] >= kernel[i]) {
+    if run_time.is_some() || (0..n).any(|i| begin[i] >= kernel[i] || end[i] >= kernel[i]) {
         if !max && !count_pad {
             let dims: Vec<i64> = [1, 1]
                 .into_iter()
                 .chain(x_ty.shape[2..].iter().copied())
                 .collect();
-            if dims.iter().any(|&d| d < 0) {
-                bail!("average pooling not counting padding, with pads as large as the kernel, on unknown spatial dims");
-            }
-            let ones = vec![1.0; dims.iter().product::<i64>() as usize];
-            mask = Some(c.consts("input_mask", x_ty.dtype, dims, &ones)?);
+            mask = Some(if dims.iter().any(|&d| d < 0) {
+                run_time_ones(c)?
+            } else {
+                let ones = vec![1.0; dims.iter().product::<i64>() as usize];
+                c.consts("input_mask", x_ty.dtype, dims, &ones)?
+            });
         }
         let mut pads = vec![0, 0];
         pads.extend(&begin);
         pads.extend([0, 0]);
         pads.extend(&end);
-        let p = c.ints("explicit_pads", &pads);
+        let p = match run_time {
+            Some(p) => p,
+            None => c.ints("explicit_pads", &pads),
+        };
         let fill = if max { f64::NEG_INFINITY } else { 0.0 };
         let v = c.scalar("pad_value", x_ty.dtype, fill)?;
         x = c.op("Pad", &[&x, &p, &v], vec![]);
@@ -70,8 +81,11 @@ fn pool(c: &mut Ctx) -> Result<()> {
         A::Is("kernel_shape", kernel.clone()),
         A::I("ceil_mode", ceil as i64),
         A::Is("strides", strides.clone()),
-        A::Is("pads", begin.iter().chain(&end).copied().collect()),
     ];
+    match auto_pad {
+        Some(auto_pad) => attrs.push(auto_pad),
+        None => attrs.push(A::Is("pads", begin.iter().chain(&end).copied().collect())),
+    }
     if dilations.iter().any(|&d| d != 1) {
         if !max && c.opset() < 19 {
             bail!("average pooling with dilations needs opset 19 or later");

@@ -1,7 +1,8 @@
 //! Convolutions: `nn.ConvNd` and `nn.ConvTransposeNd` layers. Asymmetric padding becomes an
-//! explicit `F.pad` before a convolution, and a crop of a transposed convolution's output.
-//! `RuntimeConv` (kernel and bias as inputs) is `F.convNd`.
-use super::{ints, torch_pads, Ctx, Lower};
+//! explicit `F.pad` before a convolution (SAME padding over spatial dims not known before run
+//! time: the module's `same_pad` of the input's shape), and a crop of a transposed
+//! convolution's output. `RuntimeConv` (kernel and bias as inputs) is `F.convNd`.
+use super::{ints, Ctx, Lower, WindowPads};
 use crate::ir::ops::shape_rules::{spatial_list, split_pads};
 use anyhow::{bail, Result};
 
@@ -30,17 +31,20 @@ fn conv(c: &mut Ctx) -> Result<()> {
     let kernel = c.a.ints("kernel_shape")?;
     let strides = spatial_list(c.a.ints("strides")?, ns, 1, "strides")?;
     let dilations = spatial_list(c.a.ints("dilations")?, ns, 1, "dilations")?;
-    let (pb, pe) = split_pads(c.a.ints("pads")?, ns)?;
-    let symmetric = pb == pe;
+    let pads = c.window_pads(ns)?;
     let mut args = vec![
         cin.to_string(),
         cout.to_string(),
         format!("kernel_size={}", ints(&kernel)),
     ];
     push_unless(&mut args, "stride", &strides, 1);
-    if symmetric {
-        push_unless(&mut args, "padding", &pb, 0);
-    }
+    let symmetric = match &pads {
+        WindowPads::Explicit(pb, pe) if pb == pe => {
+            push_unless(&mut args, "padding", pb, 0);
+            true
+        }
+        _ => false,
+    };
     push_unless(&mut args, "dilation", &dilations, 1);
     if group != 1 {
         args.push(format!("groups={group}"));
@@ -57,7 +61,7 @@ fn conv(c: &mut Ctx) -> Result<()> {
     let mut x = c.x(0)?;
     if !symmetric {
         let f = c.func("F.pad");
-        x = format!("{f}({x}, {})", torch_pads(&pb, &pe));
+        x = format!("{f}({x}, {})", pads.torch());
     }
     c.set(format!("{layer}({x})"))
 }
@@ -67,19 +71,22 @@ fn runtime_conv(c: &mut Ctx) -> Result<()> {
     let ns = c.spatial()?;
     let strides = spatial_list(c.a.ints("strides")?, ns, 1, "strides")?;
     let dilations = spatial_list(c.a.ints("dilations")?, ns, 1, "dilations")?;
-    let (pb, pe) = split_pads(c.a.ints("pads")?, ns)?;
+    let pads = c.window_pads(ns)?;
     let group = c.a.int("group")?;
     let mut args = vec![c.x(0)?, c.x(1)?];
     if c.node.inputs.len() > 2 {
         args.push(c.x(2)?);
     }
-    if pb != pe {
+    let symmetric = matches!(&pads, WindowPads::Explicit(pb, pe) if pb == pe);
+    if !symmetric {
         let f = c.func("F.pad");
-        args[0] = format!("{f}({}, {})", args[0], torch_pads(&pb, &pe));
+        args[0] = format!("{f}({}, {})", args[0], pads.torch());
     }
     push_unless(&mut args, "stride", &strides, 1);
-    if pb == pe {
-        push_unless(&mut args, "padding", &pb, 0);
+    if let WindowPads::Explicit(pb, pe) = &pads {
+        if pb == pe {
+            push_unless(&mut args, "padding", pb, 0);
+        }
     }
     push_unless(&mut args, "dilation", &dilations, 1);
     if group != 1 {

@@ -21,8 +21,9 @@ mod tests;
 
 use super::names::quoted_name;
 use super::state::Entry;
-use super::{tuple, Emitter};
-use crate::ir::ops::Attrs;
+use super::{tuple, Emitter, Helper};
+use crate::ir::ops::shape_rules::{spatial_list, split_pads};
+use crate::ir::ops::{resolved_pads, Attrs};
 use crate::ir::{dim, DType, Node, TensorType};
 use crate::weights::derived::{Derived, Step};
 use crate::weights::TensorInfo;
@@ -300,6 +301,44 @@ impl Ctx<'_, '_> {
         })
     }
 
+    /// The padding of a windowed node (Conv, RuntimeConv, Pool) with `ns` spatial axes: its
+    /// pads, or its `auto_pad` resolved over the spatial sizes of input 0 (known here, or by
+    /// the module's `same_pad` when it runs: a line of `forward` computes them).
+    fn window_pads(&mut self, ns: usize) -> Result<WindowPads> {
+        let mode = self.a.str("auto_pad")?;
+        let sizes = self.in_ty(0)?.shape[2..].to_vec();
+        let pads = if mode == "explicit" {
+            self.a.ints("pads")?
+        } else if sizes.iter().all(|&d| d >= 0) {
+            resolved_pads(&self.a, &sizes)?
+        } else {
+            let list = |v: &[i64]| {
+                let items: Vec<String> = v.iter().map(|d| d.to_string()).collect();
+                format!("[{}]", items.join(", "))
+            };
+            let kernel = self.a.ints("kernel_shape")?;
+            let strides = spatial_list(self.a.ints("strides")?, ns, 1, "strides")?;
+            let dilations = spatial_list(self.a.ints("dilations")?, ns, 1, "dilations")?;
+            let odd_at_end = if mode == "same_upper" {
+                "True"
+            } else {
+                "False"
+            };
+            self.e.helpers.insert(Helper::SamePad);
+            let pad = self.local("pad");
+            let x = self.x(0)?;
+            self.line(format!(
+                "{pad} = same_pad({x}.shape[2:], {}, {}, {}, {odd_at_end})",
+                list(&kernel),
+                list(&strides),
+                list(&dilations)
+            ));
+            return Ok(WindowPads::RunTime(pad));
+        };
+        let (begin, end) = split_pads(pads, ns)?;
+        Ok(WindowPads::Explicit(begin, end))
+    }
+
     /// A dim of input 0: its size when known, else `x.shape[i]`.
     fn dim(&self, x: &str, i: usize) -> Result<String> {
         let d = self.in_ty(0)?.shape[i];
@@ -308,6 +347,23 @@ impl Ctx<'_, '_> {
         } else {
             format!("{x}.shape[{i}]")
         })
+    }
+}
+
+/// A windowed node's padding: (begins, ends) per spatial axis, or the local variable holding
+/// F.pad's list computed when the module runs.
+enum WindowPads {
+    Explicit(Vec<i64>, Vec<i64>),
+    RunTime(String),
+}
+
+impl WindowPads {
+    /// F.pad's padding argument.
+    fn torch(&self) -> String {
+        match self {
+            WindowPads::Explicit(begin, end) => torch_pads(begin, end),
+            WindowPads::RunTime(var) => var.clone(),
+        }
     }
 }
 

@@ -1,8 +1,10 @@
 //! Pooling: `F.max_poolNd` / `F.avg_poolNd` where torch computes the IR's windows, explicit
-//! padding and crops where it does not, depthwise ones-kernel convolutions for dilated average
-//! pooling (which torch lacks); GlobalPool is a mean or amax over the spatial axes.
-use super::{ints, torch_pads, tuple, Ctx, Lower};
-use crate::ir::ops::shape_rules::{spatial_axes, spatial_list, split_pads, window_out};
+//! padding (SAME padding over spatial dims not known before run time: the module's `same_pad`
+//! of the input's shape) and crops where it does not, depthwise ones-kernel convolutions for
+//! dilated average pooling (which torch lacks); GlobalPool is a mean or amax over the spatial
+//! axes.
+use super::{ints, torch_pads, tuple, Ctx, Lower, WindowPads};
+use crate::ir::ops::shape_rules::{spatial_axes, spatial_list, window_out};
 use anyhow::{bail, Result};
 
 pub fn lookup(op: &str) -> Option<Lower> {
@@ -23,10 +25,14 @@ fn pool(c: &mut Ctx) -> Result<()> {
     }
     let strides = spatial_list(c.a.ints("strides")?, ns, 1, "strides")?;
     let dilations = spatial_list(c.a.ints("dilations")?, ns, 1, "dilations")?;
-    let (pb, pe) = split_pads(c.a.ints("pads")?, ns)?;
+    let pads = c.window_pads(ns)?;
+    let (pb, pe) = match &pads {
+        WindowPads::Explicit(pb, pe) => (pb.clone(), pe.clone()),
+        WindowPads::RunTime(_) => (vec![0; ns], vec![0; ns]),
+    };
     let ceil = c.a.bool("ceil_mode")?;
     if !is_max && dilations.iter().any(|&d| d != 1) {
-        return dilated_avg_pool(c, &kernel, &strides, &dilations, &pb, &pe, ceil);
+        return dilated_avg_pool(c, &kernel, &strides, &dilations, &pads, ceil);
     }
     let include_pad = c.a.bool("count_include_pad")?;
     let f = c.func(&format!(
@@ -35,7 +41,9 @@ fn pool(c: &mut Ctx) -> Result<()> {
     ));
     let x = c.x(0)?;
     let mut common = vec![ints(&kernel), ints(&strides)];
-    let native = pb == pe && pb.iter().zip(&kernel).all(|(&p, &k)| 2 * p <= k);
+    let native = matches!(pads, WindowPads::Explicit(..))
+        && pb == pe
+        && pb.iter().zip(&kernel).all(|(&p, &k)| 2 * p <= k);
     if native && pb.iter().any(|&p| p != 0) {
         common.push(format!("padding={}", ints(&pb)));
     }
@@ -79,7 +87,7 @@ fn pool(c: &mut Ctx) -> Result<()> {
         format!("[:, :, {}]", crop.join(", "))
     };
     let pad = c.func("F.pad");
-    let pads = torch_pads(&pb, &pe);
+    let pads = pads.torch();
     let common = common.join(", ");
     if is_max {
         c.set(format!(
@@ -110,11 +118,16 @@ fn dilated_avg_pool(
     kernel: &[i64],
     strides: &[i64],
     dilations: &[i64],
-    pb: &[i64],
-    pe: &[i64],
+    pads: &WindowPads,
     ceil: bool,
 ) -> Result<()> {
     let ns = kernel.len();
+    let zeros = vec![0; ns];
+    let (pb, pe, run_time) = match pads {
+        WindowPads::Explicit(pb, pe) => (&pb[..], &pe[..], None),
+        // Not in ceil mode (validation): no extra end padding, no crop.
+        WindowPads::RunTime(var) => (&zeros[..], &zeros[..], Some(var)),
+    };
     let shape = c.in_ty(0)?.shape;
     let mut extra = vec![];
     let mut crop = vec![];
@@ -162,13 +175,17 @@ fn dilated_avg_pool(
             format!("{pad}({t}, {}{value})", torch_pads(b, e))
         }
     };
+    // The window's own padding (computed when the module runs, or pb and `end`).
+    let own = |t: &str, end: &[i64], value: &str| match run_time {
+        Some(var) => format!("{pad}({t}, {var}{value})"),
+        None => padded(t, pb, end, value),
+    };
     let ones = format!("torch.ones_like({x}[:1, :1])");
-    let zero = vec![0; ns];
     let mask = if include_pad {
-        let counted = padded(&ones, pb, pe, ", value=1.0");
-        padded(&counted, &zero, &extra, "")
+        let counted = own(&ones, pe, ", value=1.0");
+        padded(&counted, &zeros, &extra, "")
     } else {
-        padded(&ones, pb, &ends, "")
+        own(&ones, &ends, "")
     };
     c.line(format!("{cells} = {mask}"));
     c.line(format!(
@@ -176,7 +193,7 @@ fn dilated_avg_pool(
     ));
     let sums = format!(
         "{f}({}, torch.ones({x}.shape[1], 1, {k}, dtype={x}.dtype), {conv}, groups={x}.shape[1])",
-        padded(&x, pb, &ends, "")
+        own(&x, &ends, "")
     );
     let crop = if crop.iter().all(|c| c == ":") {
         String::new()

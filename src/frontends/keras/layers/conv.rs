@@ -2,7 +2,8 @@
 //! kernels are `[*kernel, in/groups, out]` — the IR's channels_last layout — so they are copied
 //! as stored (depthwise kernels only change shape); a channels_first layer gets its kernel
 //! permuted to `[out, in/groups, *kernel]`. "same" padding becomes explicit pads (TensorFlow's
-//! rule: the odd pixel at the end), "causal" pads the beginning only.
+//! rule: the odd pixel at the end), or `auto_pad` same_upper when a strided window runs over a
+//! spatial dim not known before run time; "causal" pads the beginning only.
 use super::super::convert::Cx;
 use super::{activation, data_format, LayerCall};
 use crate::ir::ops::shape_rules::{check_window, same_pad_total, spatial_axes, split_same};
@@ -10,7 +11,24 @@ use crate::ir::{AttrValue, TensorRef};
 use crate::weights::derived::Step;
 use anyhow::{bail, Context, Result};
 
-/// Explicit pads `[begins…, ends…]` for Keras padding mode `padding`.
+/// How a window pads: explicit pads `[begins…, ends…]`, or SAME padding resolved at run time
+/// (`auto_pad` same_upper) for a strided window over a spatial dim not known here.
+pub enum Pads {
+    Explicit(Vec<i64>),
+    SameAtRunTime,
+}
+
+impl Pads {
+    /// The node's padding attributes (static models keep their explicit pads alone).
+    pub fn attrs(self) -> Vec<(&'static str, AttrValue)> {
+        match self {
+            Pads::Explicit(pads) => vec![("pads", AttrValue::Ints(pads))],
+            Pads::SameAtRunTime => vec![("auto_pad", AttrValue::Str("same_upper".into()))],
+        }
+    }
+}
+
+/// The pads of Keras padding mode `padding`.
 pub fn pads(
     cx: &Cx,
     x: &TensorRef,
@@ -19,7 +37,7 @@ pub fn pads(
     kernel: &[i64],
     strides: &[i64],
     dilations: &[i64],
-) -> Result<Vec<i64>> {
+) -> Result<Pads> {
     check_window(kernel, strides, dilations, &[])?;
     let n = kernel.len();
     let shape = cx.shape(x)?;
@@ -36,21 +54,17 @@ pub fn pads(
         "same" => {
             for i in 0..n {
                 let d = shape[axes[i]];
-                let total =
-                    same_pad_total(d, kernel[i], strides[i], dilations[i]).with_context(|| {
-                        format!(
-                            "\"same\" padding with stride {} needs a known input size, but axis {} \
-                             is unknown: pass --inputShape",
-                            strides[i], axes[i]
-                        )
-                    })?;
+                let Some(total) = same_pad_total(d, kernel[i], strides[i], dilations[i]) else {
+                    // A strided window over a size not known here: the pads depend on it.
+                    return Ok(Pads::SameAtRunTime);
+                };
                 (begin[i], end[i]) = split_same(total, true);
             }
         }
         other => bail!("padding '{other}' is not supported"),
     }
     begin.extend(end);
-    Ok(begin)
+    Ok(Pads::Explicit(begin))
 }
 
 /// Geometry shared by the convolution layers.
@@ -85,14 +99,15 @@ impl Geometry {
         })
     }
 
-    fn attrs(&self, pads: Vec<i64>) -> Vec<(&'static str, AttrValue)> {
-        vec![
+    fn attrs(&self, pads: Pads) -> Vec<(&'static str, AttrValue)> {
+        let mut attrs = vec![
             ("kernel_shape", AttrValue::Ints(self.kernel.clone())),
             ("strides", AttrValue::Ints(self.strides.clone())),
             ("dilations", AttrValue::Ints(self.dilations.clone())),
-            ("pads", AttrValue::Ints(pads)),
-            ("data_format", data_format(self.channels_last)),
-        ]
+        ];
+        attrs.extend(pads.attrs());
+        attrs.push(("data_format", data_format(self.channels_last)));
+        attrs
     }
 
     /// The kernel transform: none for channels_last, else `[*k, i, o]` → `[o, i, *k]`.
@@ -135,35 +150,28 @@ pub fn conv(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
 }
 
 /// Conv1DTranspose, Conv2DTranspose, Conv3DTranspose: Keras's output size rule, expressed as
-/// cropping pads (or output_padding when the output is larger than the full result).
+/// cropping pads (or output_padding when the output is larger than the full result). The crop
+/// does not depend on the input's size, which may be unknown.
 pub fn conv_transpose(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
     let x = l.input()?;
     let g = Geometry::read(cx, l, &x)?;
-    let shape = cx.shape(&x)?;
-    let (_, axes) = spatial_axes(shape.len(), g.channels_last);
     let out_pad = match l.cfg.get("output_padding") {
         Some(v) => Some(super::ints_of(v, g.n)?),
         None => None,
     };
     let (mut begin, mut end, mut extra) = (vec![], vec![], vec![]);
     for i in 0..g.n {
-        let d = shape[axes[i]];
-        if d < 0 {
-            bail!(
-                "needs a known input size on axis {}: pass --inputShape",
-                axes[i]
-            );
-        }
         let (k, s) = ((g.kernel[i] - 1) * g.dilations[i] + 1, g.strides[i]);
-        let length = match (&out_pad, g.padding.as_str()) {
-            (None, "valid") => d * s + (k - s).max(0),
-            (None, "same") => d * s,
-            (Some(p), "valid") => (d - 1) * s + k + p[i],
-            (Some(p), "same") => (d - 1) * s + k - 2 * (k / 2) + p[i],
+        // The full result has (size - 1)·s + k cells; Keras keeps size·s + max(k - s, 0)
+        // (valid), size·s (same), (size - 1)·s + k + p (valid with output_padding p) or
+        // (size - 1)·s + k - 2·(k // 2) + p (same with p): the crop is the difference.
+        let total = match (&out_pad, g.padding.as_str()) {
+            (None, "valid") => (k - s).min(0),
+            (None, "same") => k - s,
+            (Some(p), "valid") => -p[i],
+            (Some(p), "same") => 2 * (k / 2) - p[i],
             (_, other) => bail!("padding '{other}' is not supported"),
         };
-        let full = (d - 1) * s + k;
-        let total = full - length;
         if total >= 0 {
             let (b, e) = split_same(total, true);
             begin.push(b);
@@ -177,7 +185,7 @@ pub fn conv_transpose(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
     }
     begin.extend(end);
     let use_bias = l.cfg.bool_or("use_bias", true)?;
-    let mut attrs = g.attrs(begin);
+    let mut attrs = g.attrs(Pads::Explicit(begin));
     attrs.push(("output_padding", AttrValue::Ints(extra)));
     attrs.push(("out_channels", AttrValue::Int(l.cfg.int("filters")?)));
     attrs.push(("use_bias", AttrValue::Bool(use_bias)));
@@ -272,7 +280,7 @@ pub fn separable(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
         dilations: vec![1; g.n],
         padding: "valid".into(),
     };
-    let mut attrs = point.attrs(vec![0; 2 * g.n]);
+    let mut attrs = point.attrs(Pads::Explicit(vec![0; 2 * g.n]));
     attrs.push(("out_channels", AttrValue::Int(l.cfg.int("filters")?)));
     attrs.push(("use_bias", AttrValue::Bool(use_bias)));
     let y = cx.op(&l.name, "Conv", &[dw], attrs)?;

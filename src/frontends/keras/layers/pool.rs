@@ -1,5 +1,6 @@
 //! Pooling: Max/AveragePooling1D/2D/3D and their global forms. "same" average pooling counts
-//! only real cells, as TensorFlow does (`count_include_pad` false).
+//! only real cells, as TensorFlow does (`count_include_pad` false), with explicit pads or, over
+//! spatial dims not known before run time, `auto_pad`.
 use super::super::convert::Cx;
 use super::conv::pads;
 use super::{data_format, LayerCall};
@@ -43,19 +44,15 @@ pub fn pool(cx: &mut Cx, l: &LayerCall) -> Result<Vec<TensorRef>> {
         &strides,
         &vec![1; n],
     )?;
-    let y = cx.op(
-        &l.name,
-        "Pool",
-        &[x],
-        vec![
-            ("pooling_type", AttrValue::Str(kind(l.class).into())),
-            ("kernel_shape", AttrValue::Ints(kernel)),
-            ("strides", AttrValue::Ints(strides)),
-            ("pads", AttrValue::Ints(pads)),
-            ("count_include_pad", AttrValue::Bool(false)),
-            ("data_format", data_format(channels_last)),
-        ],
-    )?;
+    let mut attrs = vec![
+        ("pooling_type", AttrValue::Str(kind(l.class).into())),
+        ("kernel_shape", AttrValue::Ints(kernel)),
+        ("strides", AttrValue::Ints(strides)),
+    ];
+    attrs.extend(pads.attrs());
+    attrs.push(("count_include_pad", AttrValue::Bool(false)));
+    attrs.push(("data_format", data_format(channels_last)));
+    let y = cx.op(&l.name, "Pool", &[x], attrs)?;
     Ok(vec![y])
 }
 

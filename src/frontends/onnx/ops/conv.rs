@@ -1,6 +1,7 @@
 //! Convolutions, channels_first as in ONNX. Conv weights keep ONNX's layout ([out, in/group,
 //! *kernel], ConvTranspose [in, out/group, *kernel]), which is the IR's channels_first layout.
-//! `auto_pad` is resolved to explicit pads from the input's dims (also for pooling). A Conv
+//! `auto_pad` is resolved to explicit pads from the input's dims (also for pooling), or kept as
+//! the IR's `auto_pad` when a strided window runs over spatial dims not known before run time. A Conv
 //! whose W or B is computed at run time (or a graph input) becomes `RuntimeConv`, which takes
 //! them as inputs; W's dims must be known.
 use super::OpFn;
@@ -43,41 +44,50 @@ pub fn window(ctx: &Ctx, kernel: Vec<i64>) -> Result<Window> {
     })
 }
 
-/// Explicit pads [begins..., ends...] from `pads` / `auto_pad` for input `x` (channels_first).
-pub fn pads(ctx: &Ctx, x: &Val, w: &Window) -> Result<Vec<i64>> {
+/// A window's padding: explicit pads `[begins..., ends...]`, or `auto_pad` SAME_UPPER /
+/// SAME_LOWER kept as the IR's `auto_pad` (same_upper / same_lower), resolved when the model
+/// runs: only for a strided window over spatial dims not known here.
+pub enum Pads {
+    Explicit(Vec<i64>),
+    SameAtRunTime(&'static str),
+}
+
+impl Pads {
+    /// `s` with the padding's attributes.
+    pub fn set(self, s: Spec) -> Spec {
+        match self {
+            Pads::Explicit(pads) => s.ints("pads", pads),
+            Pads::SameAtRunTime(mode) => s.str("auto_pad", mode),
+        }
+    }
+}
+
+/// The padding from `pads` / `auto_pad` for input `x` (channels_first).
+pub fn pads(ctx: &Ctx, x: &Val, w: &Window) -> Result<Pads> {
     let n = w.kernel.len();
     let auto = ctx.string("auto_pad", "NOTSET")?;
     let explicit = ctx.opt_ints("pads")?;
-    match auto.as_str() {
+    Ok(Pads::Explicit(match auto.as_str() {
         "NOTSET" => match explicit {
-            None => Ok(vec![0; 2 * n]),
-            Some(p) if p.len() == 2 * n => Ok(p),
+            None => vec![0; 2 * n],
+            Some(p) if p.len() == 2 * n => p,
             Some(p) => bail!("pads {p:?} does not fit {n} spatial axes"),
         },
-        "VALID" => Ok(vec![0; 2 * n]),
+        "VALID" => vec![0; 2 * n],
         "SAME_UPPER" | "SAME_LOWER" => {
             let shape = x.shape();
             if shape.len() != n + 2 {
                 bail!("input {} does not have {n} spatial axes", x.ty());
             }
-            let sizes = &shape[2..];
-            match same_pads(
-                sizes,
-                &w.kernel,
-                &w.strides,
-                &w.dilations,
-                auto == "SAME_UPPER",
-            ) {
-                Some(pads) => Ok(pads),
-                None => bail!(
-                    "auto_pad {auto} with a stride above 1 needs the spatial dims of input {}, \
-                     unknown here; pin it with --inputShape",
-                    x.ty()
-                ),
+            let upper = auto == "SAME_UPPER";
+            match same_pads(&shape[2..], &w.kernel, &w.strides, &w.dilations, upper) {
+                Some(pads) => pads,
+                None if upper => return Ok(Pads::SameAtRunTime("same_upper")),
+                None => return Ok(Pads::SameAtRunTime("same_lower")),
             }
         }
         other => bail!("auto_pad '{other}' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID"),
-    }
+    }))
 }
 
 /// The kernel: the attribute if given (it must match the weight), else the weight's dims.
@@ -97,12 +107,13 @@ fn window_spec(ctx: &mut Ctx, op: &'static str, x: &Val, dims: &[usize]) -> Resu
     let win = window(ctx, kernel(ctx, dims)?)?;
     let pads = pads(ctx, x, &win)?;
     let group = ctx.int("group", 1)?;
-    Ok(ctx
+    let s = ctx
         .spec(op)
         .ints("kernel_shape", win.kernel)
         .ints("strides", win.strides)
-        .ints("dilations", win.dilations)
-        .ints("pads", pads)
+        .ints("dilations", win.dilations);
+    Ok(pads
+        .set(s)
         .int("group", group)
         .int("out_channels", dims[0] as i64))
 }
@@ -173,24 +184,26 @@ fn conv_transpose(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let pads = if output_shape.is_some() || auto.starts_with("SAME") {
         let shape = x.shape();
         let target = match output_shape {
-            Some(o) if o.len() >= n => o[o.len() - n..].to_vec(),
+            Some(o) if o.len() >= n => Some(o[o.len() - n..].to_vec()),
             Some(o) => bail!("output_shape {o:?} does not fit {n} spatial axes"),
-            None => (0..n).map(|i| shape[i + 2] * win.strides[i]).collect(),
+            None => None,
         };
         let mut begin = vec![0; n];
         let mut end = vec![0; n];
         for i in 0..n {
             let size = shape[i + 2];
-            if size < 0 {
-                bail!(
-                    "output_shape / auto_pad {auto} needs spatial dim {i} of input {}, unknown \
-                     here; pin it with --inputShape",
+            // The full output has (size - 1)·stride + output_padding + (kernel - 1)·dilation + 1
+            // cells; SAME keeps size·stride of them, whatever the size.
+            let grow = extra[i] + (win.kernel[i] - 1) * win.dilations[i] + 1;
+            let total = match &target {
+                None => grow - win.strides[i],
+                Some(_) if size < 0 => bail!(
+                    "output_shape needs spatial dim {i} of input {}, unknown here; pin it with \
+                     --inputShape",
                     x.ty()
-                );
-            }
-            let full =
-                win.strides[i] * (size - 1) + extra[i] + (win.kernel[i] - 1) * win.dilations[i] + 1;
-            let total = full - target[i];
+                ),
+                Some(t) => win.strides[i] * (size - 1) + grow - t[i],
+            };
             if total < 0 {
                 // The output grows past the full size: the extra lands at the end.
                 extra[i] -= total;

@@ -1,5 +1,5 @@
 //! Pooling, channels_first as in ONNX; `auto_pad` is resolved as for convolutions.
-use super::conv::{pads, window};
+use super::conv::{pads, window, Pads};
 use super::OpFn;
 use crate::frontends::onnx::builder::Val;
 use crate::frontends::onnx::node::Ctx;
@@ -27,7 +27,8 @@ fn pool(ctx: &mut Ctx, kind: &'static str) -> Result<Vec<Val>> {
     }
     let win = window(ctx, kernel)?;
     let pads = pads(ctx, &x, &win)?;
-    let ceil = ctx.int("ceil_mode", 0)? == 1;
+    // SAME gives ceil(size / stride) outputs whatever ceil_mode says.
+    let ceil = ctx.int("ceil_mode", 0)? == 1 && matches!(pads, Pads::Explicit(_));
     let include_pad = kind == "AVG" && ctx.int("count_include_pad", 0)? == 1;
     // storage_order only changes the Indices output.
     ctx.ignore(&["storage_order"]);
@@ -36,8 +37,9 @@ fn pool(ctx: &mut Ctx, kind: &'static str) -> Result<Vec<Val>> {
         .str("pooling_type", kind)
         .ints("kernel_shape", win.kernel)
         .ints("strides", win.strides)
-        .ints("dilations", win.dilations)
-        .ints("pads", pads)
+        .ints("dilations", win.dilations);
+    let s = pads
+        .set(s)
         .flag("ceil_mode", ceil)
         .flag("count_include_pad", include_pad)
         .str("data_format", "channels_first")

@@ -169,3 +169,75 @@ fn runtime_conv1d_without_bias_and_symmetric_pads() {
         "#]],
     );
 }
+
+#[test]
+fn conv_with_same_padding_at_run_time_pads_from_the_input_shape() {
+    let (h, w) = (crate::ir::dim::symbol("H"), crate::ir::dim::symbol("W"));
+    check(
+        OneOp::new("Conv")
+            .input("x", &[1, 4, h, w])
+            .ints("kernel_shape", &[3, 3])
+            .ints("strides", &[2, 2])
+            .str("auto_pad", "same_upper")
+            .int("group", 4)
+            .int("out_channels", 4)
+            .weight("weights", &[4, 1, 3, 3]),
+        expect![[r#"
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(4, 4, kernel_size=3, stride=2, groups=4, bias=False)
+
+            def forward(self, x):
+                conv_pad = same_pad(x.shape[2:], [3, 3], [2, 2], [1, 1], True)
+                conv = self.conv(F.pad(x, conv_pad))
+                return conv
+            # state: conv.weight [4, 1, 3, 3]
+        "#]],
+    );
+}
+
+#[test]
+fn runtime_conv_with_same_lower_padding_at_run_time() {
+    let h = crate::ir::dim::symbol("H");
+    check(
+        OneOp::new("RuntimeConv")
+            .input("x", &[1, 2, h])
+            .input("w", &[3, 2, 2])
+            .ints("kernel_shape", &[2])
+            .ints("strides", &[3])
+            .str("auto_pad", "same_lower")
+            .int("out_channels", 3),
+        expect![[r#"
+            def __init__(self):
+                super().__init__()
+
+            def forward(self, x, w):
+                runtimeconv_pad = same_pad(x.shape[2:], [2], [3], [1], False)
+                runtimeconv = F.conv1d(F.pad(x, runtimeconv_pad), w, stride=3)
+                return runtimeconv
+        "#]],
+    );
+}
+
+#[test]
+fn conv_with_same_padding_of_known_sizes_pads_explicitly() {
+    check(
+        OneOp::new("Conv")
+            .input("x", &[1, 3, 7, 8])
+            .ints("kernel_shape", &[3, 3])
+            .ints("strides", &[2, 2])
+            .str("auto_pad", "same_upper")
+            .int("out_channels", 2)
+            .weight("weights", &[2, 3, 3, 3]),
+        expect![[r#"
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(3, 2, kernel_size=3, stride=2, bias=False)
+
+            def forward(self, x):
+                conv = self.conv(F.pad(x, [0, 1, 1, 1]))
+                return conv
+            # state: conv.weight [2, 3, 3, 3]
+        "#]],
+    );
+}

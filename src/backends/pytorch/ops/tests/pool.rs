@@ -124,3 +124,74 @@ fn global_max_pool_without_keepdims() {
         "#]],
     );
 }
+
+#[test]
+fn max_pool_with_same_padding_at_run_time_pads_with_minus_infinity() {
+    let (h, w) = (crate::ir::dim::symbol("H"), crate::ir::dim::symbol("W"));
+    check(
+        OneOp::new("Pool")
+            .input("x", &[1, 3, h, w])
+            .str("pooling_type", "MAX")
+            .ints("kernel_shape", &[3, 3])
+            .ints("strides", &[2, 2])
+            .str("auto_pad", "same_lower"),
+        expect![[r#"
+            def __init__(self):
+                super().__init__()
+
+            def forward(self, x):
+                pool_pad = same_pad(x.shape[2:], [3, 3], [2, 2], [1, 1], False)
+                pool = F.max_pool2d(F.pad(x, pool_pad, value=float("-inf")), 3, 2)
+                return pool
+        "#]],
+    );
+}
+
+#[test]
+fn avg_pool_with_same_padding_at_run_time_divides_by_cells_inside_the_input() {
+    let h = crate::ir::dim::symbol("H");
+    check(
+        OneOp::new("Pool")
+            .input("x", &[1, 3, h, 8])
+            .str("pooling_type", "AVG")
+            .ints("kernel_shape", &[3, 3])
+            .ints("strides", &[2, 2])
+            .str("auto_pad", "same_upper"),
+        expect![[r#"
+            def __init__(self):
+                super().__init__()
+
+            def forward(self, x):
+                pool_pad = same_pad(x.shape[2:], [3, 3], [2, 2], [1, 1], True)
+                # Average over the cells inside the input only: window sums over window counts.
+                pool_count = F.avg_pool2d(F.pad(torch.ones_like(x[:1, :1]), pool_pad), 3, 2)
+                pool = (F.avg_pool2d(F.pad(x, pool_pad), 3, 2) / pool_count)
+                return pool
+        "#]],
+    );
+}
+
+#[test]
+fn dilated_avg_pool_with_same_padding_at_run_time_pads_both_convolutions() {
+    check(
+        OneOp::new("Pool")
+            .input("x", &[1, 3, crate::ir::dim::symbol("H")])
+            .str("pooling_type", "AVG")
+            .ints("kernel_shape", &[3])
+            .ints("strides", &[2])
+            .ints("dilations", &[2])
+            .str("auto_pad", "same_upper"),
+        expect![[r#"
+            def __init__(self):
+                super().__init__()
+
+            def forward(self, x):
+                pool_pad = same_pad(x.shape[2:], [3], [2], [2], True)
+                # Dilated average pooling: window sums over the number of window cells inside the input.
+                pool_cells = F.pad(torch.ones_like(x[:1, :1]), pool_pad)
+                pool_counts = F.conv1d(pool_cells, torch.ones(1, 1, 3, dtype=x.dtype), stride=2, dilation=2)
+                pool = (F.conv1d(F.pad(x, pool_pad), torch.ones(x.shape[1], 1, 3, dtype=x.dtype), stride=2, dilation=2, groups=x.shape[1]) / pool_counts)
+                return pool
+        "#]],
+    );
+}
