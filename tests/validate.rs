@@ -437,3 +437,61 @@ fn same_padding_at_run_time_gives_ceil_of_size_over_stride() {
     );
     assert!(e.contains("'unknown_mode' (Pool)"), "{e}");
 }
+
+/// `from_inputs` (attributes given as run-time tensors) must name attributes that allow it,
+/// not given as values too, each with its trailing integer input.
+#[test]
+fn run_time_attributes_are_checked() {
+    let int_input = |name: &str| {
+        Node::new(name, "DataInput")
+            .with_attr("dtype", AttrValue::Type(DType::I64))
+            .with_attr("shape", AttrValue::Shape(vec![2]))
+    };
+    let reshape = |name: &str, inputs: &[&str], names: &[&str]| {
+        Node::new(name, "Reshape")
+            .with_inputs(inputs.iter().map(|i| TensorRef::parse(i)))
+            .with_attr(
+                "from_inputs",
+                AttrValue::Strs(names.iter().map(|n| n.to_string()).collect()),
+            )
+    };
+    let mut ok = graph(
+        vec![
+            input("x", vec![2, 3, 4]),
+            int_input("s"),
+            reshape("y", &["x", "s"], &["shape"]),
+        ],
+        &["y"],
+    );
+    check(&mut ok, None).unwrap();
+    assert_eq!(ok.node("y").unwrap().outputs[0].shape, vec![-1, -1]);
+    let cases: Vec<(Node, &str)> = vec![
+        (reshape("y", &["x"], &["shape"]), "takes 1 input(s), got 0"),
+        (
+            reshape("y", &["x", "s"], &["nope"]),
+            "'from_inputs' names unknown attribute 'nope'",
+        ),
+        (
+            reshape("y", &["x", "s"], &["shape"]).with_attr("shape", AttrValue::Ints(vec![4, 6])),
+            "given both as a value and as a tensor",
+        ),
+        (
+            reshape("y", &["x", "x"], &["shape"]),
+            "is given by a tensor of type float32[2, 3, 4]",
+        ),
+        (
+            Node::new("y", "Softmax")
+                .with_inputs([TensorRef::parse("x"), TensorRef::parse("s")])
+                .with_attr("from_inputs", AttrValue::Strs(vec!["axis".into()])),
+            "attribute 'axis' cannot be a tensor computed at run time",
+        ),
+    ];
+    for (node, want) in cases {
+        let mut g = graph(
+            vec![input("x", vec![2, 3, 4]), int_input("s"), node],
+            &["y"],
+        );
+        let e = format!("{:#}", check(&mut g, None).unwrap_err());
+        assert!(e.contains(want), "want {want:?} in: {e}");
+    }
+}
