@@ -118,14 +118,7 @@ fn instance_norm(ctx: &mut Ctx) -> Result<Vec<Val>> {
     let x = ctx.input(0)?;
     let eps = ctx.float("epsilon", 1e-5)?;
     if any_runtime(ctx, &[1, 2]) {
-        let s = ctx
-            .tmp("InstanceNorm", "normalised")
-            .int("axis", 1)
-            .float("epsilon", eps)
-            .flag("use_scale", false)
-            .flag("use_bias", false)
-            .input(&x);
-        let y = ctx.emit1(s)?;
+        let y = ctx.emit1(unscaled(ctx, "InstanceNorm", eps, &x))?;
         let (scale, bias) = (ctx.input(1)?, ctx.input(2)?);
         return Ok(vec![affine(ctx, y, &scale, Some(&bias), x.rank(), true)?]);
     }
@@ -293,14 +286,7 @@ fn group_norm(ctx: &mut Ctx) -> Result<Vec<Val>> {
         weights.push(w);
     }
     if weights.iter().any(Val::is_runtime) {
-        let s = ctx
-            .tmp("GroupNorm", "normalised")
-            .int("groups", groups)
-            .int("axis", 1)
-            .float("epsilon", eps)
-            .flag("use_scale", false)
-            .flag("use_bias", false)
-            .input(&x);
+        let s = unscaled(ctx, "GroupNorm", eps, &x).int("groups", groups);
         let y = ctx.emit1(s)?;
         return Ok(vec![affine(
             ctx,
@@ -340,6 +326,17 @@ fn any_runtime(ctx: &Ctx, which: &[usize]) -> bool {
     which
         .iter()
         .any(|&i| ctx.opt_input(i).is_some_and(|v| v.is_runtime()))
+}
+
+/// A channel-axis normalization `op` of `x` without its scale and bias (applied after it by
+/// [`affine`] when they are computed at run time).
+fn unscaled(ctx: &Ctx, op: &'static str, eps: f32, x: &Val) -> Spec {
+    ctx.tmp(op, "normalised")
+        .int("axis", 1)
+        .float("epsilon", eps)
+        .flag("use_scale", false)
+        .flag("use_bias", false)
+        .input(x)
 }
 
 /// Inference BatchNormalization with parameters computed at run time, as the spec defines it:
